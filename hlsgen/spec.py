@@ -1,0 +1,392 @@
+"""Config file -> frozen, validated Spec.
+
+Every error names the YAML path, the bad value and what is allowed, and is raised as one
+HlsgenError before anything is written.  A config may also be a Hugging Face MMfreeLM model
+directory, or `model:` may point at its config.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .errors import HlsgenError, did_you_mean
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BOARDS_DIR = REPO_ROOT / "boards"
+IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
+WEIGHT_PLACES = ("onchip", "ddr", "hbm")
+
+
+# ----------------------------------------------------------------------------- the spec
+@dataclass(frozen=True)
+class ModelSpec:
+    vocab: int
+    hidden: int
+    layers: int
+    heads: int = 1
+    expand_ratio: int = 1
+    hidden_ratio: int = 4
+    intermediate_size: int | None = None
+    rms_norm_eps: float = 1e-6
+    use_lower_bound: bool = True
+
+    @property
+    def inner(self) -> int:
+        """D, the MLGRU width."""
+        return self.hidden * self.expand_ratio
+
+    @property
+    def intermediate(self) -> int:
+        """I, the GLU width (MODEL_SPEC.md rule when intermediate_size is null)."""
+        if self.intermediate_size is not None:
+            return self.intermediate_size
+        return 256 * math.ceil(int(self.hidden * self.hidden_ratio * 2 / 3) / 256)
+
+    def projection_shapes(self) -> dict[str, tuple[int, int]]:
+        """[out, in] of every ternary projection kind."""
+        H, D, I, V = self.hidden, self.inner, self.intermediate, self.vocab
+        return {"i": (D, H), "f": (D, H), "g": (D, H), "o": (H, D),
+                "gate": (2 * I, H), "down": (H, I), "lm_head": (V, H)}
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    path: Path | None = None     # HF directory, .safetensors or .npz
+    seed: int | None = None      # random weights instead
+
+
+@dataclass(frozen=True)
+class FixedFormat:
+    """A two's-complement integer with `frac` fraction bits, `width` bits in all."""
+    width: int
+    frac: int
+
+
+@dataclass(frozen=True)
+class NumericsSpec:
+    """Every intermediate format of the hardware datapath (see hlsgen/numerics.py)."""
+    act: FixedFormat = FixedFormat(24, 12)      # residual stream, projection outputs, gates
+    gamma: FixedFormat = FixedFormat(20, 12)    # RMSNorm weights
+    mix: FixedFormat = FixedFormat(24, 18)      # MLGRU output o and GLU product z (small; feed a BitLinear only)
+    state: FixedFormat = FixedFormat(32, 20)    # MLGRU recurrent state
+    sigmoid_frac: int = 16                      # sigmoid output, unsigned, 1.0 == 2**frac
+    sigmoid_range: int = 16                     # table covers |x| < range, saturates beyond
+    sigmoid_step_bits: int = 7                  # table step 2**-step_bits, linear interpolation
+    scale_frac: int = 24                        # per-token output scale of a BitLinear
+    scale_width: int = 40
+    beta_frac: int = 32                         # weight scale mean|W|
+    rsqrt_guard: int = 8                        # extra bits of the per-token sqrt
+
+
+@dataclass(frozen=True)
+class Parallelism:
+    pe: int = 1        # output rows computed in parallel
+    simd: int = 1      # input columns consumed per cycle
+    lm_head_pe: int = 1
+    lm_head_simd: int = 1
+
+
+@dataclass(frozen=True)
+class HardwareSpec:
+    board: str = "u280"
+    clock_mhz: float | None = None      # None: the board's default
+    parallelism: Parallelism = Parallelism()
+    weights: str = "onchip"
+
+
+@dataclass(frozen=True)
+class ProjectSpec:
+    name: str = "mmfree_top"
+    output: Path = Path("build")
+
+
+@dataclass(frozen=True)
+class Spec:
+    model: ModelSpec
+    weights: WeightsSpec
+    numerics: NumericsSpec
+    hardware: HardwareSpec
+    project: ProjectSpec
+    source: Path          # the file or directory this spec was read from
+
+    def digest(self) -> str:
+        """Content hash of everything that shapes the generated project."""
+        def plain(obj):
+            if dataclasses.is_dataclass(obj):
+                return {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+            return str(obj) if isinstance(obj, Path) else obj
+        body = {k: plain(getattr(self, k)) for k in ("model", "weights", "numerics", "hardware", "project")}
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+# ----------------------------------------------------------------------------- reading values
+class _Section:
+    """A YAML mapping being read: remembers its path and rejects keys nobody asked for."""
+
+    def __init__(self, data, path: str):
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise HlsgenError(f"{path}: expected a mapping, got {_show(data)}")
+        self.data, self.path, self.known = data, path, set()
+
+    def where(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def raw(self, key, default=None):
+        self.known.add(key)
+        return self.data.get(key, default)
+
+    def int(self, key, default=None, minimum=1, maximum=None, optional=False):
+        value = self.raw(key, default)
+        if value is None:
+            if optional:
+                return None
+            raise HlsgenError(f"{self.where(key)}: missing (allowed: an integer >= {minimum})")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise HlsgenError(f"{self.where(key)}: {_show(value)} is not an integer")
+        if value < minimum or (maximum is not None and value > maximum):
+            hi = f" and <= {maximum}" if maximum is not None else ""
+            raise HlsgenError(f"{self.where(key)}: {value} is out of range (allowed: integers >= {minimum}{hi})")
+        return value
+
+    def float(self, key, default, minimum=0.0):
+        value = self.raw(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise HlsgenError(f"{self.where(key)}: {_show(value)} is not a finite number")
+        if value <= minimum:
+            raise HlsgenError(f"{self.where(key)}: {value} is out of range (allowed: numbers > {minimum})")
+        return float(value)
+
+    def bool(self, key, default):
+        value = self.raw(key, default)
+        if not isinstance(value, bool):
+            raise HlsgenError(f"{self.where(key)}: {_show(value)} is not a boolean (allowed: true, false)")
+        return value
+
+    def choice(self, key, default, allowed):
+        value = self.raw(key, default)
+        if value not in allowed:
+            raise HlsgenError(f"{self.where(key)}: {_show(value)} is not allowed (allowed: {', '.join(map(str, allowed))})"
+                              + did_you_mean(value, allowed))
+        return value
+
+    def sub(self, key) -> "_Section":
+        return _Section(self.raw(key), self.where(key))
+
+    def finish(self):
+        for key in self.data:
+            if key not in self.known:
+                raise HlsgenError(f"{self.where(str(key))}: unknown key (allowed: {', '.join(sorted(self.known))})"
+                                  + did_you_mean(key, self.known))
+
+
+def _show(value) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+# ----------------------------------------------------------------------------- sections
+def _model_from_hf_config(path: Path, where: str) -> ModelSpec:
+    try:
+        cfg = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise HlsgenError(f"{where}: {path} does not exist (allowed: an HF config.json of model_type hgrn_bit)") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise HlsgenError(f"{where}: {path} is not readable JSON ({exc})") from None
+    if cfg.get("model_type") != "hgrn_bit":
+        raise HlsgenError(f"{where}: {path} has model_type {cfg.get('model_type')!r} (allowed: 'hgrn_bit')")
+    for flag in ("use_short_conv", "tie_word_embeddings"):
+        if cfg.get(flag):
+            raise HlsgenError(f"{where}: {path} sets {flag}: true (allowed: false; MMfreeLM checkpoints use false)")
+    mapping = {"vocab": "vocab_size", "hidden": "hidden_size", "layers": "num_hidden_layers",
+               "heads": "num_heads", "expand_ratio": "expand_ratio", "hidden_ratio": "hidden_ratio",
+               "intermediate_size": "intermediate_size", "rms_norm_eps": "rms_norm_eps",
+               "use_lower_bound": "use_lower_bound"}
+    data = {ours: cfg[theirs] for ours, theirs in mapping.items() if cfg.get(theirs) is not None}
+    return _model(_Section(data, f"{where} ({path.name})"))
+
+
+def _model(sec: _Section) -> ModelSpec:
+    m = ModelSpec(
+        vocab=sec.int("vocab", maximum=1 << 20),
+        hidden=sec.int("hidden", maximum=1 << 14),
+        layers=sec.int("layers", maximum=1024),
+        heads=sec.int("heads", 1),
+        expand_ratio=sec.int("expand_ratio", 1, maximum=8),
+        hidden_ratio=sec.int("hidden_ratio", 4, maximum=64),
+        intermediate_size=sec.int("intermediate_size", maximum=1 << 15, optional=True),
+        rms_norm_eps=sec.float("rms_norm_eps", 1e-6),
+        use_lower_bound=sec.bool("use_lower_bound", True),
+    )
+    sec.finish()
+    if m.inner % m.heads:
+        raise HlsgenError(f"{sec.where('heads')}: {m.heads} does not divide hidden*expand_ratio {m.inner} "
+                          f"(allowed: divisors of {m.inner})")
+    if max(m.inner, m.intermediate) > 1 << 15:
+        raise HlsgenError(f"{sec.where('intermediate_size')}: {m.intermediate} is too wide (allowed: <= 32768)")
+    return m
+
+
+def _weights(sec: _Section, base: Path) -> WeightsSpec:
+    path, random = sec.raw("path"), sec.raw("random")
+    sec.finish()
+    if (path is None) == (random is None):
+        raise HlsgenError(f"{sec.path}: give exactly one of 'path' (HF directory, .safetensors or .npz) "
+                          f"or 'random: {{seed: N}}'")
+    if random is not None:
+        rnd = _Section(random, sec.where("random"))
+        seed = rnd.int("seed", 0, minimum=0)
+        rnd.finish()
+        return WeightsSpec(seed=seed)
+    if not isinstance(path, str):
+        raise HlsgenError(f"{sec.where('path')}: {_show(path)} is not a path")
+    return WeightsSpec(path=(base / path).resolve())
+
+
+def _format(sec: _Section, key: str, default: FixedFormat, max_width: int) -> FixedFormat:
+    s = sec.sub(key)
+    width = s.int("width", default.width, minimum=2, maximum=max_width)
+    frac = s.int("frac", default.frac, minimum=0, maximum=width - 2)
+    s.finish()
+    return FixedFormat(width, frac)
+
+
+def _numerics(sec: _Section) -> NumericsSpec:
+    d = NumericsSpec()
+    n = NumericsSpec(
+        # 24-bit activations keep every sum of squares (2*width + log2 K bits) inside int64.
+        act=_format(sec, "act", d.act, 24),
+        gamma=_format(sec, "gamma", d.gamma, 24),
+        mix=_format(sec, "mix", d.mix, 24),
+        state=_format(sec, "state", d.state, 40),
+        sigmoid_frac=sec.int("sigmoid_frac", d.sigmoid_frac, minimum=8, maximum=24),
+        sigmoid_range=sec.choice("sigmoid_range", d.sigmoid_range, (4, 8, 16, 32)),
+        sigmoid_step_bits=sec.int("sigmoid_step_bits", d.sigmoid_step_bits, minimum=2, maximum=10),
+        scale_frac=sec.int("scale_frac", d.scale_frac, minimum=8, maximum=32),
+        scale_width=sec.int("scale_width", d.scale_width, minimum=16, maximum=40),
+        beta_frac=sec.int("beta_frac", d.beta_frac, minimum=8, maximum=40),
+        rsqrt_guard=sec.int("rsqrt_guard", d.rsqrt_guard, minimum=0, maximum=16),
+    )
+    sec.finish()
+    if n.state.frac < n.act.frac:
+        raise HlsgenError(f"{sec.where('state.frac')}: {n.state.frac} is below numerics.act.frac {n.act.frac} "
+                          f"(allowed: >= {n.act.frac})")
+    return n
+
+
+def _parallelism(sec: _Section, model: ModelSpec) -> Parallelism:
+    p = Parallelism(pe=sec.int("pe", 1, maximum=256), simd=sec.int("simd", 1, maximum=256),
+                    lm_head_pe=sec.int("lm_head_pe", 1, maximum=256),
+                    lm_head_simd=sec.int("lm_head_simd", 1, maximum=256))
+    sec.finish()
+    shapes = model.projection_shapes()
+    names = {model.hidden: "model.hidden", model.inner: "hidden*expand_ratio",
+             model.intermediate: "the intermediate size", 2 * model.intermediate: "2*intermediate",
+             model.vocab: "model.vocab"}
+    layer_kinds = [k for k in shapes if k != "lm_head"]
+    checks = [("pe", p.pe, [shapes[k][0] for k in layer_kinds]),
+              ("simd", p.simd, [shapes[k][1] for k in layer_kinds]),
+              ("lm_head_pe", p.lm_head_pe, [model.vocab]),
+              ("lm_head_simd", p.lm_head_simd, [model.hidden])]
+    for key, value, widths in checks:
+        for width in widths:
+            if width % value:
+                common = sorted(set.intersection(*(set(_divisors(w)) for w in widths)))
+                raise HlsgenError(f"{sec.where(key)}: {value} does not divide {names[width]} {width} "
+                                  f"(allowed: common divisors of {', '.join(map(str, sorted(set(widths))))}: "
+                                  f"{', '.join(map(str, common))})")
+    for pe_key, simd_key in (("pe", "simd"), ("lm_head_pe", "lm_head_simd")):
+        lanes = getattr(p, pe_key) * getattr(p, simd_key)
+        # Off-chip weights arrive as 512-bit words that split evenly into PE*SIMD 2-bit lanes.
+        if lanes & (lanes - 1) or lanes > 256:
+            raise HlsgenError(f"{sec.where(pe_key)}: {pe_key}*{simd_key} = {lanes} is not a power of two "
+                              f"<= 256 (allowed: 1, 2, 4, ..., 256 lanes; one 512-bit word of 2-bit codes)")
+    return p
+
+
+def board_names() -> list[str]:
+    return sorted(p.stem for p in BOARDS_DIR.glob("*.yaml"))
+
+
+def _hardware(sec: _Section, model: ModelSpec) -> HardwareSpec:
+    boards = board_names()
+    board = sec.raw("board", "u280")
+    if board not in boards:
+        raise HlsgenError(f"{sec.where('board')}: {_show(board)} is not a known board (allowed: {', '.join(boards)})"
+                          + did_you_mean(board, boards))
+    clock = sec.raw("clock_mhz")
+    if clock is not None:
+        clock = sec.float("clock_mhz", clock)
+        if clock > 1000:
+            raise HlsgenError(f"{sec.where('clock_mhz')}: {clock} is out of range (allowed: 0 < clock_mhz <= 1000)")
+    hw = HardwareSpec(board=board, clock_mhz=clock, parallelism=_parallelism(sec.sub("parallelism"), model),
+                      weights=sec.choice("weights", "onchip", WEIGHT_PLACES))
+    sec.finish()
+    return hw
+
+
+def _project(sec: _Section, base: Path) -> ProjectSpec:
+    name = sec.raw("name", "mmfree_top")
+    if not isinstance(name, str) or not IDENTIFIER.match(name) or name.startswith(("ap_", "hls", "xil")):
+        raise HlsgenError(f"{sec.where('name')}: {_show(name)} is not a usable C/Tcl identifier "
+                          f"(allowed: a letter, then letters, digits or '_', at most 63 characters, "
+                          f"not starting with ap_, hls or xil)")
+    output = sec.raw("output", f"build/{name}")
+    if not isinstance(output, str) or not output:
+        raise HlsgenError(f"{sec.where('output')}: {_show(output)} is not a path")
+    sec.finish()
+    return ProjectSpec(name=name, output=(base / output).resolve())
+
+
+# ----------------------------------------------------------------------------- entry point
+def load(source: str | Path) -> Spec:
+    """Read a YAML config or an HF model directory into a validated Spec."""
+    source = Path(source)
+    if source.is_dir():
+        config = source / "config.json"
+        if not config.is_file():
+            raise HlsgenError(f"{source}: directory has no config.json (allowed: a YAML config or an HF "
+                              f"MMfreeLM model directory)")
+        data = {"model": "config.json", "weights": {"path": "."},
+                "project": {"output": str(Path.cwd() / "build" / "mmfree_top")}}
+        base = source
+    else:
+        try:
+            text = source.read_text()
+        except FileNotFoundError:
+            raise HlsgenError(f"{source}: no such file (allowed: a YAML config or an HF model directory)") from None
+        except OSError as exc:
+            raise HlsgenError(f"{source}: cannot be read ({exc.strerror})") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise HlsgenError(f"{source}: not valid YAML{at} ({getattr(exc, 'problem', exc)})") from None
+        base = source.resolve().parent
+    root = _Section(data, "")
+    model_value = root.raw("model")
+    if isinstance(model_value, str):
+        model = _model_from_hf_config(base / model_value, "model")
+    else:
+        model = _model(root.sub("model"))
+    spec = Spec(model=model,
+                weights=_weights(root.sub("weights"), base),
+                numerics=_numerics(root.sub("numerics")),
+                hardware=_hardware(root.sub("hardware"), model),
+                project=_project(root.sub("project"), base),
+                source=source)
+    root.finish()
+    return spec
