@@ -291,20 +291,21 @@ def _parallelism(sec: _Section, model: ModelSpec) -> Parallelism:
                     lm_head_pe=sec.int("lm_head_pe", 1, maximum=256),
                     lm_head_simd=sec.int("lm_head_simd", 1, maximum=256))
     sec.finish()
-    shapes = model.projection_shapes()
-    names = {model.hidden: "model.hidden", model.inner: "hidden*expand_ratio",
-             model.intermediate: "the intermediate size", 2 * model.intermediate: "2*intermediate",
-             model.vocab: "model.vocab"}
-    layer_kinds = [k for k in shapes if k != "lm_head"]
-    checks = [("pe", p.pe, [shapes[k][0] for k in layer_kinds]),
-              ("simd", p.simd, [shapes[k][1] for k in layer_kinds]),
-              ("lm_head_pe", p.lm_head_pe, [model.vocab]),
-              ("lm_head_simd", p.lm_head_simd, [model.hidden])]
-    for key, value, widths in checks:
-        for width in widths:
+    # Named per dimension, not per value: when widths coincide (D == H) the message must still
+    # name the dimension the user set.
+    dims = {"model.hidden": model.hidden, "hidden*expand_ratio": model.inner,
+            "the intermediate size": model.intermediate, "2*intermediate": 2 * model.intermediate,
+            "model.vocab": model.vocab}
+    checks = [("pe", p.pe, ("hidden*expand_ratio", "model.hidden", "2*intermediate")),
+              ("simd", p.simd, ("model.hidden", "hidden*expand_ratio", "the intermediate size")),
+              ("lm_head_pe", p.lm_head_pe, ("model.vocab",)),
+              ("lm_head_simd", p.lm_head_simd, ("model.hidden",))]
+    for key, value, labels in checks:
+        widths = [dims[label] for label in labels]
+        for label, width in zip(labels, widths):
             if width % value:
                 common = sorted(set.intersection(*(set(_divisors(w)) for w in widths)))
-                raise HlsgenError(f"{sec.where(key)}: {value} does not divide {names[width]} {width} "
+                raise HlsgenError(f"{sec.where(key)}: {value} does not divide {label} {width} "
                                   f"(allowed: common divisors of {', '.join(map(str, sorted(set(widths))))}: "
                                   f"{', '.join(map(str, common))})")
     for pe_key, simd_key in (("pe", "simd"), ("lm_head_pe", "lm_head_simd")):
@@ -376,6 +377,9 @@ def load(source: str | Path) -> Spec:
             at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
             raise HlsgenError(f"{source}: not valid YAML{at} ({getattr(exc, 'problem', exc)})") from None
         base = source.resolve().parent
+    if data is not None and not isinstance(data, dict):
+        raise HlsgenError(f"{source}: the top level is {type(data).__name__} {_show(data)} "
+                          f"(allowed: a mapping with sections model, weights, numerics, hardware, project)")
     root = _Section(data, "")
     model_value = root.raw("model")
     if isinstance(model_value, str):
