@@ -75,7 +75,7 @@ class FloatArith:
         q = np.clip(round_half_away(y * s_x), -128, 127)
         trace(name + ".q", q.astype(np.int32))
         acc = q.astype(np.float32) @ proj.codes_f32          # exact integers (see Projection)
-        return acc / (s_x * proj.scale)
+        return trace(name, acc / (s_x * proj.scale))
 
     def mlgru(self, i, f, g, lb, g_norm, state):
         f = _sigmoid(f)
@@ -118,7 +118,8 @@ class FixedArith:
         return self.saturations.clamp(name, x, self.n.mix.width)
 
     def embed(self, table, ids):
-        return self.act("embedding", nx.to_fixed(table[ids], self.n.act.frac))
+        # A constant table: clamped once at build time (the build reports it), not per lookup.
+        return nx.clamp_constant(nx.to_fixed(table[ids], self.n.act.frac), self.n.act.width)
 
     def norm(self, x, weight):
         return self.act("norm", nx.rshift_round(x * nx.to_fixed(weight, self.n.gamma.frac), self.n.gamma.frac))
@@ -136,7 +137,7 @@ class FixedArith:
                           for mt, st in zip(m, sumsq)], dtype=object)
         scale = self.saturations.clamp("scale", scale, n.scale_width, signed=False).astype(np.int64)
         trace(name + ".scale", scale)
-        return self.act("bitlinear", nx.rshift_round(acc * scale[:, None], n.scale_frac))
+        return trace(name, self.act("bitlinear", nx.rshift_round(acc * scale[:, None], n.scale_frac)))
 
     def mlgru(self, i, f, g, lb, g_norm, state):
         n, one, sig, q = self.n, self.one, self.sigmoid, self.n.sigmoid_frac
@@ -197,19 +198,19 @@ class Model:
         for l, layer in enumerate(w.layers):
             p = f"layer{l}."
             x = a.norm(h, layer.attn_norm)
-            i = trace(p + "attn.i", a.bitlinear(x, layer.i, trace, p + "attn.i"))
-            f = trace(p + "attn.f", a.bitlinear(x, layer.f, trace, p + "attn.f"))
-            g = trace(p + "attn.g", a.bitlinear(x, layer.g, trace, p + "attn.g"))
+            i = a.bitlinear(x, layer.i, trace, p + "attn.i")
+            f = a.bitlinear(x, layer.f, trace, p + "attn.f")
+            g = a.bitlinear(x, layer.g, trace, p + "attn.g")
             o, s, states = a.mlgru(i, f, g, w.lower_bounds[l], layer.g_norm, state[l])
             trace(p + "attn.state", states)
             trace(p + "attn.mlgru_out", o)
             new_state.append(s)
             r = trace(p + "attn.residual", a.residual(h, a.bitlinear(o, layer.o, trace, p + "attn.o"), "residual"))
-            gu = trace(p + "mlp.gate_up", a.bitlinear(a.norm(r, layer.mlp_norm), layer.gate, trace, p + "mlp.gate"))
+            gu = a.bitlinear(a.norm(r, layer.mlp_norm), layer.gate, trace, p + "mlp.gate")
             half = self.spec.intermediate
             z = trace(p + "mlp.glu", a.glu(gu[:, :half], gu[:, half:]))
             h = trace(p + "mlp.residual", a.residual(r, a.bitlinear(z, layer.down, trace, p + "mlp.down"), "residual"))
-        logits = trace("logits", a.bitlinear(a.norm(h, w.final_norm), w.lm_head, trace, "lm_head"))
+        logits = a.bitlinear(a.norm(h, w.final_norm), w.lm_head, trace, "lm_head")
         return logits, new_state
 
     def prefill(self, ids, trace=_no_trace):

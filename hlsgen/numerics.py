@@ -65,6 +65,11 @@ def to_fixed(values, frac: int) -> np.ndarray:
     return np.rint(np.asarray(values, dtype=np.float64) * (1 << frac)).astype(np.int64)
 
 
+def clamp_constant(x: np.ndarray, width: int) -> np.ndarray:
+    """Constant tables (embeddings) clamp to `width` bits once, when the project is built."""
+    return np.clip(x, -(1 << (width - 1)), (1 << (width - 1)) - 1)
+
+
 def isqrt(n: int) -> int:
     """floor(sqrt(n)); the HLS side uses the bit-by-bit method, which computes the same."""
     return math.isqrt(n)
