@@ -121,12 +121,15 @@ class FixedArith:
         # A constant table: clamped once at build time (the build reports it), not per lookup.
         return nx.clamp_constant(nx.to_fixed(table[ids], self.n.act.frac), self.n.act.width)
 
+    def gamma(self, weight):
+        return nx.clamp_constant(nx.to_fixed(weight, self.n.gamma.frac), self.n.gamma.width)
+
     def norm(self, x, weight):
-        return self.act("norm", nx.rshift_round(x * nx.to_fixed(weight, self.n.gamma.frac), self.n.gamma.frac))
+        return self.act("norm", nx.rshift_round(x * self.gamma(weight), self.n.gamma.frac))
 
     def bitlinear(self, v, proj: Projection, trace, name):
         n = self.n
-        y = v * nx.to_fixed(proj.norm, n.gamma.frac)
+        y = v * self.gamma(proj.norm)
         q = nx.ternary_codes(y)
         trace(name + ".q", q.astype(np.int32))
         acc = (q.astype(np.float32) @ proj.codes_f32).astype(np.int64)   # exact integers
@@ -150,7 +153,7 @@ class FixedArith:
             state = self.saturations.clamp("state", nx.rshift_round(f_lb[t] * state, q) + c[t], n.state.width)
             out[t] = state
         silu_s = nx.rshift_round(out * sig(nx.rshift_round(out, S - F)), q)
-        gg = self.act("g_norm", nx.rshift_round(g * nx.to_fixed(g_norm, n.gamma.frac), n.gamma.frac))
+        gg = self.act("g_norm", nx.rshift_round(g * self.gamma(g_norm), n.gamma.frac))
         o = self.mix("mlgru_out", nx.rshift_round(gg * silu_s, F + S - n.mix.frac))
         return o, state, out
 
