@@ -280,6 +280,10 @@ def _numerics(sec: _Section) -> NumericsSpec:
         rsqrt_guard=sec.int("rsqrt_guard", d.rsqrt_guard, minimum=0, maximum=16),
     )
     sec.finish()
+    if n.sigmoid_step_bits > n.act.frac:
+        # The sigmoid table is indexed by the top bits of an act value's fraction.
+        raise HlsgenError(f"{sec.where('sigmoid_step_bits')}: {n.sigmoid_step_bits} exceeds numerics.act.frac "
+                          f"{n.act.frac} (allowed: <= {n.act.frac})")
     if n.state.frac < n.act.frac:
         raise HlsgenError(f"{sec.where('state.frac')}: {n.state.frac} is below numerics.act.frac {n.act.frac} "
                           f"(allowed: >= {n.act.frac})")
