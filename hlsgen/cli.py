@@ -1,0 +1,184 @@
+"""The `hlsgen` command line.
+
+Each command is a `Command` (name, help, example, add_arguments, run) listed in COMMANDS; adding
+a command means writing its two functions and one entry there.  Every HlsgenError becomes one
+`error: ...` line on stderr and exit code 2, with no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import checkpoint, golden, weights
+from . import spec as spec_mod
+from .errors import HlsgenError
+
+EXIT_ERROR = 2
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    example: str                                          # shown under --help
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]              # returns the exit code
+
+
+def load_weights(spec: spec_mod.Spec) -> weights.Weights:
+    """The checkpoint (or seeded random weights) named by the spec's `weights` section."""
+    return checkpoint.load(spec)
+
+
+# ----------------------------------------------------------------------------- validate
+def parameter_count(model: spec_mod.ModelSpec) -> int:
+    """Number of values in the checkpoint tensors of this model shape."""
+    return sum(math.prod(shape) for shape in weights.expected_shapes(model).values())
+
+
+def _describe(spec: spec_mod.Spec) -> list[str]:
+    m, hw, p = spec.model, spec.hardware, spec.hardware.parallelism
+    source = f"random, seed {spec.weights.seed}" if spec.weights.seed is not None else str(spec.weights.path)
+    clock = f"{hw.clock_mhz:g} MHz" if hw.clock_mhz is not None else "board default"
+    return [
+        f"model        V={m.vocab} H={m.hidden} D={m.inner} I={m.intermediate} L={m.layers} heads={m.heads}",
+        f"parameters   {parameter_count(m):,}",
+        f"weights      {source}",
+        f"board        {hw.board}, clock {clock}, weights {hw.weights}",
+        f"parallelism  layers pe={p.pe} simd={p.simd}; lm_head pe={p.lm_head_pe} simd={p.lm_head_simd}",
+        f"project      {spec.project.name} -> {spec.project.output}",
+    ]
+
+
+def _validate_arguments(parser):
+    parser.add_argument("config", help="YAML config file or Hugging Face MMfreeLM model directory")
+
+
+def _validate_run(args) -> int:
+    spec = spec_mod.load(args.config)
+    print(f"{args.config}: valid")
+    for line in _describe(spec):
+        print("  " + line)
+    return 0
+
+
+# ----------------------------------------------------------------------------- golden
+def parse_ids(text: str, vocab: int) -> list[int]:
+    """Token ids from '1,2,3'; each must be an integer in [0, vocab)."""
+    allowed = f"(allowed: comma-separated integers in [0, {vocab}))"
+    items = [item.strip() for item in text.split(",")]
+    if not any(items):
+        raise HlsgenError(f"--ids: {text!r} holds no token ids {allowed}")
+    ids = []
+    for item in items:
+        try:
+            token = int(item)
+        except ValueError:
+            raise HlsgenError(f"--ids: {item!r} is not an integer {allowed}") from None
+        if not 0 <= token < vocab:
+            raise HlsgenError(f"--ids: {token} is out of range {allowed}")
+        ids.append(token)
+    return ids
+
+
+def top_k(logits: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest logits of each row, largest first (lower index first on ties)."""
+    return np.argsort(-logits, axis=-1, kind="stable")[:, :k]
+
+
+def _golden_arguments(parser):
+    parser.add_argument("source", help="YAML config file or Hugging Face MMfreeLM model directory")
+    parser.add_argument("--ids", required=True, help="comma-separated input token ids, e.g. 1,2,3")
+    parser.add_argument("--numerics", choices=golden.MODES, default="float",
+                        help="float: fp32 as the reference; fixed: the bit-accurate hardware model (default: float)")
+    parser.add_argument("--decode", action="store_true",
+                        help="feed the tokens one at a time (recurrent decode) instead of one prefill pass")
+    parser.add_argument("--save", metavar="FILE.npy", type=Path,
+                        help="write the logits as a float32 array [T, vocab]")
+    parser.add_argument("--top", metavar="K", type=int, default=5, help="tokens to show per position (default: 5)")
+
+
+def _check_output_file(path: Path) -> None:
+    # Checked before the model runs so that a bad path fails fast and nothing is written.
+    if not path.parent.is_dir():
+        raise HlsgenError(f"--save: directory {path.parent} does not exist (allowed: a file in an existing directory)")
+    if path.is_dir():
+        raise HlsgenError(f"--save: {path} is a directory (allowed: a file path)")
+
+
+def _print_top(ids, logits: np.ndarray, k: int) -> None:
+    print(f"{'pos':>4} {'input':>6}  top-{k} token:logit")
+    for pos, (token, row, best) in enumerate(zip(ids, logits, top_k(logits, k))):
+        shown = "  ".join(f"{int(b)}:{row[b]:.4f}" for b in best)
+        print(f"{pos:>4} {token:>6}  {shown}")
+
+
+def _golden_run(args) -> int:
+    spec = spec_mod.load(args.source)
+    ids = parse_ids(args.ids, spec.model.vocab)
+    if not 1 <= args.top <= spec.model.vocab:
+        raise HlsgenError(f"--top: {args.top} is out of range (allowed: 1 to model.vocab {spec.model.vocab})")
+    if args.save is not None:
+        _check_output_file(args.save)
+    model = golden.Model(spec.model, load_weights(spec), args.numerics, spec.numerics)
+    raw, _ = model.decode(ids) if args.decode else model.prefill(ids)
+    logits = model.to_float(raw).astype(np.float32)
+    how = "decode, one token at a time" if args.decode else "prefill"
+    print(f"{spec.project.name}: {args.numerics} numerics, {how}, {len(ids)} tokens")
+    _print_top(ids, logits, args.top)
+    if args.numerics == "fixed":
+        counts = model.arith.saturations
+        print("saturations: " + (", ".join(f"{name} {n}" for name, n in sorted(counts.items())) or "none"))
+    if args.save is not None:
+        with open(args.save, "wb") as f:
+            np.save(f, logits)
+        print(f"saved logits {list(logits.shape)} float32 to {args.save}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- registry
+COMMANDS = [
+    Command("validate", "check a config and print a summary of the model and target",
+            "hlsgen validate examples/tiny.yaml\nhlsgen validate path/to/MMfreeLM-370M",
+            _validate_arguments, _validate_run),
+    Command("golden", "run the NumPy golden model and print the top tokens per position",
+            "hlsgen golden examples/tiny.yaml --ids 1,2,3 --numerics fixed --top 3\n"
+            "hlsgen golden examples/tiny.yaml --ids 1,2,3 --decode --save logits.npy",
+            _golden_arguments, _golden_run),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hlsgen", description="Turn a MatMul-free ternary language model into an HLS project.",
+        epilog="examples:\n" + "\n".join(f"  {c.example.splitlines()[0]}" for c in COMMANDS),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in COMMANDS:
+        sub = commands.add_parser(command.name, help=command.help, description=command.help,
+                                  epilog="example:\n" + "\n".join(f"  {line}" for line in command.example.splitlines()),
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        command.add_arguments(sub)
+        sub.set_defaults(run=command.run)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except HlsgenError as exc:
+        message = " ".join(str(exc).split("\n"))
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
