@@ -281,3 +281,12 @@ def test_every_help_shows_an_example(argv, example, capsys):
         main(argv)
     assert info.value.code == 0
     assert example in capsys.readouterr().out
+
+
+def test_readme_config_block_is_valid_and_shows_the_defaults(tmp_path):
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+    s = spec.load(write_yaml(tmp_path, block))
+    assert s.numerics == spec.NumericsSpec()
+    assert s.model == spec.load(REPO / "examples" / "tiny.yaml").model
+    assert (s.hardware.parallelism.lm_head_pe, s.hardware.parallelism.lm_head_simd) == (1, 1)
