@@ -1,0 +1,164 @@
+"""`hlsgen csim`: compile the generated project with g++ against the ap_types headers, run the
+self-checking testbench, and on a mismatch name the first diverging tensor.
+
+No Vitis is needed: the Xilinx ap_types headers come from the installed hls4ml package (or from
+$XILINX_HLS/include when Vitis is installed).  Binaries are cached by content hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from . import checkpoint, golden
+from .build import run_sequence
+from .errors import HlsgenError
+from .render import CXXFLAGS
+from .spec import load as load_spec
+
+SANITIZE_FLAGS = "-O1 -g -fsanitize=address,undefined -fno-sanitize=shift -fno-omit-frame-pointer"
+
+
+@dataclass
+class SimResult:
+    passed: bool
+    output: str
+    seconds_compile: float
+    seconds_run: float
+    cached: bool
+    saturations: dict = field(default_factory=dict)
+    divergence: str | None = None
+
+
+def ap_include() -> Path:
+    """The ap_types headers: Vitis's own when installed, else the copy inside the hls4ml package."""
+    vitis = os.environ.get("XILINX_HLS")
+    if vitis and (Path(vitis) / "include" / "ap_int.h").is_file():
+        return Path(vitis) / "include"
+    try:
+        path = Path(str(resources.files("hls4ml") / "templates" / "vivado" / "ap_types"))
+    except ModuleNotFoundError:
+        raise HlsgenError("csim: the ap_types headers were not found (allowed: `pip install hls4ml`, "
+                          "or set XILINX_HLS to a Vitis HLS install)") from None
+    if not (path / "ap_int.h").is_file():
+        raise HlsgenError(f"csim: {path} has no ap_int.h (allowed: an hls4ml release that ships ap_types)")
+    return path
+
+
+def _manifest(project: Path) -> dict:
+    path = project / "hlsgen_manifest.json"
+    if not path.is_file():
+        raise HlsgenError(f"{project}: not an hlsgen project (no hlsgen_manifest.json; run `hlsgen build` first)")
+    return json.loads(path.read_text())
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("HLSGEN_CACHE", Path.home() / ".cache" / "hlsgen")) / "csim"
+
+
+def compile_csim(project: Path, sanitize: bool = False) -> tuple[Path, bool, float]:
+    """Compile the top and the testbench; returns (binary, was cached, seconds)."""
+    compiler = shutil.which(os.environ.get("CXX", "g++"))
+    if compiler is None:
+        raise HlsgenError("csim: no C++ compiler on PATH (allowed: install g++, e.g. `apt-get install g++`)")
+    top = _manifest(project)["top"]
+    include = ap_include()
+    sources = [project / "src" / f"{top}.cpp", project / "tb" / f"{top}_tb.cpp"]
+    flags = CXXFLAGS.split() + (SANITIZE_FLAGS.split() if sanitize else [])
+    key = hashlib.sha256()
+    for part in [compiler, *flags, str(include)]:
+        key.update(part.encode())
+    for path in sorted((project / "src").rglob("*")) + sources:
+        if path.is_file():
+            key.update(path.relative_to(project).as_posix().encode())
+            key.update(path.read_bytes())
+    binary = _cache_dir() / key.hexdigest()[:32] / "csim.exe"
+    if binary.is_file():
+        return binary, True, 0.0
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    partial = binary.with_suffix(".partial")
+    command = [compiler, *flags, "-isystem", str(include), f"-I{project / 'src'}", *map(str, sources), "-o", str(partial)]
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise HlsgenError(f"csim: g++ failed on the generated project {project}:\n{done.stderr.strip()[:4000]}")
+    partial.rename(binary)
+    return binary, False, time.perf_counter() - start
+
+
+def _parse_saturations(output: str) -> dict:
+    match = re.search(r"^saturations:(.*)$", output, re.M)
+    if not match:
+        return {}
+    return {name: int(count) for name, count in (item.split("=") for item in match.group(1).split())}
+
+
+def run(project: Path, sanitize: bool = False) -> SimResult:
+    project = Path(project).resolve()
+    binary, cached, seconds_compile = compile_csim(project, sanitize)
+    start = time.perf_counter()
+    done = subprocess.run([str(binary)], cwd=project / "tb", capture_output=True, text=True)
+    seconds_run = time.perf_counter() - start
+    output = done.stdout + done.stderr
+    result = SimResult(passed=done.returncode == 0 and "PASS" in done.stdout, output=output,
+                       seconds_compile=seconds_compile, seconds_run=seconds_run, cached=cached,
+                       saturations=_parse_saturations(done.stdout))
+    if not result.passed and done.returncode == 1:
+        result.divergence = first_divergence(project, binary)
+    return result
+
+
+# ----------------------------------------------------------------------------- divergence report
+def read_trace(path: Path) -> list[tuple[str, np.ndarray]]:
+    """Records (name, int64 values) in the order the csim wrote them."""
+    data, records, at = path.read_bytes(), [], 0
+    while at < len(data):
+        (length,) = struct.unpack_from("<i", data, at)
+        name = data[at + 4:at + 4 + length].decode()
+        (count,) = struct.unpack_from("<i", data, at + 4 + length)
+        start = at + 8 + length
+        records.append((name, np.frombuffer(data, "<i8", count, start)))
+        at = start + 8 * count
+    return records
+
+
+def first_divergence(project: Path, binary: Path) -> str:
+    """Re-run with per-stage dumps and name the first tensor that differs from the golden model."""
+    manifest = _manifest(project)
+    spec = load_spec(manifest["source"])
+    model = golden.Model(spec.model, checkpoint.load(spec), "fixed", spec.numerics)
+    data = project / "tb" / "data"
+    ids = np.fromfile(data / "ids.bin", "<i4")
+    reset = np.fromfile(data / "reset.bin", np.uint8)
+    expected = golden.Trace()
+    run_sequence(model, ids, reset, expected)
+    with tempfile.TemporaryDirectory() as tmp:
+        trace_path = Path(tmp) / "trace.bin"
+        subprocess.run([str(binary)], cwd=project / "tb", capture_output=True,
+                       env={**os.environ, "HLSGEN_TRACE": str(trace_path)})
+        records = read_trace(trace_path) if trace_path.exists() else []
+    seen: dict[str, int] = {}
+    for name, values in records:
+        token = seen.get(name, 0)
+        seen[name] = token + 1
+        if name not in expected.tensors:
+            return f"csim wrote an unknown tensor '{name}'"
+        want = np.asarray(expected.get(name)[token]).reshape(-1).astype(np.int64)
+        if want.shape != values.shape or np.any(want != values):
+            if want.shape != values.shape:
+                return f"token {token}, tensor {name}: csim has {values.size} values, golden {want.size}"
+            k = int(np.argmax(want != values))
+            return f"token {token}, tensor {name}[{k}]: csim {int(values[k])}, golden {int(want[k])}"
+    return "no intermediate tensor differs; the mismatch is in the final comparison (logits or argmax)"

@@ -1,0 +1,267 @@
+// hlsgen kernel library: the BitLinear engine.
+//
+//   quantise ──codes──▶ mvu ──acc──▶ rescale ──▶ out
+//   (2 passes)            ▲             ▲
+//   stream_weights ───────┘   scale ────┘ (one per token, from quantise)
+//
+// C (one config struct per instance, written by the generator) sets the shape, the folding
+// (PE rows x SIMD columns per cycle) and every bit width; N holds the numeric formats.
+#ifndef HLSGEN_BITLINEAR_H
+#define HLSGEN_BITLINEAR_H
+
+#include "hlsgen_common.h"
+#include "hlsgen_math.h"
+
+namespace hlsgen {
+
+// Weight words are 512 bits: whole lanes of PE*SIMD 2-bit codes (0b01 = +1, 0b11 = -1, 0 = 0).
+typedef ap_uint<512> weight_word_t;
+
+inline weight_word_t fetch_word(const weight_word_t* src, unsigned index) { return src[index]; }
+
+// On-chip ROMs are stored as 8 x 64-bit literals per word, least significant first.
+inline weight_word_t fetch_word(const uint64_t (*src)[8], unsigned index) {
+#pragma HLS INLINE
+    weight_word_t word;
+    for (int c = 0; c < 8; c++) {
+#pragma HLS UNROLL
+        word.range(64 * c + 63, 64 * c) = src[index][c];
+    }
+    return word;
+}
+
+// round_half_away(127 |y| / m) exactly: a 7-step restoring division (the quotient is <= 127).
+template <int YW>
+ap_uint<7> code_magnitude(ap_uint<YW> abs_y, ap_uint<YW> m) {
+#pragma HLS INLINE
+    ap_uint<YW + 9> rest = ap_uint<YW + 9>(abs_y) * 254 + m;
+    const ap_uint<YW + 9> den = ap_uint<YW + 9>(m) << 1;
+    ap_uint<7> q = 0;
+code_bits:
+    for (int b = 6; b >= 0; b--) {
+#pragma HLS UNROLL
+        if (rest >= (den << b)) {
+            rest -= den << b;
+            q[b] = 1;
+        }
+    }
+    return q;
+}
+
+// Per-token output scale S = round(m * beta * 2**E / (127 * isqrt(max(sumsq / K, 1) * 4**guard))).
+template <class N, class C>
+ap_uint<N::scale_width> output_scale(ap_uint<C::y_width> m, ap_uint<C::sumsq_width> sumsq,
+                                     ap_uint<C::beta_width> beta) {
+    ap_uint<C::sumsq_width> ms = sumsq / C::cols;
+    if (ms == 0) ms = 1;
+    const ap_uint<C::root_width> r = isqrt<C::root_width>(ap_uint<C::root_width>(ms) << (2 * N::rsqrt_guard));
+    const int E = N::scale_exponent;
+    const ap_uint<C::num_width> num = (ap_uint<C::num_width>(m) * beta) << (E > 0 ? E : 0);
+    const ap_uint<C::num_width> den = (ap_uint<C::num_width>(r) * 127) << (E < 0 ? -E : 0);
+    const ap_uint<C::num_width> s = (num + (den >> 1)) / den;
+    const ap_uint<C::num_width> s_max = (ap_uint<C::num_width>(1) << N::scale_width) - 1;
+    if (s > s_max) {
+#ifndef __SYNTHESIS__
+        saturation_counts()["scale"]++;
+#endif
+        return ap_uint<N::scale_width>(s_max);
+    }
+    return ap_uint<N::scale_width>(s);
+}
+
+// Fused RMSNorm + per-token int8 quantiser. Pass 1: max|v*gamma| and sum v^2 (the RMS factor
+// only sets the output scale); pass 2: the codes, SIMD per cycle.
+template <class N, class C, class GAMMA>
+void quantise(const ap_int<C::in_width> v[C::cols], const GAMMA gamma[C::cols],
+              ap_uint<C::beta_width> beta, hls::stream<ap_uint<8 * C::simd> >& codes,
+              hls::stream<ap_uint<N::scale_width> >& scale) {
+#pragma HLS ARRAY_PARTITION variable=v cyclic factor=C::simd
+#pragma HLS ARRAY_PARTITION variable=gamma cyclic factor=C::simd
+    typedef ap_int<C::y_width> y_t;
+    typedef ap_uint<C::y_width> mag_t;
+    mag_t m = 0;
+    ap_uint<C::sumsq_width> sumsq = 0;
+quantise_stats:
+    for (unsigned sf = 0; sf < C::cols / C::simd; sf++) {
+#pragma HLS PIPELINE II=1
+        mag_t fold_max = 0;
+        ap_uint<C::sumsq_width> fold_sumsq = 0;
+        for (unsigned s = 0; s < C::simd; s++) {
+#pragma HLS UNROLL
+            const unsigned k = sf * C::simd + s;
+            const y_t y = y_t(v[k]) * ap_int<N::gamma_width>(gamma[k]);
+            const mag_t mag = y < 0 ? mag_t(-y) : mag_t(y);
+            if (mag > fold_max) fold_max = mag;
+            fold_sumsq += ap_uint<C::sumsq_width>(ap_int<2 * C::in_width>(v[k]) * v[k]);
+        }
+        if (fold_max > m) m = fold_max;
+        sumsq += fold_sumsq;
+    }
+    const ap_uint<N::scale_width> s = output_scale<N, C>(m, sumsq, beta);
+    scale.write(s);
+#ifndef __SYNTHESIS__
+    HLSGEN_TRACE(trace_scope() + ".scale", &s, 1);
+    ap_int<8> traced[C::cols];
+#endif
+quantise_codes:
+    for (unsigned sf = 0; sf < C::cols / C::simd; sf++) {
+#pragma HLS PIPELINE II=1
+        ap_uint<8 * C::simd> packet;
+        for (unsigned s = 0; s < C::simd; s++) {
+#pragma HLS UNROLL
+            const unsigned k = sf * C::simd + s;
+            const y_t y = y_t(v[k]) * ap_int<N::gamma_width>(gamma[k]);
+            const mag_t mag = y < 0 ? mag_t(-y) : mag_t(y);
+            const ap_uint<7> q = m == 0 ? ap_uint<7>(0) : code_magnitude<C::y_width>(mag, m);
+            const ap_int<8> code = y < 0 ? ap_int<8>(-ap_int<8>(q)) : ap_int<8>(q);
+            packet.range(8 * s + 7, 8 * s) = code;
+#ifndef __SYNTHESIS__
+            traced[k] = code;
+#endif
+        }
+        codes.write(packet);
+    }
+    HLSGEN_TRACE(trace_scope() + ".q", traced, C::cols);
+}
+
+// Streams the weight lanes of matrix `layer` in the order the MVU consumes them.
+template <class C, class SRC>
+void stream_weights(SRC src, unsigned layer, hls::stream<ap_uint<2 * C::pe * C::simd> >& lanes) {
+    const unsigned LANE_BITS = 2 * C::pe * C::simd;
+    const unsigned LANES_PER_WORD = 512 / LANE_BITS;
+    const unsigned base = layer * C::words_per_matrix;
+    weight_word_t word = 0;
+weights_fold:
+    for (unsigned i = 0; i < C::rows / C::pe * (C::cols / C::simd); i++) {
+#pragma HLS PIPELINE II=1
+        const unsigned lane = i % LANES_PER_WORD;
+        if (lane == 0) word = fetch_word(src, base + i / LANES_PER_WORD);
+        lanes.write(ap_uint<LANE_BITS>(word >> (LANE_BITS * lane)));
+    }
+}
+
+// Sum of N ternary terms as a balanced adder tree (N is a power of two).
+template <int N, int W>
+struct adder_tree {
+    static ap_int<W> sum(const ap_int<9>* terms) {
+#pragma HLS INLINE
+        return adder_tree<N / 2, W>::sum(terms) + adder_tree<N / 2, W>::sum(terms + N / 2);
+    }
+};
+template <int W>
+struct adder_tree<1, W> {
+    static ap_int<W> sum(const ap_int<9>* terms) { return terms[0]; }
+};
+
+// The ternary matrix-vector unit: PE rows x SIMD columns per cycle, adds and subtracts only.
+// The input vector is buffered during the first row fold and reused for the others.
+template <class C>
+void mvu(hls::stream<ap_uint<8 * C::simd> >& codes, hls::stream<ap_uint<2 * C::pe * C::simd> >& weights,
+         hls::stream<ap_uint<C::pe * C::acc_width> >& sums) {
+    static_assert((C::pe & (C::pe - 1)) == 0 && (C::simd & (C::simd - 1)) == 0, "PE and SIMD are powers of two");
+    // |sum| <= 127 * cols must fit a signed acc_width-bit accumulator.
+    static_assert(127ULL * C::cols < (1ULL << (C::acc_width - 1)), "accumulator too narrow");
+    const unsigned SF = C::cols / C::simd;
+    ap_uint<8 * C::simd> input_buffer[C::cols / C::simd];
+    ap_int<C::acc_width> acc[C::pe];
+#pragma HLS ARRAY_PARTITION variable=acc complete
+    unsigned sf = 0;
+    bool first_fold = true;
+mvu_fold:
+    for (unsigned i = 0; i < C::rows / C::pe * SF; i++) {
+#pragma HLS PIPELINE II=1
+        ap_uint<8 * C::simd> x;
+        if (first_fold) {
+            x = pop(codes, "mvu.codes");
+            input_buffer[sf] = x;
+        } else {
+            x = input_buffer[sf];
+        }
+        const ap_uint<2 * C::pe * C::simd> w = pop(weights, "mvu.weights");
+        for (unsigned pe = 0; pe < C::pe; pe++) {
+#pragma HLS UNROLL
+            ap_int<9> terms[C::simd];
+#pragma HLS ARRAY_PARTITION variable=terms complete
+            for (unsigned s = 0; s < C::simd; s++) {
+#pragma HLS UNROLL
+                const ap_int<9> a = ap_int<8>(x.range(8 * s + 7, 8 * s));
+                const ap_uint<2> c = w.range(2 * (pe * C::simd + s) + 1, 2 * (pe * C::simd + s));
+                terms[s] = c == 1 ? a : (c == 3 ? ap_int<9>(-a) : ap_int<9>(0));   // select, never multiply
+            }
+            const ap_int<C::acc_width> partial = adder_tree<C::simd, C::acc_width>::sum(terms);
+            acc[pe] = (sf == 0 ? ap_int<C::acc_width>(0) : acc[pe]) + partial;
+        }
+        if (sf == SF - 1) {
+            ap_uint<C::pe * C::acc_width> packet;
+            for (unsigned pe = 0; pe < C::pe; pe++) {
+#pragma HLS UNROLL
+                packet.range(C::acc_width * pe + C::acc_width - 1, C::acc_width * pe) = acc[pe];
+            }
+            sums.write(packet);
+            sf = 0;
+            first_fold = false;
+        } else {
+            sf++;
+        }
+    }
+}
+
+// out = saturate(rshift_round(acc * S, scale_frac)), one output per cycle.
+template <class N, class C>
+void rescale(hls::stream<ap_uint<C::pe * C::acc_width> >& sums, hls::stream<ap_uint<N::scale_width> >& scale,
+             hls::stream<ap_int<N::act_width> >& out) {
+    const ap_uint<N::scale_width> s = pop(scale, "rescale.scale");
+    ap_int<C::acc_width> sums_of_fold[C::pe];
+#pragma HLS ARRAY_PARTITION variable=sums_of_fold complete
+#ifndef __SYNTHESIS__
+    ap_int<N::act_width> traced[C::rows];
+#endif
+rescale_rows:
+    for (unsigned r = 0; r < C::rows; r++) {
+#pragma HLS PIPELINE II=1
+        const unsigned pe = r % C::pe;
+        if (pe == 0) {
+            const ap_uint<C::pe * C::acc_width> packet = pop(sums, "rescale.sums");
+            for (unsigned p = 0; p < C::pe; p++) {
+#pragma HLS UNROLL
+                sums_of_fold[p] = packet.range(C::acc_width * p + C::acc_width - 1, C::acc_width * p);
+            }
+        }
+        const ap_int<N::act_width> y =
+            saturate<N::act_width>(rshift_round<N::scale_frac>(wide_t(sums_of_fold[pe]) * s), "bitlinear");
+        out.write(y);
+#ifndef __SYNTHESIS__
+        traced[r] = y;
+#endif
+    }
+    HLSGEN_TRACE(trace_scope(), traced, C::rows);
+}
+
+// One BitLinear on one token: norm-folded quantiser, weight streamer, MVU and rescale in DATAFLOW.
+template <class N, class C, class GAMMA, class SRC>
+void bitlinear(const ap_int<C::in_width> v[C::cols], const GAMMA gamma[C::cols],
+               ap_uint<C::beta_width> beta, SRC weights, unsigned layer, hls::stream<ap_int<N::act_width> >& out) {
+#pragma HLS DATAFLOW
+    hls::stream<ap_uint<8 * C::simd> > codes;
+#pragma HLS STREAM variable=codes depth=C::code_depth
+    hls::stream<ap_uint<2 * C::pe * C::simd> > lanes;
+#pragma HLS STREAM variable=lanes depth=C::lane_depth
+    hls::stream<ap_uint<C::pe * C::acc_width> > sums;
+#pragma HLS STREAM variable=sums depth=C::sum_depth
+    hls::stream<ap_uint<N::scale_width> > scale;
+#pragma HLS STREAM variable=scale depth=2
+    quantise<N, C>(v, gamma, beta, codes, scale);
+    stream_weights<C>(weights, layer, lanes);
+    mvu<C>(codes, lanes, sums);
+    rescale<N, C>(sums, scale, out);
+#ifndef __SYNTHESIS__
+    check_drained(codes, "bitlinear.codes");
+    check_drained(lanes, "bitlinear.weights");
+    check_drained(sums, "bitlinear.sums");
+    check_drained(scale, "bitlinear.scale");
+#endif
+}
+
+}  // namespace hlsgen
+
+#endif

@@ -1,0 +1,122 @@
+// hlsgen kernel library: shared helpers (rounding, saturation, stream checks, csim tracing).
+// Every rounding here is the one hlsgen/numerics.py defines; the two must stay identical.
+#ifndef HLSGEN_COMMON_H
+#define HLSGEN_COMMON_H
+
+#include <ap_int.h>
+#include <hls_stream.h>
+
+#ifndef __SYNTHESIS__
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <string>
+#endif
+
+namespace hlsgen {
+
+// Wide enough for every elementwise product; the planner proves the bounds (as int64 in numpy).
+typedef ap_int<64> wide_t;
+
+// x / 2**SHIFT rounded half up (arithmetic shift); a left shift when SHIFT < 0.
+template <int SHIFT, bool LEFT = (SHIFT < 0)>
+struct shift_round {
+    static wide_t apply(wide_t x) { return (x + (wide_t(1) << (SHIFT - 1))) >> SHIFT; }
+};
+template <int SHIFT>
+struct shift_round<SHIFT, true> {
+    static wide_t apply(wide_t x) { return x << (-SHIFT); }
+};
+template <>
+struct shift_round<0, false> {
+    static wide_t apply(wide_t x) { return x; }
+};
+template <int SHIFT>
+inline wide_t rshift_round(wide_t x) { return shift_round<SHIFT>::apply(x); }
+
+#ifndef __SYNTHESIS__
+// Saturation counts per named site, reported by the testbench (a silent wrap is a classic bug).
+inline std::map<std::string, long long>& saturation_counts() {
+    static std::map<std::string, long long> counts;
+    return counts;
+}
+#endif
+
+// Clamp to a signed WIDTH-bit range, counting clamps in csim.
+template <int WIDTH>
+inline ap_int<WIDTH> saturate(wide_t x, const char* site) {
+    const wide_t hi = (wide_t(1) << (WIDTH - 1)) - 1;
+    const wide_t lo = -(wide_t(1) << (WIDTH - 1));
+    wide_t y = x > hi ? hi : (x < lo ? lo : x);
+#ifndef __SYNTHESIS__
+    if (y != x) saturation_counts()[site]++;
+#else
+    (void)site;
+#endif
+    return ap_int<WIDTH>(y);
+}
+
+// Reading an empty stream or leaving data behind is an error in csim, not a warning.
+// `label` names the stream in the error (the open hls_stream.h keeps its name private).
+template <typename T>
+inline T pop(hls::stream<T>& s, const char* label) {
+#ifndef __SYNTHESIS__
+    if (s.empty()) {
+        std::fprintf(stderr, "hlsgen csim error: read from empty stream '%s'\n", label);
+        std::exit(3);
+    }
+#else
+    (void)label;
+#endif
+    return s.read();
+}
+
+template <typename T>
+inline void check_drained(hls::stream<T>& s, const char* label) {
+#ifndef __SYNTHESIS__
+    if (!s.empty()) {
+        std::fprintf(stderr, "hlsgen csim error: stream '%s' holds %d unread values at the end of a call\n",
+                     label, (int)s.size());
+        std::exit(3);
+    }
+#else
+    (void)s;
+    (void)label;
+#endif
+}
+
+#ifndef __SYNTHESIS__
+// Per-stage dumps for divergence reports: records of (name, count, int64 values).
+inline std::FILE*& trace_file() {
+    static std::FILE* f = 0;
+    return f;
+}
+template <typename T>
+inline void trace(const std::string& name, const T* values, int count) {
+    std::FILE* f = trace_file();
+    if (!f) return;
+    int len = (int)name.size();
+    std::fwrite(&len, sizeof(len), 1, f);
+    std::fwrite(name.data(), 1, len, f);
+    std::fwrite(&count, sizeof(count), 1, f);
+    for (int k = 0; k < count; k++) {
+        int64_t v = (int64_t)values[k].to_int64();
+        std::fwrite(&v, sizeof(v), 1, f);
+    }
+}
+// The name under which the kernels running now dump their tensors (set by the top function).
+inline std::string& trace_scope() {
+    static std::string scope;
+    return scope;
+}
+#define HLSGEN_TRACE(name, values, count) ::hlsgen::trace(name, values, count)
+#define HLSGEN_SCOPE(name) (::hlsgen::trace_scope() = (name))
+#else
+#define HLSGEN_TRACE(name, values, count)
+#define HLSGEN_SCOPE(name)
+#endif
+
+}  // namespace hlsgen
+
+#endif

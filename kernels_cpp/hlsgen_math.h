@@ -1,0 +1,49 @@
+// hlsgen kernel library: sigmoid, SiLU and the integer square root, bit-exact with hlsgen/numerics.py.
+// (The open hls_math.h is a non-bit-accurate stub, so nothing here uses it.)
+#ifndef HLSGEN_MATH_H
+#define HLSGEN_MATH_H
+
+#include "hlsgen_common.h"
+
+namespace hlsgen {
+
+// sigmoid(x), x with N::act_frac fraction bits, result with N::sigmoid_frac (1.0 == 2**frac).
+// Table of sigmoid(k * 2**-step_bits) for |x| < range, linear interpolation in between, and
+// sigmoid(-x) = 1 - sigmoid(x). TABLE is any integer type (see the generated config header).
+template <class N, class TABLE>
+wide_t sigmoid(wide_t x, const TABLE table[N::sigmoid_entries]) {
+#pragma HLS INLINE
+    const int FINE = N::act_frac - N::sigmoid_step_bits;
+    const wide_t max_mag = (wide_t(N::sigmoid_range) << N::act_frac) - 1;
+    wide_t mag = x < 0 ? wide_t(-x) : x;
+    if (mag > max_mag) mag = max_mag;
+    const ap_uint<32> index = ap_uint<32>(mag >> FINE);
+    const wide_t fine = mag & ((wide_t(1) << FINE) - 1);
+    const wide_t lo = table[index];
+    const wide_t hi = table[index + 1];
+    const wide_t y = lo + rshift_round<FINE>((hi - lo) * fine);
+    return x < 0 ? wide_t((wide_t(1) << N::sigmoid_frac) - y) : y;
+}
+
+// floor(sqrt(n)), bit by bit: W/2 iterations of compare-and-subtract, no multiplier.
+template <int W>
+ap_uint<W> isqrt(ap_uint<W> n) {
+    static_assert(W % 2 == 0, "isqrt needs an even width");
+    ap_uint<W> root = 0;
+    ap_uint<W> bit = ap_uint<W>(1) << (W - 2);
+isqrt_digits:
+    for (int i = 0; i < W / 2; i++) {
+        if (n >= root + bit) {
+            n -= root + bit;
+            root = (root >> 1) + bit;
+        } else {
+            root >>= 1;
+        }
+        bit >>= 2;
+    }
+    return root;
+}
+
+}  // namespace hlsgen
+
+#endif
