@@ -53,9 +53,11 @@ def testbench_sequence(model: golden.Model) -> tuple[np.ndarray, np.ndarray]:
 def golden_vectors(spec: Spec, weights) -> render.GoldenVectors:
     model = golden.Model(spec.model, weights, "fixed", spec.numerics)
     ids, reset = testbench_sequence(model)
+    model.arith.saturations.clear()        # count over the testbench sequence only
     logits = run_sequence(model, ids, reset)
     return render.GoldenVectors(ids=ids, reset=reset, logits=logits.astype(np.int32),
-                                next_tokens=np.argmax(logits, axis=1).astype(np.int32))
+                                next_tokens=np.argmax(logits, axis=1).astype(np.int32),
+                                saturations=dict(model.arith.saturations))
 
 
 def build(spec: Spec, out: Path | None = None) -> BuildResult:

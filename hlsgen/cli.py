@@ -8,6 +8,7 @@ a command means writing its two functions and one entry there.  Every HlsgenErro
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from dataclasses import dataclass
@@ -16,7 +17,8 @@ from typing import Callable
 
 import numpy as np
 
-from . import checkpoint, golden, weights
+from . import build as build_mod
+from . import checkpoint, csim, golden, weights
 from . import spec as spec_mod
 from .errors import HlsgenError
 
@@ -143,6 +145,60 @@ def _golden_run(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- build
+def _build_arguments(parser):
+    parser.add_argument("config", help="YAML config file or Hugging Face MMfreeLM model directory")
+    parser.add_argument("-o", "--output", type=Path, help="project directory (default: project.output)")
+
+
+def _build(config, output) -> "build_mod.BuildResult":
+    spec = spec_mod.load(config)
+    result = build_mod.build(spec, output)
+    print(f"{result.out}: {result.files} files, {len(result.changed)} changed")
+    for b in result.plan.bitlinears:
+        print(f"  {b.kind:8s} [{b.rows} x {b.cols}] x{b.matrices}  PE {b.pe} x SIMD {b.simd}  "
+              f"{b.cycles_per_matrix} cycles/matrix  acc {b.acc_width} bits")
+    manifest = json.loads((result.out / "hlsgen_manifest.json").read_text())
+    if manifest["constant_saturations"]:
+        print(f"  warning: constants clamped to their formats: {manifest['constant_saturations']}")
+    return result
+
+
+def _build_run(args) -> int:
+    _build(args.config, args.output)
+    return 0
+
+
+# ----------------------------------------------------------------------------- csim
+def _csim_arguments(parser):
+    parser.add_argument("target", help="a generated project directory, or a config to build first")
+    parser.add_argument("-o", "--output", type=Path, help="project directory when building (default: project.output)")
+    parser.add_argument("--tool", choices=("gcc", "vitis"), default="gcc",
+                        help="gcc: g++ against the ap_types headers (default); vitis: vitis_hls csim_design")
+    parser.add_argument("--sanitize", action="store_true", help="compile with AddressSanitizer and UBSan")
+
+
+def _csim_run(args) -> int:
+    target = Path(args.target)
+    project = target if (target / "hlsgen_manifest.json").is_file() else _build(target, args.output).out
+    if args.tool == "vitis":
+        return csim.run_vitis(project)
+    result = csim.run(project, sanitize=args.sanitize)
+    how = "cached binary" if result.cached else f"compiled in {result.seconds_compile:.1f} s"
+    summary = [line for line in result.output.splitlines() if line.startswith(("checked", "MISMATCH"))]
+    print(f"csim {project}: {how}, ran in {result.seconds_run:.2f} s")
+    for line in summary:
+        print("  " + line)
+    print("  saturations: " + (", ".join(f"{k} {v}" for k, v in result.saturations.items()) or "none"))
+    if result.passed:
+        print("PASS: bit-exact with the golden fixed-point model")
+        return 0
+    if not summary:
+        print(result.output[-3000:])
+    print(f"FAIL: first divergence: {result.divergence}")
+    return 1
+
+
 # ----------------------------------------------------------------------------- registry
 COMMANDS = [
     Command("validate", "check a config and print a summary of the model and target",
@@ -152,6 +208,12 @@ COMMANDS = [
             "hlsgen golden examples/tiny.yaml --ids 1,2,3 --numerics fixed --top 3\n"
             "hlsgen golden examples/tiny.yaml --ids 1,2,3 --decode --save logits.npy",
             _golden_arguments, _golden_run),
+    Command("build", "generate the Vitis HLS project (kernels, testbench with golden vectors, vendor scripts)",
+            "hlsgen build examples/tiny.yaml\nhlsgen build examples/tiny.yaml -o /tmp/tiny_top",
+            _build_arguments, _build_run),
+    Command("csim", "compile and run the C simulation; compare with the golden model bit for bit",
+            "hlsgen csim build/tiny_top\nhlsgen csim examples/tiny.yaml   # build, then csim",
+            _csim_arguments, _csim_run),
 ]
 
 

@@ -134,6 +134,7 @@ class GoldenVectors:
     reset: np.ndarray            # uint8 [T]: 1 where a new sequence starts
     logits: np.ndarray           # int32 [T, V], raw fixed-point logits
     next_tokens: np.ndarray      # int32 [T]
+    saturations: dict            # clamps per site in the golden fixed model over this sequence
 
 
 class RenderedProject(dict):
@@ -221,6 +222,7 @@ def project(spec: Spec, plan: HardwarePlan, weights: Weights, vectors: GoldenVec
         "spec_digest": spec.digest(),
         "top": top,
         "constant_saturations": dict(clamps),
+        "golden_saturations": dict(sorted(vectors.saturations.items())),
         "files": {rel: hashlib.sha256(_bytes(c)).hexdigest() for rel, c in sorted(files.items())},
     }, indent=2) + "\n"
     return files
