@@ -9,13 +9,7 @@ import numpy as np
 
 from . import checkpoint, golden, planner, render
 from .planner import HardwarePlan
-from .spec import Spec
-
-# The testbench sequence: a prompt, greedy decode steps fed back, then a reset and a second prompt.
-TB_PROMPT_TOKENS = 5
-TB_DECODE_STEPS = 5
-TB_SECOND_PROMPT_TOKENS = 3
-TB_SEED = 2024
+from .spec import Spec, TestbenchSpec
 
 
 @dataclass
@@ -37,22 +31,22 @@ def run_sequence(model: golden.Model, ids, reset, trace=golden._no_trace) -> np.
     return np.concatenate(rows, axis=0)
 
 
-def testbench_sequence(model: golden.Model) -> tuple[np.ndarray, np.ndarray]:
+def testbench_sequence(model: golden.Model, tb: TestbenchSpec) -> tuple[np.ndarray, np.ndarray]:
     """Token ids and reset flags: prompt + greedy continuation, then a reset and a new prompt."""
-    rng = np.random.default_rng(TB_SEED)
+    rng = np.random.default_rng(tb.seed)
     vocab = model.spec.vocab
-    prompt = [int(t) for t in rng.integers(0, vocab, TB_PROMPT_TOKENS)]
-    continuation = model.generate(prompt, TB_DECODE_STEPS)
-    second = [int(t) for t in rng.integers(0, vocab, TB_SECOND_PROMPT_TOKENS)]
-    # The last generated token is not fed back: its logits would not be checked by anything.
-    ids = prompt + continuation[:-1] + second
-    reset = [1] + [0] * (len(prompt) + len(continuation) - 2) + [1] + [0] * (len(second) - 1)
-    return np.array(ids, np.int32), np.array(reset, np.uint8)
+    prompt = [int(t) for t in rng.integers(0, vocab, tb.prompt_tokens)]
+    # Each generated token is fed back except the last, whose logits nothing would check.
+    continuation = model.generate(prompt, tb.decode_steps)[:-1] if tb.decode_steps else []
+    second = [int(t) for t in rng.integers(0, vocab, tb.second_prompt_tokens)]
+    first = prompt + continuation
+    reset = [1] + [0] * (len(first) - 1) + [1] * bool(second) + [0] * max(len(second) - 1, 0)
+    return np.array(first + second, np.int32), np.array(reset, np.uint8)
 
 
 def golden_vectors(spec: Spec, weights) -> render.GoldenVectors:
     model = golden.Model(spec.model, weights, "fixed", spec.numerics)
-    ids, reset = testbench_sequence(model)
+    ids, reset = testbench_sequence(model, spec.project.testbench)
     model.arith.saturations.clear()        # count over the testbench sequence only
     logits = run_sequence(model, ids, reset)
     return render.GoldenVectors(ids=ids, reset=reset, logits=logits.astype(np.int32),

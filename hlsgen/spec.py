@@ -103,9 +103,20 @@ class HardwareSpec:
 
 
 @dataclass(frozen=True)
+class TestbenchSpec:
+    """The token sequence the generated testbench checks: a prompt, greedy decode steps fed back,
+    then a reset and a second prompt (so the state reset is checked too)."""
+    prompt_tokens: int = 5
+    decode_steps: int = 5
+    second_prompt_tokens: int = 3
+    seed: int = 2024
+
+
+@dataclass(frozen=True)
 class ProjectSpec:
     name: str = "mmfree_top"
     output: Path = Path("build")
+    testbench: TestbenchSpec = TestbenchSpec()
 
 
 @dataclass(frozen=True)
@@ -351,8 +362,16 @@ def _project(sec: _Section, base: Path) -> ProjectSpec:
     output = sec.raw("output", f"build/{name}")
     if not isinstance(output, str) or not output:
         raise HlsgenError(f"{sec.where('output')}: {_show(output)} is not a path")
+    tb = sec.sub("testbench")
+    d = TestbenchSpec()
+    testbench = TestbenchSpec(prompt_tokens=tb.int("prompt_tokens", d.prompt_tokens, maximum=4096),
+                              decode_steps=tb.int("decode_steps", d.decode_steps, minimum=0, maximum=4096),
+                              second_prompt_tokens=tb.int("second_prompt_tokens", d.second_prompt_tokens,
+                                                          minimum=0, maximum=4096),
+                              seed=tb.int("seed", d.seed, minimum=0))
+    tb.finish()
     sec.finish()
-    return ProjectSpec(name=name, output=(base / output).resolve())
+    return ProjectSpec(name=name, output=(base / output).resolve(), testbench=testbench)
 
 
 # ----------------------------------------------------------------------------- entry point
