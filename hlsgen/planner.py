@@ -133,8 +133,29 @@ class HardwarePlan:
         return next(b for b in self.bitlinears if b.kind == kind)
 
     @property
+    def embedding_entries(self) -> int:
+        return self.vocab * self.hidden
+
+    @property
+    def embedding_source(self) -> str:
+        """Off-chip designs read the embedding row over m_axi too; on-chip ones from a ROM."""
+        return "emb_table" if self.offchip else "EMBEDDING"
+
+    @property
     def weight_bits(self) -> int:
         return sum(b.words * WORD_BITS for b in self.bitlinears)
+
+    def onchip_bits(self) -> dict:
+        """On-chip memory by use, in bits (tables at their C++ widths)."""
+        n, L, H, D, I = self.numerics, self.layers, self.hidden, self.inner, self.intermediate
+        gammas = (L * (3 * H + 4 * H + D + H + I + D + H) + 2 * H) * n["gamma_width"]
+        used = {"recurrent state": L * D * n["state_width"],
+                "norm weights": gammas,
+                "lower bounds + sigmoid": L * D * (n["sigmoid_frac"] + 1) + n["sigmoid_entries"] * (n["sigmoid_frac"] + 1)}
+        if not self.offchip:
+            used["ternary weights"] = self.weight_bits
+            used["embedding"] = self.embedding_entries * n["act_width"]
+        return used
 
 
 # ----------------------------------------------------------------------------- passes
@@ -193,15 +214,18 @@ def choose_bitlinears(spec: Spec, weights: Weights | None) -> tuple:
 
 
 def check_fit(plan: HardwarePlan) -> None:
-    """Refuse a design whose on-chip weights cannot fit, with the numbers and a way out."""
-    if plan.offchip:
-        return
-    need, have = plan.weight_bits, plan.board.onchip_bits
+    """Refuse a design whose on-chip memory cannot fit, with the numbers and a way out."""
+    used = plan.onchip_bits()
+    need, have = sum(used.values()), plan.board.onchip_bits
     if need > have:
-        kinds = sorted({m["kind"] for m in plan.board.memory})
+        detail = ", ".join(f"{name} {bits / 8e6:.2f} MB" for name, bits in used.items())
+        if plan.offchip:
+            hint = "a smaller model or a larger board"
+        else:
+            hint = "weights: " + " | ".join(sorted({m["kind"] for m in plan.board.memory}))
         raise HlsgenError(
-            f"hardware.weights: onchip needs {need / 8e6:.1f} MB of ternary weights but {plan.board.key} has "
-            f"{have / 8e6:.1f} MB of BRAM+URAM (allowed: a model that fits, or weights: {' | '.join(kinds)})")
+            f"hardware.weights: {plan.weights_place} needs {need / 8e6:.2f} MB on chip ({detail}) but "
+            f"{plan.board.key} has {have / 8e6:.2f} MB of BRAM+URAM (allowed: {hint})")
 
 
 def plan(spec: Spec, weights: Weights | None = None) -> HardwarePlan:

@@ -84,6 +84,11 @@ class ConstantSaturations(dict):
         return clamped
 
 
+def fixed_embedding(spec: Spec, weights: Weights, clamps: ConstantSaturations) -> np.ndarray:
+    n = spec.numerics
+    return clamps.fixed("EMBEDDING", weights.embeddings, n.act.frac, n.act.width)
+
+
 def constant_tables(spec: Spec, plan: HardwarePlan, weights: Weights, clamps: ConstantSaturations) -> list[Table]:
     n = spec.numerics
     layers = weights.layers
@@ -93,8 +98,6 @@ def constant_tables(spec: Spec, plan: HardwarePlan, weights: Weights, clamps: Co
                      clamps.fixed(name, np.stack(arrays), n.gamma.frac, n.gamma.width))
 
     tables = [
-        table(f"EMBEDDING: {n.act.frac} fraction bits", "act_rom_t", "EMBEDDING",
-              clamps.fixed("EMBEDDING", weights.embeddings, n.act.frac, n.act.width)),
         gammas("ATTN_NORM", [l.attn_norm for l in layers]),
         gammas("G_NORM", [l.g_norm for l in layers]),
         gammas("MLP_NORM", [l.mlp_norm for l in layers]),
@@ -103,6 +106,9 @@ def constant_tables(spec: Spec, plan: HardwarePlan, weights: Weights, clamps: Co
               nx.to_fixed(weights.lower_bounds, n.sigmoid_frac)),
         table("SIGMOID_TABLE: sigmoid(k * 2**-step_bits)", "sigmoid_rom_t", "SIGMOID_TABLE", nx.SigmoidTable.build(n).values),
     ]
+    if not plan.offchip:
+        tables.append(table(f"EMBEDDING: {n.act.frac} fraction bits", "act_rom_t", "EMBEDDING",
+                            fixed_embedding(spec, weights, clamps)))
     for b in plan.bitlinears:
         name = b.kind.upper()
         projs = [weights.lm_head] if b.kind == "lm_head" else [getattr(l, b.kind) for l in layers]
@@ -213,6 +219,7 @@ def project(spec: Spec, plan: HardwarePlan, weights: Weights, vectors: GoldenVec
     files["tb/data/expected_logits.bin"] = vectors.logits.astype("<i4").tobytes()
     files["tb/data/expected_next.bin"] = vectors.next_tokens.astype("<i4").tobytes()
     if plan.offchip:
+        files["tb/data/emb_table.bin"] = fixed_embedding(spec, weights, clamps).astype("<i4").tobytes()
         for b in plan.bitlinears:
             files[f"tb/data/{b.port}.bin"] = kind_words(plan, weights, b.kind).astype("<u8").tobytes()
     files["hlsgen_manifest.json"] = json.dumps({

@@ -88,6 +88,16 @@ embed_elements:
     }
 }
 
+// The same from an off-chip table (m_axi, one 32-bit word per entry, row-major [V][H]).
+template <class N, int V, int H>
+void embed(ap_uint<32> token, const ap_int<32>* table, ap_int<N::act_width> h[H]) {
+embed_burst:
+    for (int k = 0; k < H; k++) {
+#pragma HLS PIPELINE II=1
+        h[k] = ap_int<N::act_width>(table[token * H + k]);
+    }
+}
+
 // Writes the logits out and returns the first index of the largest one (greedy decoding).
 template <class N, int V>
 ap_uint<32> argmax(hls::stream<ap_int<N::act_width> >& logits_in, ap_int<N::act_width> logits[V]) {
