@@ -53,6 +53,25 @@ import numpy as np
 from .spec import NumericsSpec
 
 
+def product_bits(n: NumericsSpec, max_width: int = 1 << 15) -> dict[str, int]:
+    """Magnitude bits of every product in the datapath (the golden model computes in int64, the
+    kernels in 64-bit ap_int; each must stay below 2**62 so that a rounding add cannot wrap)."""
+    a, m, g, st, q = n.act.width - 1, n.mix.width - 1, n.gamma.width - 1, n.state.width - 1, n.sigmoid_frac + 1
+    widest_in = max(a, m)
+    silu_i = a + q - (n.act.frac + n.sigmoid_frac - n.state.frac)
+    silu_gate = a + q - (n.act.frac + n.sigmoid_frac - n.mix.frac)
+    return {
+        "v * gamma": widest_in + g,
+        "sum of v^2": 2 * widest_in + (max_width - 1).bit_length(),
+        "acc * scale": 7 + (max_width - 1).bit_length() + n.scale_width,
+        "forget * state": q + st,
+        "silu(i) * (1 - forget)": silu_i + q,
+        "state * sigmoid": st + q,
+        "g_norm(g) * silu(state)": a + st,
+        "up * silu(gate)": a + silu_gate,
+    }
+
+
 def rshift_round(x, shift: int):
     """x / 2**shift rounded half up; a left shift for negative `shift`."""
     if shift <= 0:

@@ -298,6 +298,11 @@ def _numerics(sec: _Section) -> NumericsSpec:
     if n.state.frac < n.act.frac:
         raise HlsgenError(f"{sec.where('state.frac')}: {n.state.frac} is below numerics.act.frac {n.act.frac} "
                           f"(allowed: >= {n.act.frac})")
+    from .numerics import product_bits   # numerics imports this module
+    for product, bits in product_bits(n).items():
+        if bits > 62:
+            raise HlsgenError(f"{sec.path}: the product {product} needs {bits} bits with these formats "
+                              f"(allowed: at most 62, so the datapath fits 64-bit integers; narrow a format)")
     return n
 
 

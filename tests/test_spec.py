@@ -290,3 +290,16 @@ def test_readme_config_block_is_valid_and_shows_the_defaults(tmp_path):
     assert s.numerics == spec.NumericsSpec()
     assert s.model == spec.load(REPO / "examples" / "tiny.yaml").model
     assert (s.hardware.parallelism.lm_head_pe, s.hardware.parallelism.lm_head_simd) == (1, 1)
+
+
+def test_formats_whose_products_overflow_64_bits_are_refused(tmp_path):
+    # state 40 bits x sigmoid 24+1 bits: forget * state needs 63 bits.
+    config = changed(changed(BASE, "numerics.state", {"width": 40, "frac": 20}), "numerics.sigmoid_frac", 24)
+    message = load_error(tmp_path, config)
+    assert message.startswith("numerics: the product forget * state needs 63 bits")
+    assert "at most 62" in message
+
+
+def test_default_formats_fit_64_bit_products():
+    from hlsgen.numerics import product_bits
+    assert max(product_bits(spec.NumericsSpec()).values()) <= 62
