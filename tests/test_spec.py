@@ -293,10 +293,10 @@ def test_readme_config_block_is_valid_and_shows_the_defaults(tmp_path):
 
 
 def test_formats_whose_products_overflow_64_bits_are_refused(tmp_path):
-    # state 40 bits x sigmoid 24+1 bits: forget * state needs 63 bits.
+    # state 40 bits x sigmoid 24+1 bits: forget * state needs 39 + 25 = 64 bits.
     config = changed(changed(BASE, "numerics.state", {"width": 40, "frac": 20}), "numerics.sigmoid_frac", 24)
     message = load_error(tmp_path, config)
-    assert message.startswith("numerics: the product forget * state needs 63 bits")
+    assert message.startswith("numerics: the product forget * state needs 64 bits")
     assert "at most 62" in message
 
 
