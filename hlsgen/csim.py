@@ -68,34 +68,44 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("HLSGEN_CACHE", Path.home() / ".cache" / "hlsgen")) / "csim"
 
 
-def compile_csim(project: Path, sanitize: bool = False) -> tuple[Path, bool, float]:
-    """Compile the top and the testbench; returns (binary, was cached, seconds)."""
+def compile_cached(sources: list[Path], include_dirs: list[Path], hashed: dict[str, bytes], sanitize: bool = False,
+                   what: str = "", extra_flags: tuple = ()) -> tuple[Path, bool, float]:
+    """Compile `sources` into one binary, cached by the hash of the compiler, the flags and `hashed`
+    ({name: content} of every file the binary depends on); returns (binary, was cached, seconds)."""
     compiler = shutil.which(os.environ.get("CXX", "g++"))
     if compiler is None:
         raise HlsgenError("csim: no C++ compiler on PATH (allowed: install g++, e.g. `apt-get install g++`)")
-    top = _manifest(project)["top"]
     include = ap_include()
-    sources = [project / "src" / f"{top}.cpp", project / "tb" / f"{top}_tb.cpp"]
-    flags = CXXFLAGS.split() + (SANITIZE_FLAGS.split() if sanitize else [])
+    flags = CXXFLAGS.split() + (SANITIZE_FLAGS.split() if sanitize else []) + list(extra_flags)
     key = hashlib.sha256()
     for part in [compiler, *flags, str(include)]:
         key.update(part.encode())
-    for path in sorted((project / "src").rglob("*")) + sources:
-        if path.is_file():
-            key.update(path.relative_to(project).as_posix().encode())
-            key.update(path.read_bytes())
+    for name, content in hashed.items():
+        key.update(name.encode())
+        key.update(content)
     binary = _cache_dir() / key.hexdigest()[:32] / "csim.exe"
     if binary.is_file():
         return binary, True, 0.0
     binary.parent.mkdir(parents=True, exist_ok=True)
-    partial = binary.with_suffix(".partial")
-    command = [compiler, *flags, "-isystem", str(include), f"-I{project / 'src'}", *map(str, sources), "-o", str(partial)]
+    # A per-process partial file: two runs compiling the same key cannot write into each other.
+    partial = binary.with_suffix(f".{os.getpid()}.partial")
+    command = [compiler, *flags, "-isystem", str(include), *(f"-I{d}" for d in include_dirs),
+               *map(str, sources), "-o", str(partial)]
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
-        raise HlsgenError(f"csim: g++ failed on the generated project {project}:\n{done.stderr.strip()[:4000]}")
+        raise HlsgenError(f"csim: g++ failed on {what}:\n{done.stderr.strip()[:4000]}")
     partial.rename(binary)
     return binary, False, time.perf_counter() - start
+
+
+def compile_csim(project: Path, sanitize: bool = False) -> tuple[Path, bool, float]:
+    """Compile the top and the testbench; returns (binary, was cached, seconds)."""
+    top = _manifest(project)["top"]
+    sources = [project / "src" / f"{top}.cpp", project / "tb" / f"{top}_tb.cpp"]
+    hashed = {path.relative_to(project).as_posix(): path.read_bytes()
+              for path in sorted((project / "src").rglob("*")) + sources if path.is_file()}
+    return compile_cached(sources, [project / "src"], hashed, sanitize, f"the generated project {project}")
 
 
 def _parse_saturations(output: str) -> dict:

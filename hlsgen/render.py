@@ -210,7 +210,7 @@ def project(spec: Spec, plan: HardwarePlan, weights: Weights, vectors: GoldenVec
                           ("weights.h.j2", f"src/{top}_weights.h"), ("top.cpp.j2", f"src/{top}.cpp"),
                           ("tb.cpp.j2", f"tb/{top}_tb.cpp"), ("run_hls.tcl.j2", "hls/run_hls.tcl"),
                           ("hls_config.cfg.j2", "hls/hls_config.cfg"), ("Makefile.j2", "Makefile"),
-                          ("README.md.j2", "README.md")):
+                          ("README.md.j2", "README.md"), ("csim_device.cpp.j2", "host/csim_device.cpp")):
         files[rel] = env.get_template(template).render(**context)
     for header in sorted(KERNELS.glob("*.h")):
         files[f"src/hlsgen/{header.name}"] = f"// {BANNER} (copied from kernels_cpp/{header.name})\n" + header.read_text()
@@ -229,6 +229,8 @@ def project(spec: Spec, plan: HardwarePlan, weights: Weights, vectors: GoldenVec
         "spec_digest": spec.digest(),
         "top": top,
         "constant_saturations": dict(clamps),
+        # Device buffers in upload order (host/csim_device.cpp numbers them the same way).
+        "memory_ports": ["emb_table"] + [b.port for b in plan.bitlinears] if plan.offchip else [],
         "golden_saturations": dict(sorted(vectors.saturations.items())),
         "files": {rel: hashlib.sha256(_bytes(c)).hexdigest() for rel, c in sorted(files.items())},
     }, indent=2) + "\n"
