@@ -23,6 +23,7 @@ inline weight_word_t fetch_word(const weight_word_t* src, unsigned index) { retu
 inline weight_word_t fetch_word(const uint64_t (*src)[8], unsigned index) {
 #pragma HLS INLINE
     weight_word_t word;
+fetch_chunks:
     for (int c = 0; c < 8; c++) {
 #pragma HLS UNROLL
         word.range(64 * c + 63, 64 * c) = src[index][c];
@@ -86,6 +87,7 @@ quantise_stats:
 #pragma HLS PIPELINE II=1
         mag_t fold_max = 0;
         ap_uint<C::sumsq_width> fold_sumsq = 0;
+    stats_lanes:
         for (unsigned s = 0; s < C::simd; s++) {
 #pragma HLS UNROLL
             const unsigned k = sf * C::simd + s;
@@ -107,6 +109,7 @@ quantise_codes:
     for (unsigned sf = 0; sf < C::cols / C::simd; sf++) {
 #pragma HLS PIPELINE II=1
         ap_uint<8 * C::simd> packet;
+    codes_lanes:
         for (unsigned s = 0; s < C::simd; s++) {
 #pragma HLS UNROLL
             const unsigned k = sf * C::simd + s;
@@ -178,10 +181,12 @@ mvu_fold:
             x = input_buffer[sf];
         }
         const ap_uint<2 * C::pe * C::simd> w = pop(weights, "mvu.weights");
+    mvu_pe:
         for (unsigned pe = 0; pe < C::pe; pe++) {
 #pragma HLS UNROLL
             ap_int<9> terms[C::simd];
 #pragma HLS ARRAY_PARTITION variable=terms complete
+        mvu_simd:
             for (unsigned s = 0; s < C::simd; s++) {
 #pragma HLS UNROLL
                 const ap_int<9> a = ap_int<8>(x.range(8 * s + 7, 8 * s));
@@ -193,6 +198,7 @@ mvu_fold:
         }
         if (sf == SF - 1) {
             ap_uint<C::pe * C::acc_width> packet;
+        mvu_pack:
             for (unsigned pe = 0; pe < C::pe; pe++) {
 #pragma HLS UNROLL
                 packet.range(C::acc_width * pe + C::acc_width - 1, C::acc_width * pe) = acc[pe];
@@ -222,6 +228,7 @@ rescale_rows:
         const unsigned pe = r % C::pe;
         if (pe == 0) {
             const ap_uint<C::pe * C::acc_width> packet = pop(sums, "rescale.sums");
+        rescale_unpack:
             for (unsigned p = 0; p < C::pe; p++) {
 #pragma HLS UNROLL
                 sums_of_fold[p] = packet.range(C::acc_width * p + C::acc_width - 1, C::acc_width * p);
