@@ -69,8 +69,10 @@ def ternarize(latent: np.ndarray) -> tuple[np.ndarray, np.float32]:
     w = np.asarray(latent, dtype=np.float32)
     mean_abs = np.float32(np.mean(np.abs(w), dtype=np.float32))
     scale = np.float32(1.0) / np.maximum(mean_abs, np.float32(1e-5))
-    codes = np.clip(np.rint(w * scale), -1, 1).astype(np.int8)
-    return codes, scale
+    scaled = w * scale                      # the one full-size temporary; the rest works in place
+    np.rint(scaled, out=scaled)
+    np.clip(scaled, -1, 1, out=scaled)
+    return scaled.astype(np.int8), scale
 
 
 def lower_bounds(raw: np.ndarray) -> np.ndarray:
