@@ -231,7 +231,9 @@ rescale_rows:
         rescale_unpack:
             for (unsigned p = 0; p < C::pe; p++) {
 #pragma HLS UNROLL
-                sums_of_fold[p] = packet.range(C::acc_width * p + C::acc_width - 1, C::acc_width * p);
+                // A shift, not .range(): on packets wider than 64 bits g++ -O2 trips over the
+                // reversed-range branch of the ap_private header (-Waggressive-loop-optimizations).
+                sums_of_fold[p] = ap_int<C::acc_width>(packet >> (C::acc_width * p));
             }
         }
         const ap_int<N::act_width> y =
