@@ -162,6 +162,19 @@ class RenderedProject(dict):
             backup.rename(out)                  # an earlier swap was interrupted: the old tree comes back
         for leftover in (stage, backup):
             shutil.rmtree(leftover, ignore_errors=True)
+        try:
+            changed = self._stage(out, stage)
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)    # a failed build leaves no half-written tree behind
+            raise
+        if out.exists():
+            out.rename(backup)
+        stage.rename(out)
+        shutil.rmtree(backup, ignore_errors=True)
+        return changed
+
+    def _stage(self, out: Path, stage: Path) -> list[str]:
+        """The new tree in `stage`; returns the relpaths whose content changed."""
         if out.exists():
             # Hard links keep unchanged files (and their timestamps) at no copying cost.
             shutil.copytree(out, stage, copy_function=os.link, symlinks=True)
@@ -177,10 +190,6 @@ class RenderedProject(dict):
             target.unlink(missing_ok=True)      # never write through a link into the old tree
             target.write_bytes(data)
             changed.append(rel)
-        if out.exists():
-            out.rename(backup)
-        stage.rename(out)
-        shutil.rmtree(backup, ignore_errors=True)
         return changed
 
 
