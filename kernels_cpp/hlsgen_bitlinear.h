@@ -26,7 +26,7 @@ inline weight_word_t fetch_word(const uint64_t (*src)[8], unsigned index) {
 fetch_chunks:
     for (int c = 0; c < 8; c++) {
 #pragma HLS UNROLL
-        word.range(64 * c + 63, 64 * c) = src[index][c];
+        set_field<64>(word, c, src[index][c]);
     }
     return word;
 }
@@ -117,7 +117,7 @@ quantise_codes:
             const mag_t mag = y < 0 ? mag_t(-y) : mag_t(y);
             const ap_uint<7> q = m == 0 ? ap_uint<7>(0) : code_magnitude<C::y_width>(mag, m);
             const ap_int<8> code = y < 0 ? ap_int<8>(-ap_int<8>(q)) : ap_int<8>(q);
-            packet.range(8 * s + 7, 8 * s) = code;
+            set_field<8>(packet, s, ap_uint<8>(code));
 #ifndef __SYNTHESIS__
             traced[k] = code;
 #endif
@@ -189,8 +189,8 @@ mvu_fold:
         mvu_simd:
             for (unsigned s = 0; s < C::simd; s++) {
 #pragma HLS UNROLL
-                const ap_int<9> a = ap_int<8>(x.range(8 * s + 7, 8 * s));
-                const ap_uint<2> c = w.range(2 * (pe * C::simd + s) + 1, 2 * (pe * C::simd + s));
+                const ap_int<9> a = ap_int<8>(get_field<8>(x, s));
+                const ap_uint<2> c = get_field<2>(w, pe * C::simd + s);
                 terms[s] = c == 1 ? a : (c == 3 ? ap_int<9>(-a) : ap_int<9>(0));   // select, never multiply
             }
             const ap_int<C::acc_width> partial = adder_tree<C::simd, C::acc_width>::sum(terms);
@@ -201,7 +201,7 @@ mvu_fold:
         mvu_pack:
             for (unsigned pe = 0; pe < C::pe; pe++) {
 #pragma HLS UNROLL
-                packet.range(C::acc_width * pe + C::acc_width - 1, C::acc_width * pe) = acc[pe];
+                set_field<C::acc_width>(packet, pe, ap_uint<C::acc_width>(acc[pe]));
             }
             sums.write(packet);
             sf = 0;
@@ -231,9 +231,7 @@ rescale_rows:
         rescale_unpack:
             for (unsigned p = 0; p < C::pe; p++) {
 #pragma HLS UNROLL
-                // A shift, not .range(): on packets wider than 64 bits g++ -O2 trips over the
-                // reversed-range branch of the ap_private header (-Waggressive-loop-optimizations).
-                sums_of_fold[p] = ap_int<C::acc_width>(packet >> (C::acc_width * p));
+                sums_of_fold[p] = ap_int<C::acc_width>(get_field<C::acc_width>(packet, p));
             }
         }
         const ap_int<N::act_width> y =

@@ -35,6 +35,21 @@ struct shift_round<0, false> {
 template <int SHIFT>
 inline wide_t rshift_round(wide_t x) { return shift_round<SHIFT>::apply(x); }
 
+// Field k of a word of packed W-bit fields, read and written with shifts. (.range() with a
+// loop index trips g++ -O2 over the reversed-range branch of ap_private.h, a false
+// -Waggressive-loop-optimizations that -Werror makes fatal; after unrolling both are wires.)
+template <int W, int P>
+inline ap_uint<W> get_field(const ap_uint<P>& word, unsigned k) {
+#pragma HLS INLINE
+    return ap_uint<W>(word >> (W * k));
+}
+template <int W, int P>
+inline void set_field(ap_uint<P>& word, unsigned k, ap_uint<W> value) {
+#pragma HLS INLINE
+    const ap_uint<P> mask = ap_uint<P>(ap_uint<W>(-1)) << (W * k);
+    word = (word & ~mask) | (ap_uint<P>(value) << (W * k));
+}
+
 #ifndef __SYNTHESIS__
 // Saturation counts per named site, reported by the testbench (a silent wrap is a classic bug).
 inline std::map<std::string, long long>& saturation_counts() {
