@@ -8,16 +8,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-import yaml
-
+from . import estimate
 from . import numerics as nx
+from .boards import BRAM36_BITS, URAM_BITS, Board, Memory
 from .errors import HlsgenError
-from .spec import BOARDS_DIR, Spec
+from .spec import Spec
 from .weights import Weights
 
 WORD_BITS = 512          # off-chip weight words, and the unit of on-chip ROM words
-BRAM36_BITS = 36 * 1024
-URAM_BITS = 288 * 1024
+LOGIC_BUDGET = 0.8       # share of the LUTs, FFs and DSPs a design may take and still place and route
+PORTS_PER_CHANNEL = 15   # kernel interfaces one global memory bank takes (UG1393, v++ link)
 
 
 def bits_for(value: int) -> int:
@@ -27,30 +27,6 @@ def bits_for(value: int) -> int:
 
 def even(n: int) -> int:
     return n + (n % 2)
-
-
-@dataclass(frozen=True)
-class Board:
-    name: str
-    key: str
-    part: str
-    flow: str
-    clock_mhz: float
-    resources: dict
-    memory: list
-    platform: str | None = None
-    board_part: str | None = None
-    program: str | None = None
-
-    @classmethod
-    def load(cls, key: str) -> "Board":
-        data = yaml.safe_load((BOARDS_DIR / f"{key}.yaml").read_text())
-        return cls(key=key, **data)
-
-    @property
-    def onchip_bits(self) -> int:
-        r = self.resources
-        return r["bram36"] * BRAM36_BITS + r["uram"] * URAM_BITS
 
 
 @dataclass(frozen=True)
@@ -107,6 +83,27 @@ class BitLinearPlan:
 
 
 @dataclass(frozen=True)
+class MemoryPort:
+    """One m_axi argument of the top function: its buffer and the memory channels it is linked to."""
+    name: str            # C argument
+    bundle: str          # m_axi bundle; the IP interface is m_axi_<bundle>
+    nbytes: int
+    dtype: str           # numpy dtype of the host buffer
+    data: str | None     # the packed contents the host uploads (None: an output)
+    memory: str = ""     # hbm | ddr
+    channels: tuple = ()
+    link: str = ""       # the vendor flow's name of the channels: HBM[3], DDR[0:1], S_AXI_HP0_FPD
+
+
+@dataclass(frozen=True)
+class Argument:
+    """One argument of the top function and its s_axilite register."""
+    name: str
+    kind: str            # scalar (host writes) | output (kernel writes, ap_vld) | pointer (64-bit address)
+    offset: int
+
+
+@dataclass(frozen=True)
 class HardwarePlan:
     top: str
     board: Board
@@ -120,6 +117,17 @@ class HardwarePlan:
     intermediate: int
     layers: int
     notes: tuple = field(default=())
+    memory_ports: tuple = ()     # MemoryPort per m_axi argument, linked to channels (assign_memory)
+    arguments: tuple = ()        # Argument per top-function argument, in signature order
+
+    def memory_port(self, name: str) -> MemoryPort:
+        return next(p for p in self.memory_ports if p.name == name)
+
+    @property
+    def logit_dtype(self) -> str:
+        """Host view of one logit: act_t in memory, padded to a power-of-two number of bytes."""
+        size = 1 << max(math.ceil(self.numerics["act_width"] / 8) - 1, 0).bit_length()
+        return f"<i{size}"
 
     @property
     def offchip(self) -> bool:
@@ -213,7 +221,7 @@ def choose_bitlinears(spec: Spec, weights: Weights | None) -> tuple:
     return tuple(plans)
 
 
-def check_fit(plan: HardwarePlan) -> None:
+def check_onchip_memory(plan: HardwarePlan) -> None:
     """Refuse a design whose on-chip memory cannot fit, with the numbers and a way out."""
     used = plan.onchip_bits()
     need, have = sum(used.values()), plan.board.onchip_bits
@@ -222,16 +230,130 @@ def check_fit(plan: HardwarePlan) -> None:
         if plan.offchip:
             hint = "a smaller model or a larger board"
         else:
-            hint = "weights: " + " | ".join(sorted({m["kind"] for m in plan.board.memory}))
+            hint = "weights: " + " | ".join(sorted(plan.board.memory_kinds))
         raise HlsgenError(
             f"hardware.weights: {plan.weights_place} needs {need / 8e6:.2f} MB on chip ({detail}) but "
             f"{plan.board.key} has {have / 8e6:.2f} MB of BRAM+URAM (allowed: {hint})")
 
 
+# ----------------------------------------------------------------------------- m_axi ports and channels
+def memory_ports(plan: HardwarePlan) -> list[MemoryPort]:
+    """Every m_axi argument in signature order: the logits out, then (off-chip) the embedding and
+    one weight port per projection kind."""
+    ports = [MemoryPort("logits", "gmem_out", plan.vocab * int(plan.logit_dtype[2:]), plan.logit_dtype, None)]
+    if plan.offchip:
+        ports.append(MemoryPort("emb_table", "gmem_emb", plan.embedding_entries * 4, "<i4", "tb/data/emb_table.bin"))
+        ports += [MemoryPort(b.port, b.bundle, b.words * WORD_BITS // 8, "<u8", f"tb/data/{b.port}.bin")
+                  for b in plan.bitlinears]
+    return ports
+
+
+def spread(sizes: list[int], memory: Memory, where: str) -> list[tuple]:
+    """Channels for buffers of these sizes: a channel (or a range, when one cannot hold the buffer)
+    of its own for each while there are enough; otherwise they share, the largest first, each on
+    the least-filled channel. Sharing costs no bandwidth here: the top runs one projection at a
+    time, so one weight port streams at a time."""
+    needs = [max(1, math.ceil(n / memory.channel_bytes)) for n in sizes]
+    mb = f"{sum(sizes) / 2**20:,.1f} MB"
+    if sum(needs) <= memory.count:
+        starts = [sum(needs[:i]) for i in range(len(needs))]
+        return [tuple(range(start, start + need)) for start, need in zip(starts, needs)]
+    size_each = f"{memory.mb_total:g} MB shared" if memory.shared else f"{memory.mb_each:g} MB each"
+    if max(needs) > 1 or sum(sizes) > memory.capacity_bytes:
+        raise HlsgenError(f"{where}: the m_axi buffers need {mb} in {sum(needs)} {memory.kind} channels but the "
+                          f"board has {memory.count} ({size_each}) (allowed: a smaller model, or a board with "
+                          f"more {memory.kind} memory)")
+    if len(sizes) > memory.count * PORTS_PER_CHANNEL:
+        raise HlsgenError(f"{where}: more m_axi ports than channels: {len(sizes)} ports on {memory.count} "
+                          f"{memory.kind} channels of at most {PORTS_PER_CHANNEL} ports each (allowed: fewer ports, "
+                          f"e.g. weights: onchip)")
+    load = [0] * memory.count
+    channels = [()] * len(sizes)
+    for i in sorted(range(len(sizes)), key=lambda i: -sizes[i]):
+        c = min(range(memory.count), key=lambda c: (load[c], c))
+        load[c] += sizes[i]
+        channels[i] = (c,)
+    if not memory.shared and max(load) > memory.channel_bytes:
+        raise HlsgenError(f"{where}: the m_axi buffers need {mb} but {memory.count} {memory.kind} channels of "
+                          f"{memory.mb_each:g} MB cannot hold them (allowed: a smaller model, or a larger board)")
+    return channels
+
+
+def assign_memory(plan: HardwarePlan) -> HardwarePlan:
+    """Link every m_axi port to memory channels; the on-chip design's logits go to the board's first memory."""
+    kind = plan.weights_place if plan.offchip else plan.board.memory_kinds[0]
+    memory = plan.board.memory_of(kind)
+    ports = memory_ports(plan)
+    channels = spread([p.nbytes for p in ports], memory, f"hardware.weights: {plan.weights_place}")
+    linked = tuple(replace(p, memory=kind, channels=c, link=plan.board.channel_name(memory, c))
+                   for p, c in zip(ports, channels))
+    return replace(plan, memory_ports=linked)
+
+
+# ----------------------------------------------------------------------------- s_axilite register map
+def assign_registers(plan: HardwarePlan) -> HardwarePlan:
+    """Offsets of the top's arguments in its s_axilite map (after CTRL, GIE, IER, ISR at 0x00-0x0c).
+    A 32-bit scalar takes its word and a reserved one; an output scalar its word and its ap_vld
+    word; a 64-bit pointer two words and a reserved one."""
+    kinds = [("token", "scalar"), ("reset_state", "scalar"), ("logits", "pointer"), ("next_token", "output")]
+    kinds += [(p.name, "pointer") for p in plan.memory_ports if p.name != "logits"]
+    arguments, offset = [], 0x10
+    for name, kind in kinds:
+        arguments.append(Argument(name, kind, offset))
+        offset += 12 if kind == "pointer" else 8
+    return replace(plan, arguments=tuple(arguments))
+
+
+# ----------------------------------------------------------------------------- logic fit
+def over_budget(plan: HardwarePlan, bitlinears=None) -> dict:
+    """{resource: (estimated, available)} for every resource beyond LOGIC_BUDGET of the board's."""
+    used = estimate.design_resources(plan, bitlinears)
+    have = plan.board.resources
+    return {k: (used[k], have[k]) for k in used if used[k] > LOGIC_BUDGET * have[k]}
+
+
+def smaller_parallelism(plan: HardwarePlan) -> dict | None:
+    """The first folding that fits, halving the widest of simd, pe, lm_head_simd, lm_head_pe in turn
+    (each is a power of two, so its half still divides the matrix sizes)."""
+    head, layer = plan.bitlinear("lm_head"), plan.bitlinear("i")
+    start = {"simd": layer.simd, "pe": layer.pe, "lm_head_simd": head.simd, "lm_head_pe": head.pe}
+    p = dict(start)
+    while max(p.values()) > 1:
+        widest = max(p, key=lambda k: p[k])      # ties: the first key, simd before pe
+        p[widest] //= 2
+        folded = [replace(b, pe=p["lm_head_pe"], simd=p["lm_head_simd"]) if b.kind == "lm_head"
+                  else replace(b, pe=p["pe"], simd=p["simd"]) for b in plan.bitlinears]
+        if not over_budget(plan, folded):
+            return {k: v for k, v in p.items() if v != start[k]}
+    return None
+
+
+def check_logic(plan: HardwarePlan) -> None:
+    """Refuse parallelism beyond the board's LUTs, FFs or DSPs (first-order estimate, hlsgen/estimate.py)."""
+    over = over_budget(plan)
+    if not over:
+        return
+    numbers = ", ".join(f"{k.upper()} {used:,} of {have:,}" for k, (used, have) in over.items())
+    smaller = smaller_parallelism(plan)
+    hint = ("reduce " + " and ".join(f"{k} to {v}" for k, v in smaller.items()) if smaller
+            else "a larger board")
+    raise HlsgenError(f"hardware.parallelism: the design needs an estimated {numbers} on {plan.board.key}, more "
+                      f"than {LOGIC_BUDGET:.0%} of the chip (allowed: {hint})")
+
+
+def check_fit(plan: HardwarePlan) -> HardwarePlan:
+    """The build-time fit checks, in order: on-chip memory, memory channels, logic. Returns the
+    plan with its m_axi ports linked to channels and its register map."""
+    check_onchip_memory(plan)
+    plan = assign_registers(assign_memory(plan))
+    check_logic(plan)
+    return plan
+
+
 def plan(spec: Spec, weights: Weights | None = None) -> HardwarePlan:
     board = Board.load(spec.hardware.board)
     place = spec.hardware.weights
-    memory_kinds = {m["kind"] for m in board.memory}
+    memory_kinds = set(board.memory_kinds)
     if place != "onchip" and place not in memory_kinds:
         raise HlsgenError(f"hardware.weights: {place!r} is not available on {board.key} "
                           f"(allowed: onchip, {', '.join(sorted(memory_kinds))})")
@@ -240,8 +362,7 @@ def plan(spec: Spec, weights: Weights | None = None) -> HardwarePlan:
                           weights_place=place, numerics=numerics_constants(spec),
                           bitlinears=choose_bitlinears(spec, weights), vocab=m.vocab, hidden=m.hidden,
                           inner=m.inner, intermediate=m.intermediate, layers=m.layers)
-    check_fit(result)
-    return result
+    return check_fit(result)
 
 
 def with_notes(p: HardwarePlan, *notes: str) -> HardwarePlan:

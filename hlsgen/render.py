@@ -20,6 +20,7 @@ import numpy as np
 from . import __version__
 from . import numerics as nx
 from . import rtl
+from . import vendor
 from .checkpoint import pack_2bit
 from .planner import WORD_BITS, BitLinearPlan, HardwarePlan
 from .spec import REPO_ROOT, Spec
@@ -235,6 +236,7 @@ def project(spec: Spec, plan: HardwarePlan, weights: Weights, vectors: GoldenVec
                           ("hls_config.cfg.j2", "hls/hls_config.cfg"), ("Makefile.j2", "Makefile"),
                           ("README.md.j2", "README.md"), ("csim_device.cpp.j2", "host/csim_device.cpp")):
         files[rel] = env.get_template(template).render(**context)
+    files.update(vendor.project_files(plan, env, context))     # bitstream flow, flashing, host drivers
     for header in sorted(KERNELS.glob("*.h")):
         files[f"src/hlsgen/{header.name}"] = f"// {BANNER} (copied from kernels_cpp/{header.name})\n" + header.read_text()
     files["tb/data/ids.bin"] = vectors.ids.astype("<i4").tobytes()

@@ -1,0 +1,208 @@
+"""The vendor flow of a generated project, as data: how to build the bitstream (Alveo: v++ compile
+and link to an .xclbin; Zynq: the Vitis HLS IP export, then a Vivado block design to .bit/.hwh),
+how to program the board, and how to run the on-board self-test.
+
+The templates print these commands (vendor.mk, the README) and `hlsgen bitstream` / `hlsgen
+flash` run them (hlsgen/deploy.py), so what is printed is what runs.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from .boards import Board
+from .errors import HlsgenError
+from .planner import HardwarePlan
+
+ALVEO_TARGETS = ("sw_emu", "hw_emu", "hw")
+FLOW_FILE = "hls/flow.json"
+IP_CELL = "accel"           # the accelerator's cell in the Vivado block design (PYNQ: overlay.accel)
+HOST_BINARY = "impl/host"
+# A C++ type per host dtype of a logit (planner.HardwarePlan.logit_dtype).
+C_TYPES = {"<i1": "int8_t", "<i2": "int16_t", "<i4": "int32_t", "<i8": "int64_t"}
+
+
+@dataclass(frozen=True)
+class Step:
+    what: str
+    argv: tuple
+    env: tuple = ()              # (name, value) pairs set for this step only
+    on_board: bool = False       # runs on the board's own processor, not on this host
+
+    @property
+    def shell(self) -> str:
+        prefix = "".join(f"{name}={shlex.quote(value)} " for name, value in self.env)
+        return prefix + shlex.join(self.argv)
+
+
+@dataclass(frozen=True)
+class Flow:
+    """What the vendor flow needs of a project: its top, its board and its clock."""
+    top: str
+    board: Board
+    clock_mhz: float
+
+    @classmethod
+    def of_plan(cls, plan: HardwarePlan) -> "Flow":
+        return cls(plan.top, plan.board, plan.clock_mhz)
+
+    @classmethod
+    def of_project(cls, project: Path) -> "Flow":
+        path = Path(project) / FLOW_FILE
+        if not path.is_file():
+            raise HlsgenError(f"{project}: not an hlsgen project with a vendor flow (no {FLOW_FILE}; "
+                              f"run `hlsgen build` first)")
+        data = json.loads(path.read_text())
+        return cls(data["top"], Board.load(data["board"]), data["clock_mhz"])
+
+    def to_json(self) -> str:
+        return json.dumps({"top": self.top, "board": self.board.key, "clock_mhz": self.clock_mhz}, indent=2) + "\n"
+
+    @property
+    def alveo(self) -> bool:
+        return self.board.flow == "alveo"
+
+    @property
+    def kernel(self) -> str:
+        return f"{self.top}_top"
+
+    @property
+    def compute_unit(self) -> str:
+        return f"{self.kernel}_1"
+
+    def xo(self, target: str) -> str:
+        return f"impl/{target}/{self.top}.xo"
+
+    def xclbin(self, target: str = "hw") -> str:
+        return f"impl/{target}/{self.top}.xclbin"
+
+    @property
+    def bitstream(self) -> str:
+        """What programs the board: the hardware .xclbin (Alveo) or the .bit, its .hwh beside it."""
+        return self.xclbin() if self.alveo else f"impl/{self.top}.bit"
+
+    @property
+    def hwh(self) -> str:
+        return f"impl/{self.top}.hwh"
+
+    @property
+    def driver(self) -> str:
+        return f"host/{self.top}_driver.py"
+
+    @property
+    def ip_repo(self) -> str:
+        return f"hls/{self.top}_prj/sol1/impl/ip"
+
+    # ------------------------------------------------------------------------- bitstream
+    def vpp_steps(self, target: str) -> list[Step]:
+        """v++ compile and link; -t and --platform are the same in both, as v++ requires."""
+        out = f"impl/{target}"
+        common = ("-t", target, "--platform", self.board.platform, "--save-temps", "--temp_dir", f"{out}/tmp")
+        clock = () if self.clock_mhz == self.board.clock_mhz else ("--kernel_frequency", f"{self.clock_mhz:g}")
+        xo = self.xo(target)
+        return [Step(f"compile the kernel to {xo}",
+                     ("v++", "-c", *common, "-k", self.kernel, "-I", "src", "-o", xo, f"src/{self.top}.cpp")),
+                Step(f"link it into {self.xclbin(target)}",
+                     ("v++", "-l", *common, *clock, "--config", "hls/link.cfg", "-o", self.xclbin(target), xo))]
+
+    @property
+    def emconfig_step(self) -> Step:
+        # XRT looks for emconfig.json beside the host executable.
+        return Step("describe the emulated card (emconfig.json)",
+                    ("emconfigutil", "--platform", self.board.platform, "--od", str(Path(HOST_BINARY).parent)))
+
+    def build_steps(self, target: str = "hw") -> list[Step]:
+        if not self.alveo:
+            if target != "hw":
+                raise HlsgenError(f"--target: {target} is an Alveo emulation target (allowed: hw on {self.board.key})")
+            return [Step("synthesise the HLS IP and export it to the IP catalog",
+                         ("vitis_hls", "-f", "hls/run_hls.tcl", "-tclargs", "csynth", "export")),
+                    Step(f"block design, bitstream and .hwh: {self.bitstream}, {self.hwh}",
+                         ("vivado", "-mode", "batch", "-nojournal", "-log", "impl/vivado.log",
+                          "-source", "hls/vivado_bd.tcl"))]
+        if target not in ALVEO_TARGETS:
+            raise HlsgenError(f"--target: {target!r} is not an Alveo target (allowed: {', '.join(ALVEO_TARGETS)})")
+        return self.vpp_steps(target) + ([] if target == "hw" else [self.emconfig_step])
+
+    def host_run_step(self, target: str) -> Step:
+        """The native host's self-test on emulation or on the card."""
+        env = () if target == "hw" else (("XCL_EMULATION_MODE", target),)
+        return Step(f"self-test on {target}", (HOST_BINARY, self.xclbin(target), "tb/data"), env)
+
+    def host_build(self, xrt: str = "$XILINX_XRT") -> str:
+        """The native host's compile line; `xrt` is how the command refers to the XRT install."""
+        return (f"g++ -std=c++17 -O2 -I{xrt}/include host/{self.top}_host.cpp -L{xrt}/lib -lxrt_coreutil "
+                f"-pthread -o {HOST_BINARY}")
+
+    # ------------------------------------------------------------------------- programming
+    def method(self, method: str | None) -> str:
+        allowed = self.board.program.methods
+        if method is None:
+            return allowed[0]
+        if method not in allowed:
+            raise HlsgenError(f"--method: {method!r} cannot program {self.board.key} "
+                              f"(allowed: {', '.join(allowed)})")
+        return method
+
+    def program_steps(self, method: str, device: str | None) -> list[Step]:
+        """Commands that put the bitstream on the board (pynq: the driver's load() does it)."""
+        p = self.board.program
+        if method == "xbutil":
+            target = ("--device", device) if device else ()
+            return [Step("program the card", ("xbutil", "program", *target, "--user", self.bitstream))]
+        if method == "openfpgaloader":
+            cable = ("--ftdi-serial", device) if device else ()
+            return [Step("program the PL over JTAG", ("openFPGALoader", "-b", p.openfpgaloader_board, *cable,
+                                                      self.bitstream))]
+        if method == "vivado":
+            target = (device,) if device else ()
+            return [Step("program the PL over JTAG (Vivado hardware manager)",
+                         ("vivado", "-mode", "batch", "-nojournal", "-nolog", "-source", "hls/program_jtag.tcl",
+                          "-tclargs", self.bitstream, *target))]
+        return []
+
+    def self_test_step(self, method: str, device: str | None) -> Step:
+        """Golden vectors through the driver, bit for bit. After JTAG it must run on the board's PS
+        (with PYNQ), which drives the PL; `pynq` loads the overlay itself."""
+        backend = "xrt" if method == "xbutil" else "pynq"
+        target = ("--device", device) if device and backend == "xrt" else ()
+        return Step("self-test: the golden vectors through the driver, bit for bit",
+                    ("python3", self.driver, "--backend", backend, *target, "--self-test"),
+                    on_board=method in ("openfpgaloader", "vivado"))
+
+    def required_files(self, method: str) -> list[str]:
+        if method == "pynq" and not self.alveo:
+            return [self.bitstream, self.hwh]      # PYNQ reads the .hwh named after the .bit
+        return [self.bitstream]
+
+
+# ----------------------------------------------------------------------------- project files
+def channel_for_pynq(link: str) -> str:
+    """PYNQ-on-Alveo memory name of a link.cfg channel: HBM[3] -> HBM3, DDR[1] -> bank1."""
+    bank, _, index = link.partition("[")
+    first = index.rstrip("]").split(":")[0]
+    return f"HBM{first}" if bank == "HBM" else f"bank{first}"
+
+
+def project_files(plan: HardwarePlan, env, context: dict) -> dict:
+    """The vendor flow and the host drivers of one project: {relpath: text}."""
+    flow = Flow.of_plan(plan)
+    used_channels = sorted({c for p in plan.memory_ports for c in p.channels})
+    context = dict(context, flow=flow, ip_cell=IP_CELL, logit_ctype=C_TYPES[plan.logit_dtype],
+                   ps_enable=[plan.board.ps.slave_enable[c] for c in used_channels] if plan.board.ps else [],
+                   pynq_memory={p.name: channel_for_pynq(p.link) for p in plan.memory_ports} if flow.alveo else {},
+                   targets={t: flow.build_steps(t) for t in (ALVEO_TARGETS if flow.alveo else ("hw",))},
+                   make_host_build=flow.host_build("$(XILINX_XRT)"), host_build=flow.host_build())
+    templates = [("host/driver.py.j2", flow.driver), ("vendor/vendor.mk.j2", "vendor.mk")]
+    if flow.alveo:
+        templates += [("vendor/link.cfg.j2", "hls/link.cfg"), ("host/xrt_host.cpp.j2", f"host/{plan.top}_host.cpp")]
+    else:
+        templates += [("vendor/vivado_bd.tcl.j2", "hls/vivado_bd.tcl"),
+                      ("vendor/program_jtag.tcl.j2", "hls/program_jtag.tcl")]
+    files = {rel: env.get_template(template).render(**context) for template, rel in templates}
+    files[FLOW_FILE] = flow.to_json()
+    return files
+
