@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from . import build as build_mod
+from . import deploy, vendor
 from . import checkpoint, csim, golden, weights
 from . import spec as spec_mod
 from .errors import HlsgenError
@@ -199,6 +200,32 @@ def _csim_run(args) -> int:
     return 1
 
 
+# ----------------------------------------------------------------------------- bitstream, flash
+def _bitstream_arguments(parser):
+    parser.add_argument("project", help="a generated project directory")
+    parser.add_argument("--target", choices=vendor.ALVEO_TARGETS, default="hw",
+                        help="Alveo: sw_emu, hw_emu or hw (default); Zynq boards build hw only")
+    parser.add_argument("--dry-run", action="store_true", help="print the exact commands instead of running them")
+
+
+def _bitstream_run(args) -> int:
+    return deploy.bitstream(args.project, args.target, args.dry_run)
+
+
+def _flash_arguments(parser):
+    parser.add_argument("project", help="a generated project directory with a built bitstream")
+    parser.add_argument("--device", metavar="ID",
+                        help="xbutil/xrt: PCIe BDF or index; openfpgaloader: FTDI serial; vivado: part of "
+                             "the JTAG target's name")
+    parser.add_argument("--method", choices=("xbutil", "pynq", "openfpgaloader", "vivado"),
+                        help="how to program (default: the first of the board file's program.methods)")
+    parser.add_argument("--dry-run", action="store_true", help="print the exact commands instead of running them")
+
+
+def _flash_run(args) -> int:
+    return deploy.flash(args.project, args.method, args.device, args.dry_run)
+
+
 # ----------------------------------------------------------------------------- registry
 COMMANDS = [
     Command("validate", "check a config and print a summary of the model and target",
@@ -214,6 +241,12 @@ COMMANDS = [
     Command("csim", "compile and run the C simulation; compare with the golden model bit for bit",
             "hlsgen csim build/tiny_top\nhlsgen csim examples/tiny.yaml   # build, then csim",
             _csim_arguments, _csim_run),
+    Command("bitstream", "run the vendor flow to a bitstream (Alveo: v++ to an .xclbin; Zynq: Vivado to .bit/.hwh)",
+            "hlsgen bitstream build/tiny_top --dry-run\nhlsgen bitstream build/tiny_top --target hw_emu",
+            _bitstream_arguments, _bitstream_run),
+    Command("flash", "program the board, then run the golden vectors through the host driver bit for bit",
+            "hlsgen flash build/tiny_top --dry-run\nhlsgen flash build/tiny_top --device 0000:3b:00.1",
+            _flash_arguments, _flash_run),
 ]
 
 

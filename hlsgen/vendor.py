@@ -164,12 +164,19 @@ class Flow:
                           "-tclargs", self.bitstream, *target))]
         return []
 
+    @staticmethod
+    def driver_backend(method: str) -> str:
+        return "xrt" if method == "xbutil" else "pynq"
+
     def self_test_step(self, method: str, device: str | None) -> Step:
         """Golden vectors through the driver, bit for bit. After JTAG it must run on the board's PS
         (with PYNQ), which drives the PL; `pynq` loads the overlay itself."""
-        backend = "xrt" if method == "xbutil" else "pynq"
+        backend = self.driver_backend(method)
         target = ("--device", device) if device and backend == "xrt" else ()
-        return Step("self-test: the golden vectors through the driver, bit for bit",
+        what = "self-test: the golden vectors through the driver, bit for bit"
+        if method == "pynq":
+            what = "load the overlay (this programs the device), then the " + what
+        return Step(what,
                     ("python3", self.driver, "--backend", backend, *target, "--self-test"),
                     on_board=method in ("openfpgaloader", "vivado"))
 

@@ -1,0 +1,140 @@
+"""Build-time fit checks: on-chip memory, memory channels and logic, for three model sizes on
+several boards (planned from the spec alone: no weights are loaded), and how the m_axi ports are
+spread over the channels."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conftest import write_config
+from hlsgen import estimate, planner
+from hlsgen import spec as spec_mod
+from hlsgen.boards import Memory
+from hlsgen.errors import HlsgenError
+
+WIDE = {"pe": 8, "simd": 32, "lm_head_pe": 8, "lm_head_simd": 32}
+MODELS = {
+    "tiny": ({"vocab": 256, "hidden": 64, "layers": 2, "intermediate_size": 128}, {"pe": 4, "simd": 8}),
+    "370M": ({"vocab": 32000, "hidden": 1024, "layers": 24, "intermediate_size": 2816}, WIDE),
+    "2.7B": ({"vocab": 32000, "hidden": 2560, "layers": 32, "intermediate_size": 6912}, WIDE),
+}
+ONCHIP_FULL = "on chip ("                 # the on-chip memory refusal lists its tables
+LOGIC = "hardware.parallelism: the design needs an estimated"
+
+# (model, board, weights) -> None (fits) or a piece of the refusal.
+DECISIONS = {
+    ("tiny", "u280", "onchip"): None,
+    ("tiny", "u250", "onchip"): None,
+    ("tiny", "kv260", "onchip"): None,
+    ("tiny", "pynq_z2", "onchip"): LOGIC,
+    ("370M", "u280", "onchip"): "allowed: weights: ddr | hbm",
+    ("370M", "u280", "hbm"): None,
+    ("370M", "u250", "ddr"): None,
+    ("370M", "kv260", "ddr"): LOGIC,
+    ("370M", "pynq_z2", "ddr"): "pynq_z2 has 0.65 MB of BRAM+URAM (allowed: a smaller model or a larger board)",
+    ("2.7B", "u280", "hbm"): None,
+    ("2.7B", "u55c", "hbm"): None,
+    ("2.7B", "u250", "ddr"): None,
+    ("2.7B", "u250", "onchip"): "u250 has 59.57 MB of BRAM+URAM (allowed: weights: ddr)",
+    ("2.7B", "kv260", "ddr"): "kv260 has 3.02 MB of BRAM+URAM",
+    ("2.7B", "pynq_z2", "ddr"): ONCHIP_FULL,
+}
+
+
+def spec_for(tmp_path, model: str, board: str, weights: str, parallelism=None):
+    shape, default_parallelism = MODELS[model]
+    config = write_config(tmp_path, f"{model}_{board}_{weights}".replace(".", "_"), model=shape,
+                          hardware={"board": board, "weights": weights,
+                                    "parallelism": parallelism or default_parallelism})
+    return spec_mod.load(config)
+
+
+def plan_or_error(spec):
+    try:
+        return planner.plan(spec), None
+    except HlsgenError as exc:
+        return None, str(exc)
+
+
+@pytest.mark.parametrize("model, board, weights", list(DECISIONS))
+def test_fit_decision(tmp_path, model, board, weights):
+    plan, error = plan_or_error(spec_for(tmp_path, model, board, weights))
+    expected = DECISIONS[model, board, weights]
+    if expected is None:
+        assert error is None
+        used = estimate.design_resources(plan)
+        assert all(used[k] <= planner.LOGIC_BUDGET * plan.board.resources[k] for k in used)
+    else:
+        assert error is not None and expected in error, error
+
+
+@pytest.mark.parametrize("model, board, weights", [("tiny", "pynq_z2", "onchip"), ("370M", "kv260", "ddr")])
+def test_logic_refusal_gives_the_numbers_and_a_folding_that_fits(tmp_path, model, board, weights):
+    _, error = plan_or_error(spec_for(tmp_path, model, board, weights))
+    numbers = re.findall(r"(LUT|FF|DSP) ([\d,]+) of ([\d,]+)", error)
+    assert numbers and all(int(used.replace(",", "")) > 0.8 * int(have.replace(",", "")) for _, used, have in numbers)
+    suggestion = dict((k, int(v)) for k, v in re.findall(r"(\w+) to (\d+)", error.split("allowed: reduce ")[1]))
+    parallelism = {**MODELS[model][1], **suggestion}
+    plan, error = plan_or_error(spec_for(tmp_path, model, board, weights, parallelism))
+    assert error is None, error
+
+
+def test_hbm_ports_get_channels_of_their_own_and_ranges_for_large_buffers(tmp_path):
+    plan = planner.plan(spec_for(tmp_path, "2.7B", "u280", "hbm"))
+    links = {p.name: p.link for p in plan.memory_ports}
+    assert len(links) == 9 and links["logits"] == "HBM[0]"
+    emb = plan.memory_port("emb_table")
+    assert emb.nbytes > 256 * 2**20 and emb.link == "HBM[1:2]"       # 328 MB: two 256 MB channels
+    channels = [c for p in plan.memory_ports for c in p.channels]
+    assert len(channels) == len(set(channels)) and max(channels) < 32
+    assert plan.memory_port("w_gate").link == "HBM[7:8]"             # 283 MB
+    # U55C's 512 MB channels hold every buffer in one.
+    assert all(len(p.channels) == 1 for p in planner.plan(spec_for(tmp_path, "2.7B", "u55c", "hbm")).memory_ports)
+
+
+def test_ddr_banks_are_shared_largest_buffer_first(tmp_path):
+    plan = planner.plan(spec_for(tmp_path, "370M", "u250", "ddr"))
+    assert {p.link for p in plan.memory_ports} == {"DDR[0]", "DDR[1]", "DDR[2]", "DDR[3]"}
+    load = {}
+    for p in plan.memory_ports:
+        load[p.link] = load.get(p.link, 0) + p.nbytes
+    assert plan.memory_port("emb_table").link == "DDR[0]"            # the largest buffer, alone on its bank
+    assert max(load.values()) == plan.memory_port("emb_table").nbytes
+
+
+def test_zynq_ports_spread_over_the_hp_ports(tmp_path):
+    plan = planner.plan(spec_for(tmp_path, "tiny", "kv260", "ddr"))
+    assert {p.link for p in plan.memory_ports} == {f"S_AXI_HP{i}_FPD" for i in range(4)}
+
+
+def test_onchip_design_links_only_its_logits(tmp_path):
+    plan = planner.plan(spec_for(tmp_path, "tiny", "u250", "onchip"))
+    assert [(p.name, p.link) for p in plan.memory_ports] == [("logits", "DDR[0]")]
+
+
+def test_buffers_beyond_the_memory_are_refused(tmp_path):
+    # A 512 MB int32 embedding alone fills the PYNQ-Z2's DDR.
+    config = write_config(tmp_path, "wide_vocab", model={"vocab": 262144, "hidden": 512, "layers": 1,
+                                                         "intermediate_size": 512},
+                          hardware={"board": "pynq_z2", "weights": "ddr", "parallelism": {"pe": 1, "simd": 1}})
+    with pytest.raises(HlsgenError, match=r"hardware.weights: ddr: the m_axi buffers need [\d,.]+ MB in 9 ddr "
+                                          r"channels but the board has 4 \(512 MB shared\)"):
+        planner.plan(spec_mod.load(config))
+
+
+def test_more_ports_than_channels_take_is_refused():
+    one_bank = Memory(kind="ddr", bank="DDR", count=1, gbps_each=19.25, mb_each=16384)
+    assert planner.spread([1 << 20] * 15, one_bank, "here") == [(0,)] * 15
+    with pytest.raises(HlsgenError, match="here: more m_axi ports than channels: 16 ports on 1 ddr channels"):
+        planner.spread([1 << 20] * 16, one_bank, "here")
+
+
+def test_register_map_follows_the_signature(tmp_path):
+    plan = planner.plan(spec_for(tmp_path, "tiny", "u280", "hbm"))
+    offsets = {a.name: a.offset for a in plan.arguments}
+    # Scalars: a word and a reserved word; next_token: a word and its ap_vld; pointers: 3 words.
+    assert [offsets[n] for n in ("token", "reset_state", "logits", "next_token", "emb_table", "w_i")] == \
+        [0x10, 0x18, 0x20, 0x2C, 0x34, 0x40]
+    assert [a.name for a in plan.arguments][4:] == [p.name for p in plan.memory_ports][1:]
