@@ -1,0 +1,321 @@
+"""RTL of the ternary matrix-vector units, and the golden vectors their co-simulation checks.
+
+One Verilog module per projection kind (templates/rtl/mvu.v.j2), printed from the same
+BitLinearPlan as the HLS kernel.  Weights come from a ROM ($readmemh of a .mem file, one lane word
+per line) when the design keeps them on chip, else from an AXI-Stream of lane words (what
+hlsgen::stream_weights feeds hlsgen::mvu).  The module outputs the PE accumulators per row fold,
+the stream hlsgen::rescale consumes; the rescale (a multiply by the per-token scale) stays in HLS.
+
+The golden vectors are the int8 codes every BitLinear quantised in the golden fixed model over the
+testbench sequence (the `.q` traces), and their exact products with the ternary matrices.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import jinja2
+import numpy as np
+
+from . import golden
+from .errors import HlsgenError
+from .planner import BitLinearPlan, HardwarePlan, bits_for
+from .spec import REPO_ROOT, Spec
+from .weights import Weights
+
+TEMPLATES = REPO_ROOT / "templates" / "rtl"
+COSIM_INDEX = "cosim/mvu.json"
+# The golden model's trace name of each kind, per layer ("layer0." + ...) or alone (lm_head).
+TRACE_NAMES = {"i": "attn.i", "f": "attn.f", "g": "attn.g", "o": "attn.o",
+               "gate": "mlp.gate", "down": "mlp.down", "lm_head": "lm_head"}
+
+
+TERM_WIDTH = 9          # a +-int8 term
+
+
+@dataclass(frozen=True)
+class TreeLevel:
+    """One level of a PE's adder tree: `nodes` values of `width` bits, side by side in one bus."""
+    index: int
+    nodes: int
+    width: int
+    operand_width: int      # of the level below (level 0, the terms, has none)
+
+    @property
+    def bits(self) -> int:
+        return self.nodes * self.width
+
+    @property
+    def operands(self) -> int:
+        return self.index - 1
+
+    @property
+    def grows(self) -> bool:
+        return self.width > self.operand_width
+
+
+def byte_ceil(bits: int) -> int:
+    """Vitis HLS rounds an axis TDATA up to whole bytes."""
+    return -(-bits // 8) * 8
+
+
+@dataclass(frozen=True)
+class MvuRtl:
+    """What the RTL template prints for one kind: the plan's numbers, and the RTL's own."""
+    top: str
+    plan: BitLinearPlan
+
+    def __getattr__(self, name):
+        # kind, rows, cols, pe, simd, matrices, acc_width, lane_bits, cycles_per_matrix, ...
+        if name.startswith("_") or name == "plan":
+            raise AttributeError(name)
+        return getattr(self.plan, name)
+
+    @property
+    def module(self) -> str:
+        return f"{self.top}_mvu_{self.kind}"
+
+    @property
+    def verilog_path(self) -> str:
+        return f"rtl/{self.module}.v"
+
+    @property
+    def mem_file(self) -> str:
+        return f"{self.module}.mem"
+
+    @property
+    def weight_stream(self) -> bool:
+        return self.offchip
+
+    @property
+    def has_layer(self) -> bool:
+        """A ROM of several matrices needs to be told which; a weight stream brings the right one."""
+        return self.matrices > 1 and not self.weight_stream
+
+    @property
+    def layer_bits(self) -> int:
+        return bits_for(self.matrices - 1)
+
+    @property
+    def log_simd(self) -> int:
+        return self.simd.bit_length() - 1
+
+    @property
+    def tree_levels(self) -> list[TreeLevel]:
+        """Sums grow a bit per level up to acc_width; wrapping past it is exact (the total fits)."""
+        widths = [min(TERM_WIDTH + level, self.acc_width) for level in range(self.log_simd + 1)]
+        return [TreeLevel(level, self.simd >> level, widths[level], widths[level - 1] if level else 0)
+                for level in range(self.log_simd + 1)]
+
+    @property
+    def root_level(self) -> TreeLevel:
+        return self.tree_levels[-1]
+
+    @property
+    def root_extension(self) -> int:
+        """Sign bits that widen the tree's root to acc_width."""
+        return self.acc_width - self.root_level.width
+
+    @property
+    def simd_folds(self) -> int:
+        return self.cols // self.simd
+
+    @property
+    def pe_folds(self) -> int:
+        return self.rows // self.pe
+
+    @property
+    def sf_bits(self) -> int:
+        return bits_for(self.simd_folds - 1)
+
+    @property
+    def sf_last(self) -> int:
+        return self.simd_folds - 1
+
+    @property
+    def nf_bits(self) -> int:
+        return bits_for(self.pe_folds - 1)
+
+    @property
+    def nf_last(self) -> int:
+        return self.pe_folds - 1
+
+    @property
+    def rom_depth(self) -> int:
+        return self.matrices * self.cycles_per_matrix
+
+    @property
+    def addr_bits(self) -> int:
+        return bits_for(self.rom_depth - 1)
+
+    @property
+    def matrix_bases(self) -> list[int]:
+        return [m * self.cycles_per_matrix for m in range(self.matrices)]
+
+    @property
+    def codes_tdata_width(self) -> int:
+        return 8 * self.simd
+
+    @property
+    def weights_tdata_width(self) -> int:
+        return byte_ceil(self.lane_bits)
+
+    @property
+    def weights_pad_bits(self) -> int:
+        return self.weights_tdata_width - self.lane_bits
+
+    @property
+    def sums_width(self) -> int:
+        return self.pe * self.acc_width
+
+    @property
+    def sums_tdata_width(self) -> int:
+        return byte_ceil(self.sums_width)
+
+    @property
+    def sums_pad_bits(self) -> int:
+        return self.sums_tdata_width - self.sums_width
+
+    @property
+    def hls_signature(self) -> str:
+        """The C++ top whose Vitis RTL has these ports (axis streams, ap_ctrl_hs)."""
+        args = [f"hls::stream<ap_uint<{self.codes_tdata_width}> >& codes"]
+        if self.weight_stream:
+            args.append(f"hls::stream<ap_uint<{self.lane_bits}> >& weights")
+        args.append(f"hls::stream<ap_uint<{self.sums_width}> >& sums")
+        if self.has_layer:
+            args.append(f"ap_uint<{self.layer_bits}> layer")
+        return f"void {self.module}({', '.join(args)});"
+
+
+def mvu_rtls(plan: HardwarePlan) -> list[MvuRtl]:
+    rtls = [MvuRtl(plan.top, b) for b in plan.bitlinears]
+    for m in rtls:
+        if m.acc_width < TERM_WIDTH:   # the RTL adds 9-bit terms; a 1-column matrix is no use anyway
+            raise HlsgenError(f"rtl: the {m.kind} projection has {m.cols} column(s) (allowed: at least 2)")
+    return rtls
+
+
+# ----------------------------------------------------------------------------- weight lanes
+def matrix_lanes(words: np.ndarray, lane_bits: int, count: int) -> list[int]:
+    """The first `count` lane words of one matrix's 512-bit words (uint64 [W, 8], least significant
+    first), in the order the MVU consumes them; lanes never straddle words (512 / lane_bits is whole)."""
+    data = np.ascontiguousarray(words, dtype="<u8").view(np.uint8).reshape(-1)
+    if lane_bits >= 8:
+        step = lane_bits // 8
+        return [int.from_bytes(data[i * step:(i + 1) * step].tobytes(), "little") for i in range(count)]
+    per_byte = 8 // lane_bits
+    shifts = np.arange(per_byte, dtype=np.uint8) * lane_bits
+    lanes = (data[:, None] >> shifts) & ((1 << lane_bits) - 1)
+    return [int(v) for v in lanes.reshape(-1)[:count]]
+
+
+def mem_text(lanes: list[int], lane_bits: int) -> str:
+    digits = -(-lane_bits // 4)
+    return "".join(f"{v:0{digits}x}\n" for v in lanes)
+
+
+def rom_lanes(m: MvuRtl, words: np.ndarray) -> list[int]:
+    """Every matrix of the kind, one after another, as the ROM holds them."""
+    per_matrix = words.reshape(m.matrices, m.words_per_matrix, 8)
+    return [lane for matrix in per_matrix for lane in matrix_lanes(matrix, m.lane_bits, m.cycles_per_matrix)]
+
+
+# ----------------------------------------------------------------------------- golden vectors
+@dataclass
+class MvuVectors:
+    """Matrix-vector products of one kind: which matrix, the int8 codes in, the exact sums out."""
+    layers: np.ndarray       # int32 [N]
+    codes: np.ndarray        # int8 [N, cols]
+    expected: np.ndarray     # int64 [N, rows]
+
+
+def traced_codes(spec: Spec, weights: Weights, ids: np.ndarray, reset: np.ndarray,
+                 logits: np.ndarray) -> golden.Trace:
+    """The `.q` traces of the golden fixed model over the testbench sequence (checked to be the run
+    whose logits the project already holds)."""
+    from .build import run_sequence   # build imports render, which imports this module
+
+    trace = golden.Trace()
+
+    def keep_codes(name, value):
+        return trace(name, value) if name.endswith(".q") else value
+
+    model = golden.Model(spec.model, weights, "fixed", spec.numerics)
+    if not np.array_equal(run_sequence(model, ids, reset, keep_codes), logits):
+        raise HlsgenError("rtl: the golden model did not reproduce the testbench logits; cannot take its codes")
+    return trace
+
+
+def mvu_vectors(m: MvuRtl, trace: golden.Trace, weights: Weights) -> MvuVectors:
+    """Token by token, layer by layer: the order the hardware runs them in."""
+    if m.kind == "lm_head":
+        per_matrix = [trace.get("lm_head.q")]
+        matrices = [weights.lm_head.codes]
+    else:
+        per_matrix = [trace.get(f"layer{l}.{TRACE_NAMES[m.kind]}.q") for l in range(m.matrices)]
+        matrices = [getattr(layer, m.kind).codes for layer in weights.layers]
+    codes = np.stack(per_matrix, axis=1)                         # [T, matrices, cols]
+    tokens = codes.shape[0]
+    expected = np.stack([codes[:, l].astype(np.int64) @ matrices[l].T.astype(np.int64)
+                         for l in range(m.matrices)], axis=1)    # [T, matrices, rows]
+    layers = np.tile(np.arange(m.matrices, dtype=np.int32), tokens)
+    return MvuVectors(layers=layers, codes=codes.reshape(-1, m.cols).astype(np.int8),
+                      expected=expected.reshape(-1, m.rows))
+
+
+def read_vectors(project, entry: dict) -> MvuVectors:
+    n = len(entry["layers"])
+    codes = np.fromfile(project / entry["codes"], dtype=np.int8).reshape(n, entry["cols"])
+    expected = np.fromfile(project / entry["expected"], dtype="<i4").reshape(n, entry["rows"]).astype(np.int64)
+    return MvuVectors(np.array(entry["layers"], dtype=np.int32), codes, expected)
+
+
+# ----------------------------------------------------------------------------- project files
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
+                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+
+
+def render_module(m: MvuRtl, banner: str) -> str:
+    return _environment().get_template("mvu.v.j2").render(m=m, banner=banner)
+
+
+def index_entry(m: MvuRtl, vectors: MvuVectors) -> dict:
+    """What the cocotb bench needs to know about one kind, from the plan."""
+    return {
+        "module": m.module, "verilog": m.verilog_path, "kind": m.kind,
+        "rows": m.rows, "cols": m.cols, "pe": m.pe, "simd": m.simd, "matrices": m.matrices,
+        "acc_width": m.acc_width, "lane_bits": m.lane_bits, "has_layer": m.has_layer,
+        "weight_stream": m.weight_stream, "words_per_matrix": m.words_per_matrix,
+        "cycles_per_matrix": m.cycles_per_matrix,
+        "mem": None if m.weight_stream else f"rtl/{m.mem_file}",
+        "weights": f"tb/data/{m.port}.bin" if m.weight_stream else None,
+        "layers": vectors.layers.tolist(),
+        "codes": f"cosim/{m.kind}_codes.bin", "expected": f"cosim/{m.kind}_expected.bin",
+    }
+
+
+def project_files(spec: Spec, plan: HardwarePlan, weights: Weights, vectors) -> dict:
+    """rtl/ (one module and ROM image per kind) and cosim/ (golden vectors and their index).
+
+    `vectors` is the render.GoldenVectors of the testbench.  The ROM images are cut from the very
+    words of the HLS ROMs (render.kind_words), so both designs hold the same bits."""
+    from .render import BANNER, kind_words   # render calls this function
+
+    trace = traced_codes(spec, weights, vectors.ids, vectors.reset, vectors.logits)
+    files, index = {}, {"top": plan.top, "kinds": {}}
+    for m in mvu_rtls(plan):
+        files[m.verilog_path] = render_module(m, BANNER)
+        if not m.weight_stream:
+            files[f"rtl/{m.mem_file}"] = mem_text(rom_lanes(m, kind_words(plan, weights, m.kind)), m.lane_bits)
+        v = mvu_vectors(m, trace, weights)
+        if np.abs(v.expected).max(initial=0) >= 1 << 31:
+            raise HlsgenError(f"rtl: {m.kind} sums exceed 32 bits; the cosim vector files hold int32")
+        entry = index_entry(m, v)
+        files[entry["codes"]] = v.codes.tobytes()
+        files[entry["expected"]] = v.expected.astype("<i4").tobytes()
+        index["kinds"][m.kind] = entry
+    files[COSIM_INDEX] = json.dumps(index, indent=1) + "\n"
+    return files
