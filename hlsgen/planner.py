@@ -183,9 +183,26 @@ def numerics_constants(spec: Spec) -> dict:
     }
 
 
+def check_folding(kind: str, rows: int, cols: int, pe: int, simd: int) -> None:
+    """The MVU (HLS and RTL alike) has no partial folds: PE must divide the rows, SIMD the columns,
+    and the 2-bit lanes of a cycle must split a 512-bit weight word evenly."""
+    lanes = pe * simd
+    problems = []
+    if rows % pe:
+        problems.append(f"pe {pe} does not divide its {rows} rows")
+    if cols % simd:
+        problems.append(f"simd {simd} does not divide its {cols} columns")
+    if lanes & (lanes - 1) or lanes > 256:
+        problems.append(f"pe*simd = {lanes} is not a power of two <= 256")
+    if problems:
+        raise HlsgenError(f"planner: the {kind} projection [{rows} x {cols}]: {'; '.join(problems)} "
+                          f"(allowed: pe a divisor of {rows}, simd a divisor of {cols}, pe*simd in 1, 2, 4, ..., 256)")
+
+
 def size_bitlinear(spec: Spec, kind: str, rows: int, cols: int, pe: int, simd: int, matrices: int,
                    max_beta: int) -> BitLinearPlan:
     """Every width of one BitLinear instance, from the bounds of its values."""
+    check_folding(kind, rows, cols, pe, simd)
     n = spec.numerics
     in_width = n.mix.width if kind in ("o", "down") else n.act.width
     y_width = in_width + n.gamma.width
