@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 
 from . import estimate
 from . import numerics as nx
-from .boards import BRAM36_BITS, URAM_BITS, Board, Memory
+from .boards import Board, Memory
 from .errors import HlsgenError
 from .spec import Spec
 from .weights import Weights
