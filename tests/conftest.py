@@ -1,0 +1,69 @@
+"""Fixtures shared by the project-generation tests: configs written into tmp, the CLI run
+in-process, and a private csim cache."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hlsgen.cli import main
+
+# The shape of examples/tiny.yaml, kept here so that edits to the example don't move the tests.
+TINY = {
+    "model": {"vocab": 256, "hidden": 64, "layers": 2, "intermediate_size": 128},
+    "weights": {"random": {"seed": 0}},
+    "hardware": {"board": "u280", "weights": "onchip", "parallelism": {"pe": 4, "simd": 8}},
+    "project": {"name": "tiny_top"},
+}
+
+
+def merged(base: dict, overrides: dict) -> dict:
+    """`base` with `overrides` merged in, nested mappings key by key; None removes a key."""
+    result = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merged(result[key], value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
+def write_config(directory: Path, name: str, **sections) -> Path:
+    """TINY with `sections` merged in, as `directory/name.yaml`; the project goes to `directory/name`."""
+    config = merged(TINY, {"project": {"output": name}, **sections})
+    path = Path(directory) / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@dataclass(frozen=True)
+class CliRun:
+    code: int
+    out: str
+    err: str
+
+
+def run_cli(*argv) -> CliRun:
+    """`hlsgen ARGV` in-process; usable from fixtures of any scope (unlike capsys)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in argv])
+    return CliRun(code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture(scope="session")
+def hlsgen_cache(tmp_path_factory):
+    """A csim binary cache for this test session only: cold and warm runs don't depend on ~/.cache."""
+    cache = tmp_path_factory.mktemp("hlsgen-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HLSGEN_CACHE", str(cache))
+        yield cache
