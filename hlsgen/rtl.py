@@ -12,6 +12,7 @@ testbench sequence (the `.q` traces), and their exact products with the ternary 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 
@@ -294,6 +295,7 @@ def index_entry(m: MvuRtl, vectors: MvuVectors) -> dict:
         "weights": f"tb/data/{m.port}.bin" if m.weight_stream else None,
         "layers": vectors.layers.tolist(),
         "codes": f"cosim/{m.kind}_codes.bin", "expected": f"cosim/{m.kind}_expected.bin",
+        "plan": dataclasses.asdict(m.plan),     # what the module was printed from
     }
 
 
@@ -305,7 +307,7 @@ def project_files(spec: Spec, plan: HardwarePlan, weights: Weights, vectors) -> 
     from .render import BANNER, kind_words   # render calls this function
 
     trace = traced_codes(spec, weights, vectors.ids, vectors.reset, vectors.logits)
-    files, index = {}, {"top": plan.top, "kinds": {}}
+    files, index = {}, {"generated_by": BANNER, "top": plan.top, "kinds": {}}
     for m in mvu_rtls(plan):
         files[m.verilog_path] = render_module(m, BANNER)
         if not m.weight_stream:

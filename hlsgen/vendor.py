@@ -58,8 +58,10 @@ class Flow:
         data = json.loads(path.read_text())
         return cls(data["top"], Board.load(data["board"]), data["clock_mhz"])
 
-    def to_json(self) -> str:
-        return json.dumps({"top": self.top, "board": self.board.key, "clock_mhz": self.clock_mhz}, indent=2) + "\n"
+    def to_json(self, banner: str) -> str:
+        # JSON has no comments: the banner is a field, as in the manifest.
+        return json.dumps({"generated_by": banner, "top": self.top, "board": self.board.key,
+                           "clock_mhz": self.clock_mhz}, indent=2) + "\n"
 
     @property
     def alveo(self) -> bool:
@@ -210,6 +212,6 @@ def project_files(plan: HardwarePlan, env, context: dict) -> dict:
         templates += [("vendor/vivado_bd.tcl.j2", "hls/vivado_bd.tcl"),
                       ("vendor/program_jtag.tcl.j2", "hls/program_jtag.tcl")]
     files = {rel: env.get_template(template).render(**context) for template, rel in templates}
-    files[FLOW_FILE] = flow.to_json()
+    files[FLOW_FILE] = flow.to_json(context["banner"])
     return files
 
