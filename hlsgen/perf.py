@@ -1,0 +1,118 @@
+"""Analytic performance model of the generated design (decode, batch 1).
+
+It describes the architecture hlsgen generates today: within a token every stage runs after the
+one before (the BitLinears one at a time, each a DATAFLOW of quantiser, weight streamer, MVU
+and rescale), so a token's cycles are the sum of its stages.  A BitLinear whose weights come
+over m_axi takes the longer of its compute and its weight transfer.  Prefill feeds the same
+hardware one token at a time, so it runs at the decode rate (no weight reuse across tokens yet).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .planner import WORD_BITS, BitLinearPlan, HardwarePlan
+
+PIPELINE_FILL = 12        # cycles to fill and drain one pipelined loop (an estimate; calibrate with cosim)
+M_AXI_BYTES_PER_CYCLE = WORD_BITS // 8
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    compute_cycles: int
+    weight_bytes: int = 0
+    memory_cycles: float = 0.0
+
+    @property
+    def cycles(self) -> float:
+        return max(self.compute_cycles, self.memory_cycles)
+
+    @property
+    def bound(self) -> str:
+        return "memory" if self.memory_cycles > self.compute_cycles else "compute"
+
+
+def scale_latency(b: BitLinearPlan) -> int:
+    """The per-token scale: a bit-serial square root and a divider of num_width bits."""
+    return b.root_width // 2 + b.num_width
+
+
+def bitlinear_compute_cycles(b: BitLinearPlan) -> int:
+    """Pass 1 of the quantiser, the scale, then MVU and rescale overlapped (rescale emits one
+    output per cycle, so a fold with fewer cycles than PE outputs waits for it)."""
+    streaming = max(b.cycles_per_matrix, b.rows)
+    return b.cols // b.simd + scale_latency(b) + streaming + 3 * PIPELINE_FILL
+
+
+def port_bytes_per_cycle(plan: HardwarePlan, port_name: str) -> float:
+    """What one m_axi port can bring in per kernel cycle: its channels' bandwidth, at most one word."""
+    port = plan.memory_port(port_name)
+    memory = plan.board.memory_of(port.memory)
+    gbps = memory.gbps_each * len(port.channels) if not memory.shared else memory.bandwidth_gbps
+    return min(M_AXI_BYTES_PER_CYCLE, gbps * 1e9 / (plan.clock_mhz * 1e6))
+
+
+def bitlinear_stage(plan: HardwarePlan, b: BitLinearPlan, name: str) -> Stage:
+    compute = bitlinear_compute_cycles(b)
+    if not plan.offchip:
+        return Stage(name, compute)
+    nbytes = b.words_per_matrix * WORD_BITS // 8
+    return Stage(name, compute, nbytes, nbytes / port_bytes_per_cycle(plan, b.port))
+
+
+def token_stages(plan: HardwarePlan) -> list[Stage]:
+    """Every stage of one decoded token, in order."""
+    H, D, I = plan.hidden, plan.inner, plan.intermediate
+    elementwise = lambda name, n: Stage(name, n + PIPELINE_FILL)   # noqa: E731 (one element per cycle)
+    stages = [elementwise("embed", H)]
+    for l in range(plan.layers):
+        p = f"layer{l}."
+        stages += [elementwise(p + "attn_norm", H)]
+        stages += [bitlinear_stage(plan, plan.bitlinear(k), p + k) for k in ("i", "f", "g")]
+        stages += [elementwise(p + "mlgru", D), bitlinear_stage(plan, plan.bitlinear("o"), p + "o"),
+                   elementwise(p + "residual_attn", H), elementwise(p + "mlp_norm", H),
+                   bitlinear_stage(plan, plan.bitlinear("gate"), p + "gate"), elementwise(p + "glu", 2 * I),
+                   bitlinear_stage(plan, plan.bitlinear("down"), p + "down"), elementwise(p + "residual_mlp", H)]
+    stages += [elementwise("final_norm", H), bitlinear_stage(plan, plan.bitlinear("lm_head"), "lm_head"),
+               elementwise("argmax", plan.vocab)]
+    return stages
+
+
+@dataclass(frozen=True)
+class Performance:
+    cycles_per_token: float
+    clock_mhz: float
+    offchip_bytes_per_token: int
+    memory_bound_cycles: float
+    ceiling_tokens_per_s: float | None      # board bandwidth / off-chip bytes per token
+
+    @property
+    def decode_tokens_per_s(self) -> float:
+        return self.clock_mhz * 1e6 / self.cycles_per_token
+
+    @property
+    def prefill_tokens_per_s(self) -> float:
+        return self.decode_tokens_per_s     # one token per call: no weight reuse across tokens
+
+    @property
+    def bound(self) -> str:
+        return "memory" if self.memory_bound_cycles > self.cycles_per_token / 2 else "compute"
+
+    @property
+    def fraction_of_ceiling(self) -> float | None:
+        return None if self.ceiling_tokens_per_s is None else self.decode_tokens_per_s / self.ceiling_tokens_per_s
+
+
+def estimate(plan: HardwarePlan) -> Performance:
+    stages = token_stages(plan)
+    weight_bytes = sum(s.weight_bytes for s in stages)
+    offchip = weight_bytes + (plan.hidden * 4 if plan.offchip else 0)
+    ceiling = None
+    if plan.offchip:
+        memory = plan.board.memory_of(plan.weights_place)
+        ceiling = memory.bandwidth_gbps * 1e9 / offchip
+    return Performance(cycles_per_token=sum(s.cycles for s in stages), clock_mhz=plan.clock_mhz,
+                       offchip_bytes_per_token=offchip,
+                       memory_bound_cycles=sum(s.cycles for s in stages if s.bound == "memory"),
+                       ceiling_tokens_per_s=ceiling)

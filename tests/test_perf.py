@@ -1,0 +1,49 @@
+"""The analytic performance model (hlsgen/perf.py) against closed-form values."""
+
+import pytest
+import yaml
+
+from hlsgen import perf, planner, spec
+
+
+def make_plan(tmp_path, *, pe=4, simd=8, place="onchip", board="u280", hidden=64, layers=2, inter=128, vocab=256):
+    config = {"model": {"vocab": vocab, "hidden": hidden, "layers": layers, "intermediate_size": inter},
+              "weights": {"random": {"seed": 0}},
+              "hardware": {"board": board, "weights": place,
+                           "parallelism": {"pe": pe, "simd": simd, "lm_head_pe": pe, "lm_head_simd": simd}},
+              "project": {"name": "perf_top", "output": "out"}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return planner.plan(spec.load(path))
+
+
+def test_bitlinear_cycles_closed_form(tmp_path):
+    b = make_plan(tmp_path).bitlinear("gate")            # 256 x 64 at 4 x 8
+    folds = (256 // 4) * (64 // 8)
+    expected = 64 // 8 + (b.root_width // 2 + b.num_width) + max(folds, 256) + 3 * perf.PIPELINE_FILL
+    assert perf.bitlinear_compute_cycles(b) == expected
+
+
+def test_token_cycles_are_the_sum_of_the_stages(tmp_path):
+    p = make_plan(tmp_path)
+    stages = perf.token_stages(p)
+    assert len(stages) == 1 + p.layers * 12 + 3     # embed; 12 per layer; norm, lm_head, argmax
+    assert perf.estimate(p).cycles_per_token == sum(s.compute_cycles for s in stages)
+    assert perf.estimate(p).ceiling_tokens_per_s is None           # on chip: no bandwidth ceiling
+
+
+def test_offchip_bytes_per_token_count_every_weight_word_once(tmp_path):
+    p = make_plan(tmp_path, place="hbm")
+    words = sum(b.words_per_matrix * b.matrices for b in p.bitlinears)
+    e = perf.estimate(p)
+    assert e.offchip_bytes_per_token == words * 64 + p.hidden * 4
+    hbm = p.board.memory_of("hbm")
+    assert e.ceiling_tokens_per_s == pytest.approx(hbm.bandwidth_gbps * 1e9 / e.offchip_bytes_per_token)
+    assert 0 < e.fraction_of_ceiling <= 1
+
+
+@pytest.mark.parametrize("place", ["onchip", "hbm"])
+def test_more_lanes_never_mean_fewer_tokens_per_second(tmp_path, place):
+    rates = [perf.estimate(make_plan(tmp_path, pe=pe, simd=simd, place=place)).decode_tokens_per_s
+             for pe, simd in [(1, 1), (1, 2), (2, 2), (2, 4), (4, 4), (4, 8), (8, 8)]]
+    assert rates == sorted(rates)
