@@ -20,6 +20,7 @@ import numpy as np
 from . import build as build_mod
 from . import deploy, vendor
 from . import checkpoint, csim, golden, weights
+from . import rtl_commands
 from . import spec as spec_mod
 from .errors import HlsgenError
 
@@ -247,6 +248,12 @@ COMMANDS = [
     Command("flash", "program the board, then run the golden vectors through the host driver bit for bit",
             "hlsgen flash build/tiny_top --dry-run\nhlsgen flash build/tiny_top --device 0000:3b:00.1",
             _flash_arguments, _flash_run),
+    Command("cosim", "co-simulate the RTL matrix-vector units (cocotb) against the golden vectors, bit for bit",
+            "hlsgen cosim build/tiny_top\nhlsgen cosim build/tiny_top --sim icarus --kind i --waves",
+            rtl_commands.cosim_arguments, rtl_commands.cosim_run),
+    Command("synth", "open-source synthesis (Yosys) of the RTL matrix-vector units, next to the plan's estimate",
+            "hlsgen synth --open build/tiny_top\nhlsgen synth --open build/tiny_top --kind down",
+            rtl_commands.synth_arguments, rtl_commands.synth_run),
 ]
 
 

