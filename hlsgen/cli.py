@@ -11,6 +11,7 @@ import argparse
 import json
 import math
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -19,7 +20,7 @@ import numpy as np
 
 from . import build as build_mod
 from . import deploy, vendor
-from . import checkpoint, csim, golden, weights
+from . import checkpoint, csim, generate, golden, weights
 from . import rtl_commands
 from . import spec as spec_mod
 from .errors import HlsgenError
@@ -201,6 +202,49 @@ def _csim_run(args) -> int:
     return 1
 
 
+# ----------------------------------------------------------------------------- generate
+def _generate_arguments(parser):
+    parser.add_argument("config", help="YAML config or HF model directory of a byte-level model (vocab 256)")
+    parser.add_argument("--prompt", required=True, help="text to continue (fed as UTF-8 bytes)")
+    parser.add_argument("--max-new-tokens", type=int, default=64, metavar="N", help="bytes to generate (default: 64)")
+    parser.add_argument("--backend", choices=("golden", "csim"), default="golden",
+                        help="golden: the NumPy golden model (default); csim: build the project and run the "
+                             "C-simulated accelerator, token by token")
+    parser.add_argument("--numerics", choices=golden.MODES,
+                        help="golden backend: float or fixed (default: float); csim is always fixed")
+    parser.add_argument("--temperature", type=float, default=0.0, metavar="T",
+                        help="0: greedy (default); > 0: sample from softmax(logits / T)")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    parser.add_argument("-o", "--output", type=Path, help="csim: project directory (default: project.output)")
+
+
+def _generate_backend(args, spec):
+    if args.backend == "golden":
+        model = golden.Model(spec.model, load_weights(spec), args.numerics or "float", spec.numerics)
+        return generate.GoldenBackend(model), f"golden {model.mode}"
+    if args.numerics == "float":
+        raise HlsgenError("--numerics: float is not available with --backend csim (allowed: fixed, or omit it; "
+                          "the accelerator computes in fixed point)")
+    result = build_mod.build(spec, args.output)
+    print(f"built {result.out} ({len(result.changed)} files changed); compiling the csim device", file=sys.stderr)
+    return generate.CsimBackend(result.out, spec), "csim"
+
+
+def _generate_run(args) -> int:
+    spec = spec_mod.load(args.config)
+    prompt = generate.encode(args.prompt, spec.model.vocab)
+    if not 0 <= args.max_new_tokens <= 1 << 20:
+        raise HlsgenError(f"--max-new-tokens: {args.max_new_tokens} is out of range (allowed: 0 to {1 << 20})")
+    sampler = generate.Sampler(args.temperature, args.seed)
+    backend, name = _generate_backend(args, spec)
+    start = time.perf_counter()
+    new = generate.generate(backend, prompt, args.max_new_tokens, sampler)
+    seconds = time.perf_counter() - start
+    print(generate.decode(prompt + new))
+    print(f"{name}: {len(prompt)} prompt + {len(new)} new tokens in {seconds:.2f} s", file=sys.stderr)
+    return 0
+
+
 # ----------------------------------------------------------------------------- bitstream, flash
 def _bitstream_arguments(parser):
     parser.add_argument("project", help="a generated project directory")
@@ -242,6 +286,10 @@ COMMANDS = [
     Command("csim", "compile and run the C simulation; compare with the golden model bit for bit",
             "hlsgen csim build/tiny_top\nhlsgen csim examples/tiny.yaml   # build, then csim",
             _csim_arguments, _csim_run),
+    Command("generate", "generate text with a byte-level model through the golden model or the C-simulated accelerator",
+            'hlsgen generate examples/tiny_lm.yaml --prompt "def " --backend csim\n'
+            'hlsgen generate examples/tiny_lm.yaml --prompt "import " --temperature 0.8 --seed 1',
+            _generate_arguments, _generate_run),
     Command("bitstream", "run the vendor flow to a bitstream (Alveo: v++ to an .xclbin; Zynq: Vivado to .bit/.hwh)",
             "hlsgen bitstream build/tiny_top --dry-run\nhlsgen bitstream build/tiny_top --target hw_emu",
             _bitstream_arguments, _bitstream_run),

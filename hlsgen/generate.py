@@ -1,0 +1,89 @@
+"""Text generation with a byte-level model (vocab 256): through the golden model, or through the
+generated accelerator compiled as a C-simulated device.
+
+Both backends are driven token by token through the same loop and the same sampler, so the csim
+backend's tokens equal the golden fixed model's whenever its logits do (bit-exact csim).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import golden
+from .device import CsimDevice
+from .errors import HlsgenError
+from .spec import Spec
+
+BYTE_VOCAB = 256
+
+
+def encode(text: str, vocab: int) -> list[int]:
+    """UTF-8 bytes as token ids; the model must be byte-level."""
+    if vocab != BYTE_VOCAB:
+        raise HlsgenError(f"model.vocab: {vocab} is not a byte-level vocabulary (allowed: 256; generate feeds "
+                          f"UTF-8 bytes as tokens and has no tokenizer for other vocabularies)")
+    ids = list(text.encode("utf-8"))
+    if not ids:
+        raise HlsgenError("--prompt: empty (allowed: at least one character)")
+    return ids
+
+
+def decode(ids) -> str:
+    return bytes(ids).decode("utf-8", errors="replace")
+
+
+class Sampler:
+    """Greedy (temperature 0: argmax, first index on ties) or softmax(logits / T) sampling from a
+    seeded generator, so a run is reproducible."""
+
+    def __init__(self, temperature: float = 0.0, seed: int = 0):
+        if not temperature >= 0 or not np.isfinite(temperature):
+            raise HlsgenError(f"--temperature: {temperature} is out of range (allowed: a finite number >= 0)")
+        self.temperature = temperature
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, logits: np.ndarray) -> int:
+        if self.temperature == 0:
+            return int(np.argmax(logits))
+        z = np.asarray(logits, np.float64) / self.temperature
+        p = np.exp(z - z.max())
+        return int(self.rng.choice(len(p), p=p / p.sum()))
+
+
+class GoldenBackend:
+    """The golden model, one token per step, carrying the recurrent state."""
+
+    def __init__(self, model: golden.Model):
+        self.model, self.state = model, model.initial_state()
+
+    def step(self, token: int, reset: bool = False) -> np.ndarray:
+        if reset:
+            self.state = self.model.initial_state()
+        raw, self.state = self.model.forward([token], self.state)
+        return self.model.to_float(raw)[0]
+
+
+class CsimBackend:
+    """The generated top function (C-simulated); its raw fixed-point logits are converted to float
+    exactly as the golden fixed model converts its own."""
+
+    def __init__(self, project, spec: Spec):
+        self.device = CsimDevice(project)
+        self.device.upload_project_buffers()        # off-chip weights only; nothing to do on chip
+        self.to_float = golden.FixedArith(spec.model, spec.numerics).logits
+
+    def step(self, token: int, reset: bool = False) -> np.ndarray:
+        raw, _ = self.device.step(token, reset)
+        return self.to_float(raw)
+
+
+def generate(backend, prompt: list[int], max_new_tokens: int, sampler: Sampler) -> list[int]:
+    """Feed the prompt (resetting the state on its first token), then sample and feed back."""
+    for k, token in enumerate(prompt):
+        logits = backend.step(token, reset=k == 0)
+    new = []
+    while len(new) < max_new_tokens:
+        new.append(sampler(logits))
+        if len(new) < max_new_tokens:          # the last token's logits would go unused
+            logits = backend.step(new[-1])
+    return new
