@@ -5,7 +5,11 @@ three PE x SIMD foldings: measured cycles per matrix-vector product over the ide
 rows*cols/(PE*SIMD) (no gaps, no backpressure; every output checked), Verilator's speed in cycles/s
 under the cocotb bench, and Yosys LUTs per PE*SIMD lane.
 
-    python bench/bench_cosim.py [--foldings 4x8,8x16,16x16] [--no-synth] [--out bench_cosim.json]
+    python bench/bench_cosim.py [--foldings 4x8,8x16,16x16] [--weights hbm|onchip] [--no-synth] [--out F]
+
+With --weights hbm (the default) the units take their weights on an AXI-Stream, fed by the bench
+from the same words the HLS m_axi ports read: Yosys then counts the datapath alone, not a multi-
+megabit ROM image (which costs BRAM, not LUTs, and minutes of Yosys time).
 """
 
 from __future__ import annotations
@@ -24,21 +28,21 @@ from hlsgen import spec as spec_mod
 SHAPES = {"i": "1024 x 1024", "down": "1024 x 2816"}
 
 
-def config(directory: Path, pe: int, simd: int) -> Path:
+def config(directory: Path, pe: int, simd: int, weights: str) -> Path:
     """One layer of a 370M-shaped model; the testbench runs a single token (one vector per kind)."""
     path = directory / f"mvu_{pe}x{simd}.yaml"
     path.write_text(yaml.safe_dump({
         "model": {"vocab": 256, "hidden": 1024, "layers": 1, "intermediate_size": 2816},
         "weights": {"random": {"seed": 0}},
-        "hardware": {"board": "u280", "weights": "onchip", "parallelism": {"pe": pe, "simd": simd}},
+        "hardware": {"board": "u280", "weights": weights, "parallelism": {"pe": pe, "simd": simd}},
         "project": {"name": "bench_top", "output": f"p_{pe}x{simd}",
                     "testbench": {"prompt_tokens": 1, "decode_steps": 0, "second_prompt_tokens": 0}},
     }))
     return path
 
 
-def measure(directory: Path, pe: int, simd: int, with_synth: bool) -> list[dict]:
-    spec = spec_mod.load(config(directory, pe, simd))
+def measure(directory: Path, pe: int, simd: int, weights: str, with_synth: bool) -> list[dict]:
+    spec = spec_mod.load(config(directory, pe, simd, weights))
     project = build.build(spec).out.resolve()
     options = cosim.CosimOptions(tests=("throughput",), throughput_vectors=1)
     rows = []
@@ -59,6 +63,8 @@ def measure(directory: Path, pe: int, simd: int, with_synth: bool) -> list[dict]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--foldings", default="4x8,8x16,16x16", help="PExSIMD list (default: 4x8,8x16,16x16)")
+    parser.add_argument("--weights", choices=("hbm", "onchip"), default="hbm",
+                        help="hbm: weights on a stream (default); onchip: from the ROM")
     parser.add_argument("--no-synth", action="store_true", help="skip Yosys")
     parser.add_argument("--out", type=Path, help="also write the rows as JSON")
     args = parser.parse_args()
@@ -67,7 +73,7 @@ def main() -> None:
         for folding in args.foldings.split(","):
             pe, simd = map(int, folding.split("x"))
             start = time.perf_counter()
-            rows += measure(Path(tmp), pe, simd, not args.no_synth)
+            rows += measure(Path(tmp), pe, simd, args.weights, not args.no_synth)
             print(f"# {folding} done in {time.perf_counter() - start:.0f} s", flush=True)
     print(f"{'shape':12s} {'PExSIMD':>8s} {'cycles':>8s} {'ideal':>8s} {'ratio':>6s} {'cycles/s':>9s} "
           f"{'LUT':>7s} {'LUT/lane':>8s} {'BRAM36':>6s} {'DSP':>3s}")
