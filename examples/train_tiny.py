@@ -223,7 +223,8 @@ def plot(log: dict, path: Path) -> None:
     ax.plot(log["step"][window - 1:], smooth, color="tab:blue", label=f"train (mean of {window} steps)")
     ax.plot(log["eval_step"], log["eval_loss"], "o-", color="tab:red", ms=3, label="held-out")
     ax.set(xlabel="step", ylabel="cross-entropy (nats / byte)", ylim=(0, 4),
-           title=f"tiny MatMul-free LM, QAT ({log['seconds'] / 60:.1f} min on the CPU)")
+           title=f"tiny MatMul-free LM, QAT: {len(log['step'])} steps, {log['seconds'] / 60:.0f} min wall, "
+                 f"{log['cpu_seconds'] / 60:.0f} CPU-min")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
