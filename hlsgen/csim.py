@@ -168,6 +168,9 @@ def first_divergence(project: Path, binary: Path) -> str:
     """Re-run with per-stage dumps and name the first tensor that differs from the golden model."""
     manifest = _manifest(project)
     spec = load_spec(manifest["source"])
+    if spec.digest() != manifest["spec_digest"]:
+        return (f"not traced: {manifest['source']} changed since this project was built, so the golden "
+                f"model would not be the one the project was built from (rebuild it with `hlsgen build`)")
     model = golden.Model(spec.model, checkpoint.load(spec), "fixed", spec.numerics)
     data = project / "tb" / "data"
     ids = np.fromfile(data / "ids.bin", "<i4")
