@@ -379,14 +379,16 @@ def argmax_scenario(rng, n: NumericsSpec, _width: int) -> Scenario:
 
 
 def sigmoid_inputs(n: NumericsSpec) -> np.ndarray:
-    """Dense over the table's range and past it, every table point in both signs, the act limits."""
+    """Dense over the table's range and past it, every table point in both signs, a sweep over the
+    whole act range (clamped beyond the table) and its limits."""
     edge = n.sigmoid_range << n.act.frac
     fine = 1 << (n.act.frac - n.sigmoid_step_bits)
     dense = np.arange(-edge - 3 * fine, edge + 3 * fine + 1, max(1, edge // 40000))
     points = np.arange(n.sigmoid_range * (1 << n.sigmoid_step_bits) + 1) * fine
     lo, hi = signed_range(n.act.width)
     extremes = np.array([lo, lo + 1, hi, hi - 1, edge - 1, edge, edge + 1, -edge + 1, -edge, -edge - 1, 0, 1, -1])
-    return np.concatenate([dense, points, -points, points - 1, -points + 1, extremes])
+    sweep = np.linspace(lo, hi, 4001).astype(np.int64)
+    return np.concatenate([dense, points, -points, points - 1, -points + 1, sweep, extremes])
 
 
 def sigmoid_scenario(rng, n: NumericsSpec, _width: int) -> Scenario:
