@@ -20,7 +20,7 @@ static std::vector<hlsgen::weight_word_t> w_lm_head;
 static void upload(std::vector<hlsgen::weight_word_t>& memory, const unsigned long long* words, int count) {
     memory.assign(count, 0);
     for (int w = 0; w < count; w++)
-        for (int c = 0; c < 8; c++) memory[w].range(64 * c + 63, 64 * c) = words[w * 8 + c];
+        for (int c = 0; c < 8; c++) hlsgen::set_field<64>(memory[w], c, ap_uint<64>(words[w * 8 + c]));
 }
 
 extern "C" {

@@ -37,43 +37,43 @@ int main() {
     {
         const std::vector<unsigned long long> raw = read_file<unsigned long long>("data/w_i.bin", 32 * 8);
         for (size_t w = 0; w < 32; w++)
-            for (int c = 0; c < 8; c++) w_i[w].range(64 * c + 63, 64 * c) = raw[w * 8 + c];
+            for (int c = 0; c < 8; c++) hlsgen::set_field<64>(w_i[w], c, ap_uint<64>(raw[w * 8 + c]));
     }
     std::vector<hlsgen::weight_word_t> w_f(32);
     {
         const std::vector<unsigned long long> raw = read_file<unsigned long long>("data/w_f.bin", 32 * 8);
         for (size_t w = 0; w < 32; w++)
-            for (int c = 0; c < 8; c++) w_f[w].range(64 * c + 63, 64 * c) = raw[w * 8 + c];
+            for (int c = 0; c < 8; c++) hlsgen::set_field<64>(w_f[w], c, ap_uint<64>(raw[w * 8 + c]));
     }
     std::vector<hlsgen::weight_word_t> w_g(32);
     {
         const std::vector<unsigned long long> raw = read_file<unsigned long long>("data/w_g.bin", 32 * 8);
         for (size_t w = 0; w < 32; w++)
-            for (int c = 0; c < 8; c++) w_g[w].range(64 * c + 63, 64 * c) = raw[w * 8 + c];
+            for (int c = 0; c < 8; c++) hlsgen::set_field<64>(w_g[w], c, ap_uint<64>(raw[w * 8 + c]));
     }
     std::vector<hlsgen::weight_word_t> w_o(32);
     {
         const std::vector<unsigned long long> raw = read_file<unsigned long long>("data/w_o.bin", 32 * 8);
         for (size_t w = 0; w < 32; w++)
-            for (int c = 0; c < 8; c++) w_o[w].range(64 * c + 63, 64 * c) = raw[w * 8 + c];
+            for (int c = 0; c < 8; c++) hlsgen::set_field<64>(w_o[w], c, ap_uint<64>(raw[w * 8 + c]));
     }
     std::vector<hlsgen::weight_word_t> w_gate(128);
     {
         const std::vector<unsigned long long> raw = read_file<unsigned long long>("data/w_gate.bin", 128 * 8);
         for (size_t w = 0; w < 128; w++)
-            for (int c = 0; c < 8; c++) w_gate[w].range(64 * c + 63, 64 * c) = raw[w * 8 + c];
+            for (int c = 0; c < 8; c++) hlsgen::set_field<64>(w_gate[w], c, ap_uint<64>(raw[w * 8 + c]));
     }
     std::vector<hlsgen::weight_word_t> w_down(64);
     {
         const std::vector<unsigned long long> raw = read_file<unsigned long long>("data/w_down.bin", 64 * 8);
         for (size_t w = 0; w < 64; w++)
-            for (int c = 0; c < 8; c++) w_down[w].range(64 * c + 63, 64 * c) = raw[w * 8 + c];
+            for (int c = 0; c < 8; c++) hlsgen::set_field<64>(w_down[w], c, ap_uint<64>(raw[w * 8 + c]));
     }
     std::vector<hlsgen::weight_word_t> w_lm_head(64);
     {
         const std::vector<unsigned long long> raw = read_file<unsigned long long>("data/w_lm_head.bin", 64 * 8);
         for (size_t w = 0; w < 64; w++)
-            for (int c = 0; c < 8; c++) w_lm_head[w].range(64 * c + 63, 64 * c) = raw[w * 8 + c];
+            for (int c = 0; c < 8; c++) hlsgen::set_field<64>(w_lm_head[w], c, ap_uint<64>(raw[w * 8 + c]));
     }
 #ifndef __SYNTHESIS__
     if (const char* path = std::getenv("HLSGEN_TRACE")) hlsgen::trace_file() = std::fopen(path, "wb");
