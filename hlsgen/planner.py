@@ -134,6 +134,19 @@ class HardwarePlan:
         return self.weights_place != "onchip"
 
     @property
+    def flow_target(self) -> str:
+        """Vitis HLS flow: an Alveo kernel (.xo for v++ link) or a Vivado IP for a Zynq design."""
+        return "vitis" if self.board.flow == "alveo" else "vivado"
+
+    @property
+    def export_format(self) -> str:
+        return "xo" if self.board.flow == "alveo" else "ip_catalog"
+
+    @property
+    def export_file(self) -> str:
+        return f"{self.top}.xo" if self.board.flow == "alveo" else f"{self.top}_ip.zip"
+
+    @property
     def clock_period_ns(self) -> str:
         return f"{1000.0 / self.clock_mhz:.3f}"
 

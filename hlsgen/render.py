@@ -222,11 +222,7 @@ def project(spec: Spec, plan: HardwarePlan, weights: Weights, vectors: GoldenVec
     env = _environment()
     top = plan.top
     clamps = ConstantSaturations()
-    alveo = plan.board.flow == "alveo"
     context = dict(banner=BANNER, top=top, plan=plan, root=str(root), cxxflags=CXXFLAGS,
-                   flow_target="vitis" if alveo else "vivado",
-                   export_format="xo" if alveo else "ip_catalog",
-                   export_file=f"{top}.xo" if alveo else f"{top}_ip.zip",
                    tb=dict(tokens=len(vectors.ids)),
                    tables=constant_tables(spec, plan, weights, clamps))
     files = RenderedProject()
