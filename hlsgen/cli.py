@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from . import build as build_mod
-from . import deploy, vendor
+from . import deploy, explore, vendor
 from . import checkpoint, csim, generate, golden, weights
 from . import rtl_commands
 from . import spec as spec_mod
@@ -302,6 +302,9 @@ COMMANDS = [
     Command("synth", "open-source synthesis (Yosys) of the RTL matrix-vector units, next to the plan's estimate",
             "hlsgen synth --open build/tiny_top\nhlsgen synth --open build/tiny_top --kind down",
             rtl_commands.synth_arguments, rtl_commands.synth_run),
+    Command("explore", "search foldings and weight placements for the fastest design within the board budget",
+            "hlsgen explore examples/tiny.yaml --board kv260\nhlsgen explore big.yaml --budget 0.6 --write hw.yaml",
+            explore.arguments, explore.run),
 ]
 
 

@@ -1,0 +1,260 @@
+"""`hlsgen explore`: search foldings and weight placements for the fastest design within a budget.
+
+Candidates are specs built in memory (dataclasses.replace on the loaded one), planned without
+weights by the planner itself (so its fit checks decide feasibility) and scored by perf.estimate.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import yaml
+
+from . import estimate, perf, planner
+from . import spec as spec_mod
+from .boards import Board
+from .errors import HlsgenError
+from .spec import Parallelism, Spec
+
+# Knobs the issue names that the generated hardware cannot vary yet: reported, not searched.
+NOT_SEARCHED = ("trit packing: the hardware streams 2-bit codes only (5 trits per byte is not generated)",
+                "batch: the top decodes one sequence at a time (batch 1)")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    spec: Spec
+    plan: planner.HardwarePlan
+    perf: perf.Performance
+    usage: dict            # share of the board: lut, ff, dsp, and memory (BRAM+URAM bits pooled)
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.perf.decode_tokens_per_s
+
+    @property
+    def parallelism(self) -> Parallelism:
+        return self.spec.hardware.parallelism
+
+
+def powers_of_two_dividing(*widths: int) -> list[int]:
+    """1, 2, 4, ... up to 256 that divide every width."""
+    return [v for v in (1 << k for k in range(9)) if all(w % v == 0 for w in widths)]
+
+
+def foldings(pe_widths, simd_widths) -> list[tuple[int, int]]:
+    """(pe, simd) pairs the spec rules allow: powers of two dividing the shapes, pe*simd <= 256."""
+    return [(pe, simd) for pe in powers_of_two_dividing(*pe_widths) for simd in powers_of_two_dividing(*simd_widths)
+            if pe * simd <= 256]
+
+
+def usage(plan: planner.HardwarePlan) -> dict:
+    """Share of the board each budgeted resource takes; BRAM and URAM are pooled as on-chip memory
+    (the planner does not decide which holds what)."""
+    used = estimate.design_resources(plan)
+    have = plan.board.resources
+    shares = {k: used[k] / have[k] for k in ("lut", "ff", "dsp")}
+    shares["memory"] = sum(plan.onchip_bits().values()) / plan.board.onchip_bits
+    return shares
+
+
+def within(shares: dict, budget: float) -> bool:
+    return shares["lut"] <= budget and shares["memory"] <= budget
+
+
+def with_design(spec: Spec, place: str, layer: tuple, head: tuple) -> Spec:
+    p = Parallelism(pe=layer[0], simd=layer[1], lm_head_pe=head[0], lm_head_simd=head[1])
+    return replace(spec, hardware=replace(spec.hardware, weights=place, parallelism=p))
+
+
+def candidate(spec: Spec, place: str, layer: tuple, head: tuple) -> Candidate | None:
+    """The planned and estimated design, or None when the planner refuses it."""
+    s = with_design(spec, place, layer, head)
+    try:
+        plan = planner.plan(s)
+    except HlsgenError:
+        return None
+    return Candidate(s, plan, perf.estimate(plan), usage(plan))
+
+
+def places(board: Board) -> list[str]:
+    return ["onchip", *sorted(board.memory_kinds)]
+
+
+@dataclass(frozen=True)
+class Sketch:
+    """A design scored by superposition (see combine), before it is planned for real."""
+    place: str
+    layer: tuple
+    head: tuple
+    cycles: float
+    resources: dict
+
+
+def sketch(c: Candidate, place: str, layer: tuple, head: tuple) -> Sketch:
+    return Sketch(place, layer, head, c.perf.cycles_per_token, estimate.design_resources(c.plan))
+
+
+def combine(base: Sketch, layer: Sketch, head: Sketch) -> Sketch:
+    """Cycles and resources are sums over the BitLinears (perf.token_stages,
+    estimate.design_resources), and the layer folding touches only the layers' terms, the head
+    folding only the lm_head's: so (L, H) = (L, 1x1) + (1x1, H) - (1x1, 1x1)."""
+    merge = lambda key: layer.resources[key] + head.resources[key] - base.resources[key]  # noqa: E731
+    return Sketch(base.place, layer.layer, head.head, layer.cycles + head.cycles - base.cycles,
+                  {k: merge(k) for k in base.resources})
+
+
+def sketches(spec: Spec, place: str, layer_options, head_options) -> list[Sketch]:
+    """Every folding at this placement, from one plan per layer folding and one per head folding
+    (a 2.7B model has ~2,000 combinations; planning each would take half a minute)."""
+    one = (1, 1)
+    base = candidate(spec, place, one, one)
+    if base is None:
+        return []
+    layers = [(o, candidate(spec, place, o, one)) for o in layer_options]
+    heads = [(o, candidate(spec, place, one, o)) for o in head_options]
+    b = sketch(base, place, one, one)
+    return [combine(b, sketch(lc, place, lo, one), sketch(hc, place, one, ho))
+            for lo, lc in layers if lc is not None for ho, hc in heads if hc is not None]
+
+
+def fits(s: Sketch, board: Board, budget: float) -> bool:
+    """The --budget on LUTs and the planner's own logic limit on LUT/FF/DSP."""
+    have = board.resources
+    return (s.resources["lut"] <= budget * have["lut"]
+            and all(s.resources[k] <= planner.LOGIC_BUDGET * have[k] for k in ("lut", "ff", "dsp")))
+
+
+def search(spec: Spec, budget: float) -> list[Candidate]:
+    """The Pareto set of feasible designs within the budget, each planned and estimated for real."""
+    m = spec.model
+    layer_options = foldings((m.inner, m.hidden, 2 * m.intermediate), (m.hidden, m.inner, m.intermediate))
+    head_options = foldings((m.vocab,), (m.hidden,))
+    board = Board.load(spec.hardware.board)
+    found = []
+    for place in places(board):
+        rough = [s for s in sketches(spec, place, layer_options, head_options) if fits(s, board, budget)]
+        front = pareto(rough, key=lambda s: (s.resources["lut"], s.cycles), speed=lambda s: -s.cycles)
+        real = (candidate(spec, s.place, s.layer, s.head) for s in front)
+        found += [c for c in real if c is not None and within(c.usage, budget)]
+    return pareto(found, key=lambda c: (c.usage["lut"], -c.tokens_per_s), speed=lambda c: c.tokens_per_s)
+
+
+def pareto(items: list, key, speed) -> list:
+    """Items no other beats on both speed and LUTs, cheapest first (key sorts by LUTs, then fastest)."""
+    front, best = [], None
+    for item in sorted(items, key=key):
+        if best is None or speed(item) > best:
+            front.append(item)
+            best = speed(item)
+    return front
+
+
+NEAR_BEST = 0.99   # designs within 1% of the fastest count as equally fast; the cheapest of them wins
+
+
+def choose(front: list[Candidate]) -> Candidate:
+    fastest = front[-1].tokens_per_s
+    return next(c for c in front if c.tokens_per_s >= NEAR_BEST * fastest)
+
+
+SHOWN_STEP = 1.1  # the printed table skips designs less than 10% faster than the row above
+
+
+def thinned(front: list[Candidate], chosen: Candidate) -> list[Candidate]:
+    """The Pareto set in steps of at least 10% tok/s (and the chosen design), to fit a screen."""
+    shown = []
+    for c in front:
+        if c is chosen or not shown or c.tokens_per_s >= SHOWN_STEP * shown[-1].tokens_per_s:
+            shown.append(c)
+    return shown
+
+
+def smallest_refusals(spec: Spec) -> str:
+    """Why the planner refuses (or the budget excludes) the 1x1 folding at each placement."""
+    reasons = []
+    for place in places(Board.load(spec.hardware.board)):
+        try:
+            plan = planner.plan(with_design(spec, place, (1, 1), (1, 1)))
+            reasons.append(f"{place}: LUT {usage(plan)['lut']:.0%}, BRAM+URAM {usage(plan)['memory']:.0%}")
+        except HlsgenError as exc:
+            reasons.append(f"{place}: {exc}")
+    return "; ".join(reasons)
+
+
+def explore(spec: Spec, budget: float) -> tuple[Candidate, list[Candidate]]:
+    """The chosen design (the cheapest within 1% of the fastest) and the Pareto set."""
+    if not 0 < budget <= 1:
+        raise HlsgenError(f"--budget: {budget} is out of range (allowed: 0 < budget <= 1)")
+    front = search(spec, budget)
+    if not front:
+        raise HlsgenError(f"explore: no design of this model fits {budget * 100:g}% of the LUTs and on-chip memory of "
+                          f"{spec.hardware.board}; the smallest at each placement: {smallest_refusals(spec)} "
+                          f"(allowed: a larger --budget, a larger board or a smaller model)")
+    return choose(front), front
+
+
+def hardware_section(c: Candidate) -> dict:
+    """The chosen design as the config's `hardware:` mapping."""
+    hw, p = c.spec.hardware, c.parallelism
+    section = {"board": hw.board, "weights": hw.weights,
+               "parallelism": {"pe": p.pe, "simd": p.simd, "lm_head_pe": p.lm_head_pe, "lm_head_simd": p.lm_head_simd}}
+    if hw.clock_mhz is not None:
+        section["clock_mhz"] = hw.clock_mhz
+    return section
+
+
+def row(c: Candidate) -> list[str]:
+    p, e = c.parallelism, c.perf
+    ceiling = "-" if e.fraction_of_ceiling is None else f"{e.fraction_of_ceiling:.0%}"
+    return [c.spec.hardware.weights, f"{p.pe}x{p.simd}", f"{p.lm_head_pe}x{p.lm_head_simd}",
+            f"{c.tokens_per_s:,.1f}", ceiling, e.bound, f"{c.usage['lut']:.1%}", f"{c.usage['memory']:.1%}",
+            f"{c.usage['dsp']:.1%}"]
+
+
+HEADER = ["weights", "layer pe x simd", "lm_head pe x simd", "decode tok/s", "of ceiling", "bound", "LUT",
+          "BRAM+URAM", "DSP"]
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(cell.rjust(w) for cell, w in zip(r, widths)) for r in [header, *rows]]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- the command
+def arguments(parser):
+    parser.add_argument("config", help="YAML config file or Hugging Face MMfreeLM model directory")
+    parser.add_argument("--board", help="search on this board instead of hardware.board")
+    parser.add_argument("--budget", type=float, default=planner.LOGIC_BUDGET,
+                        help="largest share of the LUTs and of BRAM+URAM a design may take (default: 0.8)")
+    parser.add_argument("--write", metavar="FILE.yaml", type=Path, help="write the chosen hardware section here")
+
+
+def run(args) -> int:
+    spec = spec_mod.load(args.config)
+    if args.board:
+        Board.load(args.board)     # a clear error for an unknown board
+        spec = replace(spec, hardware=replace(spec.hardware, board=args.board))
+    start = time.perf_counter()
+    chosen, front = explore(spec, args.budget)
+    m = spec.model
+    print(f"explore {spec.project.name} (H {m.hidden}, L {m.layers}, I {m.intermediate}, V {m.vocab}) on "
+          f"{spec.hardware.board}, budget {args.budget * 100:g}% of LUT and BRAM+URAM: Pareto set of {len(front)} "
+          f"designs in {time.perf_counter() - start:.1f} s (shown in steps of 10% tok/s)")
+    shown = thinned(front, chosen)
+    print(table([[("* " if c is chosen else "") + row(c)[0], *row(c)[1:]] for c in shown], HEADER))
+    e = chosen.perf
+    ceiling = "" if e.ceiling_tokens_per_s is None else f", ceiling {e.ceiling_tokens_per_s:,.0f} tok/s"
+    print(f"chosen (*): {chosen.tokens_per_s:,.1f} tok/s decode, {e.prefill_tokens_per_s:,.1f} tok/s prefill, "
+          f"{e.bound}-bound{ceiling}")
+    print("not searched: " + "; ".join(NOT_SEARCHED))
+    section = yaml.safe_dump({"hardware": hardware_section(chosen)}, sort_keys=False)
+    if args.write:
+        args.write.write_text(section)
+        print(f"wrote the hardware section to {args.write}")
+    else:
+        print(section, end="")
+    return 0
