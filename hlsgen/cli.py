@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from . import build as build_mod
-from . import deploy, explore, vendor
+from . import deploy, explore, report, vendor
 from . import checkpoint, csim, generate, golden, weights
 from . import rtl_commands
 from . import spec as spec_mod
@@ -305,6 +305,8 @@ COMMANDS = [
     Command("explore", "search foldings and weight placements for the fastest design within the board budget",
             "hlsgen explore examples/tiny.yaml --board kv260\nhlsgen explore big.yaml --budget 0.6 --write hw.yaml",
             explore.arguments, explore.run),
+    Command("report", "write report.md, report.json and PNG plots of a project's performance and resources",
+            "hlsgen report build/tiny_top", report.arguments, report.run),
 ]
 
 

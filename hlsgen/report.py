@@ -1,0 +1,255 @@
+"""`hlsgen report DIR`: the plan's performance and resource model of a generated project, with the
+measured results found in it, as DIR/report/report.md, report.json and PNG plots.
+
+The plan is re-derived from the config the manifest names, without weights (weights change only
+the widths of the per-kind scales).  Plots use matplotlib, from the `report` extra: axes, labels
+and a legend are what makes a plot readable, and hand-drawing text into pixels would not be.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from . import estimate, explore, perf, planner
+from . import spec as spec_mod
+from .errors import HlsgenError
+from .render import MANIFEST
+
+REPORT_DIR = "report"
+RESOURCE_KEYS = ("lut", "ff", "dsp")
+
+
+def load_plan(project: Path) -> tuple[spec_mod.Spec, planner.HardwarePlan, list[str]]:
+    manifest_path = project / MANIFEST
+    if not manifest_path.is_file():
+        raise HlsgenError(f"report: {project} has no {MANIFEST} (allowed: a directory written by `hlsgen build`)")
+    manifest = json.loads(manifest_path.read_text())
+    spec = spec_mod.load(manifest["source"])
+    notes = ["plan re-derived from " + manifest["source"] + " without weights"]
+    if spec.digest() != manifest["spec_digest"]:
+        notes.append("the config changed since this project was built: the figures describe the config as it is now")
+    return spec, planner.plan(spec), notes
+
+
+# ----------------------------------------------------------------------------- the numbers
+def kernel_resources(plan: planner.HardwarePlan) -> dict:
+    """LUT/FF/DSP per kernel instance: one per BitLinear kind, the rest of the top, the interfaces."""
+    rows = {f"bitlinear {b.kind}": estimate.bitlinear_resources(b, plan.numerics) for b in plan.bitlinears}
+    rows["norms, MLGRU, GLU, argmax"] = dict(estimate.FIXED)
+    rows["m_axi + s_axilite"] = estimate.add(estimate.S_AXILITE, *[estimate.M_AXI_PORT] * len(plan.memory_ports))
+    return rows
+
+
+def cycles_per_layer(plan: planner.HardwarePlan) -> dict:
+    """{stage kind: [cycles in layer 0, 1, ...]}, plus the stages outside the layers under 'other'."""
+    kinds: dict = {}
+    other = 0.0
+    for s in perf.token_stages(plan):
+        if s.name.startswith("layer"):
+            layer, kind = s.name.split(".", 1)
+            kinds.setdefault(kind, [0.0] * plan.layers)[int(layer[5:])] += s.cycles
+        else:
+            other += s.cycles
+    return {"per_layer": kinds, "outside_layers": other}
+
+
+def roofline_points(spec: spec_mod.Spec, plan: planner.HardwarePlan) -> list[dict]:
+    """The fastest design at each lane count of the layer BitLinears (this placement and lm_head folding)."""
+    m, head = spec.model, plan.bitlinear("lm_head")
+    best: dict = {}
+    for layer in explore.foldings((m.inner, m.hidden, 2 * m.intermediate), (m.hidden, m.inner, m.intermediate)):
+        c = explore.candidate(spec, plan.weights_place, layer, (head.pe, head.simd))
+        lanes = layer[0] * layer[1]
+        if c is not None and c.tokens_per_s > best.get(lanes, 0):
+            best[lanes] = c.tokens_per_s
+    return [{"lanes": k, "tokens_per_s": v} for k, v in sorted(best.items())]
+
+
+def relative_error(model: float, measured: float | None) -> float | None:
+    return None if not measured else (model - measured) / measured
+
+
+def calibration(project: Path, plan: planner.HardwarePlan) -> dict:
+    """The model against what was measured: cosim MVU cycles and Yosys LUT/FF, per kind."""
+    result = {}
+    cosim_path = project / REPORT_DIR / "cosim.json"
+    if cosim_path.is_file():
+        kinds = json.loads(cosim_path.read_text())["kinds"]
+        result["cosim_cycles"] = {
+            kind: {"measured": k["measured_cycles"], "model": plan.bitlinear(kind).cycles_per_matrix,
+                   "error": relative_error(plan.bitlinear(kind).cycles_per_matrix, k["measured_cycles"]),
+                   "passed": k["passed"]} for kind, k in kinds.items()}
+    synth_path = project / REPORT_DIR / "synth.json"
+    if synth_path.is_file():
+        kinds = json.loads(synth_path.read_text())["kinds"]
+        result["yosys"] = {
+            kind: {key: {"measured": k["yosys"][key], "model": k["fit_estimate"][key],
+                         "error": relative_error(k["fit_estimate"][key], k["yosys"][key])} for key in ("lut", "ff")}
+            for kind, k in kinds.items()}
+    return result
+
+
+def gather(project: Path) -> dict:
+    spec, plan, notes = load_plan(project)
+    e = perf.estimate(plan)
+    used = estimate.design_resources(plan)
+    return {
+        "project": str(project), "board": plan.board.key, "clock_mhz": plan.clock_mhz, "weights": plan.weights_place,
+        "folding": {b.kind: {"pe": b.pe, "simd": b.simd} for b in plan.bitlinears},
+        "performance": {"decode_tokens_per_s": e.decode_tokens_per_s, "prefill_tokens_per_s": e.prefill_tokens_per_s,
+                        "cycles_per_token": e.cycles_per_token, "bound": e.bound,
+                        "offchip_bytes_per_token": e.offchip_bytes_per_token,
+                        "ceiling_tokens_per_s": e.ceiling_tokens_per_s, "fraction_of_ceiling": e.fraction_of_ceiling},
+        "resources": {"kernels": kernel_resources(plan), "total": used, "board": plan.board.resources,
+                      "onchip_bits": sum(plan.onchip_bits().values()), "board_onchip_bits": plan.board.onchip_bits},
+        "cycles": cycles_per_layer(plan),
+        "roofline": roofline_points(spec, plan),
+        "csim": "not recorded: `hlsgen csim` keeps no result in the project (run it to check)",
+        "calibration": calibration(project, plan),
+        "notes": notes + list(explore.NOT_SEARCHED),
+    }
+
+
+# ----------------------------------------------------------------------------- plots
+def pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise HlsgenError("report: the plots need matplotlib (allowed: pip install 'hlsgen[report]')") from None
+    matplotlib.use("Agg")      # files only, no display
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_resources(plt, data: dict, path: Path) -> None:
+    """Each kernel's share of the board, stacked per resource."""
+    board = data["resources"]["board"]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    bottom = [0.0] * len(RESOURCE_KEYS)
+    for name, r in data["resources"]["kernels"].items():
+        shares = [100 * r[k] / board[k] for k in RESOURCE_KEYS]
+        ax.bar([k.upper() for k in RESOURCE_KEYS], shares, bottom=bottom, label=name)
+        bottom = [b + s for b, s in zip(bottom, shares)]
+    ax.axhline(100 * planner.LOGIC_BUDGET, color="red", linestyle="--", label="fit limit")
+    ax.set_ylabel(f"% of {data['board']}")
+    ax.set_title("Estimated resources per kernel")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_roofline(plt, data: dict, path: Path) -> None:
+    """Decode tok/s against layer lanes, under the weight-bandwidth ceiling; this design marked."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    points = data["roofline"]
+    ax.plot([p["lanes"] for p in points], [p["tokens_per_s"] for p in points], "o-", label="best folding per lane count")
+    ceiling = data["performance"]["ceiling_tokens_per_s"]
+    if ceiling is not None:
+        ax.axhline(ceiling, color="red", linestyle="--", label=f"{data['weights']} bandwidth ceiling")
+    here = data["folding"]["i"]
+    ax.plot([here["pe"] * here["simd"]], [data["performance"]["decode_tokens_per_s"]], "k*", markersize=14,
+            label="this design")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("PE x SIMD of the layer BitLinears")
+    ax.set_ylabel("decode tokens/s")
+    ax.set_title(f"Roofline on {data['board']} ({data['weights']} weights)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_cycles(plt, data: dict, path: Path) -> None:
+    """Where a token's cycles go, per layer, stacked by stage kind."""
+    per_layer = data["cycles"]["per_layer"]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    layers = range(len(next(iter(per_layer.values()))))
+    bottom = [0.0] * len(layers)
+    for kind, cycles in per_layer.items():
+        ax.bar(list(layers), cycles, bottom=bottom, label=kind)
+        bottom = [b + c for b, c in zip(bottom, cycles)]
+    ax.set_xlabel("layer")
+    ax.set_ylabel("cycles per token")
+    ax.set_title(f"Cycles per layer (outside the layers: {data['cycles']['outside_layers']:,.0f})")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+PLOTS = {"resources.png": plot_resources, "roofline.png": plot_roofline, "cycles.png": plot_cycles}
+
+
+# ----------------------------------------------------------------------------- markdown
+def percent(value) -> str:
+    return "-" if value is None else f"{100 * value:+.1f}%"
+
+
+def markdown(data: dict) -> str:
+    p, r = data["performance"], data["resources"]
+    ceiling = ("none (weights on chip)" if p["ceiling_tokens_per_s"] is None else
+               f"{p['ceiling_tokens_per_s']:,.1f} tok/s; this design at {p['fraction_of_ceiling']:.0%}")
+    lines = [f"# hlsgen report: {data['project']}", "",
+             f"Board {data['board']} at {data['clock_mhz']:g} MHz, weights {data['weights']}.", "",
+             "## Performance (analytic model)", "",
+             f"- decode: {p['decode_tokens_per_s']:,.1f} tok/s ({p['cycles_per_token']:,.0f} cycles/token, {p['bound']}-bound)",
+             f"- prefill: {p['prefill_tokens_per_s']:,.1f} tok/s (one token per call: no weight reuse yet)",
+             f"- off-chip bytes per token: {p['offchip_bytes_per_token']:,}",
+             f"- bandwidth ceiling: {ceiling}", "", "![roofline](roofline.png)", "",
+             "## Resources (estimate.py, first order)", "", "| kernel | LUT | FF | DSP |", "|---|---:|---:|---:|"]
+    lines += [f"| {name} | {v['lut']:,} | {v['ff']:,} | {v['dsp']:,} |" for name, v in r["kernels"].items()]
+    lines += [f"| **total** | {r['total']['lut']:,} | {r['total']['ff']:,} | {r['total']['dsp']:,} |",
+              f"| board | {r['board']['lut']:,} | {r['board']['ff']:,} | {r['board']['dsp']:,} |", "",
+              f"On-chip memory: {r['onchip_bits'] / 8e6:.2f} MB of {r['board_onchip_bits'] / 8e6:.2f} MB BRAM+URAM.", "",
+              "![resources](resources.png)", "", "## Cycles per layer", "", "![cycles](cycles.png)", "",
+              "## Measured", "", f"- csim: {data['csim']}"]
+    lines += calibration_lines(data["calibration"])
+    lines += ["", "## Notes", ""] + [f"- {n}" for n in data["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def calibration_lines(cal: dict) -> list[str]:
+    lines = []
+    if "cosim_cycles" not in cal:
+        lines.append("- cosim: no report/cosim.json (run `hlsgen cosim DIR`)")
+    else:
+        lines += ["- cosim, MVU cycles per matrix (model: rows/PE x cols/SIMD):", "",
+                  "| kind | passed | measured | model | error |", "|---|---|---:|---:|---:|"]
+        lines += [f"| {k} | {v['passed']} | {v['measured']} | {v['model']} | {percent(v['error'])} |"
+                  for k, v in cal["cosim_cycles"].items()]
+        lines.append("")
+    if "yosys" not in cal:
+        lines.append("- synth: no report/synth.json (run `hlsgen synth --open DIR`)")
+    else:
+        lines += ["- Yosys (synth_xilinx) against estimate.mvu_resources, per MVU:", "",
+                  "| kind | LUT | model | error | FF | model | error |", "|---|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"| {k} | {v['lut']['measured']} | {v['lut']['model']} | {percent(v['lut']['error'])} | "
+                  f"{v['ff']['measured']} | {v['ff']['model']} | {percent(v['ff']['error'])} |" for k, v in cal["yosys"].items()]
+    return lines
+
+
+# ----------------------------------------------------------------------------- the command
+def write(project: Path) -> Path:
+    project = Path(project)
+    data = gather(project)
+    plt = pyplot()
+    out = project / REPORT_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    for name, plot in PLOTS.items():
+        plot(plt, data, out / name)
+    (out / "report.json").write_text(json.dumps(data, indent=1) + "\n")
+    (out / "report.md").write_text(markdown(data))
+    return out
+
+
+def arguments(parser):
+    parser.add_argument("project", type=Path, help="a generated project directory")
+
+
+def run(args) -> int:
+    out = write(args.project)
+    print(f"wrote {out}/report.md, report.json, " + ", ".join(PLOTS))
+    return 0
