@@ -50,6 +50,15 @@ def foldings(pe_widths, simd_widths) -> list[tuple[int, int]]:
             if pe * simd <= 256]
 
 
+def layer_foldings(m) -> list[tuple[int, int]]:
+    """pe divides every layer projection's rows (D, H, 2I), simd every one's columns (H, D, I)."""
+    return foldings((m.inner, m.hidden, 2 * m.intermediate), (m.hidden, m.inner, m.intermediate))
+
+
+def head_foldings(m) -> list[tuple[int, int]]:
+    return foldings((m.vocab,), (m.hidden,))
+
+
 def usage(plan: planner.HardwarePlan) -> dict:
     """Share of the board each budgeted resource takes; BRAM and URAM are pooled as on-chip memory
     (the planner does not decide which holds what)."""
@@ -129,9 +138,7 @@ def fits(s: Sketch, board: Board, budget: float) -> bool:
 
 def search(spec: Spec, budget: float) -> list[Candidate]:
     """The Pareto set of feasible designs within the budget, each planned and estimated for real."""
-    m = spec.model
-    layer_options = foldings((m.inner, m.hidden, 2 * m.intermediate), (m.hidden, m.inner, m.intermediate))
-    head_options = foldings((m.vocab,), (m.hidden,))
+    layer_options, head_options = layer_foldings(spec.model), head_foldings(spec.model)
     board = Board.load(spec.hardware.board)
     found = []
     for place in places(board):

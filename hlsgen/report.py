@@ -56,9 +56,9 @@ def cycles_per_layer(plan: planner.HardwarePlan) -> dict:
 
 def roofline_points(spec: spec_mod.Spec, plan: planner.HardwarePlan) -> list[dict]:
     """The fastest design at each lane count of the layer BitLinears (this placement and lm_head folding)."""
-    m, head = spec.model, plan.bitlinear("lm_head")
+    head = plan.bitlinear("lm_head")
     best: dict = {}
-    for layer in explore.foldings((m.inner, m.hidden, 2 * m.intermediate), (m.hidden, m.inner, m.intermediate)):
+    for layer in explore.layer_foldings(spec.model):
         c = explore.candidate(spec, plan.weights_place, layer, (head.pe, head.simd))
         lanes = layer[0] * layer[1]
         if c is not None and c.tokens_per_s > best.get(lanes, 0):
