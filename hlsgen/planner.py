@@ -169,7 +169,9 @@ class HardwarePlan:
     def onchip_bits(self) -> dict:
         """On-chip memory by use, in bits (tables at their C++ widths)."""
         n, L, H, D, I = self.numerics, self.layers, self.hidden, self.inner, self.intermediate
-        gammas = (L * (3 * H + 4 * H + D + H + I + D + H) + 2 * H) * n["gamma_width"]
+        # Per layer: attn_norm, i/f/g norms, mlp_norm, gate norm [H]; o norm, g_norm [D]; down norm [I].
+        # Then the final norm and the lm_head's norm [H].
+        gammas = (L * (6 * H + 2 * D + I) + 2 * H) * n["gamma_width"]
         used = {"recurrent state": L * D * n["state_width"],
                 "norm weights": gammas,
                 "lower bounds + sigmoid": L * D * (n["sigmoid_frac"] + 1) + n["sigmoid_entries"] * (n["sigmoid_frac"] + 1)}
