@@ -245,7 +245,7 @@ def choose_bitlinears(spec: Spec, weights: Weights | None) -> tuple:
         if weights is None:
             max_beta = 1 << spec.numerics.beta_frac
         else:
-            projs = [weights.lm_head] if is_head else [getattr(layer, kind) for layer in weights.layers]
+            projs = weights.of_kind(kind)
             max_beta = max(nx.beta_fixed(pr.scale, spec.numerics) for pr in projs)
         plans.append(size_bitlinear(spec, kind, rows, cols,
                                     p.lm_head_pe if is_head else p.pe, p.lm_head_simd if is_head else p.simd,

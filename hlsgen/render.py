@@ -72,7 +72,7 @@ def weight_words(codes: np.ndarray, b: BitLinearPlan) -> np.ndarray:
 
 def kind_words(plan: HardwarePlan, weights: Weights, kind: str) -> np.ndarray:
     b = plan.bitlinear(kind)
-    projs = [weights.lm_head] if kind == "lm_head" else [getattr(layer, kind) for layer in weights.layers]
+    projs = weights.of_kind(kind)
     return np.concatenate([weight_words(p.codes, b) for p in projs])
 
 
@@ -114,7 +114,7 @@ def constant_tables(spec: Spec, plan: HardwarePlan, weights: Weights, clamps: Co
                             fixed_embedding(spec, weights, clamps)))
     for b in plan.bitlinears:
         name = b.kind.upper()
-        projs = [weights.lm_head] if b.kind == "lm_head" else [getattr(l, b.kind) for l in layers]
+        projs = weights.of_kind(b.kind)
         norms = np.stack([p.norm for p in projs])
         betas = np.array([nx.beta_fixed(p.scale, n) for p in projs], dtype=np.uint64)
         if b.kind == "lm_head":

@@ -253,10 +253,9 @@ def mvu_vectors(m: MvuRtl, trace: golden.Trace, weights: Weights) -> MvuVectors:
     """Token by token, layer by layer: the order the hardware runs them in."""
     if m.kind == "lm_head":
         per_matrix = [trace.get("lm_head.q")]
-        matrices = [weights.lm_head.codes]
     else:
         per_matrix = [trace.get(f"layer{l}.{TRACE_NAMES[m.kind]}.q") for l in range(m.matrices)]
-        matrices = [getattr(layer, m.kind).codes for layer in weights.layers]
+    matrices = [p.codes for p in weights.of_kind(m.kind)]
     codes = np.stack(per_matrix, axis=1)                         # [T, matrices, cols]
     tokens = codes.shape[0]
     expected = np.stack([codes[:, l].astype(np.int64) @ matrices[l].T.astype(np.int64)

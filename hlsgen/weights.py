@@ -56,6 +56,12 @@ class Weights:
     final_norm: np.ndarray         # [H]
     lm_head: Projection            # [V, H]
 
+    def of_kind(self, kind: str) -> list[Projection]:
+        """The projections of one kind in hardware order: one per layer, or the single lm_head."""
+        if kind == "lm_head":
+            return [self.lm_head]
+        return [getattr(layer, kind) for layer in self.layers]
+
     def projections(self):
         """(name, Projection) for every ternary tensor, in checkpoint order."""
         for l, layer in enumerate(self.layers):
