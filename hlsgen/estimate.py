@@ -20,7 +20,6 @@ SELECT_BITS = 9               # a ternary term: +x, -x or 0 of an int8 code, as 
 CODE_STEPS = 7                # code_magnitude: a 7-step restoring division per SIMD lane
 DSP_A, DSP_B = 27, 18         # the DSP48E2 multiplier (signed 27 x 18)
 KERNEL_CONTROL = {"lut": 400, "ff": 600, "dsp": 0}       # loop counters, FIFO control, per BitLinear
-WEIGHT_WORD_BITS = 512
 # The rest of the top: RMSNorm, MLGRU, GLU, residuals, argmax, the sigmoid interpolation.
 FIXED = {"lut": 8000, "ff": 10000, "dsp": 24}
 # One Vitis HLS m_axi adapter at 512 bits with read bursts; the s_axilite control slave.
@@ -59,7 +58,7 @@ def quantiser_resources(b: BitLinearPlan, numerics: dict) -> dict:
 
 def bitlinear_resources(b: BitLinearPlan, numerics: dict) -> dict:
     """One BitLinear instance: quantiser, weight streamer, MVU and the rescale multiply."""
-    streamer = {"lut": WEIGHT_WORD_BITS, "ff": WEIGHT_WORD_BITS + b.lane_bits, "dsp": 0}
+    streamer = {"lut": b.lane_word_bits, "ff": b.lane_word_bits + b.lane_bits, "dsp": 0}
     rescale = {"lut": numerics["act_width"] * 2, "ff": b.pe * b.acc_width,
                "dsp": multiplier_dsps(b.acc_width, numerics["scale_width"])}
     return add(quantiser_resources(b, numerics), streamer, mvu_resources(b), rescale, KERNEL_CONTROL)

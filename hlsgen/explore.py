@@ -16,7 +16,8 @@ from . import estimate, perf, planner
 from . import spec as spec_mod
 from .boards import Board
 from .errors import HlsgenError
-from .spec import Parallelism, Spec
+from .planner import LANES_PER_WORD
+from .spec import MAX_LANES, Parallelism, Spec
 
 # Knobs the issue names that the generated hardware cannot vary yet: reported, not searched.
 NOT_SEARCHED = ("trit packing: the hardware streams 2-bit codes only (5 trits per byte is not generated)",
@@ -40,14 +41,19 @@ class Candidate:
 
 
 def powers_of_two_dividing(*widths: int) -> list[int]:
-    """1, 2, 4, ... up to 256 that divide every width."""
-    return [v for v in (1 << k for k in range(9)) if all(w % v == 0 for w in widths)]
+    """1, 2, 4, ... up to the widest fold that divide every width."""
+    return [v for v in (1 << k for k in range(MAX_LANES.bit_length())) if all(w % v == 0 for w in widths)]
 
 
 def foldings(pe_widths, simd_widths) -> list[tuple[int, int]]:
-    """(pe, simd) pairs the spec rules allow: powers of two dividing the shapes, pe*simd <= 256."""
+    """(pe, simd) pairs the spec rules allow: powers of two dividing the shapes, pe*simd <= MAX_LANES."""
     return [(pe, simd) for pe in powers_of_two_dividing(*pe_widths) for simd in powers_of_two_dividing(*simd_widths)
-            if pe * simd <= 256]
+            if pe * simd <= MAX_LANES]
+
+
+def stripes(folding: tuple) -> int:
+    """Weight ports a folding streams from (planner.BitLinearPlan.stripes)."""
+    return max(1, folding[0] * folding[1] // LANES_PER_WORD)
 
 
 def layer_foldings(m) -> list[tuple[int, int]]:
@@ -109,7 +115,7 @@ def sketch(c: Candidate, place: str, layer: tuple, head: tuple) -> Sketch:
 def combine(base: Sketch, layer: Sketch, head: Sketch) -> Sketch:
     """Cycles and resources are sums over the BitLinears (perf.token_stages,
     estimate.design_resources), and the layer folding touches only the layers' terms, the head
-    folding only the lm_head's: so (L, H) = (L, 1x1) + (1x1, H) - (1x1, 1x1)."""
+    folding only the lm_head's: so (L, H) = (L, h0) + (l0, H) - (l0, h0) for a reference (l0, h0)."""
     merge = lambda key: layer.resources[key] + head.resources[key] - base.resources[key]  # noqa: E731
     return Sketch(base.place, layer.layer, head.head, layer.cycles + head.cycles - base.cycles,
                   {k: merge(k) for k in base.resources})
@@ -117,16 +123,25 @@ def combine(base: Sketch, layer: Sketch, head: Sketch) -> Sketch:
 
 def sketches(spec: Spec, place: str, layer_options, head_options) -> list[Sketch]:
     """Every folding at this placement, from one plan per layer folding and one per head folding
-    (a 2.7B model has ~2,000 combinations; planning each would take half a minute)."""
-    one = (1, 1)
-    base = candidate(spec, place, one, one)
-    if base is None:
-        return []
-    layers = [(o, candidate(spec, place, o, one)) for o in layer_options]
-    heads = [(o, candidate(spec, place, one, o)) for o in head_options]
-    b = sketch(base, place, one, one)
-    return [combine(b, sketch(lc, place, lo, one), sketch(hc, place, one, ho))
-            for lo, lc in layers if lc is not None for ho, hc in heads if hc is not None]
+    (a 2.7B model has thousands of combinations; planning each would take minutes).  Layer and
+    head must stream the same number of weight stripes, so the superposition runs per stripe
+    count, around a reference pair of that count."""
+    found = []
+    for count in sorted({stripes(o) for o in layer_options}):
+        layers = [o for o in layer_options if stripes(o) == count]
+        heads = [o for o in head_options if stripes(o) == count]
+        if not heads:
+            continue
+        reference = (layers[0], heads[0])
+        base = candidate(spec, place, *reference)
+        if base is None:
+            continue
+        b = sketch(base, place, *reference)
+        planned_layers = [(o, candidate(spec, place, o, reference[1])) for o in layers]
+        planned_heads = [(o, candidate(spec, place, reference[0], o)) for o in heads]
+        found += [combine(b, sketch(lc, place, lo, reference[1]), sketch(hc, place, reference[0], ho))
+                  for lo, lc in planned_layers if lc is not None for ho, hc in planned_heads if hc is not None]
+    return found
 
 
 def fits(s: Sketch, board: Board, budget: float) -> bool:
@@ -217,11 +232,12 @@ def row(c: Candidate) -> list[str]:
     p, e = c.parallelism, c.perf
     ceiling = "-" if e.fraction_of_ceiling is None else f"{e.fraction_of_ceiling:.0%}"
     return [c.spec.hardware.weights, f"{p.pe}x{p.simd}", f"{p.lm_head_pe}x{p.lm_head_simd}",
+            str(c.plan.stripes) if c.plan.offchip else "-",
             f"{c.tokens_per_s:,.1f}", ceiling, e.bound, f"{c.usage['lut']:.1%}", f"{c.usage['memory']:.1%}",
             f"{c.usage['dsp']:.1%}"]
 
 
-HEADER = ["weights", "layer pe x simd", "lm_head pe x simd", "decode tok/s", "of ceiling", "bound", "LUT",
+HEADER = ["weights", "layer pe x simd", "lm_head pe x simd", "weight ports", "decode tok/s", "of ceiling", "bound", "LUT",
           "BRAM+URAM", "DSP"]
 
 

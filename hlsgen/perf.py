@@ -3,12 +3,14 @@
 It describes the architecture hlsgen generates today: within a token every stage runs after the
 one before (the BitLinears one at a time, each a DATAFLOW of quantiser, weight streamer, MVU
 and rescale), so a token's cycles are the sum of its stages.  A BitLinear whose weights come
-over m_axi takes the longer of its compute and its weight transfer.  Prefill feeds the same
+over m_axi takes the longer of its compute and its weight transfer; the transfer runs over all
+weight stripes at once (planner.memory_ports), so the MVU's lanes set how many channels stream.  Prefill feeds the same
 hardware one token at a time, so it runs at the decode rate (no weight reuse across tokens yet).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from .planner import WORD_BITS, BitLinearPlan, HardwarePlan
@@ -45,20 +47,25 @@ def bitlinear_compute_cycles(b: BitLinearPlan) -> int:
     return b.cols // b.simd + scale_latency(b) + streaming + 3 * PIPELINE_FILL
 
 
-def port_bytes_per_cycle(plan: HardwarePlan, port_name: str) -> float:
-    """What one m_axi port can bring in per kernel cycle: its channels' bandwidth, at most one word."""
-    port = plan.memory_port(port_name)
-    memory = plan.board.memory_of(port.memory)
-    gbps = memory.gbps_each * len(port.channels) if not memory.shared else memory.bandwidth_gbps
-    return min(M_AXI_BYTES_PER_CYCLE, gbps * 1e9 / (plan.clock_mhz * 1e6))
+def weight_bytes_per_cycle(plan: HardwarePlan) -> float:
+    """What the weight ports bring in per kernel cycle, all stripes together.  Each stripe gets at
+    most one 512-bit word per cycle and its channels' bandwidth, shared with the other stripes on
+    those channels; all of them together at most the memory's bandwidth (a Zynq's one DDR behind
+    its HP ports)."""
+    memory = plan.board.memory_of(plan.weights_place)
+    cycle_s = 1 / (plan.clock_mhz * 1e6)
+    stripes_on = Counter(c for p in plan.weight_ports for c in p.channels)
+    per_stripe = [min(M_AXI_BYTES_PER_CYCLE, sum(memory.gbps_each / stripes_on[c] for c in p.channels) * 1e9 * cycle_s)
+                  for p in plan.weight_ports]
+    return min(sum(per_stripe), memory.bandwidth_gbps * 1e9 * cycle_s)
 
 
 def bitlinear_stage(plan: HardwarePlan, b: BitLinearPlan, name: str) -> Stage:
     compute = bitlinear_compute_cycles(b)
     if not plan.offchip:
         return Stage(name, compute)
-    nbytes = b.words_per_matrix * WORD_BITS // 8
-    return Stage(name, compute, nbytes, nbytes / port_bytes_per_cycle(plan, b.port))
+    nbytes = b.words_per_matrix * b.lane_word_bits // 8
+    return Stage(name, compute, nbytes, nbytes / weight_bytes_per_cycle(plan))
 
 
 def token_stages(plan: HardwarePlan) -> list[Stage]:

@@ -12,10 +12,12 @@ from . import estimate
 from . import numerics as nx
 from .boards import Board, Memory
 from .errors import HlsgenError
-from .spec import Spec
+from .spec import MAX_LANES, Spec
 from .weights import Weights
 
-WORD_BITS = 512          # off-chip weight words, and the unit of on-chip ROM words
+WORD_BITS = 512          # one m_axi weight word; a lane word is `stripes` of them side by side
+LANES_PER_WORD = WORD_BITS // 2   # 2-bit ternary codes
+MAX_STRIPES = MAX_LANES // LANES_PER_WORD   # weight ports one lane word may be striped over
 LOGIC_BUDGET = 0.8       # share of the LUTs, FFs and DSPs a design may take and still place and route
 PORTS_PER_CHANNEL = 15   # kernel interfaces one global memory bank takes (UG1393, v++ link)
 
@@ -45,25 +47,27 @@ class BitLinearPlan:
     beta_width: int
     num_width: int       # the per-token scale division
     acc_width: int       # 127 * cols, signed
-    words_per_matrix: int
-    offchip: bool        # weights from an m_axi port instead of an on-chip ROM
+    words_per_matrix: int  # lane words (stripes x 512 bits) per matrix
+    offchip: bool        # weights from m_axi ports instead of an on-chip ROM
+    base_word: int = 0   # where this kind's lane words start in the off-chip stripe buffers
+
+    @property
+    def stripes(self) -> int:
+        """512-bit words per lane word: a fold wider than 256 lanes reads several ports at once."""
+        return max(1, self.lane_bits // WORD_BITS)
+
+    @property
+    def lane_word_bits(self) -> int:
+        return WORD_BITS * self.stripes
 
     @property
     def source(self) -> str:
         """The C++ name the top function passes as this kind's weight source."""
-        return self.port if self.offchip else f"ROM_{self.kind.upper()}"
+        return "weight_ports" if self.offchip else f"ROM_{self.kind.upper()}"
 
     @property
     def config_name(self) -> str:
         return f"{self.kind}_config"
-
-    @property
-    def port(self) -> str:
-        return f"w_{self.kind}"
-
-    @property
-    def bundle(self) -> str:
-        return f"gmem_{self.kind}"
 
     @property
     def words(self) -> int:
@@ -93,6 +97,11 @@ class MemoryPort:
     memory: str = ""     # hbm | ddr
     channels: tuple = ()
     link: str = ""       # the vendor flow's name of the channels: HBM[3], DDR[0:1], S_AXI_HP0_FPD
+    stripe: int | None = None   # weight stripe number (every projection kind's 512-bit slice `stripe`)
+
+    @property
+    def words(self) -> int:
+        return self.nbytes // (WORD_BITS // 8)
 
 
 @dataclass(frozen=True)
@@ -122,6 +131,15 @@ class HardwarePlan:
 
     def memory_port(self, name: str) -> MemoryPort:
         return next(p for p in self.memory_ports if p.name == name)
+
+    @property
+    def stripes(self) -> int:
+        """Weight ports: every kind streams the same number of 512-bit stripes (spec checks this)."""
+        return max(b.stripes for b in self.bitlinears)
+
+    @property
+    def weight_ports(self) -> list[MemoryPort]:
+        return [p for p in self.memory_ports if p.stripe is not None]
 
     @property
     def logit_dtype(self) -> str:
@@ -164,7 +182,7 @@ class HardwarePlan:
 
     @property
     def weight_bits(self) -> int:
-        return sum(b.words * WORD_BITS for b in self.bitlinears)
+        return sum(b.words * b.lane_word_bits for b in self.bitlinears)
 
     def onchip_bits(self) -> dict:
         """On-chip memory by use, in bits (tables at their C++ widths)."""
@@ -200,18 +218,18 @@ def numerics_constants(spec: Spec) -> dict:
 
 def check_folding(kind: str, rows: int, cols: int, pe: int, simd: int) -> None:
     """The MVU (HLS and RTL alike) has no partial folds: PE must divide the rows, SIMD the columns,
-    and the 2-bit lanes of a cycle must split a 512-bit weight word evenly."""
-    lanes = pe * simd
+    and the 2-bit lanes of a cycle must split a 512-bit weight word evenly (or fill whole words)."""
+    lanes, most = pe * simd, MAX_LANES
     problems = []
     if rows % pe:
         problems.append(f"pe {pe} does not divide its {rows} rows")
     if cols % simd:
         problems.append(f"simd {simd} does not divide its {cols} columns")
-    if lanes & (lanes - 1) or lanes > 256:
-        problems.append(f"pe*simd = {lanes} is not a power of two <= 256")
+    if lanes & (lanes - 1) or lanes > most:
+        problems.append(f"pe*simd = {lanes} is not a power of two <= {most}")
     if problems:
         raise HlsgenError(f"planner: the {kind} projection [{rows} x {cols}]: {'; '.join(problems)} "
-                          f"(allowed: pe a divisor of {rows}, simd a divisor of {cols}, pe*simd in 1, 2, 4, ..., 256)")
+                          f"(allowed: pe a divisor of {rows}, simd a divisor of {cols}, pe*simd in 1, 2, 4, ..., {most})")
 
 
 def size_bitlinear(spec: Spec, kind: str, rows: int, cols: int, pe: int, simd: int, matrices: int,
@@ -232,7 +250,7 @@ def size_bitlinear(spec: Spec, kind: str, rows: int, cols: int, pe: int, simd: i
     return BitLinearPlan(kind=kind, rows=rows, cols=cols, pe=pe, simd=simd, matrices=matrices,
                          in_width=in_width, y_width=y_width, sumsq_width=sumsq_width, root_width=root_width,
                          beta_width=beta_width, num_width=num_width, acc_width=acc_width,
-                         words_per_matrix=math.ceil(rows * cols * 2 / WORD_BITS),
+                         words_per_matrix=math.ceil(rows * cols / max(pe * simd, LANES_PER_WORD)),
                          offchip=spec.hardware.weights != "onchip")
 
 
@@ -250,7 +268,16 @@ def choose_bitlinears(spec: Spec, weights: Weights | None) -> tuple:
         plans.append(size_bitlinear(spec, kind, rows, cols,
                                     p.lm_head_pe if is_head else p.pe, p.lm_head_simd if is_head else p.simd,
                                     1 if is_head else spec.model.layers, max_beta))
-    return tuple(plans)
+    return with_stripe_offsets(plans)
+
+
+def with_stripe_offsets(plans: list[BitLinearPlan]) -> tuple:
+    """Off chip, every kind's lane words follow the previous kind's in the same stripe buffers."""
+    placed, base = [], 0
+    for b in plans:
+        placed.append(replace(b, base_word=base if b.offchip else 0))
+        base += b.words
+    return tuple(placed)
 
 
 def check_onchip_memory(plan: HardwarePlan) -> None:
@@ -271,27 +298,33 @@ def check_onchip_memory(plan: HardwarePlan) -> None:
 # ----------------------------------------------------------------------------- m_axi ports and channels
 def memory_ports(plan: HardwarePlan) -> list[MemoryPort]:
     """Every m_axi argument in signature order: the logits out, then (off-chip) the embedding and
-    one weight port per projection kind."""
+    one weight port per stripe.  Stripe s holds the 512-bit slice s of every lane word of every
+    kind, so a fold reads all stripes at once and the stripes stream concurrently."""
     ports = [MemoryPort("logits", "gmem_out", plan.vocab * int(plan.logit_dtype[2:]), plan.logit_dtype, None)]
     if plan.offchip:
         ports.append(MemoryPort("emb_table", "gmem_emb", plan.embedding_entries * 4, "<i4", "tb/data/emb_table.bin"))
-        ports += [MemoryPort(b.port, b.bundle, b.words * WORD_BITS // 8, "<u8", f"tb/data/{b.port}.bin")
-                  for b in plan.bitlinears]
+        stripe_bytes = sum(b.words for b in plan.bitlinears) * WORD_BITS // 8
+        ports += [MemoryPort(f"w{s}", f"gmem_w{s}", stripe_bytes, "<u8", f"tb/data/w{s}.bin", stripe=s)
+                  for s in range(plan.stripes)]
     return ports
 
 
 def spread(sizes: list[int], memory: Memory, where: str) -> list[tuple]:
     """Channels for buffers of these sizes: a channel (or a range, when one cannot hold the buffer)
     of its own for each while there are enough; otherwise they share, the largest first, each on
-    the least-filled channel. Sharing costs no bandwidth here: the top runs one projection at a
-    time, so one weight port streams at a time."""
+    the least-filled channel. Stripes sharing a channel share its bandwidth (perf.py counts that);
+    the embedding and logits ports are idle while weights stream."""
     needs = [max(1, math.ceil(n / memory.channel_bytes)) for n in sizes]
     mb = f"{sum(sizes) / 2**20:,.1f} MB"
+    size_each = f"{memory.mb_total:g} MB shared" if memory.shared else f"{memory.mb_each:g} MB each"
+    if sum(sizes) > memory.capacity_bytes:
+        raise HlsgenError(f"{where}: the m_axi buffers need {mb} but the board's {memory.count} {memory.kind} "
+                          f"channels hold {memory.capacity_bytes / 2**20:,.1f} MB ({size_each}) (allowed: a smaller "
+                          f"model, or a board with more {memory.kind} memory)")
     if sum(needs) <= memory.count:
         starts = [sum(needs[:i]) for i in range(len(needs))]
         return [tuple(range(start, start + need)) for start, need in zip(starts, needs)]
-    size_each = f"{memory.mb_total:g} MB shared" if memory.shared else f"{memory.mb_each:g} MB each"
-    if max(needs) > 1 or sum(sizes) > memory.capacity_bytes:
+    if max(needs) > 1:
         raise HlsgenError(f"{where}: the m_axi buffers need {mb} in {sum(needs)} {memory.kind} channels but the "
                           f"board has {memory.count} ({size_each}) (allowed: a smaller model, or a board with "
                           f"more {memory.kind} memory)")

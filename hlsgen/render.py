@@ -22,7 +22,7 @@ from . import numerics as nx
 from . import rtl
 from . import vendor
 from .checkpoint import pack_2bit
-from .planner import WORD_BITS, BitLinearPlan, HardwarePlan
+from .planner import BitLinearPlan, HardwarePlan
 from .spec import REPO_ROOT, Spec
 from .weights import Weights
 
@@ -58,22 +58,29 @@ def table(comment: str, ctype: str, name: str, values: np.ndarray, suffix: str =
 
 
 def weight_words(codes: np.ndarray, b: BitLinearPlan) -> np.ndarray:
-    """One matrix as 512-bit words (uint64 [words, 8], least significant first), in MVU order.
+    """One matrix as lane words (uint64 [words, 8 * stripes], least significant first), in MVU order.
 
     Cycle (nf, sf) reads lane pe*SIMD + s = code[nf*PE + pe, sf*SIMD + s]; lanes fill words
-    from bit 0 up.
+    from bit 0 up.  Uint64 columns 8s..8s+7 are stripe s, the 512 bits its port carries.
     """
     order = codes.reshape(b.rows // b.pe, b.pe, b.cols // b.simd, b.simd).transpose(0, 2, 1, 3)
     packed = pack_2bit(order.reshape(-1))
-    padded = np.zeros(b.words_per_matrix * WORD_BITS // 8, np.uint8)
+    padded = np.zeros(b.words_per_matrix * b.lane_word_bits // 8, np.uint8)
     padded[:packed.size] = packed
-    return padded.view("<u8").reshape(b.words_per_matrix, 8)
+    return padded.view("<u8").reshape(b.words_per_matrix, 8 * b.stripes)
 
 
 def kind_words(plan: HardwarePlan, weights: Weights, kind: str) -> np.ndarray:
     b = plan.bitlinear(kind)
     projs = weights.of_kind(kind)
     return np.concatenate([weight_words(p.codes, b) for p in projs])
+
+
+def stripe_buffers(plan: HardwarePlan, weights: Weights) -> list[np.ndarray]:
+    """The off-chip weight buffers, one per port: stripe s of every kind's lane words, kinds in
+    plan order (each starts at its base_word)."""
+    every_kind = np.concatenate([kind_words(plan, weights, b.kind) for b in plan.bitlinears])
+    return [every_kind[:, 8 * s:8 * s + 8] for s in range(plan.stripes)]
 
 
 class ConstantSaturations(dict):
@@ -129,7 +136,7 @@ def constant_tables(spec: Spec, plan: HardwarePlan, weights: Weights, clamps: Co
         if not plan.offchip:
             words = kind_words(plan, weights, b.kind)
             tables.append(Table(f"ROM_{name}: packed ternary codes, {b.words_per_matrix} words per matrix",
-                                "uint64_t", f"ROM_{name}", f"[{len(words)}][8]",
+                                "uint64_t", f"ROM_{name}", f"[{len(words)}][{words.shape[1]}]",
                                 "{\n" + ",\n".join("{" + ", ".join(f"0x{int(x):016x}ULL" for x in w) + "}"
                                                    for w in words) + "}"))
     return tables
@@ -241,8 +248,8 @@ def project(spec: Spec, plan: HardwarePlan, weights: Weights, vectors: GoldenVec
     files["tb/data/expected_next.bin"] = vectors.next_tokens.astype("<i4").tobytes()
     if plan.offchip:
         files["tb/data/emb_table.bin"] = fixed_embedding(spec, weights, clamps).astype("<i4").tobytes()
-        for b in plan.bitlinears:
-            files[f"tb/data/{b.port}.bin"] = kind_words(plan, weights, b.kind).astype("<u8").tobytes()
+        for port, buffer in zip(plan.weight_ports, stripe_buffers(plan, weights)):
+            files[port.data] = np.ascontiguousarray(buffer, "<u8").tobytes()
     files.update(rtl.project_files(spec, plan, weights, vectors))   # rtl/ and cosim/
     files[MANIFEST] = json.dumps({
         "generated_by": BANNER,
@@ -252,7 +259,7 @@ def project(spec: Spec, plan: HardwarePlan, weights: Weights, vectors: GoldenVec
         "top": top,
         "constant_saturations": dict(clamps),
         # Device buffers in upload order (host/csim_device.cpp numbers them the same way).
-        "memory_ports": ["emb_table"] + [b.port for b in plan.bitlinears] if plan.offchip else [],
+        "memory_ports": ["emb_table"] + [p.name for p in plan.weight_ports] if plan.offchip else [],
         "golden_saturations": dict(sorted(vectors.saturations.items())),
         "files": {rel: hashlib.sha256(_bytes(c)).hexdigest() for rel, c in sorted(files.items())},
     }, indent=2) + "\n"

@@ -200,8 +200,8 @@ def mvu_rtls(plan: HardwarePlan) -> list[MvuRtl]:
 
 # ----------------------------------------------------------------------------- weight lanes
 def matrix_lanes(words: np.ndarray, lane_bits: int, count: int) -> list[int]:
-    """The first `count` lane words of one matrix's 512-bit words (uint64 [W, 8], least significant
-    first), in the order the MVU consumes them; lanes never straddle words (512 / lane_bits is whole)."""
+    """The first `count` lanes of one matrix's lane words (uint64 [W, 8 * stripes], least
+    significant first), in the order the MVU consumes them; lanes never straddle words."""
     data = np.ascontiguousarray(words, dtype="<u8").view(np.uint8).reshape(-1)
     if lane_bits >= 8:
         step = lane_bits // 8
@@ -219,7 +219,7 @@ def mem_text(lanes: list[int], lane_bits: int) -> str:
 
 def rom_lanes(m: MvuRtl, words: np.ndarray) -> list[int]:
     """Every matrix of the kind, one after another, as the ROM holds them."""
-    per_matrix = words.reshape(m.matrices, m.words_per_matrix, 8)
+    per_matrix = words.reshape(m.matrices, m.words_per_matrix, -1)
     return [lane for matrix in per_matrix for lane in matrix_lanes(matrix, m.lane_bits, m.cycles_per_matrix)]
 
 
@@ -282,7 +282,7 @@ def render_module(m: MvuRtl, banner: str) -> str:
     return _environment().get_template("mvu.v.j2").render(m=m, banner=banner)
 
 
-def index_entry(m: MvuRtl, vectors: MvuVectors) -> dict:
+def index_entry(plan: HardwarePlan, m: MvuRtl, vectors: MvuVectors) -> dict:
     """What the cocotb bench needs to know about one kind, from the plan."""
     return {
         "module": m.module, "verilog": m.verilog_path, "kind": m.kind,
@@ -291,7 +291,9 @@ def index_entry(m: MvuRtl, vectors: MvuVectors) -> dict:
         "weight_stream": m.weight_stream, "words_per_matrix": m.words_per_matrix,
         "cycles_per_matrix": m.cycles_per_matrix,
         "mem": None if m.weight_stream else f"rtl/{m.mem_file}",
-        "weights": f"tb/data/{m.port}.bin" if m.weight_stream else None,
+        # Off chip: the stripe buffers of every kind, this kind's lane words from base_word on.
+        "weights": [p.data for p in plan.weight_ports] if m.weight_stream else None,
+        "base_word": m.base_word,
         "layers": vectors.layers.tolist(),
         "codes": f"cosim/{m.kind}_codes.bin", "expected": f"cosim/{m.kind}_expected.bin",
         "plan": dataclasses.asdict(m.plan),     # what the module was printed from
@@ -314,7 +316,7 @@ def project_files(spec: Spec, plan: HardwarePlan, weights: Weights, vectors) -> 
         v = mvu_vectors(m, trace, weights)
         if np.abs(v.expected).max(initial=0) >= 1 << 31:
             raise HlsgenError(f"rtl: {m.kind} sums exceed 32 bits; the cosim vector files hold int32")
-        entry = index_entry(m, v)
+        entry = index_entry(plan, m, v)
         files[entry["codes"]] = v.codes.tobytes()
         files[entry["expected"]] = v.expected.astype("<i4").tobytes()
         index["kinds"][m.kind] = entry

@@ -306,10 +306,13 @@ def _numerics(sec: _Section) -> NumericsSpec:
     return n
 
 
+MAX_LANES = 16384   # 64 weight ports of 256 two-bit lanes each (planner.MAX_STRIPES)
+
+
 def _parallelism(sec: _Section, model: ModelSpec) -> Parallelism:
-    p = Parallelism(pe=sec.int("pe", 1, maximum=256), simd=sec.int("simd", 1, maximum=256),
-                    lm_head_pe=sec.int("lm_head_pe", 1, maximum=256),
-                    lm_head_simd=sec.int("lm_head_simd", 1, maximum=256))
+    p = Parallelism(pe=sec.int("pe", 1, maximum=MAX_LANES), simd=sec.int("simd", 1, maximum=MAX_LANES),
+                    lm_head_pe=sec.int("lm_head_pe", 1, maximum=MAX_LANES),
+                    lm_head_simd=sec.int("lm_head_simd", 1, maximum=MAX_LANES))
     sec.finish()
     # Named per dimension, not per value: when widths coincide (D == H) the message must still
     # name the dimension the user set.
@@ -330,10 +333,18 @@ def _parallelism(sec: _Section, model: ModelSpec) -> Parallelism:
                                   f"{', '.join(map(str, common))})")
     for pe_key, simd_key in (("pe", "simd"), ("lm_head_pe", "lm_head_simd")):
         lanes = getattr(p, pe_key) * getattr(p, simd_key)
-        # Off-chip weights arrive as 512-bit words that split evenly into PE*SIMD 2-bit lanes.
-        if lanes & (lanes - 1) or lanes > 256:
+        # Weights arrive as 512-bit words of 2-bit codes: a fold takes a whole fraction of one word,
+        # or (beyond 256 lanes) whole words from several ports side by side.
+        if lanes & (lanes - 1) or lanes > MAX_LANES:
             raise HlsgenError(f"{sec.where(pe_key)}: {pe_key}*{simd_key} = {lanes} is not a power of two "
-                              f"<= 256 (allowed: 1, 2, 4, ..., 256 lanes; one 512-bit word of 2-bit codes)")
+                              f"<= {MAX_LANES} (allowed: 1, 2, 4, ..., {MAX_LANES} lanes; 256 per 512-bit word of "
+                              f"2-bit codes)")
+    layer_lanes, head_lanes = p.pe * p.simd, p.lm_head_pe * p.lm_head_simd
+    if max(layer_lanes, head_lanes) > 256 and layer_lanes != head_lanes:
+        # Every kind's lane words share the stripe buffers, one 512-bit slice per port.
+        raise HlsgenError(f"{sec.where('lm_head_pe')}: lm_head_pe*lm_head_simd = {head_lanes} but pe*simd = "
+                          f"{layer_lanes}; beyond 256 lanes the weights are striped over ports and every projection "
+                          f"streams the same number of stripes (allowed: equal lane counts, or both <= 256)")
     return p
 
 

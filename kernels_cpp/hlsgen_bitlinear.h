@@ -14,17 +14,36 @@
 
 namespace hlsgen {
 
-// Weight words are 512 bits: whole lanes of PE*SIMD 2-bit codes (0b01 = +1, 0b11 = -1, 0 = 0).
+// Weight words are 512 bits of 2-bit codes (0b01 = +1, 0b11 = -1, 0 = 0). A fold of up to 256
+// lanes takes a whole fraction of one word; a wider fold takes a lane word of several 512-bit
+// stripes, one from each weight port, read in the same cycle.
 typedef ap_uint<512> weight_word_t;
 
-inline weight_word_t fetch_word(const weight_word_t* src, unsigned index) { return src[index]; }
+// The off-chip weight ports: stripe s of every lane word sits at the same index in port s.
+template <int STRIPES>
+struct weight_stripes {
+    const weight_word_t* port[STRIPES];
+};
 
-// On-chip ROMs are stored as 8 x 64-bit literals per word, least significant first.
-inline weight_word_t fetch_word(const uint64_t (*src)[8], unsigned index) {
+template <int STRIPES>
+ap_uint<512 * STRIPES> fetch_word(const weight_stripes<STRIPES>& src, unsigned index) {
 #pragma HLS INLINE
-    weight_word_t word;
+    ap_uint<512 * STRIPES> word;
+fetch_stripes:
+    for (int s = 0; s < STRIPES; s++) {
+#pragma HLS UNROLL
+        set_field<512>(word, s, src.port[s][index]);
+    }
+    return word;
+}
+
+// On-chip ROMs hold a lane word as CHUNKS 64-bit literals, least significant first.
+template <int CHUNKS>
+ap_uint<64 * CHUNKS> fetch_word(const uint64_t (*src)[CHUNKS], unsigned index) {
+#pragma HLS INLINE
+    ap_uint<64 * CHUNKS> word;
 fetch_chunks:
-    for (int c = 0; c < 8; c++) {
+    for (int c = 0; c < CHUNKS; c++) {
 #pragma HLS UNROLL
         set_field<64>(word, c, src[index][c]);
     }
@@ -71,7 +90,7 @@ ap_uint<N::scale_width> output_scale(ap_uint<C::y_width> m, ap_uint<C::sumsq_wid
 }
 
 // Fused RMSNorm + per-token int8 quantiser. Pass 1: max|v*gamma| and sum v^2 (the RMS factor
-// only sets the output scale); pass 2: the codes, SIMD per cycle.
+// only sets the output scale); pass 2: the codes, SIMD per cycle; then the output scale.
 template <class N, class C, class GAMMA>
 void quantise(const ap_int<C::in_width> v[C::cols], const GAMMA gamma[C::cols],
               ap_uint<C::beta_width> beta, hls::stream<ap_uint<8 * C::simd> >& codes,
@@ -99,10 +118,7 @@ quantise_stats:
         if (fold_max > m) m = fold_max;
         sumsq += fold_sumsq;
     }
-    const ap_uint<N::scale_width> s = output_scale<N, C>(m, sumsq, beta);
-    scale.write(s);
 #ifndef __SYNTHESIS__
-    HLSGEN_TRACE(trace_scope() + ".scale", &s, 1);
     ap_int<8> traced[C::cols];
 #endif
 quantise_codes:
@@ -125,15 +141,20 @@ quantise_codes:
         codes.write(packet);
     }
     HLSGEN_TRACE(trace_scope() + ".q", traced, C::cols);
+    // The scale after the codes: the MVU starts on the codes while the square root and the
+    // divider run (only rescale waits for the scale; the sums FIFO holds a matrix's rows).
+    const ap_uint<N::scale_width> s = output_scale<N, C>(m, sumsq, beta);
+    scale.write(s);
+    HLSGEN_TRACE(trace_scope() + ".scale", &s, 1);
 }
 
 // Streams the weight lanes of matrix `layer` in the order the MVU consumes them.
 template <class C, class SRC>
-void stream_weights(SRC src, unsigned layer, hls::stream<ap_uint<2 * C::pe * C::simd> >& lanes) {
+void stream_weights(const SRC& src, unsigned layer, hls::stream<ap_uint<2 * C::pe * C::simd> >& lanes) {
     const unsigned LANE_BITS = 2 * C::pe * C::simd;
-    const unsigned LANES_PER_WORD = 512 / LANE_BITS;
-    const unsigned base = layer * C::words_per_matrix;
-    weight_word_t word = 0;
+    const unsigned LANES_PER_WORD = 512 * C::stripes / LANE_BITS;
+    const unsigned base = C::base_word + layer * C::words_per_matrix;
+    ap_uint<512 * C::stripes> word = 0;
 weights_fold:
     for (unsigned i = 0; i < C::rows / C::pe * (C::cols / C::simd); i++) {
 #pragma HLS PIPELINE II=1
@@ -247,7 +268,7 @@ rescale_rows:
 // One BitLinear on one token: norm-folded quantiser, weight streamer, MVU and rescale in DATAFLOW.
 template <class N, class C, class GAMMA, class SRC>
 void bitlinear(const ap_int<C::in_width> v[C::cols], const GAMMA gamma[C::cols],
-               ap_uint<C::beta_width> beta, SRC weights, unsigned layer, hls::stream<ap_int<N::act_width> >& out) {
+               ap_uint<C::beta_width> beta, const SRC& weights, unsigned layer, hls::stream<ap_int<N::act_width> >& out) {
 #pragma HLS DATAFLOW
     hls::stream<ap_uint<8 * C::simd> > codes;
 #pragma HLS STREAM variable=codes depth=C::code_depth

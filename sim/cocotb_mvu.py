@@ -43,7 +43,8 @@ class Unit:
         project = Path(run["project"])
         unit = cls(run["entry"], project, read_vectors(project, run["entry"]))
         if unit.entry["weight_stream"]:
-            unit.words = np.fromfile(project / unit.entry["weights"], dtype="<u8").reshape(-1, 8)
+            stripes = [np.fromfile(project / f, dtype="<u8").reshape(-1, 8) for f in unit.entry["weights"]]
+            unit.words = np.concatenate(stripes, axis=1)[unit.entry["base_word"]:]    # lane words
         return unit
 
     def __getitem__(self, key):

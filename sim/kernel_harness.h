@@ -114,22 +114,27 @@ void run_bitlinear(const Case& c, SOURCE weights) {
     c.output("out", out);
 }
 
-// On-chip ROM: uint64_t [words][8], as the generated weights header declares it.
+// On-chip ROM: uint64_t [words][8 * stripes], as the generated weights header declares it.
 template <class N, class C>
 void bitlinear_rom(const Case& c) {
     const values_t words = c.input("words");
     const std::vector<uint64_t> rom(words.begin(), words.end());
-    run_bitlinear<N, C>(c, reinterpret_cast<const uint64_t(*)[8]>(rom.data()));
+    run_bitlinear<N, C>(c, reinterpret_cast<const uint64_t(*)[8 * C::stripes]>(rom.data()));
 }
 
-// m_axi port: 512-bit words, as the generated testbench passes them.
+// m_axi ports: one vector of 512-bit words per stripe, as the generated testbench passes them.
 template <class N, class C>
 void bitlinear_axi(const Case& c) {
     const values_t words = c.input("words");
-    std::vector<hlsgen::weight_word_t> port(words.size() / 8);
-    for (size_t w = 0; w < port.size(); w++)
-        for (int k = 0; k < 8; k++) hlsgen::set_field<64>(port[w], k, (uint64_t)words[8 * w + k]);
-    run_bitlinear<N, C>(c, static_cast<const hlsgen::weight_word_t*>(port.data()));
+    const size_t chunks = 8 * C::stripes, count = words.size() / chunks;
+    std::vector<std::vector<hlsgen::weight_word_t> > ports(C::stripes, std::vector<hlsgen::weight_word_t>(count));
+    hlsgen::weight_stripes<C::stripes> stripes;
+    for (unsigned s = 0; s < C::stripes; s++) {
+        for (size_t w = 0; w < count; w++)
+            for (int k = 0; k < 8; k++) hlsgen::set_field<64>(ports[s][w], k, (uint64_t)words[chunks * w + 8 * s + k]);
+        stripes.port[s] = ports[s].data();
+    }
+    run_bitlinear<N, C>(c, stripes);
 }
 
 // A weight streamer with an off-by-one (zero lanes, and one too many): the program specialises

@@ -74,11 +74,11 @@ class BitLinear:
         return f"{self.variant.name}::{self.plan.config_name}"
 
     def entry(self, source: str) -> str:
-        """source: 'rom' (uint64_t [words][8]) or 'axi' (ap_uint<512>*)."""
+        """source: 'rom' (uint64_t [words][8 * stripes]) or 'axi' (one ap_uint<512>* per stripe)."""
         return f"harness::bitlinear_{source}<{self.variant.cpp},{self.config}>"
 
     def words(self, matrices: list[np.ndarray]) -> np.ndarray:
-        """Codes [rows, cols] per matrix -> the packed 512-bit words the generator writes."""
+        """Codes [rows, cols] per matrix -> the packed lane words the generator writes."""
         return np.concatenate([render.weight_words(codes, self.plan) for codes in matrices])
 
 

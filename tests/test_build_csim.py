@@ -30,12 +30,15 @@ pytestmark = pytest.mark.usefixtures("hlsgen_cache")
 CONFIGS = {
     # examples/tiny.yaml: on-chip ROMs, PE 4 x SIMD 8, a 1 x 1 lm_head.
     "tiny": {},
-    # Weights over m_axi: the testbench loads tb/data/w_*.bin.
+    # Weights over m_axi, 512 lanes: every lane word striped over two ports (tb/data/w0.bin, w1.bin).
     "hbm": {"hardware": {"weights": "hbm",
-                         "parallelism": {"pe": 8, "simd": 4, "lm_head_pe": 4, "lm_head_simd": 16}}},
+                         "parallelism": {"pe": 16, "simd": 32, "lm_head_pe": 8, "lm_head_simd": 64}}},
     # The same model from DDR on another board: same kernel sources, so csim reuses the binary.
     "ddr_u250": {"hardware": {"board": "u250", "weights": "ddr",
-                              "parallelism": {"pe": 8, "simd": 4, "lm_head_pe": 4, "lm_head_simd": 16}}},
+                              "parallelism": {"pe": 16, "simd": 32, "lm_head_pe": 8, "lm_head_simd": 64}}},
+    # One weight port, folds narrower than a word (several lanes per 512-bit word).
+    "ddr_narrow": {"hardware": {"weights": "ddr",
+                                "parallelism": {"pe": 8, "simd": 4, "lm_head_pe": 4, "lm_head_simd": 16}}},
     # 4 layers, vocab 1000; H = 40 makes every matrix end inside a 512-bit word (padding).
     "four_layers": {"model": {"vocab": 1000, "hidden": 40, "layers": 4, "intermediate_size": 64},
                     "hardware": {"parallelism": {"pe": 2, "simd": 8, "lm_head_pe": 8, "lm_head_simd": 4}},
@@ -91,12 +94,17 @@ def test_csim_is_bit_exact(simulate, name):
     assert f"{len(manifest['files']) + 1} files, {len(manifest['files']) + 1} changed" in run.out
 
 
-def test_offchip_weights_are_testbench_data(simulate):
-    project, _ = simulate("hbm")
-    plan = planner.plan(spec_mod.load(project.parent / "hbm.yaml"))
-    for b in plan.bitlinears:
-        assert (project / "tb" / "data" / f"{b.port}.bin").stat().st_size == b.words * 64
-        assert f"const hlsgen::weight_word_t* {b.port}" in (project / "src" / "tiny_top.h").read_text()
+@pytest.mark.parametrize("name, stripes", [("hbm", 2), ("ddr_narrow", 1)])
+def test_offchip_weights_are_testbench_data(simulate, name, stripes):
+    project, run = simulate(name)
+    assert run.code == 0 and "PASS" in run.out, run.out
+    plan = planner.plan(spec_mod.load(project.parent / f"{name}.yaml"))
+    assert plan.stripes == stripes
+    words = sum(b.words for b in plan.bitlinears)
+    for s in range(stripes):
+        assert (project / "tb" / "data" / f"w{s}.bin").stat().st_size == words * 64
+        assert f"const hlsgen::weight_word_t* w{s}" in (project / "src" / "tiny_top.h").read_text()
+    assert not (project / "tb" / "data" / f"w{stripes}.bin").exists()
     assert "ROM_" not in (project / "src" / "tiny_top_weights.h").read_text()
 
 
@@ -146,14 +154,15 @@ def test_tampered_expected_logit_fails_with_no_intermediate_differing(simulate, 
     assert "first divergence: no intermediate tensor differs" in run.out
 
 
-@pytest.mark.parametrize("port, layer, tensor", [("w_i", 0, "layer0.attn.i"), ("w_down", 1, "layer1.mlp.down")])
-def test_tampered_offchip_word_names_its_layer_and_projection(simulate, tmp_path, port, layer, tensor):
+@pytest.mark.parametrize("kind, stripe, layer, tensor", [("i", 0, 0, "layer0.attn.i"), ("down", 1, 1, "layer1.mlp.down")])
+def test_tampered_offchip_word_names_its_layer_and_projection(simulate, tmp_path, kind, stripe, layer, tensor):
     original, _ = simulate("hbm")
     project = tampered_copy(original, tmp_path)
-    b = planner.plan(spec_mod.load(original.parent / "hbm.yaml")).bitlinear(port.removeprefix("w_"))
-    words = np.fromfile(project / "tb" / "data" / f"{port}.bin", np.uint8).reshape(-1, 64)
-    words[layer * b.words_per_matrix] ^= 0x55       # every 2-bit code of the word changes value
-    words.tofile(project / "tb" / "data" / f"{port}.bin")
+    b = planner.plan(spec_mod.load(original.parent / "hbm.yaml")).bitlinear(kind)
+    port = project / "tb" / "data" / f"w{stripe}.bin"
+    words = np.fromfile(port, np.uint8).reshape(-1, 64)
+    words[b.base_word + layer * b.words_per_matrix] ^= 0x55       # every 2-bit code of the word changes value
+    words.tofile(port)
     run = run_cli("csim", project)
     assert run.code == 1
     assert re.search(rf"first divergence: token 0, tensor {re.escape(tensor)}\[\d+\]", run.out), run.out
@@ -328,7 +337,7 @@ def test_vitis_csim_without_vitis_hls_names_the_tool_and_the_command(tmp_path, m
 
 def test_files_the_new_build_no_longer_generates_are_removed(tmp_path):
     project = build.build(spec_mod.load(write_config(tmp_path, "tiny", **CONFIGS["hbm"]))).out
-    ports = sorted(p.relative_to(project).as_posix() for p in (project / "tb" / "data").glob("w_*.bin"))
+    ports = sorted(p.relative_to(project).as_posix() for p in (project / "tb" / "data").glob("w*.bin"))
     assert ports
     (project / "tb" / "csim.exe").write_bytes(b"built by make: not hlsgen's to delete")
     result = build_tiny(tmp_path)                                   # the same model, weights on chip

@@ -84,18 +84,27 @@ def test_logic_refusal_gives_the_numbers_and_a_folding_that_fits(tmp_path, model
 def test_hbm_ports_get_channels_of_their_own_and_ranges_for_large_buffers(tmp_path):
     plan = planner.plan(spec_for(tmp_path, "2.7B", "u280", "hbm"))
     links = {p.name: p.link for p in plan.memory_ports}
-    assert len(links) == 9 and links["logits"] == "HBM[0]"
-    emb = plan.memory_port("emb_table")
-    assert emb.nbytes > 256 * 2**20 and emb.link == "HBM[1:2]"       # 328 MB: two 256 MB channels
+    # 256 lanes: one weight port holds every kind's lane words (two-bit codes of 2.7B: ~680 MB).
+    assert links == {"logits": "HBM[0]", "emb_table": "HBM[1:2]", "w0": "HBM[3:5]"}
+    assert plan.memory_port("emb_table").nbytes > 256 * 2**20      # 328 MB: two 256 MB channels
+    # U55C's 512 MB channels hold the embedding in one.
+    assert planner.plan(spec_for(tmp_path, "2.7B", "u55c", "hbm")).memory_port("emb_table").link == "HBM[1]"
+
+
+def test_wide_folds_stripe_the_weights_over_channels_of_their_own(tmp_path):
+    wide = {"pe": 128, "simd": 32, "lm_head_pe": 128, "lm_head_simd": 32}      # 4096 lanes: 16 stripes
+    plan = planner.plan(spec_for(tmp_path, "2.7B", "u280", "hbm", wide))
+    stripes = plan.weight_ports
+    assert [p.name for p in stripes] == [f"w{s}" for s in range(16)] and plan.stripes == 16
+    assert len({p.nbytes for p in stripes}) == 1
+    assert sum(p.nbytes for p in stripes) * 8 == plan.weight_bits
     channels = [c for p in plan.memory_ports for c in p.channels]
     assert len(channels) == len(set(channels)) and max(channels) < 32
-    assert plan.memory_port("w_gate").link == "HBM[7:8]"             # 283 MB
-    # U55C's 512 MB channels hold every buffer in one.
-    assert all(len(p.channels) == 1 for p in planner.plan(spec_for(tmp_path, "2.7B", "u55c", "hbm")).memory_ports)
 
 
 def test_ddr_banks_are_shared_largest_buffer_first(tmp_path):
-    plan = planner.plan(spec_for(tmp_path, "370M", "u250", "ddr"))
+    wide = {"pe": 16, "simd": 64, "lm_head_pe": 16, "lm_head_simd": 64}         # 4 stripes, 6 ports, 4 banks
+    plan = planner.plan(spec_for(tmp_path, "370M", "u250", "ddr", wide))
     assert {p.link for p in plan.memory_ports} == {"DDR[0]", "DDR[1]", "DDR[2]", "DDR[3]"}
     load = {}
     for p in plan.memory_ports:
@@ -105,7 +114,8 @@ def test_ddr_banks_are_shared_largest_buffer_first(tmp_path):
 
 
 def test_zynq_ports_spread_over_the_hp_ports(tmp_path):
-    plan = planner.plan(spec_for(tmp_path, "tiny", "kv260", "ddr"))
+    wide = {"pe": 32, "simd": 16, "lm_head_pe": 32, "lm_head_simd": 16}         # 2 stripes, 4 ports
+    plan = planner.plan(spec_for(tmp_path, "tiny", "zcu104", "ddr", wide))
     assert {p.link for p in plan.memory_ports} == {f"S_AXI_HP{i}_FPD" for i in range(4)}
 
 
@@ -119,8 +129,8 @@ def test_buffers_beyond_the_memory_are_refused(tmp_path):
     config = write_config(tmp_path, "wide_vocab", model={"vocab": 262144, "hidden": 512, "layers": 1,
                                                          "intermediate_size": 512},
                           hardware={"board": "pynq_z2", "weights": "ddr", "parallelism": {"pe": 1, "simd": 1}})
-    with pytest.raises(HlsgenError, match=r"hardware.weights: ddr: the m_axi buffers need [\d,.]+ MB in 9 ddr "
-                                          r"channels but the board has 4 \(512 MB shared\)"):
+    with pytest.raises(HlsgenError, match=r"hardware.weights: ddr: the m_axi buffers need [\d,.]+ MB but the "
+                                          r"board's 4 ddr channels hold 512.0 MB \(512 MB shared\)"):
         planner.plan(spec_mod.load(config))
 
 
@@ -135,6 +145,6 @@ def test_register_map_follows_the_signature(tmp_path):
     plan = planner.plan(spec_for(tmp_path, "tiny", "u280", "hbm"))
     offsets = {a.name: a.offset for a in plan.arguments}
     # Scalars: a word and a reserved word; next_token: a word and its ap_vld; pointers: 3 words.
-    assert [offsets[n] for n in ("token", "reset_state", "logits", "next_token", "emb_table", "w_i")] == \
+    assert [offsets[n] for n in ("token", "reset_state", "logits", "next_token", "emb_table", "w0")] == \
         [0x10, 0x18, 0x20, 0x2C, 0x34, 0x40]
     assert [a.name for a in plan.arguments][4:] == [p.name for p in plan.memory_ports][1:]

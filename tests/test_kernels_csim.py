@@ -65,6 +65,8 @@ SHAPES = [
     Shape("narrow", 24, 48, 4, 4),          # 48 columns: enough for the 16-bit output to saturate
     Shape("narrow", 12, 8, 2, 8, mix_input=True),
     Shape("shifted", 16, 24, 8, 8),
+    Shape("base", 32, 64, 16, 32),          # 512 lanes: a lane word of two 512-bit stripes
+    Shape("base", 16, 256, 4, 256),         # 1024 lanes: four stripes, four folds of the columns
 ]
 MATRICES = 2                                # every ROM holds two matrices; the cases pick one
 ELEMENTWISE_WIDTH = {"base": 40, "narrow": 12, "shifted": 8}    # K, D and I of the elementwise kernels

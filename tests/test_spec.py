@@ -139,7 +139,7 @@ def test_digest_follows_content(tmp_path):
     ("weights.random.seed", -1, ["weights.random.seed: -1 is out of range", ">= 0"]),
     ("hardware.parallelism.pe", 3, ["hardware.parallelism.pe: 3 does not divide", "allowed: common divisors"]),
     ("hardware.parallelism.lm_head_pe", 3, ["hardware.parallelism.lm_head_pe: 3 does not divide model.vocab 256"]),
-    ("hardware.parallelism.simd", 512, ["hardware.parallelism.simd: 512 is out of range"]),
+    ("hardware.parallelism.simd", 32768, ["hardware.parallelism.simd: 32768 is out of range"]),
     # choices
     ("hardware.board", "u281", ["hardware.board: 'u281' is not a known board", "u280", "did you mean 'u280'?"]),
     ("hardware.weights", "sram", ["hardware.weights: 'sram' is not allowed", "allowed: onchip, ddr, hbm"]),

@@ -22,22 +22,16 @@ create_bd_design design_1
 # The processing system: board preset, a 150.0 MHz PL clock, the slave ports in use.
 create_bd_cell -type ip -vlnv [get_property VLNV [get_ipdefs xilinx.com:ip:zynq_ultra_ps_e:*]] ps
 apply_bd_automation -rule xilinx.com:bd_rule:zynq_ultra_ps_e -config {apply_board_preset "1"} [get_bd_cells ps]
-set_property -dict [list CONFIG.PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ {150.0} CONFIG.PSU__USE__S_AXI_GP2 {1} CONFIG.PSU__USE__S_AXI_GP3 {1} CONFIG.PSU__USE__S_AXI_GP4 {1} CONFIG.PSU__USE__S_AXI_GP5 {1} CONFIG.PSU__USE__M_AXI_GP1 {0} CONFIG.PSU__USE__M_AXI_GP2 {0}] [get_bd_cells ps]
+set_property -dict [list CONFIG.PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ {150.0} CONFIG.PSU__USE__S_AXI_GP2 {1} CONFIG.PSU__USE__S_AXI_GP3 {1} CONFIG.PSU__USE__S_AXI_GP4 {1} CONFIG.PSU__USE__M_AXI_GP1 {0} CONFIG.PSU__USE__M_AXI_GP2 {0}] [get_bd_cells ps]
 
 # The accelerator (the HLS IP's default VLNV); its control slave on the PS master port.
 create_bd_cell -type ip -vlnv xilinx.com:hls:tiny_top_top:1.0 accel
 apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config {Master {/ps/M_AXI_HPM0_FPD} Slave {/accel/s_axi_control} Clk_master {Auto} Clk_slave {Auto} Clk_xbar {Auto} intc_ip {New AXI Interconnect} master_apm {0}} [get_bd_intf_pins accel/s_axi_control]
 
 # Every m_axi port to the PS slave port the planner chose (ports on one slave share its interconnect).
-apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config {Master {/accel/m_axi_gmem_out} Slave {/ps/S_AXI_HP1_FPD} Clk_master {Auto} Clk_slave {Auto} Clk_xbar {Auto} intc_ip {Auto} master_apm {0}} [get_bd_intf_pins accel/m_axi_gmem_out]
-apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config {Master {/accel/m_axi_gmem_emb} Slave {/ps/S_AXI_HP0_FPD} Clk_master {Auto} Clk_slave {Auto} Clk_xbar {Auto} intc_ip {Auto} master_apm {0}} [get_bd_intf_pins accel/m_axi_gmem_emb]
-apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config {Master {/accel/m_axi_gmem_i} Slave {/ps/S_AXI_HP2_FPD} Clk_master {Auto} Clk_slave {Auto} Clk_xbar {Auto} intc_ip {Auto} master_apm {0}} [get_bd_intf_pins accel/m_axi_gmem_i]
-apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config {Master {/accel/m_axi_gmem_f} Slave {/ps/S_AXI_HP3_FPD} Clk_master {Auto} Clk_slave {Auto} Clk_xbar {Auto} intc_ip {Auto} master_apm {0}} [get_bd_intf_pins accel/m_axi_gmem_f]
-apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config {Master {/accel/m_axi_gmem_g} Slave {/ps/S_AXI_HP2_FPD} Clk_master {Auto} Clk_slave {Auto} Clk_xbar {Auto} intc_ip {Auto} master_apm {0}} [get_bd_intf_pins accel/m_axi_gmem_g]
-apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config {Master {/accel/m_axi_gmem_o} Slave {/ps/S_AXI_HP3_FPD} Clk_master {Auto} Clk_slave {Auto} Clk_xbar {Auto} intc_ip {Auto} master_apm {0}} [get_bd_intf_pins accel/m_axi_gmem_o]
-apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config {Master {/accel/m_axi_gmem_gate} Slave {/ps/S_AXI_HP1_FPD} Clk_master {Auto} Clk_slave {Auto} Clk_xbar {Auto} intc_ip {Auto} master_apm {0}} [get_bd_intf_pins accel/m_axi_gmem_gate]
-apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config {Master {/accel/m_axi_gmem_down} Slave {/ps/S_AXI_HP2_FPD} Clk_master {Auto} Clk_slave {Auto} Clk_xbar {Auto} intc_ip {Auto} master_apm {0}} [get_bd_intf_pins accel/m_axi_gmem_down]
-apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config {Master {/accel/m_axi_gmem_lm_head} Slave {/ps/S_AXI_HP3_FPD} Clk_master {Auto} Clk_slave {Auto} Clk_xbar {Auto} intc_ip {Auto} master_apm {0}} [get_bd_intf_pins accel/m_axi_gmem_lm_head]
+apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config {Master {/accel/m_axi_gmem_out} Slave {/ps/S_AXI_HP0_FPD} Clk_master {Auto} Clk_slave {Auto} Clk_xbar {Auto} intc_ip {Auto} master_apm {0}} [get_bd_intf_pins accel/m_axi_gmem_out]
+apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config {Master {/accel/m_axi_gmem_emb} Slave {/ps/S_AXI_HP1_FPD} Clk_master {Auto} Clk_slave {Auto} Clk_xbar {Auto} intc_ip {Auto} master_apm {0}} [get_bd_intf_pins accel/m_axi_gmem_emb]
+apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config {Master {/accel/m_axi_gmem_w0} Slave {/ps/S_AXI_HP2_FPD} Clk_master {Auto} Clk_slave {Auto} Clk_xbar {Auto} intc_ip {Auto} master_apm {0}} [get_bd_intf_pins accel/m_axi_gmem_w0]
 
 assign_bd_address
 validate_bd_design

@@ -9,13 +9,7 @@ using namespace tiny_top;
 
 // Device memory: what the driver uploads before the first token (one buffer per m_axi port).
 static std::vector<ap_int<32> > emb_table;
-static std::vector<hlsgen::weight_word_t> w_i;
-static std::vector<hlsgen::weight_word_t> w_f;
-static std::vector<hlsgen::weight_word_t> w_g;
-static std::vector<hlsgen::weight_word_t> w_o;
-static std::vector<hlsgen::weight_word_t> w_gate;
-static std::vector<hlsgen::weight_word_t> w_down;
-static std::vector<hlsgen::weight_word_t> w_lm_head;
+static std::vector<hlsgen::weight_word_t> w0;
 
 static void upload(std::vector<hlsgen::weight_word_t>& memory, const unsigned long long* words, int count) {
     memory.assign(count, 0);
@@ -27,7 +21,7 @@ extern "C" {
 
 int hlsgen_vocab() { return VOCAB; }
 
-// port: 0 = embedding (int32 [V*H]), then the weight ports in plan order (64-bit words, 8 per 512).
+// port: 0 = embedding (int32 [V*H]), then the weight stripes in order (64-bit words, 8 per 512).
 int hlsgen_upload(int port, const void* data, int count) {
     if (port == 0) {
         const int* values = static_cast<const int*>(data);
@@ -35,31 +29,7 @@ int hlsgen_upload(int port, const void* data, int count) {
         return 0;
     }
     if (port == 1) {
-        upload(w_i, static_cast<const unsigned long long*>(data), count);
-        return 0;
-    }
-    if (port == 2) {
-        upload(w_f, static_cast<const unsigned long long*>(data), count);
-        return 0;
-    }
-    if (port == 3) {
-        upload(w_g, static_cast<const unsigned long long*>(data), count);
-        return 0;
-    }
-    if (port == 4) {
-        upload(w_o, static_cast<const unsigned long long*>(data), count);
-        return 0;
-    }
-    if (port == 5) {
-        upload(w_gate, static_cast<const unsigned long long*>(data), count);
-        return 0;
-    }
-    if (port == 6) {
-        upload(w_down, static_cast<const unsigned long long*>(data), count);
-        return 0;
-    }
-    if (port == 7) {
-        upload(w_lm_head, static_cast<const unsigned long long*>(data), count);
+        upload(w0, static_cast<const unsigned long long*>(data), count);
         return 0;
     }
     return -1;
@@ -69,7 +39,7 @@ int hlsgen_upload(int port, const void* data, int count) {
 int hlsgen_step(unsigned token, int reset_state, int* logits_out) {
     static act_t logits[VOCAB];
     ap_uint<32> next = 0;
-    tiny_top_top(token, reset_state ? 1 : 0, logits, &next, emb_table.data(), w_i.data(), w_f.data(), w_g.data(), w_o.data(), w_gate.data(), w_down.data(), w_lm_head.data());
+    tiny_top_top(token, reset_state ? 1 : 0, logits, &next, emb_table.data(), w0.data());
     for (int k = 0; k < VOCAB; k++) logits_out[k] = logits[k].to_int();
     return (int)next;
 }

@@ -40,26 +40,14 @@ ARGUMENTS = [
     ("logits", "pointer", 0x20),
     ("next_token", "output", 0x2c),
     ("emb_table", "pointer", 0x34),
-    ("w_i", "pointer", 0x40),
-    ("w_f", "pointer", 0x4c),
-    ("w_g", "pointer", 0x58),
-    ("w_o", "pointer", 0x64),
-    ("w_gate", "pointer", 0x70),
-    ("w_down", "pointer", 0x7c),
-    ("w_lm_head", "pointer", 0x88),
+    ("w0", "pointer", 0x40),
 ]
 REGISTERS = {name: offset for name, _, offset in ARGUMENTS}
 # m_axi buffers: (argument, dtype, bytes, memory channel, packed contents to upload or None).
 BUFFERS = [
-    ("logits", "<i4", 1024, "S_AXI_HP1_FPD", None),
-    ("emb_table", "<i4", 65536, "S_AXI_HP0_FPD", "tb/data/emb_table.bin"),
-    ("w_i", "<u8", 2048, "S_AXI_HP2_FPD", "tb/data/w_i.bin"),
-    ("w_f", "<u8", 2048, "S_AXI_HP3_FPD", "tb/data/w_f.bin"),
-    ("w_g", "<u8", 2048, "S_AXI_HP2_FPD", "tb/data/w_g.bin"),
-    ("w_o", "<u8", 2048, "S_AXI_HP3_FPD", "tb/data/w_o.bin"),
-    ("w_gate", "<u8", 8192, "S_AXI_HP1_FPD", "tb/data/w_gate.bin"),
-    ("w_down", "<u8", 4096, "S_AXI_HP2_FPD", "tb/data/w_down.bin"),
-    ("w_lm_head", "<u8", 4096, "S_AXI_HP3_FPD", "tb/data/w_lm_head.bin"),
+    ("logits", "<i4", 1024, "S_AXI_HP0_FPD", None),
+    ("emb_table", "<i4", 65536, "S_AXI_HP1_FPD", "tb/data/emb_table.bin"),
+    ("w0", "<u8", 24576, "S_AXI_HP2_FPD", "tb/data/w0.bin"),
 ]
 PYNQ_MEMORY = {}
 

@@ -15,13 +15,7 @@ using namespace tiny_top;
 
 void tiny_top_top(ap_uint<32> token, ap_uint<1> reset_state, act_t logits[VOCAB],
                    ap_uint<32>* next_token, const ap_int<32>* emb_table,
-                   const hlsgen::weight_word_t* w_i,
-                   const hlsgen::weight_word_t* w_f,
-                   const hlsgen::weight_word_t* w_g,
-                   const hlsgen::weight_word_t* w_o,
-                   const hlsgen::weight_word_t* w_gate,
-                   const hlsgen::weight_word_t* w_down,
-                   const hlsgen::weight_word_t* w_lm_head) {
+                   const hlsgen::weight_word_t* w0) {
 #pragma HLS INTERFACE mode=s_axilite port=token bundle=control
 #pragma HLS INTERFACE mode=s_axilite port=reset_state bundle=control
 #pragma HLS INTERFACE mode=m_axi port=logits bundle=gmem_out offset=slave depth=256
@@ -29,20 +23,8 @@ void tiny_top_top(ap_uint<32> token, ap_uint<1> reset_state, act_t logits[VOCAB]
 #pragma HLS INTERFACE mode=s_axilite port=next_token bundle=control
 #pragma HLS INTERFACE mode=m_axi port=emb_table bundle=gmem_emb offset=slave depth=16384 max_read_burst_length=64
 #pragma HLS INTERFACE mode=s_axilite port=emb_table bundle=control
-#pragma HLS INTERFACE mode=m_axi port=w_i bundle=gmem_i offset=slave depth=32 max_read_burst_length=64 num_read_outstanding=16 latency=64
-#pragma HLS INTERFACE mode=s_axilite port=w_i bundle=control
-#pragma HLS INTERFACE mode=m_axi port=w_f bundle=gmem_f offset=slave depth=32 max_read_burst_length=64 num_read_outstanding=16 latency=64
-#pragma HLS INTERFACE mode=s_axilite port=w_f bundle=control
-#pragma HLS INTERFACE mode=m_axi port=w_g bundle=gmem_g offset=slave depth=32 max_read_burst_length=64 num_read_outstanding=16 latency=64
-#pragma HLS INTERFACE mode=s_axilite port=w_g bundle=control
-#pragma HLS INTERFACE mode=m_axi port=w_o bundle=gmem_o offset=slave depth=32 max_read_burst_length=64 num_read_outstanding=16 latency=64
-#pragma HLS INTERFACE mode=s_axilite port=w_o bundle=control
-#pragma HLS INTERFACE mode=m_axi port=w_gate bundle=gmem_gate offset=slave depth=128 max_read_burst_length=64 num_read_outstanding=16 latency=64
-#pragma HLS INTERFACE mode=s_axilite port=w_gate bundle=control
-#pragma HLS INTERFACE mode=m_axi port=w_down bundle=gmem_down offset=slave depth=64 max_read_burst_length=64 num_read_outstanding=16 latency=64
-#pragma HLS INTERFACE mode=s_axilite port=w_down bundle=control
-#pragma HLS INTERFACE mode=m_axi port=w_lm_head bundle=gmem_lm_head offset=slave depth=64 max_read_burst_length=64 num_read_outstanding=16 latency=64
-#pragma HLS INTERFACE mode=s_axilite port=w_lm_head bundle=control
+#pragma HLS INTERFACE mode=m_axi port=w0 bundle=gmem_w0 offset=slave depth=384 max_read_burst_length=64 num_read_outstanding=16 latency=64
+#pragma HLS INTERFACE mode=s_axilite port=w0 bundle=control
 #pragma HLS INTERFACE mode=s_axilite port=return bundle=control
 
     // The recurrent state: the only thing carried from one token to the next.
@@ -58,6 +40,8 @@ void tiny_top_top(ap_uint<32> token, ap_uint<1> reset_state, act_t logits[VOCAB]
         }
     }
 
+    // Every BitLinear reads its lane words from all 1 weight port(s) at once.
+    const hlsgen::weight_stripes<1> weight_ports = {{w0}};
     act_t h[HIDDEN], r[HIDDEN], v[HIDDEN];
     mix_t o[INNER], z[INTERMEDIATE];
     // Each stream holds one whole vector: the stages run one after another within a token.
@@ -77,32 +61,32 @@ layers:
         // Token mixer (MLGRU).
         hlsgen::norm<numerics, HIDDEN>(h, ATTN_NORM[l], v);
         HLSGEN_SCOPE(layer_name(l, "attn.i"));
-        hlsgen::bitlinear<numerics, i_config>(v, GAMMA_I[l], BETA_I[l], w_i, l, i_out);
+        hlsgen::bitlinear<numerics, i_config>(v, GAMMA_I[l], BETA_I[l], weight_ports, l, i_out);
         HLSGEN_SCOPE(layer_name(l, "attn.f"));
-        hlsgen::bitlinear<numerics, f_config>(v, GAMMA_F[l], BETA_F[l], w_f, l, f_out);
+        hlsgen::bitlinear<numerics, f_config>(v, GAMMA_F[l], BETA_F[l], weight_ports, l, f_out);
         HLSGEN_SCOPE(layer_name(l, "attn.g"));
-        hlsgen::bitlinear<numerics, g_config>(v, GAMMA_G[l], BETA_G[l], w_g, l, g_out);
+        hlsgen::bitlinear<numerics, g_config>(v, GAMMA_G[l], BETA_G[l], weight_ports, l, g_out);
         hlsgen::mlgru<numerics, INNER>(i_out, f_out, g_out, LOWER_BOUND[l], G_NORM[l], state[l], SIGMOID_TABLE, o);
         HLSGEN_TRACE(layer_name(l, "attn.state"), state[l], INNER);
         HLSGEN_TRACE(layer_name(l, "attn.mlgru_out"), o, INNER);
         HLSGEN_SCOPE(layer_name(l, "attn.o"));
-        hlsgen::bitlinear<numerics, o_config>(o, GAMMA_O[l], BETA_O[l], w_o, l, o_out);
+        hlsgen::bitlinear<numerics, o_config>(o, GAMMA_O[l], BETA_O[l], weight_ports, l, o_out);
         hlsgen::residual<numerics, HIDDEN>(h, o_out, r);
         HLSGEN_TRACE(layer_name(l, "attn.residual"), r, HIDDEN);
         // Channel mixer (GLU).
         hlsgen::norm<numerics, HIDDEN>(r, MLP_NORM[l], v);
         HLSGEN_SCOPE(layer_name(l, "mlp.gate"));
-        hlsgen::bitlinear<numerics, gate_config>(v, GAMMA_GATE[l], BETA_GATE[l], w_gate, l, gate_up_out);
+        hlsgen::bitlinear<numerics, gate_config>(v, GAMMA_GATE[l], BETA_GATE[l], weight_ports, l, gate_up_out);
         hlsgen::glu<numerics, INTERMEDIATE>(gate_up_out, SIGMOID_TABLE, z);
         HLSGEN_TRACE(layer_name(l, "mlp.glu"), z, INTERMEDIATE);
         HLSGEN_SCOPE(layer_name(l, "mlp.down"));
-        hlsgen::bitlinear<numerics, down_config>(z, GAMMA_DOWN[l], BETA_DOWN[l], w_down, l, down_out);
+        hlsgen::bitlinear<numerics, down_config>(z, GAMMA_DOWN[l], BETA_DOWN[l], weight_ports, l, down_out);
         hlsgen::residual<numerics, HIDDEN>(r, down_out, h);
         HLSGEN_TRACE(layer_name(l, "mlp.residual"), h, HIDDEN);
     }
     hlsgen::norm<numerics, HIDDEN>(h, FINAL_NORM, v);
     HLSGEN_SCOPE("lm_head");
-    hlsgen::bitlinear<numerics, lm_head_config>(v, GAMMA_LM_HEAD, BETA_LM_HEAD, w_lm_head, 0, logits_out);
+    hlsgen::bitlinear<numerics, lm_head_config>(v, GAMMA_LM_HEAD, BETA_LM_HEAD, weight_ports, 0, logits_out);
     *next_token = hlsgen::argmax<numerics, VOCAB>(logits_out, logits);
 #ifndef __SYNTHESIS__
     hlsgen::check_drained(i_out, "i_out");

@@ -8,12 +8,6 @@
 // The recurrent state lives on chip across calls; reset_state = 1 starts a new sequence.
 void tiny_top_top(ap_uint<32> token, ap_uint<1> reset_state, tiny_top::act_t logits[tiny_top::VOCAB],
                    ap_uint<32>* next_token, const ap_int<32>* emb_table,
-                   const hlsgen::weight_word_t* w_i,
-                   const hlsgen::weight_word_t* w_f,
-                   const hlsgen::weight_word_t* w_g,
-                   const hlsgen::weight_word_t* w_o,
-                   const hlsgen::weight_word_t* w_gate,
-                   const hlsgen::weight_word_t* w_down,
-                   const hlsgen::weight_word_t* w_lm_head);
+                   const hlsgen::weight_word_t* w0);
 
 #endif

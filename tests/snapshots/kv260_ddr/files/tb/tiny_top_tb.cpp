@@ -33,47 +33,11 @@ int main() {
         const std::vector<int> raw = read_file<int>("data/emb_table.bin", 16384);
         for (size_t k = 0; k < raw.size(); k++) emb_table[k] = raw[k];
     }
-    std::vector<hlsgen::weight_word_t> w_i(32);
+    std::vector<hlsgen::weight_word_t> w0(384);
     {
-        const std::vector<unsigned long long> raw = read_file<unsigned long long>("data/w_i.bin", 32 * 8);
-        for (size_t w = 0; w < 32; w++)
-            for (int c = 0; c < 8; c++) hlsgen::set_field<64>(w_i[w], c, ap_uint<64>(raw[w * 8 + c]));
-    }
-    std::vector<hlsgen::weight_word_t> w_f(32);
-    {
-        const std::vector<unsigned long long> raw = read_file<unsigned long long>("data/w_f.bin", 32 * 8);
-        for (size_t w = 0; w < 32; w++)
-            for (int c = 0; c < 8; c++) hlsgen::set_field<64>(w_f[w], c, ap_uint<64>(raw[w * 8 + c]));
-    }
-    std::vector<hlsgen::weight_word_t> w_g(32);
-    {
-        const std::vector<unsigned long long> raw = read_file<unsigned long long>("data/w_g.bin", 32 * 8);
-        for (size_t w = 0; w < 32; w++)
-            for (int c = 0; c < 8; c++) hlsgen::set_field<64>(w_g[w], c, ap_uint<64>(raw[w * 8 + c]));
-    }
-    std::vector<hlsgen::weight_word_t> w_o(32);
-    {
-        const std::vector<unsigned long long> raw = read_file<unsigned long long>("data/w_o.bin", 32 * 8);
-        for (size_t w = 0; w < 32; w++)
-            for (int c = 0; c < 8; c++) hlsgen::set_field<64>(w_o[w], c, ap_uint<64>(raw[w * 8 + c]));
-    }
-    std::vector<hlsgen::weight_word_t> w_gate(128);
-    {
-        const std::vector<unsigned long long> raw = read_file<unsigned long long>("data/w_gate.bin", 128 * 8);
-        for (size_t w = 0; w < 128; w++)
-            for (int c = 0; c < 8; c++) hlsgen::set_field<64>(w_gate[w], c, ap_uint<64>(raw[w * 8 + c]));
-    }
-    std::vector<hlsgen::weight_word_t> w_down(64);
-    {
-        const std::vector<unsigned long long> raw = read_file<unsigned long long>("data/w_down.bin", 64 * 8);
-        for (size_t w = 0; w < 64; w++)
-            for (int c = 0; c < 8; c++) hlsgen::set_field<64>(w_down[w], c, ap_uint<64>(raw[w * 8 + c]));
-    }
-    std::vector<hlsgen::weight_word_t> w_lm_head(64);
-    {
-        const std::vector<unsigned long long> raw = read_file<unsigned long long>("data/w_lm_head.bin", 64 * 8);
-        for (size_t w = 0; w < 64; w++)
-            for (int c = 0; c < 8; c++) hlsgen::set_field<64>(w_lm_head[w], c, ap_uint<64>(raw[w * 8 + c]));
+        const std::vector<unsigned long long> raw = read_file<unsigned long long>("data/w0.bin", 384 * 8);
+        for (size_t w = 0; w < 384; w++)
+            for (int c = 0; c < 8; c++) hlsgen::set_field<64>(w0[w], c, ap_uint<64>(raw[w * 8 + c]));
     }
 #ifndef __SYNTHESIS__
     if (const char* path = std::getenv("HLSGEN_TRACE")) hlsgen::trace_file() = std::fopen(path, "wb");
@@ -83,7 +47,7 @@ int main() {
     long mismatches = 0;
     for (size_t t = 0; t < T; t++) {
         ap_uint<32> next = 0;
-        tiny_top_top(ids[t], resets[t], logits, &next, emb_table.data(), w_i.data(), w_f.data(), w_g.data(), w_o.data(), w_gate.data(), w_down.data(), w_lm_head.data());
+        tiny_top_top(ids[t], resets[t], logits, &next, emb_table.data(), w0.data());
         for (int k = 0; k < VOCAB; k++) {
             const int want = expected_logits[t * VOCAB + k];
             if (logits[k].to_int() != want) {

@@ -12,7 +12,7 @@ extern "C" {
 
 int hlsgen_vocab() { return VOCAB; }
 
-// port: 0 = embedding (int32 [V*H]), then the weight ports in plan order (64-bit words, 8 per 512).
+// port: 0 = embedding (int32 [V*H]), then the weight stripes in order (64-bit words, 8 per 512).
 int hlsgen_upload(int port, const void* data, int count) {
     (void)port;
     (void)data;

@@ -68,9 +68,11 @@ struct i_config {
     static const unsigned num_width = 73;
     static const unsigned acc_width = 14;
     static const unsigned words_per_matrix = 16;
+    static const unsigned stripes = 1;
+    static const unsigned base_word = 0;
     static const unsigned code_depth = 8;
     static const unsigned lane_depth = 2;
-    static const unsigned sum_depth = 2;
+    static const unsigned sum_depth = 16;   // every row fold: the MVU never waits for the scale
 };
 
 // f: [64 x 64] x 2, 4 PE x 8 SIMD, 128 cycles per matrix
@@ -87,9 +89,11 @@ struct f_config {
     static const unsigned num_width = 73;
     static const unsigned acc_width = 14;
     static const unsigned words_per_matrix = 16;
+    static const unsigned stripes = 1;
+    static const unsigned base_word = 0;
     static const unsigned code_depth = 8;
     static const unsigned lane_depth = 2;
-    static const unsigned sum_depth = 2;
+    static const unsigned sum_depth = 16;   // every row fold: the MVU never waits for the scale
 };
 
 // g: [64 x 64] x 2, 4 PE x 8 SIMD, 128 cycles per matrix
@@ -106,9 +110,11 @@ struct g_config {
     static const unsigned num_width = 73;
     static const unsigned acc_width = 14;
     static const unsigned words_per_matrix = 16;
+    static const unsigned stripes = 1;
+    static const unsigned base_word = 0;
     static const unsigned code_depth = 8;
     static const unsigned lane_depth = 2;
-    static const unsigned sum_depth = 2;
+    static const unsigned sum_depth = 16;   // every row fold: the MVU never waits for the scale
 };
 
 // o: [64 x 64] x 2, 4 PE x 8 SIMD, 128 cycles per matrix
@@ -125,9 +131,11 @@ struct o_config {
     static const unsigned num_width = 73;
     static const unsigned acc_width = 14;
     static const unsigned words_per_matrix = 16;
+    static const unsigned stripes = 1;
+    static const unsigned base_word = 0;
     static const unsigned code_depth = 8;
     static const unsigned lane_depth = 2;
-    static const unsigned sum_depth = 2;
+    static const unsigned sum_depth = 16;   // every row fold: the MVU never waits for the scale
 };
 
 // gate: [256 x 64] x 2, 4 PE x 8 SIMD, 512 cycles per matrix
@@ -144,9 +152,11 @@ struct gate_config {
     static const unsigned num_width = 73;
     static const unsigned acc_width = 14;
     static const unsigned words_per_matrix = 64;
+    static const unsigned stripes = 1;
+    static const unsigned base_word = 0;
     static const unsigned code_depth = 8;
     static const unsigned lane_depth = 2;
-    static const unsigned sum_depth = 2;
+    static const unsigned sum_depth = 64;   // every row fold: the MVU never waits for the scale
 };
 
 // down: [64 x 128] x 2, 4 PE x 8 SIMD, 256 cycles per matrix
@@ -163,9 +173,11 @@ struct down_config {
     static const unsigned num_width = 73;
     static const unsigned acc_width = 15;
     static const unsigned words_per_matrix = 32;
+    static const unsigned stripes = 1;
+    static const unsigned base_word = 0;
     static const unsigned code_depth = 16;
     static const unsigned lane_depth = 2;
-    static const unsigned sum_depth = 2;
+    static const unsigned sum_depth = 16;   // every row fold: the MVU never waits for the scale
 };
 
 // lm_head: [256 x 64] x 1, 1 PE x 1 SIMD, 16384 cycles per matrix
@@ -182,9 +194,11 @@ struct lm_head_config {
     static const unsigned num_width = 73;
     static const unsigned acc_width = 14;
     static const unsigned words_per_matrix = 64;
+    static const unsigned stripes = 1;
+    static const unsigned base_word = 0;
     static const unsigned code_depth = 64;
     static const unsigned lane_depth = 2;
-    static const unsigned sum_depth = 2;
+    static const unsigned sum_depth = 256;   // every row fold: the MVU never waits for the scale
 };
 
 }  // namespace tiny_top
