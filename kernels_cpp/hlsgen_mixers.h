@@ -46,8 +46,9 @@ norm_folds:
 }
 
 // MLGRU on one token. i, f, g arrive as E-wide packets from their BitLinears (which share the
-// layer PE); `state` persists. Each lane evaluates three sigmoids, i.e. reads the (constant)
-// sigmoid table six times per cycle: HLS gives every lane its own ROM copies.
+// layer PE); `state` persists. Each lane evaluates three sigmoids, i.e. reads the constant
+// sigmoid table at six data-dependent addresses per cycle (the GLU: two per lane), which cyclic
+// partitioning cannot serve: at II=1 the table needs that many read ports (ROM copies).
 template <class N, int D, int E, class LB, class GAMMA, class TABLE>
 void mlgru(hls::stream<ap_uint<E * N::act_width> >& i_in, hls::stream<ap_uint<E * N::act_width> >& f_in,
            hls::stream<ap_uint<E * N::act_width> >& g_in, const LB lower_bound[D], const GAMMA g_norm[D],
