@@ -166,8 +166,9 @@ embed_burst:
 // logits per cycle. Lane p sees indices p, p + E, p + 2E, ... in increasing order and keeps its
 // first maximum (strictly greater replaces); the lanes' winners are then reduced pairwise in a
 // tree that prefers the lower index on equal values, so the result is the first maximum overall.
-// `logits` is the top's m_axi output (not partitioned): its E writes per cycle are E consecutive
-// words, which the adapter bursts at the port's width.
+// `logits` is the top's m_axi output (not partitioned). Its port takes one act_t per cycle, so
+// with E > 1 these writes, not the compares, limit the loop until the port is widened (a change
+// of the top's signature, not made here); perf.py counts V / E cycles.
 template <class N, int V, int E>
 ap_uint<32> argmax(hls::stream<ap_uint<E * N::act_width> >& logits_in, ap_int<N::act_width> logits[V]) {
     static_assert(V % E == 0, "the lanes divide the vocabulary");
