@@ -11,6 +11,7 @@ csynth report. The coefficients are the place to calibrate against synthesis (Yo
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -20,8 +21,11 @@ SELECT_BITS = 9               # a ternary term: +x, -x or 0 of an int8 code, as 
 CODE_STEPS = 7                # code_magnitude: a 7-step restoring division per SIMD lane
 DSP_A, DSP_B = 27, 18         # the DSP48E2 multiplier (signed 27 x 18)
 KERNEL_CONTROL = {"lut": 400, "ff": 600, "dsp": 0}       # loop counters, FIFO control, per BitLinear
-# The rest of the top: RMSNorm, MLGRU, GLU, residuals, argmax, the sigmoid interpolation.
-FIXED = {"lut": 8000, "ff": 10000, "dsp": 24}
+# The rest of the top, outside the lanes counted by elementwise_resources: the stage loops' control,
+# the embedding read, the state reset, the stream FIFOs' control, the argmax reduction.
+FIXED = {"lut": 7000, "ff": 9000, "dsp": 0}
+# Calls of each elementwise kernel in the top (each call site is its own hardware).
+ELEMENTWISE_CALLS = {"norm": 3, "mlgru": 1, "glu": 1, "residual": 2}
 # One Vitis HLS m_axi adapter at 512 bits with read bursts; the s_axilite control slave.
 M_AXI_PORT = {"lut": 1500, "ff": 2500, "dsp": 0}
 S_AXILITE = {"lut": 300, "ff": 400, "dsp": 0}
@@ -56,16 +60,62 @@ def quantiser_resources(b: BitLinearPlan, numerics: dict) -> dict:
             "dsp": b.simd * lane_dsp}
 
 
+def rescale_resources(b: BitLinearPlan, numerics: dict) -> dict:
+    """PE lanes of acc * S (acc_width x scale_width), each rounded and saturated to act_width."""
+    lane = {"lut": numerics["act_width"] * 2, "ff": b.acc_width + numerics["act_width"],
+            "dsp": multiplier_dsps(b.acc_width, numerics["scale_width"])}
+    return scaled(lane, b.pe)
+
+
 def bitlinear_resources(b: BitLinearPlan, numerics: dict) -> dict:
-    """One BitLinear instance: quantiser, weight streamer, MVU and the rescale multiply."""
+    """One BitLinear instance: quantiser, weight streamer, MVU and the PE-wide rescale."""
     streamer = {"lut": b.lane_word_bits, "ff": b.lane_word_bits + b.lane_bits, "dsp": 0}
-    rescale = {"lut": numerics["act_width"] * 2, "ff": b.pe * b.acc_width,
-               "dsp": multiplier_dsps(b.acc_width, numerics["scale_width"])}
-    return add(quantiser_resources(b, numerics), streamer, mvu_resources(b), rescale, KERNEL_CONTROL)
+    return add(quantiser_resources(b, numerics), streamer, mvu_resources(b), rescale_resources(b, numerics),
+               KERNEL_CONTROL)
+
+
+def scaled(part: dict, times: int) -> dict:
+    return {key: part[key] * times for key in ("lut", "ff", "dsp")}
+
+
+def sigmoid_lane(n: dict) -> dict:
+    """One sigmoid: |x|, the clamp, the table index, and the interpolation (hi - lo) * fine.
+    (The table itself is on-chip memory, not logic; the read ports a wide MLGRU/GLU needs, i.e.
+    table copies per lane, are not yet in planner.onchip_bits.)"""
+    fine = n["act_frac"] - n["sigmoid_step_bits"]
+    q = n["sigmoid_frac"] + 1
+    bits = 3 * n["act_width"] + q
+    return {"lut": bits, "ff": bits, "dsp": multiplier_dsps(q, max(fine, 1))}
+
+
+def lane_resources(n: dict) -> dict:
+    """One lane of each elementwise kernel, from the products the kernels compute
+    (kernels_cpp/hlsgen_mixers.h), at one LUT and one register per bit of an adder, rounding
+    or saturation."""
+    a, g, st, m, q = n["act_width"], n["gamma_width"], n["state_width"], n["mix_width"], n["sigmoid_frac"] + 1
+    norm = {"lut": 2 * a, "ff": 2 * a, "dsp": multiplier_dsps(a, g)}
+    mlgru_products = [(q, q), (a, q), (st, q), (q, st), (st, q), (a, g), (a, st)]
+    mlgru = add({"lut": 12 * st, "ff": 12 * st, "dsp": sum(multiplier_dsps(x, y) for x, y in mlgru_products)},
+                *[sigmoid_lane(n)] * 3)
+    glu = add({"lut": 4 * a, "ff": 4 * a, "dsp": multiplier_dsps(a, q) + multiplier_dsps(a, m + a)}, sigmoid_lane(n))
+    residual = {"lut": 2 * a, "ff": 2 * a, "dsp": 0}
+    return {"norm": norm, "mlgru": mlgru, "glu": glu, "residual": residual}
+
+
+def elementwise_resources(plan: HardwarePlan) -> dict:
+    """The elementwise stages, each as wide as the BitLinear feeding it: norm, MLGRU, GLU and the
+    residuals at the layer PE (per call site), the argmax's per-lane compare at the lm_head PE."""
+    lanes = lane_resources(plan.numerics)
+    layer = add(*[scaled(lanes[k], calls) for k, calls in ELEMENTWISE_CALLS.items()])
+    argmax_lane = {"lut": plan.numerics["act_width"] + 32, "ff": plan.numerics["act_width"] + 32, "dsp": 0}
+    return add(scaled(layer, plan.layer_pe), scaled(argmax_lane, plan.head_pe))
 
 
 def design_resources(plan: HardwarePlan, bitlinears=None) -> dict:
-    """The whole top function; `bitlinears` overrides the plan's (to try other foldings)."""
-    parts = [bitlinear_resources(b, plan.numerics) for b in (bitlinears or plan.bitlinears)]
+    """The whole top function; `bitlinears` overrides the plan's (to try other foldings; the
+    elementwise stages follow their PE)."""
+    bitlinears = bitlinears or plan.bitlinears
+    parts = [bitlinear_resources(b, plan.numerics) for b in bitlinears]
     ports = [M_AXI_PORT] * len(plan.memory_ports)
-    return add(FIXED, S_AXILITE, *parts, *ports)
+    folded = replace(plan, bitlinears=tuple(bitlinears))
+    return add(FIXED, S_AXILITE, elementwise_resources(folded), *parts, *ports)

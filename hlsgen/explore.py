@@ -57,8 +57,9 @@ def stripes(folding: tuple) -> int:
 
 
 def layer_foldings(m) -> list[tuple[int, int]]:
-    """pe divides every layer projection's rows (D, H, 2I), simd every one's columns (H, D, I)."""
-    return foldings((m.inner, m.hidden, 2 * m.intermediate), (m.hidden, m.inner, m.intermediate))
+    """pe divides every layer projection's rows (D, H, 2I) and the GLU's width I (the GLU runs pe
+    lanes over each half of the fused gate/up output), simd every one's columns (H, D, I)."""
+    return foldings((m.inner, m.hidden, m.intermediate, 2 * m.intermediate), (m.hidden, m.inner, m.intermediate))
 
 
 def head_foldings(m) -> list[tuple[int, int]]:

@@ -6,6 +6,11 @@ and rescale), so a token's cycles are the sum of its stages.  A BitLinear whose 
 over m_axi takes the longer of its compute and its weight transfer; the transfer runs over all
 weight stripes at once (planner.memory_ports), so the MVU's lanes set how many channels stream.  Prefill feeds the same
 hardware one token at a time, so it runs at the decode rate (no weight reuse across tokens yet).
+
+Every stage between the BitLinears is as wide as the BitLinear feeding it: a rescale emits one
+packet of PE outputs per cycle, and norm, MLGRU, GLU and the residuals take E = the layer PE
+elements per cycle (n / E cycles for an n-vector, plus the pipeline fill), the argmax E = the
+lm_head PE.  Only the embedding reads one element per cycle (H cycles: one int32 word per entry).
 """
 
 from __future__ import annotations
@@ -41,9 +46,10 @@ def scale_latency(b: BitLinearPlan) -> int:
 
 
 def bitlinear_compute_cycles(b: BitLinearPlan) -> int:
-    """Pass 1 of the quantiser, the scale, then MVU and rescale overlapped (rescale emits one
-    output per cycle, so a fold with fewer cycles than PE outputs waits for it)."""
-    streaming = max(b.cycles_per_matrix, b.rows)
+    """Pass 1 of the quantiser, the scale, then MVU and rescale overlapped (rescale takes one
+    packet of PE sums per cycle, rows / PE cycles, so it never holds back the MVU, whose
+    rows / PE * cols / SIMD cycles are at least that; the max keeps the model honest if it did)."""
+    streaming = max(b.cycles_per_matrix, b.rows // b.pe)
     return b.cols // b.simd + scale_latency(b) + streaming + 3 * PIPELINE_FILL
 
 
@@ -70,9 +76,9 @@ def bitlinear_stage(plan: HardwarePlan, b: BitLinearPlan, name: str) -> Stage:
 
 def token_stages(plan: HardwarePlan) -> list[Stage]:
     """Every stage of one decoded token, in order."""
-    H, D, I = plan.hidden, plan.inner, plan.intermediate
-    elementwise = lambda name, n: Stage(name, n + PIPELINE_FILL)   # noqa: E731 (one element per cycle)
-    stages = [elementwise("embed", H)]
+    H, D, I, E = plan.hidden, plan.inner, plan.intermediate, plan.layer_pe
+    elementwise = lambda name, n, lanes=E: Stage(name, n // lanes + PIPELINE_FILL)   # noqa: E731
+    stages = [elementwise("embed", H, 1)]                       # one element per cycle
     for l in range(plan.layers):
         p = f"layer{l}."
         stages += [elementwise(p + "attn_norm", H)]
@@ -82,7 +88,7 @@ def token_stages(plan: HardwarePlan) -> list[Stage]:
                    bitlinear_stage(plan, plan.bitlinear("gate"), p + "gate"), elementwise(p + "glu", 2 * I),
                    bitlinear_stage(plan, plan.bitlinear("down"), p + "down"), elementwise(p + "residual_mlp", H)]
     stages += [elementwise("final_norm", H), bitlinear_stage(plan, plan.bitlinear("lm_head"), "lm_head"),
-               elementwise("argmax", plan.vocab)]
+               elementwise("argmax", plan.vocab, plan.head_pe)]
     return stages
 
 

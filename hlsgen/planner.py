@@ -172,6 +172,17 @@ class HardwarePlan:
         return next(b for b in self.bitlinears if b.kind == kind)
 
     @property
+    def layer_pe(self) -> int:
+        """The PE the layers' projections share: the elements per cycle of norm, MLGRU, GLU and the
+        residuals (each consumes one packet of its producer's rescale per cycle)."""
+        return self.bitlinear("i").pe
+
+    @property
+    def head_pe(self) -> int:
+        """The lm_head's PE: the logits per cycle of the argmax."""
+        return self.bitlinear("lm_head").pe
+
+    @property
     def embedding_entries(self) -> int:
         return self.vocab * self.hidden
 

@@ -36,7 +36,8 @@ def load_plan(project: Path) -> tuple[spec_mod.Spec, planner.HardwarePlan, list[
 def kernel_resources(plan: planner.HardwarePlan) -> dict:
     """LUT/FF/DSP per kernel instance: one per BitLinear kind, the rest of the top, the interfaces."""
     rows = {f"bitlinear {b.kind}": estimate.bitlinear_resources(b, plan.numerics) for b in plan.bitlinears}
-    rows["norms, MLGRU, GLU, argmax"] = dict(estimate.FIXED)
+    rows["norms, MLGRU, GLU, residuals, argmax"] = estimate.elementwise_resources(plan)
+    rows["rest of the top"] = dict(estimate.FIXED)
     rows["m_axi + s_axilite"] = estimate.add(estimate.S_AXILITE, *[estimate.M_AXI_PORT] * len(plan.memory_ports))
     return rows
 

@@ -319,7 +319,8 @@ def _parallelism(sec: _Section, model: ModelSpec) -> Parallelism:
     dims = {"model.hidden": model.hidden, "hidden*expand_ratio": model.inner,
             "the intermediate size": model.intermediate, "2*intermediate": 2 * model.intermediate,
             "model.vocab": model.vocab}
-    checks = [("pe", p.pe, ("hidden*expand_ratio", "model.hidden", "2*intermediate")),
+    # The layer PE is also the lanes of the GLU, which takes the fused gate/up output half by half.
+    checks = [("pe", p.pe, ("hidden*expand_ratio", "model.hidden", "the intermediate size", "2*intermediate")),
               ("simd", p.simd, ("model.hidden", "hidden*expand_ratio", "the intermediate size")),
               ("lm_head_pe", p.lm_head_pe, ("model.vocab",)),
               ("lm_head_simd", p.lm_head_simd, ("model.hidden",))]

@@ -1,6 +1,6 @@
 // hlsgen kernel library: the BitLinear engine.
 //
-//   quantise ──codes──▶ mvu ──acc──▶ rescale ──▶ out
+//   quantise ──codes──▶ mvu ──acc──▶ rescale ──▶ out (PE act values per packet)
 //   (2 passes)            ▲             ▲
 //   stream_weights ───────┘   scale ────┘ (one per token, from quantise)
 //
@@ -233,34 +233,32 @@ mvu_fold:
     }
 }
 
-// out = saturate(rshift_round(acc * S, scale_frac)), one output per cycle.
+// out = saturate(rshift_round(acc * S, scale_frac)): one packet of PE sums in and one packet of
+// PE outputs out per cycle (rows / PE cycles), lane p in bits [p * act_width, (p + 1) * act_width).
 template <class N, class C>
 void rescale(hls::stream<ap_uint<C::pe * C::acc_width> >& sums, hls::stream<ap_uint<N::scale_width> >& scale,
-             hls::stream<ap_int<N::act_width> >& out) {
+             hls::stream<ap_uint<C::pe * N::act_width> >& out) {
     const ap_uint<N::scale_width> s = pop(scale, "rescale.scale");
-    ap_int<C::acc_width> sums_of_fold[C::pe];
-#pragma HLS ARRAY_PARTITION variable=sums_of_fold complete
 #ifndef __SYNTHESIS__
     ap_int<N::act_width> traced[C::rows];
 #endif
-rescale_rows:
-    for (unsigned r = 0; r < C::rows; r++) {
+rescale_folds:
+    for (unsigned r = 0; r < C::rows / C::pe; r++) {
 #pragma HLS PIPELINE II=1
-        const unsigned pe = r % C::pe;
-        if (pe == 0) {
-            const ap_uint<C::pe * C::acc_width> packet = pop(sums, "rescale.sums");
-        rescale_unpack:
-            for (unsigned p = 0; p < C::pe; p++) {
+        const ap_uint<C::pe * C::acc_width> packet = pop(sums, "rescale.sums");
+        ap_uint<C::pe * N::act_width> outputs;
+    rescale_lanes:
+        for (unsigned p = 0; p < C::pe; p++) {
 #pragma HLS UNROLL
-                sums_of_fold[p] = ap_int<C::acc_width>(get_field<C::acc_width>(packet, p));
-            }
-        }
-        const ap_int<N::act_width> y =
-            saturate<N::act_width>(rshift_round<N::scale_frac>(wide_t(sums_of_fold[pe]) * s), "bitlinear");
-        out.write(y);
+            const ap_int<C::acc_width> acc = ap_int<C::acc_width>(get_field<C::acc_width>(packet, p));
+            const ap_int<N::act_width> y =
+                saturate<N::act_width>(rshift_round<N::scale_frac>(wide_t(acc) * s), "bitlinear");
+            set_field<N::act_width>(outputs, p, ap_uint<N::act_width>(y));
 #ifndef __SYNTHESIS__
-        traced[r] = y;
+            traced[r * C::pe + p] = y;
 #endif
+        }
+        out.write(outputs);
     }
     HLSGEN_TRACE(trace_scope(), traced, C::rows);
 }
@@ -268,7 +266,8 @@ rescale_rows:
 // One BitLinear on one token: norm-folded quantiser, weight streamer, MVU and rescale in DATAFLOW.
 template <class N, class C, class GAMMA, class SRC>
 void bitlinear(const ap_int<C::in_width> v[C::cols], const GAMMA gamma[C::cols],
-               ap_uint<C::beta_width> beta, const SRC& weights, unsigned layer, hls::stream<ap_int<N::act_width> >& out) {
+               ap_uint<C::beta_width> beta, const SRC& weights, unsigned layer,
+               hls::stream<ap_uint<C::pe * N::act_width> >& out) {
 #pragma HLS DATAFLOW
     hls::stream<ap_uint<8 * C::simd> > codes;
 #pragma HLS STREAM variable=codes depth=C::code_depth

@@ -64,16 +64,25 @@ private:
     std::string dir_;
 };
 
-// Streams the kernels read: pushes what the case supplies, up to `count` values from `from` (a
-// case may supply fewer on purpose, to check that the kernel's read of an empty stream fails).
-template <class T>
-void feed(hls::stream<T>& s, const values_t& values, size_t from, size_t count) {
-    for (size_t k = from; k < from + count && k < values.size(); k++) s.write(T(values[k]));
+// The streams the kernels read and write carry packets of E signed W-bit values, lane 0 in the
+// low bits, as rescale writes them. `feed_packed` pushes the whole packets among up to `count`
+// values from `from` (a case may supply fewer on purpose: the kernel's read of the missing packet
+// from an empty stream must fail); `collect_packed` unpacks.
+template <int W, int E>
+void feed_packed(hls::stream<ap_uint<E * W> >& s, const values_t& values, size_t from, size_t count) {
+    for (size_t k = from; k + E <= from + count && k + E <= values.size(); k += E) {
+        ap_uint<E * W> packet = 0;
+        for (int p = 0; p < E; p++) hlsgen::set_field<W>(packet, p, ap_uint<W>(ap_int<W>(values[k + p])));
+        s.write(packet);
+    }
 }
 
-template <class T>
-void collect(hls::stream<T>& s, int count, values_t& out) {
-    for (int k = 0; k < count; k++) out.push_back(as_int64(hlsgen::pop(s, "harness.out")));
+template <int W, int E>
+void collect_packed(hls::stream<ap_uint<E * W> >& s, int count, values_t& out) {
+    for (int k = 0; k < count / E; k++) {
+        const ap_uint<E * W> packet = hlsgen::pop(s, "harness.out");
+        for (int p = 0; p < E; p++) out.push_back(as_int64(ap_int<W>(hlsgen::get_field<W>(packet, p))));
+    }
 }
 
 template <class T, int N>
@@ -105,10 +114,10 @@ void run_bitlinear(const Case& c, SOURCE weights) {
     for (size_t t = 0; t < tokens(v, C::cols); t++) {
         ap_int<C::in_width> x[C::cols];
         load(x, v, t * C::cols);
-        hls::stream<ap_int<N::act_width> > y;
+        hls::stream<ap_uint<C::pe * N::act_width> > y;
         HLSGEN_SCOPE("bitlinear");
         hlsgen::bitlinear<N, C>(x, gamma, beta, weights, layer, y);
-        collect(y, C::rows, out);
+        collect_packed<N::act_width, C::pe>(y, C::rows, out);
         hlsgen::check_drained(y, "harness.bitlinear.out");
     }
     c.output("out", out);
@@ -148,9 +157,10 @@ void overfetch(hls::stream<ap_uint<2 * C::pe * C::simd> >& lanes) {
 // ----------------------------------------------------------------------------- elementwise kernels
 // Each runs T tokens, T from the length of the first input; the recurrent state carries over.
 // After each call the input streams must be empty: a kernel reads exactly its vector.
+// E is the lanes per cycle: the streams carry packets of E act values.
 
 // h [T, K], gamma [K] -> v [T, K]
-template <class N, int K>
+template <class N, int K, int E>
 void norm(const Case& c) {
     const values_t h = c.input("h");
     int gamma[K];
@@ -159,7 +169,7 @@ void norm(const Case& c) {
     for (size_t t = 0; t < tokens(h, K); t++) {
         ap_int<N::act_width> x[K], v[K];
         load(x, h, t * K);
-        hlsgen::norm<N, K>(x, gamma, v);
+        hlsgen::norm<N, K, E>(x, gamma, v);
         append(out, v);
     }
     c.output("v", out);
@@ -167,7 +177,7 @@ void norm(const Case& c) {
 
 // i, f, g [T, D], lower_bound [D] (sigmoid_frac), g_norm [D], state [D], sigmoid_table
 //   -> o [T, D], state [T, D] (after each token)
-template <class N, int D>
+template <class N, int D, int E>
 void mlgru(const Case& c) {
     const values_t i = c.input("i"), f = c.input("f"), g = c.input("g"), table = c.input("sigmoid_table");
     const std::vector<int> sigmoid_table(table.begin(), table.end());
@@ -178,12 +188,12 @@ void mlgru(const Case& c) {
     load(state, c.input("state"), 0);
     values_t o_out, state_out;
     for (size_t t = 0; t < tokens(i, D); t++) {
-        hls::stream<ap_int<N::act_width> > i_in, f_in, g_in;
-        feed(i_in, i, t * D, D);
-        feed(f_in, f, t * D, D);
-        feed(g_in, g, t * D, D);
+        hls::stream<ap_uint<E * N::act_width> > i_in, f_in, g_in;
+        feed_packed<N::act_width, E>(i_in, i, t * D, D);
+        feed_packed<N::act_width, E>(f_in, f, t * D, D);
+        feed_packed<N::act_width, E>(g_in, g, t * D, D);
         ap_int<N::mix_width> o[D];
-        hlsgen::mlgru<N, D>(i_in, f_in, g_in, lower_bound, g_norm, state, sigmoid_table.data(), o);
+        hlsgen::mlgru<N, D, E>(i_in, f_in, g_in, lower_bound, g_norm, state, sigmoid_table.data(), o);
         hlsgen::check_drained(i_in, "harness.mlgru.i");
         hlsgen::check_drained(f_in, "harness.mlgru.f");
         hlsgen::check_drained(g_in, "harness.mlgru.g");
@@ -195,17 +205,17 @@ void mlgru(const Case& c) {
 }
 
 // gate, up [T, I], sigmoid_table -> z [T, I]; the fused gate_proj streams the gate half first.
-template <class N, int I>
+template <class N, int I, int E>
 void glu(const Case& c) {
     const values_t gate = c.input("gate"), up = c.input("up"), table = c.input("sigmoid_table");
     const std::vector<int> sigmoid_table(table.begin(), table.end());
     values_t out;
     for (size_t t = 0; t < tokens(gate, I); t++) {
-        hls::stream<ap_int<N::act_width> > gate_up;
-        feed(gate_up, gate, t * I, I);
-        feed(gate_up, up, t * I, I);
+        hls::stream<ap_uint<E * N::act_width> > gate_up;
+        feed_packed<N::act_width, E>(gate_up, gate, t * I, I);
+        feed_packed<N::act_width, E>(gate_up, up, t * I, I);
         ap_int<N::mix_width> z[I];
-        hlsgen::glu<N, I>(gate_up, sigmoid_table.data(), z);
+        hlsgen::glu<N, I, E>(gate_up, sigmoid_table.data(), z);
         hlsgen::check_drained(gate_up, "harness.glu.gate_up");
         append(out, z);
     }
@@ -213,16 +223,16 @@ void glu(const Case& c) {
 }
 
 // h, delta [T, K] -> out [T, K]
-template <class N, int K>
+template <class N, int K, int E>
 void residual(const Case& c) {
     const values_t h = c.input("h"), delta = c.input("delta");
     values_t out;
     for (size_t t = 0; t < tokens(h, K); t++) {
         ap_int<N::act_width> x[K], y[K];
         load(x, h, t * K);
-        hls::stream<ap_int<N::act_width> > delta_in;
-        feed(delta_in, delta, t * K, K);
-        hlsgen::residual<N, K>(x, delta_in, y);
+        hls::stream<ap_uint<E * N::act_width> > delta_in;
+        feed_packed<N::act_width, E>(delta_in, delta, t * K, K);
+        hlsgen::residual<N, K, E>(x, delta_in, y);
         hlsgen::check_drained(delta_in, "harness.residual.delta");
         append(out, y);
     }
@@ -230,15 +240,15 @@ void residual(const Case& c) {
 }
 
 // logits [T, V] -> index [T], logits [T, V] (as the kernel wrote them out)
-template <class N, int V>
+template <class N, int V, int E>
 void argmax(const Case& c) {
     const values_t logits = c.input("logits");
     values_t index, echo;
     for (size_t t = 0; t < tokens(logits, V); t++) {
-        hls::stream<ap_int<N::act_width> > logits_in;
-        feed(logits_in, logits, t * V, V);
+        hls::stream<ap_uint<E * N::act_width> > logits_in;
+        feed_packed<N::act_width, E>(logits_in, logits, t * V, V);
         ap_int<N::act_width> written[V];
-        index.push_back(as_int64(hlsgen::argmax<N, V>(logits_in, written)));
+        index.push_back(as_int64(hlsgen::argmax<N, V, E>(logits_in, written)));
         hlsgen::check_drained(logits_in, "harness.argmax.logits");
         append(echo, written);
     }

@@ -11,7 +11,7 @@ built under the sanitizers; sim/kernel_harness.py runs them case by case.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -70,7 +70,11 @@ SHAPES = [
 ]
 MATRICES = 2                                # every ROM holds two matrices; the cases pick one
 ELEMENTWISE_WIDTH = {"base": 40, "narrow": 12, "shifted": 8}    # K, D and I of the elementwise kernels
-ARGMAX_VOCAB = 37
+# Elements per cycle E (the producing BitLinear's PE) of the elementwise kernels: one lane, a few,
+# and the whole vector in one cycle.
+LANES = {"base": (1, 2, 8, 40), "narrow": (1, 4, 12), "shifted": (1, 8)}
+ARGMAX_VOCAB = {"base": 40, "narrow": 36, "shifted": 40}
+SANITIZED_LANES = (1, 8)
 ISQRT_WIDTHS = (10, 32, 48, 64)             # 32, 48, 64: the root widths of the three formats
 CODE_WIDTHS = (32, 44)                      # y_width of NARROW and BASE
 
@@ -80,10 +84,18 @@ def max_beta(numerics: NumericsSpec) -> int:
     return nx.beta_fixed(np.float32(TINY_WEIGHT_SCALE), numerics)
 
 
-def add_elementwise(program: KernelProgram, variant: Variant, width: int) -> None:
-    for driver in ("norm", "mlgru", "glu", "residual"):
-        program.kernel(driver, variant, width)
-    program.kernel("argmax", variant, ARGMAX_VOCAB)
+def argmax_lanes(variant: str, lanes=None) -> tuple:
+    """The argmax's lane counts: the variant's, and the whole vocabulary in one cycle."""
+    lanes = LANES[variant] if lanes is None else lanes
+    return tuple(dict.fromkeys([*lanes, ARGMAX_VOCAB[variant]]))
+
+
+def add_elementwise(program: KernelProgram, variant: Variant, width: int, lanes: tuple) -> None:
+    for e in lanes:
+        for driver in ("norm", "mlgru", "glu", "residual"):
+            program.kernel(driver, variant, width, e)
+    for e in argmax_lanes(variant.name, lanes):
+        program.kernel("argmax", variant, ARGMAX_VOCAB[variant.name], e)
     program.kernel("sigmoid", variant)
 
 
@@ -94,7 +106,7 @@ def main_program() -> tuple[KernelProgram, dict, dict, BitLinear]:
                                           max_beta(variants[s.variant].numerics), s.mix_input) for s in SHAPES}
     overfetching = program.bitlinear(variants["base"], 8, 8, 2, 2, max_beta=max_beta(BASE), overfetching=True)
     for name, variant in variants.items():
-        add_elementwise(program, variant, ELEMENTWISE_WIDTH[name])
+        add_elementwise(program, variant, ELEMENTWISE_WIDTH[name], LANES[name])
     for width in ISQRT_WIDTHS:
         program.kernel("isqrt", width)
     for width in CODE_WIDTHS:
@@ -106,7 +118,7 @@ def sanitized_program() -> tuple[KernelProgram, Variant, BitLinear]:
     program = KernelProgram("kernel_tests_sanitized")
     variant = program.variant("base", BASE)
     bitlinear = program.bitlinear(variant, 24, 40, 4, 8, MATRICES, max_beta(BASE))
-    add_elementwise(program, variant, ELEMENTWISE_WIDTH["base"])
+    add_elementwise(program, variant, ELEMENTWISE_WIDTH["base"], SANITIZED_LANES)
     return program, variant, bitlinear
 
 
@@ -287,15 +299,16 @@ def test_bitlinear_corners(run, shape, corner):
 # ----------------------------------------------------------------------------- elementwise kernels
 @dataclass(frozen=True)
 class Scenario:
-    """One run of an elementwise kernel: its driver and size, the inputs, and what numpy says."""
+    """One run of an elementwise kernel: its driver, size and lanes, the inputs, and what numpy says."""
     driver: str
     size: int | None                # the template size argument (None: the sigmoid has none)
     inputs: dict
     expected: dict                  # output name -> numpy's array
     saturations: dict               # numpy's clamp counts
+    lanes: int = 1                  # elements per cycle (the template's E)
 
     def case(self, program: KernelProgram, variant: Variant) -> Case:
-        sizes = () if self.size is None else (self.size,)
+        sizes = () if self.size is None else (self.size, self.lanes)
         return Case(program.kernel(self.driver, variant, *sizes), self.inputs)
 
     def check(self, result) -> None:
@@ -367,14 +380,19 @@ def residual_scenario(rng, n: NumericsSpec, K: int) -> Scenario:
     return Scenario("residual", K, dict(h=h, delta=delta), dict(out=out), dict(arith.saturations))
 
 
-def argmax_scenario(rng, n: NumericsSpec, _width: int) -> Scenario:
-    """Greedy decoding's argmax: on ties the first index wins (np.argmax, Model.generate)."""
+def argmax_scenario(rng, n: NumericsSpec, V: int) -> Scenario:
+    """Greedy decoding's argmax: on ties the first index wins (np.argmax, Model.generate), also
+    when the tied maxima sit in different lanes of a wide argmax: with 8 lanes, 17 (lane 1) and 5
+    (lane 5), 9 (lane 1) and 2 (lane 2), 16 (lane 0) and 5 (lane 5) and 35 (lane 3)."""
     lo, hi = signed_range(n.act.width)
-    V, k = ARGMAX_VOCAB, np.arange(ARGMAX_VOCAB)
-    tie = spread(rng, V, 8)
-    tie[[5, 17, 30]] = 1000
-    logits = np.stack([spread(rng, V, n.act.width) for _ in range(3)] + [
-        tie, np.full(V, lo), np.full(V, 7),             # ties; all equal
+    k = np.arange(V)
+    ties = []
+    for indices in ([5, 17, 30], [9, 2], [16, 5, 35], [V - 1, 1, V - 2]):
+        tie = spread(rng, V, 8)
+        tie[indices] = 1000
+        ties.append(tie)
+    logits = np.stack([spread(rng, V, n.act.width) for _ in range(3)] + ties + [
+        np.full(V, lo), np.full(V, 7),                  # all equal
         k - 2 * V,                                      # all negative, the largest last
         np.where(k == 0, hi, lo), np.where(k == V - 1, hi, hi - 1)])
     return Scenario("argmax", V, dict(logits=logits), dict(index=np.argmax(logits, axis=1), logits=logits), {})
@@ -403,13 +421,26 @@ SCENARIOS = {"norm": norm_scenario, "mlgru": mlgru_scenario, "mlgru_extremes": m
              "sigmoid": sigmoid_scenario}
 
 
-@pytest.mark.parametrize("variant", list(ELEMENTWISE_WIDTH))
-@pytest.mark.parametrize("kernel", SCENARIOS)
-def test_elementwise_kernel(run, kernel, variant):
-    """norm, MLGRU, GLU, residual, argmax and sigmoid, per numerics variant."""
-    v = VARIANTS[variant]
-    scenario = SCENARIOS[kernel](np.random.default_rng(len(kernel)), v.numerics, ELEMENTWISE_WIDTH[variant])
-    [result] = run([scenario.case(PROGRAM, v)])
+def make_scenario(kernel: str, variant: str, lanes: int, rng=None) -> Scenario:
+    """The kernel's scenario at its size in this variant, run `lanes` elements per cycle."""
+    rng = np.random.default_rng(len(kernel)) if rng is None else rng
+    size = ARGMAX_VOCAB[variant] if kernel == "argmax" else ELEMENTWISE_WIDTH[variant]
+    scenario = SCENARIOS[kernel](rng, VARIANTS[variant].numerics, size)
+    return scenario if kernel == "sigmoid" else replace(scenario, lanes=lanes)
+
+
+ELEMENTWISE_CASES = [(kernel, variant, lanes) for variant in LANES for kernel in SCENARIOS
+                     for lanes in ((1,) if kernel == "sigmoid" else
+                                   argmax_lanes(variant) if kernel == "argmax" else LANES[variant])]
+
+
+@pytest.mark.parametrize("kernel, variant, lanes", ELEMENTWISE_CASES,
+                         ids=[f"{k}-{v}-e{e}" for k, v, e in ELEMENTWISE_CASES])
+def test_elementwise_kernel(run, kernel, variant, lanes):
+    """norm, MLGRU, GLU, residual, argmax and sigmoid, per numerics variant, at every lane count:
+    the same numbers whatever the number of elements per cycle."""
+    scenario = make_scenario(kernel, variant, lanes)
+    [result] = run([scenario.case(PROGRAM, VARIANTS[variant])])
     scenario.check(result)
 
 
@@ -462,21 +493,23 @@ def test_code_magnitude_and_ternary_ties(run, width):
 
 
 # ----------------------------------------------------------------------------- stream safety
-# kernel -> (its size, inputs with one value missing, the stream the error must name)
+# kernel -> (its size, inputs with one value missing, the stream the error must name); a wide
+# kernel is starved of its last packet.
 STARVED = {
     "residual": (ELEMENTWISE_WIDTH["base"], lambda K: dict(h=np.zeros((1, K)), delta=np.zeros(K - 1)), "residual.delta"),
     "glu": (ELEMENTWISE_WIDTH["base"], lambda K: dict(gate=np.zeros((1, K)), up=np.zeros(K - 1),
                                                       sigmoid_table=sigmoid_table(BASE)), "glu.up"),
     "mlgru": (ELEMENTWISE_WIDTH["base"], lambda K: {**mlgru_inputs(np.random.default_rng(0), BASE, K, 1),
                                                     "f": np.zeros(K - 1)}, "mlgru.f"),
-    "argmax": (ARGMAX_VOCAB, lambda V: dict(logits=np.zeros(2 * V - 1)), "argmax.logits"),   # the 2nd token
+    "argmax": (ARGMAX_VOCAB["base"], lambda V: dict(logits=np.zeros(2 * V - 1)), "argmax.logits"),   # the 2nd token
 }
 
 
+@pytest.mark.parametrize("lanes", [1, 8])
 @pytest.mark.parametrize("kernel", STARVED)
-def test_reading_an_empty_stream_is_an_error(binaries, kernel):
+def test_reading_an_empty_stream_is_an_error(binaries, kernel, lanes):
     size, make_inputs, stream = STARVED[kernel]
-    done = binaries["plain"].run_raw([Case(PROGRAM.kernel(kernel, VARIANTS["base"], size), make_inputs(size))])
+    done = binaries["plain"].run_raw([Case(PROGRAM.kernel(kernel, VARIANTS["base"], size, lanes), make_inputs(size))])
     assert done.returncode == 3, done.stderr
     assert f"read from empty stream '{stream}'" in done.stderr
 
@@ -500,7 +533,8 @@ def test_kernels_under_sanitizers(binaries):
     bitlinear_inputs = [random_inputs(rng, bl, 2, 1)] + [corner_inputs(rng, bl, c) for c in
                                                          ("all_min_activations", "zero_input", "scale_saturates")]
     bitlinear_cases = [(source, x) for x in bitlinear_inputs for source in SOURCES]
-    scenarios = [make(rng, BASE, ELEMENTWISE_WIDTH["base"]) for make in SCENARIOS.values()]
+    scenarios = [replace(make(rng, BASE, ARGMAX_VOCAB["base"] if kernel == "argmax" else ELEMENTWISE_WIDTH["base"]),
+                         lanes=lanes) for kernel, make in SCENARIOS.items() for lanes in SANITIZED_LANES]
     results = binary.run([bitlinear_case(bl, source, x) for source, x in bitlinear_cases] +
                          [scenario.case(SANITIZED, SANITIZED_VARIANT) for scenario in scenarios])
     for (source, x), result in zip(bitlinear_cases, results):

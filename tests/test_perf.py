@@ -20,8 +20,34 @@ def make_plan(tmp_path, *, pe=4, simd=8, place="onchip", board="u280", hidden=64
 def test_bitlinear_cycles_closed_form(tmp_path):
     b = make_plan(tmp_path).bitlinear("gate")            # 256 x 64 at 4 x 8
     folds = (256 // 4) * (64 // 8)
-    expected = 64 // 8 + (b.root_width // 2 + b.num_width) + max(folds, 256) + 3 * perf.PIPELINE_FILL
+    rescale = 256 // 4                                   # one packet of PE outputs per cycle
+    expected = 64 // 8 + (b.root_width // 2 + b.num_width) + max(folds, rescale) + 3 * perf.PIPELINE_FILL
     assert perf.bitlinear_compute_cycles(b) == expected
+
+
+def test_rescale_bound_bitlinear_closed_form(tmp_path):
+    """All columns in one cycle: the MVU takes rows / PE cycles, as many as the rescale."""
+    b = make_plan(tmp_path, pe=4, simd=64).bitlinear("gate")           # 256 x 64 at 4 x 64
+    assert b.cycles_per_matrix == 256 // 4
+    expected = 64 // 64 + (b.root_width // 2 + b.num_width) + 256 // 4 + 3 * perf.PIPELINE_FILL
+    assert perf.bitlinear_compute_cycles(b) == expected
+
+
+@pytest.mark.parametrize("pe", [1, 8, 64])
+def test_elementwise_stages_take_one_packet_per_cycle(tmp_path, pe):
+    """n / E cycles plus the fill, E = the PE of the BitLinear feeding the stage; the embedding
+    reads one element per cycle."""
+    p = make_plan(tmp_path, pe=pe, simd=1)
+    fill, E = perf.PIPELINE_FILL, pe
+    cycles = {s.name: s.compute_cycles for s in perf.token_stages(p)}
+    assert cycles["embed"] == p.hidden + fill
+    for l in range(p.layers):
+        assert cycles[f"layer{l}.attn_norm"] == cycles[f"layer{l}.mlp_norm"] == p.hidden // E + fill
+        assert cycles[f"layer{l}.mlgru"] == p.inner // E + fill
+        assert cycles[f"layer{l}.residual_attn"] == cycles[f"layer{l}.residual_mlp"] == p.hidden // E + fill
+        assert cycles[f"layer{l}.glu"] == 2 * p.intermediate // E + fill
+    assert cycles["final_norm"] == p.hidden // E + fill
+    assert cycles["argmax"] == p.vocab // p.bitlinear("lm_head").pe + fill
 
 
 def test_token_cycles_are_the_sum_of_the_stages(tmp_path):

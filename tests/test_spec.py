@@ -303,3 +303,12 @@ def test_formats_whose_products_overflow_64_bits_are_refused(tmp_path):
 def test_default_formats_fit_64_bit_products():
     from hlsgen.numerics import product_bits
     assert max(product_bits(spec.NumericsSpec()).values()) <= 62
+
+
+def test_pe_must_divide_the_intermediate_size(tmp_path):
+    """The layer PE is the GLU's lanes over each half of the fused gate/up output: 8 divides
+    2I = 24 but not I = 12."""
+    config = changed(BASE, "model.intermediate_size", 12)
+    message = load_error(tmp_path, changed(config, "hardware.parallelism", {"pe": 8, "simd": 4}))
+    assert message.startswith("hardware.parallelism.pe: 8 does not divide the intermediate size 12 (allowed: ")
+    assert message.endswith(": 1, 2, 4)")

@@ -42,6 +42,14 @@ typedef ap_int<numerics::gamma_width> gamma_t;
 typedef ap_int<numerics::state_width> state_t;
 typedef ap_uint<numerics::sigmoid_frac + 1> sigmoid_t;
 
+// Elements per cycle of the stages between the BitLinears: the PE of the BitLinear feeding each
+// (the layers' projections share one PE; the lm_head feeds the argmax). Their streams carry
+// packets of PE act values, lane 0 in the low bits.
+static const int LAYER_PE = 4;
+static const int HEAD_PE = 1;
+typedef ap_uint<LAYER_PE * numerics::act_width> layer_packet_t;
+typedef ap_uint<HEAD_PE * numerics::act_width> head_packet_t;
+
 // Constant tables: exact-width ap types for synthesis; plain ints for csim, where g++ would
 // otherwise run one ap_int constructor per table entry (minutes of compile time, same values).
 #ifdef __SYNTHESIS__

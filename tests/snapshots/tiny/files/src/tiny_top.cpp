@@ -22,65 +22,74 @@ void tiny_top_top(ap_uint<32> token, ap_uint<1> reset_state, act_t logits[VOCAB]
 #pragma HLS INTERFACE mode=s_axilite port=next_token bundle=control
 #pragma HLS INTERFACE mode=s_axilite port=return bundle=control
 
-    // The recurrent state: the only thing carried from one token to the next.
+    // The recurrent state: the only thing carried from one token to the next (LAYER_PE lanes,
+    // as mlgru reads and writes it).
     static state_t state[LAYERS][INNER];
+#pragma HLS ARRAY_PARTITION variable=state cyclic factor=LAYER_PE dim=2
     if (reset_state) {
     reset_layers:
         for (int l = 0; l < LAYERS; l++) {
-        reset_elements:
-            for (int k = 0; k < INNER; k++) {
+        reset_folds:
+            for (int c = 0; c < INNER / LAYER_PE; c++) {
 #pragma HLS PIPELINE II=1
-                state[l][k] = 0;
+            reset_lanes:
+                for (int p = 0; p < LAYER_PE; p++) {
+#pragma HLS UNROLL
+                    state[l][c * LAYER_PE + p] = 0;
+                }
             }
         }
     }
 
     act_t h[HIDDEN], r[HIDDEN], v[HIDDEN];
     mix_t o[INNER], z[INTERMEDIATE];
-    // Each stream holds one whole vector: the stages run one after another within a token.
-    hls::stream<act_t> i_out, f_out, g_out, o_out, gate_up_out, down_out, logits_out;
-#pragma HLS STREAM variable=i_out depth=64
-#pragma HLS STREAM variable=f_out depth=64
-#pragma HLS STREAM variable=g_out depth=64
-#pragma HLS STREAM variable=o_out depth=64
-#pragma HLS STREAM variable=gate_up_out depth=256
-#pragma HLS STREAM variable=down_out depth=64
+    // Each stream holds one whole vector, as packets of PE values (the PE of the BitLinear that
+    // writes it): the stages run one after another within a token, each a packet per cycle.
+    hls::stream<layer_packet_t> i_out, f_out, g_out, o_out, gate_up_out, down_out;
+    hls::stream<head_packet_t> logits_out;
+#pragma HLS STREAM variable=i_out depth=16
+#pragma HLS STREAM variable=f_out depth=16
+#pragma HLS STREAM variable=g_out depth=16
+#pragma HLS STREAM variable=o_out depth=16
+#pragma HLS STREAM variable=gate_up_out depth=64
+#pragma HLS STREAM variable=down_out depth=16
 #pragma HLS STREAM variable=logits_out depth=256
 
+    // The embedding row arrives one element per cycle (one int32 word per entry off chip).
     hlsgen::embed<numerics, VOCAB, HIDDEN>(token, EMBEDDING, h);
     HLSGEN_TRACE("embedding", h, HIDDEN);
 layers:
     for (unsigned l = 0; l < LAYERS; l++) {
         // Token mixer (MLGRU).
-        hlsgen::norm<numerics, HIDDEN>(h, ATTN_NORM[l], v);
+        hlsgen::norm<numerics, HIDDEN, LAYER_PE>(h, ATTN_NORM[l], v);
         HLSGEN_SCOPE(layer_name(l, "attn.i"));
         hlsgen::bitlinear<numerics, i_config>(v, GAMMA_I[l], BETA_I[l], ROM_I, l, i_out);
         HLSGEN_SCOPE(layer_name(l, "attn.f"));
         hlsgen::bitlinear<numerics, f_config>(v, GAMMA_F[l], BETA_F[l], ROM_F, l, f_out);
         HLSGEN_SCOPE(layer_name(l, "attn.g"));
         hlsgen::bitlinear<numerics, g_config>(v, GAMMA_G[l], BETA_G[l], ROM_G, l, g_out);
-        hlsgen::mlgru<numerics, INNER>(i_out, f_out, g_out, LOWER_BOUND[l], G_NORM[l], state[l], SIGMOID_TABLE, o);
+        hlsgen::mlgru<numerics, INNER, LAYER_PE>(i_out, f_out, g_out, LOWER_BOUND[l], G_NORM[l], state[l], SIGMOID_TABLE, o);
         HLSGEN_TRACE(layer_name(l, "attn.state"), state[l], INNER);
         HLSGEN_TRACE(layer_name(l, "attn.mlgru_out"), o, INNER);
         HLSGEN_SCOPE(layer_name(l, "attn.o"));
         hlsgen::bitlinear<numerics, o_config>(o, GAMMA_O[l], BETA_O[l], ROM_O, l, o_out);
-        hlsgen::residual<numerics, HIDDEN>(h, o_out, r);
+        hlsgen::residual<numerics, HIDDEN, LAYER_PE>(h, o_out, r);
         HLSGEN_TRACE(layer_name(l, "attn.residual"), r, HIDDEN);
         // Channel mixer (GLU).
-        hlsgen::norm<numerics, HIDDEN>(r, MLP_NORM[l], v);
+        hlsgen::norm<numerics, HIDDEN, LAYER_PE>(r, MLP_NORM[l], v);
         HLSGEN_SCOPE(layer_name(l, "mlp.gate"));
         hlsgen::bitlinear<numerics, gate_config>(v, GAMMA_GATE[l], BETA_GATE[l], ROM_GATE, l, gate_up_out);
-        hlsgen::glu<numerics, INTERMEDIATE>(gate_up_out, SIGMOID_TABLE, z);
+        hlsgen::glu<numerics, INTERMEDIATE, LAYER_PE>(gate_up_out, SIGMOID_TABLE, z);
         HLSGEN_TRACE(layer_name(l, "mlp.glu"), z, INTERMEDIATE);
         HLSGEN_SCOPE(layer_name(l, "mlp.down"));
         hlsgen::bitlinear<numerics, down_config>(z, GAMMA_DOWN[l], BETA_DOWN[l], ROM_DOWN, l, down_out);
-        hlsgen::residual<numerics, HIDDEN>(r, down_out, h);
+        hlsgen::residual<numerics, HIDDEN, LAYER_PE>(r, down_out, h);
         HLSGEN_TRACE(layer_name(l, "mlp.residual"), h, HIDDEN);
     }
-    hlsgen::norm<numerics, HIDDEN>(h, FINAL_NORM, v);
+    hlsgen::norm<numerics, HIDDEN, LAYER_PE>(h, FINAL_NORM, v);
     HLSGEN_SCOPE("lm_head");
     hlsgen::bitlinear<numerics, lm_head_config>(v, GAMMA_LM_HEAD, BETA_LM_HEAD, ROM_LM_HEAD, 0, logits_out);
-    *next_token = hlsgen::argmax<numerics, VOCAB>(logits_out, logits);
+    *next_token = hlsgen::argmax<numerics, VOCAB, HEAD_PE>(logits_out, logits);
 #ifndef __SYNTHESIS__
     hlsgen::check_drained(i_out, "i_out");
     hlsgen::check_drained(f_out, "f_out");
