@@ -22,6 +22,7 @@ from .planner import WORD_BITS, BitLinearPlan, HardwarePlan
 
 PIPELINE_FILL = 12        # cycles to fill and drain one pipelined loop (an estimate; calibrate with cosim)
 M_AXI_BYTES_PER_CYCLE = WORD_BITS // 8
+M_AXI_LATENCY = 64        # cycles to the first word of a burst: what the m_axi pragmas declare (top.cpp.j2)
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def bitlinear_stage(plan: HardwarePlan, b: BitLinearPlan, name: str) -> Stage:
     if not plan.offchip:
         return Stage(name, compute)
     nbytes = b.words_per_matrix * b.lane_word_bits // 8
-    return Stage(name, compute, nbytes, nbytes / weight_bytes_per_cycle(plan))
+    return Stage(name, compute, nbytes, M_AXI_LATENCY + nbytes / weight_bytes_per_cycle(plan))
 
 
 def token_stages(plan: HardwarePlan) -> list[Stage]:

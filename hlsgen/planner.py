@@ -320,11 +320,11 @@ def memory_ports(plan: HardwarePlan) -> list[MemoryPort]:
     return ports
 
 
-def spread(sizes: list[int], memory: Memory, where: str) -> list[tuple]:
+def spread(sizes: list[int], memory: Memory, where: str, concurrent: list[bool] | None = None) -> list[tuple]:
     """Channels for buffers of these sizes: a channel (or a range, when one cannot hold the buffer)
-    of its own for each while there are enough; otherwise they share, the largest first, each on
-    the least-filled channel. Stripes sharing a channel share its bandwidth (perf.py counts that);
-    the embedding and logits ports are idle while weights stream."""
+    of its own for each while there are enough; otherwise they share: the `concurrent` ones (the
+    weight stripes) spread evenly, the rest by capacity. Stripes sharing a channel share its
+    bandwidth (perf.py counts that); the embedding and logits ports are idle while weights stream."""
     needs = [max(1, math.ceil(n / memory.channel_bytes)) for n in sizes]
     mb = f"{sum(sizes) / 2**20:,.1f} MB"
     size_each = f"{memory.mb_total:g} MB shared" if memory.shared else f"{memory.mb_each:g} MB each"
@@ -343,11 +343,15 @@ def spread(sizes: list[int], memory: Memory, where: str) -> list[tuple]:
         raise HlsgenError(f"{where}: more m_axi ports than channels: {len(sizes)} ports on {memory.count} "
                           f"{memory.kind} channels of at most {PORTS_PER_CHANNEL} ports each (allowed: fewer ports, "
                           f"e.g. weights: onchip)")
-    load = [0] * memory.count
+    load, streams = [0] * memory.count, [0] * memory.count
     channels = [()] * len(sizes)
-    for i in sorted(range(len(sizes)), key=lambda i: -sizes[i]):
-        c = min(range(memory.count), key=lambda c: (load[c], c))
+    concurrent = concurrent or [False] * len(sizes)
+    # Buffers that stream at the same time first, each onto the channel with the fewest of them;
+    # then the rest, the largest first, onto the least-filled channel.
+    for i in sorted(range(len(sizes)), key=lambda i: (not concurrent[i], -sizes[i])):
+        c = min(range(memory.count), key=lambda c: (streams[c] if concurrent[i] else 0, load[c], c))
         load[c] += sizes[i]
+        streams[c] += concurrent[i]
         channels[i] = (c,)
     if not memory.shared and max(load) > memory.channel_bytes:
         raise HlsgenError(f"{where}: the m_axi buffers need {mb} but {memory.count} {memory.kind} channels of "
@@ -360,7 +364,8 @@ def assign_memory(plan: HardwarePlan) -> HardwarePlan:
     kind = plan.weights_place if plan.offchip else plan.board.memory_kinds[0]
     memory = plan.board.memory_of(kind)
     ports = memory_ports(plan)
-    channels = spread([p.nbytes for p in ports], memory, f"hardware.weights: {plan.weights_place}")
+    channels = spread([p.nbytes for p in ports], memory, f"hardware.weights: {plan.weights_place}",
+                      [p.stripe is not None for p in ports])
     linked = tuple(replace(p, memory=kind, channels=c, link=plan.board.channel_name(memory, c))
                    for p, c in zip(ports, channels))
     return replace(plan, memory_ports=linked)

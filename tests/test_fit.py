@@ -92,31 +92,30 @@ def test_hbm_ports_get_channels_of_their_own_and_ranges_for_large_buffers(tmp_pa
 
 
 def test_wide_folds_stripe_the_weights_over_channels_of_their_own(tmp_path):
-    wide = {"pe": 128, "simd": 32, "lm_head_pe": 128, "lm_head_simd": 32}      # 4096 lanes: 16 stripes
+    wide = {"pe": 32, "simd": 64, "lm_head_pe": 32, "lm_head_simd": 64}        # 2048 lanes: 8 stripes
     plan = planner.plan(spec_for(tmp_path, "2.7B", "u280", "hbm", wide))
     stripes = plan.weight_ports
-    assert [p.name for p in stripes] == [f"w{s}" for s in range(16)] and plan.stripes == 16
+    assert [p.name for p in stripes] == [f"w{s}" for s in range(8)] and plan.stripes == 8
     assert len({p.nbytes for p in stripes}) == 1
     assert sum(p.nbytes for p in stripes) * 8 == plan.weight_bits
     channels = [c for p in plan.memory_ports for c in p.channels]
     assert len(channels) == len(set(channels)) and max(channels) < 32
 
 
-def test_ddr_banks_are_shared_largest_buffer_first(tmp_path):
+def test_shared_ddr_banks_take_the_weight_stripes_first_one_per_bank(tmp_path):
     wide = {"pe": 16, "simd": 64, "lm_head_pe": 16, "lm_head_simd": 64}         # 4 stripes, 6 ports, 4 banks
     plan = planner.plan(spec_for(tmp_path, "370M", "u250", "ddr", wide))
-    assert {p.link for p in plan.memory_ports} == {"DDR[0]", "DDR[1]", "DDR[2]", "DDR[3]"}
-    load = {}
-    for p in plan.memory_ports:
-        load[p.link] = load.get(p.link, 0) + p.nbytes
-    assert plan.memory_port("emb_table").link == "DDR[0]"            # the largest buffer, alone on its bank
-    assert max(load.values()) == plan.memory_port("emb_table").nbytes
+    assert sorted(p.link for p in plan.weight_ports) == ["DDR[0]", "DDR[1]", "DDR[2]", "DDR[3]"]
+    # The others share by capacity: the embedding (the largest) on a bank, the logits on another.
+    assert plan.memory_port("emb_table").link != plan.memory_port("logits").link
+    two_banks = planner.plan(spec_for(tmp_path, "370M", "u280", "ddr", {**wide, "simd": 32, "lm_head_simd": 32}))
+    assert sorted(p.link for p in two_banks.weight_ports) == ["DDR[0]", "DDR[1]"]
 
 
 def test_zynq_ports_spread_over_the_hp_ports(tmp_path):
-    wide = {"pe": 32, "simd": 16, "lm_head_pe": 32, "lm_head_simd": 16}         # 2 stripes, 4 ports
-    plan = planner.plan(spec_for(tmp_path, "tiny", "zcu104", "ddr", wide))
-    assert {p.link for p in plan.memory_ports} == {f"S_AXI_HP{i}_FPD" for i in range(4)}
+    plan = planner.plan(spec_for(tmp_path, "tiny", "kv260", "ddr"))
+    links = [p.link for p in plan.memory_ports]
+    assert len(links) == len(set(links)) == 3 and set(links) <= {f"S_AXI_HP{i}_FPD" for i in range(4)}
 
 
 def test_onchip_design_links_only_its_logits(tmp_path):

@@ -60,9 +60,8 @@ def test_token_cycles_are_the_sum_of_the_stages(tmp_path):
 
 def test_offchip_bytes_per_token_count_every_weight_word_once(tmp_path):
     p = make_plan(tmp_path, place="hbm")
-    words = sum(b.words_per_matrix * b.matrices for b in p.bitlinears)
     e = perf.estimate(p)
-    assert e.offchip_bytes_per_token == words * 64 + p.hidden * 4
+    assert e.offchip_bytes_per_token == sum(b.words * b.lane_word_bits // 8 for b in p.bitlinears) + p.hidden * 4
     hbm = p.board.memory_of("hbm")
     assert e.ceiling_tokens_per_s == pytest.approx(hbm.bandwidth_gbps * 1e9 / e.offchip_bytes_per_token)
     assert 0 < e.fraction_of_ceiling <= 1
@@ -71,5 +70,21 @@ def test_offchip_bytes_per_token_count_every_weight_word_once(tmp_path):
 @pytest.mark.parametrize("place", ["onchip", "hbm"])
 def test_more_lanes_never_mean_fewer_tokens_per_second(tmp_path, place):
     rates = [perf.estimate(make_plan(tmp_path, pe=pe, simd=simd, place=place)).decode_tokens_per_s
-             for pe, simd in [(1, 1), (1, 2), (2, 2), (2, 4), (4, 4), (4, 8), (8, 8)]]
+             for pe, simd in [(1, 1), (1, 2), (2, 2), (2, 4), (4, 4), (4, 8), (8, 8), (8, 32), (16, 32), (32, 32),
+                              (32, 64)]]
     assert rates == sorted(rates)
+
+
+@pytest.mark.parametrize("pe, simd, stripes", [(8, 8, 1), (16, 32, 2), (32, 64, 8)])
+def test_weight_transfer_uses_every_stripe_closed_form(tmp_path, pe, simd, stripes):
+    """A BitLinear's transfer: the m_axi latency, then its lane words at the stripes' bandwidth
+    (each stripe on an HBM pseudo-channel of its own: at most one 512-bit word per cycle)."""
+    p = make_plan(tmp_path, pe=pe, simd=simd, place="hbm")
+    assert p.stripes == stripes
+    hbm = p.board.memory_of("hbm")
+    per_stripe = min(64, hbm.gbps_each * 1e9 / (p.clock_mhz * 1e6))     # bytes per cycle
+    b = p.bitlinear("gate")
+    nbytes = b.rows * b.cols * 2 // 8
+    stage = perf.bitlinear_stage(p, b, "gate")
+    assert stage.weight_bytes == nbytes
+    assert stage.memory_cycles == pytest.approx(perf.M_AXI_LATENCY + nbytes / (stripes * per_stripe))
