@@ -193,6 +193,7 @@ def _csim_run(args) -> int:
     for line in summary:
         print("  " + line)
     print("  saturations: " + (", ".join(f"{k} {v}" for k, v in result.saturations.items()) or "none"))
+    print(f"  recorded in {result.record}")
     if result.passed:
         print("PASS: bit-exact with the golden fixed-point model")
         return 0

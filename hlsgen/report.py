@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from . import csim as csim_mod
 from . import estimate, explore, perf, planner
 from . import spec as spec_mod
 from .errors import HlsgenError
@@ -91,6 +92,35 @@ def calibration(project: Path, plan: planner.HardwarePlan) -> dict:
     return result
 
 
+def csim_record(project: Path) -> dict | None:
+    """report/csim.json as `hlsgen csim` wrote it, marked stale when the project was rebuilt since."""
+    path = project / csim_mod.REPORT
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    record["stale"] = record.get("manifest_sha256") != csim_mod.manifest_digest(project)
+    return record
+
+
+def csim_line(record: dict | None) -> str:
+    if record is None:
+        return "no report/csim.json (run `hlsgen csim DIR`)"
+    if record["tokens"] is None:
+        why = (record["error"] or record["first_divergence"] or "no output").strip().splitlines()[0]
+        outcome = f"FAIL, the testbench did not finish: {why}"
+    else:
+        outcome = (f"{'PASS' if record['passed'] else 'FAIL'}: {record['values_compared']:,} values "
+                   f"({record['tokens']} tokens x ({record['vocab']} logits + the next token)), "
+                   f"{record['mismatches']} mismatches, max logit difference {record['max_logit_difference']}")
+        if record["first_divergence"]:
+            outcome += f"; first divergence: {record['first_divergence']}"
+    saturations = ", ".join(f"{k} {v}" for k, v in record["saturations"].items()) or "none"
+    compiler = record["compiler"]["version"] if record["compiler"] else "no compiler"
+    stale = " (the project was rebuilt since: this result is of the earlier build)" if record["stale"] else ""
+    return (f"{outcome}; saturations: {saturations}; {compiler}, ap_types from {record['ap_types']}; "
+            f"{record['seconds']['wall']:.1f} s on {record['date']}{stale}")
+
+
 def gather(project: Path) -> dict:
     spec, plan, notes = load_plan(project)
     e = perf.estimate(plan)
@@ -106,7 +136,7 @@ def gather(project: Path) -> dict:
                       "onchip_bits": sum(plan.onchip_bits().values()), "board_onchip_bits": plan.board.onchip_bits},
         "cycles": cycles_per_layer(plan),
         "roofline": roofline_points(spec, plan),
-        "csim": "not recorded: `hlsgen csim` keeps no result in the project (run it to check)",
+        "csim": csim_record(project),
         "calibration": calibration(project, plan),
         "notes": notes + list(explore.NOT_SEARCHED),
     }
@@ -206,7 +236,7 @@ def markdown(data: dict) -> str:
               f"| board | {r['board']['lut']:,} | {r['board']['ff']:,} | {r['board']['dsp']:,} |", "",
               f"On-chip memory: {r['onchip_bits'] / 8e6:.2f} MB of {r['board_onchip_bits'] / 8e6:.2f} MB BRAM+URAM.", "",
               "![resources](resources.png)", "", "## Cycles per layer", "", "![cycles](cycles.png)", "",
-              "## Measured", "", f"- csim: {data['csim']}", ""]
+              "## Measured", "", f"- csim: {csim_line(data['csim'])}", ""]
     lines += calibration_lines(data["calibration"])
     lines += ["", "## Notes", ""] + [f"- {n}" for n in data["notes"]]
     return "\n".join(lines) + "\n"

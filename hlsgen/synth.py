@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import estimate as planner_estimate
 from .errors import HlsgenError
-from .planner import BitLinearPlan
+from .planner import BitLinearPlan, bits_for
 from .rtl import MvuRtl
 
 REPORT = "report/synth.json"
@@ -145,6 +145,24 @@ def run(project: Path, mvus: list[MvuRtl]) -> tuple[list[SynthResult], Path]:
                                   "script": "synth_xilinx -family xcup -noiopad",
                                   "kinds": {r.kind: r.as_json() for r in results}}, indent=1) + "\n")
     return results, report
+
+
+# ----------------------------------------------------------------------------- one shape, no project
+def shape_mvu(rows: int, cols: int, pe: int, simd: int) -> MvuRtl:
+    """An MVU of one shape with its weights on a stream: the datapath alone, with no ROM image (a
+    constant ROM would let Yosys fold the adders away).  Only the fields the RTL prints are set."""
+    plan = BitLinearPlan(kind=f"r{rows}c{cols}p{pe}s{simd}", rows=rows, cols=cols, pe=pe, simd=simd, matrices=1,
+                         in_width=0, y_width=0, sumsq_width=0, root_width=0, beta_width=0, num_width=0,
+                         acc_width=bits_for(127 * cols) + 1, words_per_matrix=0, offchip=True)
+    return MvuRtl("shape", plan)
+
+
+def synth_shape(command: list[str], directory: Path, m: MvuRtl) -> dict:
+    """Yosys resources of one module printed into `directory`."""
+    from .rtl import render_module
+
+    (directory / f"{m.module}.v").write_text(render_module(m, "hlsgen synth calibration"))
+    return resources(run_yosys(command, directory, m.module))
 
 
 def project_mvus(project: Path, kinds: list[str] | None = None) -> list[MvuRtl]:

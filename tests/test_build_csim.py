@@ -168,6 +168,68 @@ def test_tampered_offchip_word_names_its_layer_and_projection(simulate, tmp_path
     assert re.search(rf"first divergence: token 0, tensor {re.escape(tensor)}\[\d+\]", run.out), run.out
 
 
+# ----------------------------------------------------------------------------- report/csim.json
+def csim_record(project: Path) -> dict:
+    return json.loads((project / "report" / "csim.json").read_text())
+
+
+def report_of(project: Path) -> tuple[dict, str]:
+    """`hlsgen report`: its csim entry and its markdown."""
+    assert run_cli("report", project).code == 0
+    return (json.loads((project / "report" / "report.json").read_text())["csim"],
+            (project / "report" / "report.md").read_text())
+
+
+def test_csim_records_its_result_and_the_report_reads_it(simulate):
+    project, _ = simulate("tiny")
+    record = csim_record(project)
+    tokens = len(np.fromfile(project / "tb" / "data" / "ids.bin", "<i4"))
+    manifest = json.loads((project / "hlsgen_manifest.json").read_text())
+    assert record["passed"] and (record["tokens"], record["vocab"]) == (tokens, 256)
+    assert record["values_compared"] == tokens * 257 and record["mismatches"] == record["max_logit_difference"] == 0
+    assert record["saturations"] == record["golden_saturations"] == manifest["golden_saturations"]
+    assert record["first_divergence"] is None and record["error"] is None
+    assert record["compiler"]["version"] and (Path(record["ap_types"]) / "ap_int.h").is_file()
+    assert record["seconds"]["wall"] >= record["seconds"]["run"] > 0
+    entry, text = report_of(project)
+    assert entry == {**record, "stale": False}
+    assert f"- csim: PASS: {tokens * 257:,} values ({tokens} tokens x (256 logits + the next token)), " \
+           f"0 mismatches, max logit difference 0" in text
+
+
+def test_a_failed_csim_replaces_the_recorded_pass(simulate, tmp_path):
+    project = tampered_copy(simulate("tiny")[0], tmp_path)     # with the original's PASS record
+    assert csim_record(project)["passed"]
+    logits_file = project / "tb" / "data" / "expected_logits.bin"
+    logits = np.fromfile(logits_file, "<i4")
+    logits[300] -= 3
+    logits.tofile(logits_file)
+    assert run_cli("csim", project).code == 1
+    record = csim_record(project)
+    assert not record["passed"] and record["mismatches"] == 1 and record["max_logit_difference"] == 3
+    assert record["first_mismatch"].startswith("MISMATCH token 1 logit 44")
+    assert record["first_divergence"].startswith("no intermediate tensor differs")
+    _, text = report_of(project)
+    assert "- csim: FAIL: " in text and "1 mismatches, max logit difference 3; first divergence: no intermediate" in text
+    assert "rebuilt since" not in text
+    # A rebuild changes the manifest: the record is then of an earlier build, and says so.
+    manifest = project / "hlsgen_manifest.json"
+    manifest.write_text(manifest.read_text() + " ")
+    entry, text = report_of(project)
+    assert entry["stale"] and "the project was rebuilt since" in text
+
+
+def test_a_csim_that_does_not_compile_is_recorded_as_failed(simulate, tmp_path, monkeypatch):
+    project = tampered_copy(simulate("tiny")[0], tmp_path)
+    monkeypatch.setenv("CXX", "false")          # a "compiler" that fails at once
+    run = run_cli("csim", project)
+    assert run.code == 2 and "g++ failed" in run.err
+    record = csim_record(project)
+    assert not record["passed"] and record["tokens"] is None and "g++ failed" in record["error"]
+    _, text = report_of(project)
+    assert "- csim: FAIL, the testbench did not finish: csim: g++ failed" in text
+
+
 # ----------------------------------------------------------------------------- incremental writes
 AGES_AGO = 1_000_000_000      # files are back-dated, so any rewrite shows in the mtime
 
@@ -286,7 +348,8 @@ def test_manifest_digests_match_the_files_on_disk(simulate):
     project, _ = simulate("four_layers")
     manifest = json.loads((project / "hlsgen_manifest.json").read_text())
     on_disk = {p.relative_to(project).as_posix() for p in project.rglob("*") if p.is_file()}
-    assert set(manifest["files"]) == on_disk - {"hlsgen_manifest.json"}
+    # report/csim.json is the csim run's record, not a generated file.
+    assert set(manifest["files"]) == on_disk - {"hlsgen_manifest.json", "report/csim.json"}
     for rel, digest in manifest["files"].items():
         assert hashlib.sha256((project / rel).read_bytes()).hexdigest() == digest, rel
     assert manifest["top"] == "lm4_top"

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from conftest import run_cli, write_config
+from hlsgen import estimate, synth
 
 
 def test_yosys_resources_next_to_the_estimate_and_no_dsp(tmp_path):
@@ -22,6 +25,8 @@ def test_yosys_resources_next_to_the_estimate_and_no_dsp(tmp_path):
     # The estimate is a first-order count: within a factor of two of Yosys, and its error reported.
     for resource in ("lut", "ff"):
         assert abs(entry["error"][resource]) < 0.5, (resource, entry)
+        # The planner's calibrated count, here with the weights in a ROM (the fit had them streamed).
+        assert abs(synth.error(entry["yosys"][resource], entry["fit_estimate"][resource])) <= 0.10, (resource, entry)
     assert entry["lut_per_lane"] == entry["yosys"]["lut"] / 32
     assert "i " in result.out and "LUT/lane" in result.out
 
@@ -33,3 +38,14 @@ def test_synth_needs_open(tmp_path):
     except SystemExit as exc:           # argparse: a missing required option
         code = exc.code
     assert code == 2
+
+
+# Shapes outside the fit of estimate.MVU_LUT / MVU_FF (bench/bench_mvu_calibration.py), small enough
+# for ~15 s of Yosys each.
+@pytest.mark.parametrize("rows, cols, pe, simd", [(128, 128, 2, 8), (64, 256, 1, 16)])
+def test_mvu_estimate_is_within_ten_percent_of_yosys(tmp_path, rows, cols, pe, simd):
+    m = synth.shape_mvu(rows, cols, pe, simd)
+    yosys = synth.synth_shape(synth.yosys_command(), tmp_path, m)
+    model = estimate.mvu_resources(m.plan)
+    for resource in ("lut", "ff"):
+        assert abs(synth.error(yosys[resource], model[resource])) <= 0.10, (resource, yosys, model)
