@@ -14,6 +14,8 @@ import math
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from . import engines
+
 if TYPE_CHECKING:
     from .planner import BitLinearPlan, HardwarePlan
 
@@ -84,7 +86,8 @@ def quantiser_resources(b: BitLinearPlan, numerics: dict) -> dict:
     square root)."""
     lane_lut = CODE_STEPS * (b.y_width + 9) + 2 * b.y_width
     lane_dsp = 2 * multiplier_dsps(b.in_width, numerics["gamma_width"]) + multiplier_dsps(b.in_width, b.in_width)
-    scale_lut = 4 * (b.num_width + b.root_width)
+    # Sequential divider and square root; the mean sumsq / cols divides by the call's shape.
+    scale_lut = 4 * (b.num_width + b.root_width + b.sumsq_width)
     return {"lut": b.simd * lane_lut + scale_lut, "ff": b.simd * lane_lut // 2 + 2 * b.num_width,
             "dsp": b.simd * lane_dsp}
 
@@ -141,10 +144,11 @@ def elementwise_resources(plan: HardwarePlan) -> dict:
 
 
 def design_resources(plan: HardwarePlan, bitlinears=None) -> dict:
-    """The whole top function; `bitlinears` overrides the plan's (to try other foldings; the
+    """The whole top function: one BitLinear engine per folding (shared by its kinds), the
+    elementwise stages, the ports. `bitlinears` overrides the plan's (to try other foldings; the
     elementwise stages follow their PE)."""
     bitlinears = bitlinears or plan.bitlinears
-    parts = [bitlinear_resources(b, plan.numerics) for b in bitlinears]
+    parts = [bitlinear_resources(e.config, plan.numerics) for e in engines.group(bitlinears)]
     ports = [M_AXI_PORT] * len(plan.memory_ports)
     folded = replace(plan, bitlinears=tuple(bitlinears))
     return add(FIXED, S_AXILITE, elementwise_resources(folded), *parts, *ports)

@@ -41,17 +41,19 @@ class Stage:
         return "memory" if self.memory_cycles > self.compute_cycles else "compute"
 
 
-def scale_latency(b: BitLinearPlan) -> int:
-    """The per-token scale: a bit-serial square root and a divider of num_width bits."""
-    return b.root_width // 2 + b.num_width
+def scale_latency(engine: BitLinearPlan) -> int:
+    """The per-token scale on its engine: the mean's divider (sumsq / cols, cols varies by call),
+    a bit-serial square root and a divider of num_width bits."""
+    return engine.sumsq_width + engine.root_width // 2 + engine.num_width
 
 
-def bitlinear_compute_cycles(b: BitLinearPlan) -> int:
-    """Pass 1 of the quantiser, the scale, then MVU and rescale overlapped (rescale takes one
-    packet of PE sums per cycle, rows / PE cycles, so it never holds back the MVU, whose
-    rows / PE * cols / SIMD cycles are at least that; the max keeps the model honest if it did)."""
-    streaming = max(b.cycles_per_matrix, b.rows // b.pe)
-    return b.cols // b.simd + scale_latency(b) + streaming + 3 * PIPELINE_FILL
+def bitlinear_compute_cycles(b: BitLinearPlan, engine: BitLinearPlan) -> int:
+    """Kind `b` on its engine: pass 1 of the quantiser, then the codes, the MVU and the rescale
+    overlapped.  The scale comes after the codes (cols / SIMD cycles, then scale_latency); the
+    sums FIFO holds every row fold meanwhile, and rescale drains one fold per cycle, so the call
+    ends at the later of the MVU's last fold and the scale plus rows / PE folds."""
+    streaming = max(b.cycles_per_matrix, b.cols // b.simd + scale_latency(engine) + b.rows // b.pe)
+    return b.cols // b.simd + streaming + 3 * PIPELINE_FILL
 
 
 def weight_bytes_per_cycle(plan: HardwarePlan) -> float:
@@ -68,7 +70,7 @@ def weight_bytes_per_cycle(plan: HardwarePlan) -> float:
 
 
 def bitlinear_stage(plan: HardwarePlan, b: BitLinearPlan, name: str) -> Stage:
-    compute = bitlinear_compute_cycles(b)
+    compute = bitlinear_compute_cycles(b, plan.engine_of(b.kind).config)
     if not plan.offchip:
         return Stage(name, compute)
     nbytes = b.words_per_matrix * b.lane_word_bits // 8

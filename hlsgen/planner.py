@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from . import estimate
+from . import engines, estimate
 from . import numerics as nx
 from .boards import Board, Memory
 from .errors import HlsgenError
@@ -61,9 +61,9 @@ class BitLinearPlan:
         return WORD_BITS * self.stripes
 
     @property
-    def source(self) -> str:
-        """The C++ name the top function passes as this kind's weight source."""
-        return "weight_ports" if self.offchip else f"ROM_{self.kind.upper()}"
+    def shape_name(self) -> str:
+        """The C++ constant of this kind's shape (hlsgen::shape_t) that its engine runs."""
+        return f"{self.kind.upper()}_SHAPE"
 
     @property
     def config_name(self) -> str:
@@ -172,6 +172,14 @@ class HardwarePlan:
         return next(b for b in self.bitlinears if b.kind == kind)
 
     @property
+    def engines(self) -> tuple:
+        """The BitLinear engines: one per folding, shared by its kinds (hlsgen/engines.py)."""
+        return engines.group(self.bitlinears)
+
+    def engine_of(self, kind: str) -> "engines.Engine":
+        return next(e for e in self.engines if kind in e.kinds)
+
+    @property
     def layer_pe(self) -> int:
         """The PE the layers' projections share: the elements per cycle of norm, MLGRU, GLU and the
         residuals (each consumes one packet of its producer's rescale per cycle)."""
@@ -243,6 +251,11 @@ def check_folding(kind: str, rows: int, cols: int, pe: int, simd: int) -> None:
                           f"(allowed: pe a divisor of {rows}, simd a divisor of {cols}, pe*simd in 1, 2, 4, ..., {most})")
 
 
+def lane_words(rows: int, cols: int, pe: int, simd: int) -> int:
+    """Lane words of one [rows x cols] matrix: a fold of up to 256 lanes shares a 512-bit word."""
+    return math.ceil(rows * cols / max(pe * simd, LANES_PER_WORD))
+
+
 def size_bitlinear(spec: Spec, kind: str, rows: int, cols: int, pe: int, simd: int, matrices: int,
                    max_beta: int) -> BitLinearPlan:
     """Every width of one BitLinear instance, from the bounds of its values."""
@@ -261,7 +274,7 @@ def size_bitlinear(spec: Spec, kind: str, rows: int, cols: int, pe: int, simd: i
     return BitLinearPlan(kind=kind, rows=rows, cols=cols, pe=pe, simd=simd, matrices=matrices,
                          in_width=in_width, y_width=y_width, sumsq_width=sumsq_width, root_width=root_width,
                          beta_width=beta_width, num_width=num_width, acc_width=acc_width,
-                         words_per_matrix=math.ceil(rows * cols / max(pe * simd, LANES_PER_WORD)),
+                         words_per_matrix=lane_words(rows, cols, pe, simd),
                          offchip=spec.hardware.weights != "onchip")
 
 
@@ -283,11 +296,13 @@ def choose_bitlinears(spec: Spec, weights: Weights | None) -> tuple:
 
 
 def with_stripe_offsets(plans: list[BitLinearPlan]) -> tuple:
-    """Off chip, every kind's lane words follow the previous kind's in the same stripe buffers."""
-    placed, base = [], 0
+    """Where each kind's lane words start: off chip, in the stripe buffers every kind shares; on
+    chip, in its engine's ROM."""
+    placed, base = [], {}
     for b in plans:
-        placed.append(replace(b, base_word=base if b.offchip else 0))
-        base += b.words
+        source = "stripes" if b.offchip else engines.folding(b)
+        placed.append(replace(b, base_word=base.get(source, 0)))
+        base[source] = base.get(source, 0) + b.words
     return tuple(placed)
 
 
@@ -402,6 +417,9 @@ def smaller_parallelism(plan: HardwarePlan) -> dict | None:
     while max(p.values()) > 1:
         widest = max(p, key=lambda k: p[k])      # ties: the first key, simd before pe
         p[widest] //= 2
+        layer_lanes, head_lanes = p["pe"] * p["simd"], p["lm_head_pe"] * p["lm_head_simd"]
+        if max(layer_lanes, head_lanes) > LANES_PER_WORD and layer_lanes != head_lanes:
+            continue        # the spec's stripe rule: wide folds stream the same number of stripes
         folded = [replace(b, pe=p["lm_head_pe"], simd=p["lm_head_simd"]) if b.kind == "lm_head"
                   else replace(b, pe=p["pe"], simd=p["simd"]) for b in plan.bitlinears]
         if not over_budget(plan, folded):

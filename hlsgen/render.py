@@ -133,12 +133,13 @@ def constant_tables(spec: Spec, plan: HardwarePlan, weights: Weights, clamps: Co
         if b.kind == "lm_head":   # one matrix: a scalar, not an array
             beta_table = Table(beta_table.comment, "unsigned long long", "BETA_LM_HEAD", "", f"{int(betas[0])}ULL")
         tables.append(beta_table)
-        if not plan.offchip:
-            words = kind_words(plan, weights, b.kind)
-            tables.append(Table(f"ROM_{name}: packed ternary codes, {b.words_per_matrix} words per matrix",
-                                "uint64_t", f"ROM_{name}", f"[{len(words)}][{words.shape[1]}]",
-                                "{\n" + ",\n".join("{" + ", ".join(f"0x{int(x):016x}ULL" for x in w) + "}"
-                                                   for w in words) + "}"))
+    for e in plan.engines if not plan.offchip else ():
+        # One ROM per engine: its kinds' lane words one after another (each from its base_word).
+        words = np.concatenate([kind_words(plan, weights, kind) for kind in e.kinds])
+        tables.append(Table(f"{e.rom}: packed ternary codes of {', '.join(e.kinds)}", "uint64_t", e.rom,
+                            f"[{len(words)}][{words.shape[1]}]",
+                            "{\n" + ",\n".join("{" + ", ".join(f"0x{int(x):016x}ULL" for x in w) + "}"
+                                               for w in words) + "}"))
     return tables
 
 

@@ -35,8 +35,9 @@ def load_plan(project: Path) -> tuple[spec_mod.Spec, planner.HardwarePlan, list[
 
 # ----------------------------------------------------------------------------- the numbers
 def kernel_resources(plan: planner.HardwarePlan) -> dict:
-    """LUT/FF/DSP per kernel instance: one per BitLinear kind, the rest of the top, the interfaces."""
-    rows = {f"bitlinear {b.kind}": estimate.bitlinear_resources(b, plan.numerics) for b in plan.bitlinears}
+    """LUT/FF/DSP per kernel instance: one per BitLinear engine, the rest of the top, the interfaces."""
+    rows = {f"bitlinear engine {e.name} ({', '.join(e.kinds)})": estimate.bitlinear_resources(e.config, plan.numerics)
+            for e in plan.engines}
     rows["norms, MLGRU, GLU, residuals, argmax"] = estimate.elementwise_resources(plan)
     rows["rest of the top"] = dict(estimate.FIXED)
     rows["m_axi + s_axilite"] = estimate.add(estimate.S_AXILITE, *[estimate.M_AXI_PORT] * len(plan.memory_ports))

@@ -4,8 +4,9 @@
 //   (2 passes)            ▲             ▲
 //   stream_weights ───────┘   scale ────┘ (one per token, from quantise)
 //
-// C (one config struct per instance, written by the generator) sets the shape, the folding
-// (PE rows x SIMD columns per cycle) and every bit width; N holds the numeric formats.
+// C (one config struct per engine, written by the generator) sets the folding (PE rows x SIMD
+// columns per cycle), every bit width and the largest shape; each call runs one projection's
+// shape_t on it, so the projections of a layer share one engine.  N holds the numeric formats.
 #ifndef HLSGEN_BITLINEAR_H
 #define HLSGEN_BITLINEAR_H
 
@@ -13,6 +14,15 @@
 #include "hlsgen_math.h"
 
 namespace hlsgen {
+
+// One projection as its engine runs it: rows and columns (multiples of PE and SIMD, at most the
+// engine's), and where its matrices' lane words start in the weight source.
+struct shape_t {
+    unsigned rows;
+    unsigned cols;
+    unsigned words_per_matrix;
+    unsigned base_word;
+};
 
 // Weight words are 512 bits of 2-bit codes (0b01 = +1, 0b11 = -1, 0 = 0). A fold of up to 256
 // lanes takes a whole fraction of one word; a wider fold takes a lane word of several 512-bit
@@ -71,8 +81,8 @@ code_bits:
 // Per-token output scale S = round(m * beta * 2**E / (127 * isqrt(max(sumsq / K, 1) * 4**guard))).
 template <class N, class C>
 ap_uint<N::scale_width> output_scale(ap_uint<C::y_width> m, ap_uint<C::sumsq_width> sumsq,
-                                     ap_uint<C::beta_width> beta) {
-    ap_uint<C::sumsq_width> ms = sumsq / C::cols;
+                                     ap_uint<C::beta_width> beta, unsigned cols) {
+    ap_uint<C::sumsq_width> ms = sumsq / cols;
     if (ms == 0) ms = 1;
     const ap_uint<C::root_width> r = isqrt<C::root_width>(ap_uint<C::root_width>(ms) << (2 * N::rsqrt_guard));
     const int E = N::scale_exponent;
@@ -93,7 +103,7 @@ ap_uint<N::scale_width> output_scale(ap_uint<C::y_width> m, ap_uint<C::sumsq_wid
 // only sets the output scale); pass 2: the codes, SIMD per cycle; then the output scale.
 template <class N, class C, class GAMMA>
 void quantise(const ap_int<C::in_width> v[C::cols], const GAMMA gamma[C::cols],
-              ap_uint<C::beta_width> beta, hls::stream<ap_uint<8 * C::simd> >& codes,
+              ap_uint<C::beta_width> beta, shape_t shape, hls::stream<ap_uint<8 * C::simd> >& codes,
               hls::stream<ap_uint<N::scale_width> >& scale) {
 #pragma HLS ARRAY_PARTITION variable=v cyclic factor=C::simd
 #pragma HLS ARRAY_PARTITION variable=gamma cyclic factor=C::simd
@@ -102,7 +112,8 @@ void quantise(const ap_int<C::in_width> v[C::cols], const GAMMA gamma[C::cols],
     mag_t m = 0;
     ap_uint<C::sumsq_width> sumsq = 0;
 quantise_stats:
-    for (unsigned sf = 0; sf < C::cols / C::simd; sf++) {
+    for (unsigned sf = 0; sf < shape.cols / C::simd; sf++) {
+#pragma HLS LOOP_TRIPCOUNT max=C::cols / C::simd
 #pragma HLS PIPELINE II=1
         mag_t fold_max = 0;
         ap_uint<C::sumsq_width> fold_sumsq = 0;
@@ -122,7 +133,8 @@ quantise_stats:
     ap_int<8> traced[C::cols];
 #endif
 quantise_codes:
-    for (unsigned sf = 0; sf < C::cols / C::simd; sf++) {
+    for (unsigned sf = 0; sf < shape.cols / C::simd; sf++) {
+#pragma HLS LOOP_TRIPCOUNT max=C::cols / C::simd
 #pragma HLS PIPELINE II=1
         ap_uint<8 * C::simd> packet;
     codes_lanes:
@@ -140,23 +152,24 @@ quantise_codes:
         }
         codes.write(packet);
     }
-    HLSGEN_TRACE(trace_scope() + ".q", traced, C::cols);
+    HLSGEN_TRACE(trace_scope() + ".q", traced, shape.cols);
     // The scale after the codes: the MVU starts on the codes while the square root and the
     // divider run (only rescale waits for the scale; the sums FIFO holds a matrix's rows).
-    const ap_uint<N::scale_width> s = output_scale<N, C>(m, sumsq, beta);
+    const ap_uint<N::scale_width> s = output_scale<N, C>(m, sumsq, beta, shape.cols);
     scale.write(s);
     HLSGEN_TRACE(trace_scope() + ".scale", &s, 1);
 }
 
 // Streams the weight lanes of matrix `layer` in the order the MVU consumes them.
 template <class C, class SRC>
-void stream_weights(const SRC& src, unsigned layer, hls::stream<ap_uint<2 * C::pe * C::simd> >& lanes) {
+void stream_weights(SRC src, unsigned layer, shape_t shape, hls::stream<ap_uint<2 * C::pe * C::simd> >& lanes) {
     const unsigned LANE_BITS = 2 * C::pe * C::simd;
     const unsigned LANES_PER_WORD = 512 * C::stripes / LANE_BITS;
-    const unsigned base = C::base_word + layer * C::words_per_matrix;
+    const unsigned base = shape.base_word + layer * shape.words_per_matrix;
     ap_uint<512 * C::stripes> word = 0;
 weights_fold:
-    for (unsigned i = 0; i < C::rows / C::pe * (C::cols / C::simd); i++) {
+    for (unsigned i = 0; i < shape.rows / C::pe * (shape.cols / C::simd); i++) {
+#pragma HLS LOOP_TRIPCOUNT max=C::rows / C::pe * (C::cols / C::simd)
 #pragma HLS PIPELINE II=1
         const unsigned lane = i % LANES_PER_WORD;
         if (lane == 0) word = fetch_word(src, base + i / LANES_PER_WORD);
@@ -180,19 +193,20 @@ struct adder_tree<1, W> {
 // The ternary matrix-vector unit: PE rows x SIMD columns per cycle, adds and subtracts only.
 // The input vector is buffered during the first row fold and reused for the others.
 template <class C>
-void mvu(hls::stream<ap_uint<8 * C::simd> >& codes, hls::stream<ap_uint<2 * C::pe * C::simd> >& weights,
+void mvu(shape_t shape, hls::stream<ap_uint<8 * C::simd> >& codes, hls::stream<ap_uint<2 * C::pe * C::simd> >& weights,
          hls::stream<ap_uint<C::pe * C::acc_width> >& sums) {
     static_assert((C::pe & (C::pe - 1)) == 0 && (C::simd & (C::simd - 1)) == 0, "PE and SIMD are powers of two");
     // |sum| <= 127 * cols must fit a signed acc_width-bit accumulator.
     static_assert(127ULL * C::cols < (1ULL << (C::acc_width - 1)), "accumulator too narrow");
-    const unsigned SF = C::cols / C::simd;
+    const unsigned SF = shape.cols / C::simd;
     ap_uint<8 * C::simd> input_buffer[C::cols / C::simd];
     ap_int<C::acc_width> acc[C::pe];
 #pragma HLS ARRAY_PARTITION variable=acc complete
     unsigned sf = 0;
     bool first_fold = true;
 mvu_fold:
-    for (unsigned i = 0; i < C::rows / C::pe * SF; i++) {
+    for (unsigned i = 0; i < shape.rows / C::pe * SF; i++) {
+#pragma HLS LOOP_TRIPCOUNT max=C::rows / C::pe * (C::cols / C::simd)
 #pragma HLS PIPELINE II=1
         ap_uint<8 * C::simd> x;
         if (first_fold) {
@@ -236,14 +250,15 @@ mvu_fold:
 // out = saturate(rshift_round(acc * S, scale_frac)): one packet of PE sums in and one packet of
 // PE outputs out per cycle (rows / PE cycles), lane p in bits [p * act_width, (p + 1) * act_width).
 template <class N, class C>
-void rescale(hls::stream<ap_uint<C::pe * C::acc_width> >& sums, hls::stream<ap_uint<N::scale_width> >& scale,
-             hls::stream<ap_uint<C::pe * N::act_width> >& out) {
+void rescale(shape_t shape, hls::stream<ap_uint<C::pe * C::acc_width> >& sums,
+             hls::stream<ap_uint<N::scale_width> >& scale, hls::stream<ap_uint<C::pe * N::act_width> >& out) {
     const ap_uint<N::scale_width> s = pop(scale, "rescale.scale");
 #ifndef __SYNTHESIS__
     ap_int<N::act_width> traced[C::rows];
 #endif
 rescale_folds:
-    for (unsigned r = 0; r < C::rows / C::pe; r++) {
+    for (unsigned r = 0; r < shape.rows / C::pe; r++) {
+#pragma HLS LOOP_TRIPCOUNT max=C::rows / C::pe
 #pragma HLS PIPELINE II=1
         const ap_uint<C::pe * C::acc_width> packet = pop(sums, "rescale.sums");
         ap_uint<C::pe * N::act_width> outputs;
@@ -260,13 +275,14 @@ rescale_folds:
         }
         out.write(outputs);
     }
-    HLSGEN_TRACE(trace_scope(), traced, C::rows);
+    HLSGEN_TRACE(trace_scope(), traced, shape.rows);
 }
 
-// One BitLinear on one token: norm-folded quantiser, weight streamer, MVU and rescale in DATAFLOW.
+// One BitLinear on one token, the projection `shape` on engine C: norm-folded quantiser, weight
+// streamer, MVU and rescale in DATAFLOW.
 template <class N, class C, class GAMMA, class SRC>
 void bitlinear(const ap_int<C::in_width> v[C::cols], const GAMMA gamma[C::cols],
-               ap_uint<C::beta_width> beta, const SRC& weights, unsigned layer,
+               ap_uint<C::beta_width> beta, SRC weights, unsigned layer, shape_t shape,
                hls::stream<ap_uint<C::pe * N::act_width> >& out) {
 #pragma HLS DATAFLOW
     hls::stream<ap_uint<8 * C::simd> > codes;
@@ -277,10 +293,10 @@ void bitlinear(const ap_int<C::in_width> v[C::cols], const GAMMA gamma[C::cols],
 #pragma HLS STREAM variable=sums depth=C::sum_depth
     hls::stream<ap_uint<N::scale_width> > scale;
 #pragma HLS STREAM variable=scale depth=2
-    quantise<N, C>(v, gamma, beta, codes, scale);
-    stream_weights<C>(weights, layer, lanes);
-    mvu<C>(codes, lanes, sums);
-    rescale<N, C>(sums, scale, out);
+    quantise<N, C>(v, gamma, beta, shape, codes, scale);
+    stream_weights<C>(weights, layer, shape, lanes);
+    mvu<C>(shape, codes, lanes, sums);
+    rescale<N, C>(shape, sums, scale, out);
 #ifndef __SYNTHESIS__
     check_drained(codes, "bitlinear.codes");
     check_drained(lanes, "bitlinear.weights");

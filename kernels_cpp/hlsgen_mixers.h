@@ -27,8 +27,10 @@ inline wide_t act_lane(const ap_uint<P>& packet, unsigned p) {
     return wide_t(ap_int<N::act_width>(get_field<N::act_width>(packet, p)));
 }
 
-template <class N, int K, int E, class GAMMA>
-void norm(const ap_int<N::act_width> h[K], const GAMMA gamma[K], ap_int<N::act_width> v[K]) {
+// OUT (norm, mlgru, glu): the element type of the next BitLinear engine's input, at least as
+// wide as the value written (an engine shared by act and mix inputs takes the wider).
+template <class N, int K, int E, class GAMMA, class OUT>
+void norm(const ap_int<N::act_width> h[K], const GAMMA gamma[K], OUT v[K]) {
     static_assert(K % E == 0, "the lanes divide the vector");
 #pragma HLS ARRAY_PARTITION variable=h cyclic factor=E
 #pragma HLS ARRAY_PARTITION variable=gamma cyclic factor=E
@@ -49,10 +51,10 @@ norm_folds:
 // layer PE); `state` persists. Each lane evaluates three sigmoids, i.e. reads the constant
 // sigmoid table at six data-dependent addresses per cycle (the GLU: two per lane), which cyclic
 // partitioning cannot serve: at II=1 the table needs that many read ports (ROM copies).
-template <class N, int D, int E, class LB, class GAMMA, class TABLE>
+template <class N, int D, int E, class LB, class GAMMA, class TABLE, class OUT>
 void mlgru(hls::stream<ap_uint<E * N::act_width> >& i_in, hls::stream<ap_uint<E * N::act_width> >& f_in,
            hls::stream<ap_uint<E * N::act_width> >& g_in, const LB lower_bound[D], const GAMMA g_norm[D],
-           ap_int<N::state_width> state[D], const TABLE sigmoid_table[N::sigmoid_entries], ap_int<N::mix_width> o[D]) {
+           ap_int<N::state_width> state[D], const TABLE sigmoid_table[N::sigmoid_entries], OUT o[D]) {
     static_assert(D % E == 0, "the lanes divide the vector");
 #pragma HLS ARRAY_PARTITION variable=lower_bound cyclic factor=E
 #pragma HLS ARRAY_PARTITION variable=g_norm cyclic factor=E
@@ -90,9 +92,9 @@ mlgru_folds:
 
 // GLU on one token: the fused gate_proj streams the gate half first, then the up half, E values
 // per packet (E divides I, so no packet straddles the halves).
-template <class N, int I, int E, class TABLE>
+template <class N, int I, int E, class TABLE, class OUT>
 void glu(hls::stream<ap_uint<E * N::act_width> >& gate_up, const TABLE sigmoid_table[N::sigmoid_entries],
-         ap_int<N::mix_width> z[I]) {
+         OUT z[I]) {
     static_assert(I % E == 0, "the lanes divide the intermediate size");
 #pragma HLS ARRAY_PARTITION variable=z cyclic factor=E
     ap_int<N::mix_width + N::act_width> silu_gate[I];

@@ -101,23 +101,28 @@ void append(values_t& out, const T (&array)[N]) {
 inline size_t tokens(const values_t& values, size_t width) { return (values.size() + width - 1) / width; }
 
 // ----------------------------------------------------------------------------- BitLinear
-// Inputs: v [T, cols], gamma [cols], beta, layer, words [matrices * words_per_matrix * 8] (uint64).
+// Inputs: shape [rows, cols, words_per_matrix] (at most the engine's), v [T, cols], gamma [cols],
+// beta, layer, words [matrices * words_per_matrix * 8 * stripes] (uint64).
 // Output: out [T, rows]; the kernels trace "bitlinear", "bitlinear.q" and "bitlinear.scale" per token.
 template <class N, class C, class SOURCE>
 void run_bitlinear(const Case& c, SOURCE weights) {
+    const values_t dims = c.input("shape");
+    const hlsgen::shape_t shape = {(unsigned)dims.at(0), (unsigned)dims.at(1), (unsigned)dims.at(2), 0};
+    if (shape.rows > C::rows || shape.cols > C::cols) fail("the case's shape is larger than its engine");
     const values_t v = c.input("v");
-    int gamma[C::cols];
-    load(gamma, c.input("gamma"), 0);
+    const values_t gamma_in = c.input("gamma");
+    int gamma[C::cols] = {0};
+    for (unsigned k = 0; k < shape.cols; k++) gamma[k] = (int)gamma_in.at(k);
     const ap_uint<C::beta_width> beta = (unsigned long long)c.scalar("beta");
     const unsigned layer = (unsigned)c.scalar("layer");
     values_t out;
-    for (size_t t = 0; t < tokens(v, C::cols); t++) {
-        ap_int<C::in_width> x[C::cols];
-        load(x, v, t * C::cols);
+    for (size_t t = 0; t < tokens(v, shape.cols); t++) {
+        ap_int<C::in_width> x[C::cols] = {0};
+        for (unsigned k = 0; k < shape.cols && t * shape.cols + k < v.size(); k++) x[k] = v[t * shape.cols + k];
         hls::stream<ap_uint<C::pe * N::act_width> > y;
         HLSGEN_SCOPE("bitlinear");
-        hlsgen::bitlinear<N, C>(x, gamma, beta, weights, layer, y);
-        collect_packed<N::act_width, C::pe>(y, C::rows, out);
+        hlsgen::bitlinear<N, C>(x, gamma, beta, weights, layer, shape, y);
+        collect_packed<N::act_width, C::pe>(y, shape.rows, out);
         hlsgen::check_drained(y, "harness.bitlinear.out");
     }
     c.output("out", out);

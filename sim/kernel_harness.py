@@ -25,7 +25,7 @@ import numpy as np
 
 from hlsgen import csim, planner, render
 from hlsgen.errors import HlsgenError
-from hlsgen.planner import BitLinearPlan
+from hlsgen.planner import BitLinearPlan, lane_words
 from hlsgen.spec import HardwareSpec, ModelSpec, NumericsSpec, ProjectSpec, Spec, WeightsSpec
 
 SIM_DIR = Path(__file__).resolve().parent
@@ -77,9 +77,16 @@ class BitLinear:
         """source: 'rom' (uint64_t [words][8 * stripes]) or 'axi' (one ap_uint<512>* per stripe)."""
         return f"harness::bitlinear_{source}<{self.variant.cpp},{self.config}>"
 
+    def shape(self, rows: int, cols: int) -> list[int]:
+        """The shape_t a case runs on this engine: [rows, cols, words_per_matrix]."""
+        return [rows, cols, lane_words(rows, cols, self.plan.pe, self.plan.simd)]
+
     def words(self, matrices: list[np.ndarray]) -> np.ndarray:
-        """Codes [rows, cols] per matrix -> the packed lane words the generator writes."""
-        return np.concatenate([render.weight_words(codes, self.plan) for codes in matrices])
+        """Codes [rows, cols] per matrix -> the packed lane words the generator writes (a matrix
+        smaller than the engine's largest is packed at its own shape, as the top's kinds are)."""
+        rows, cols = matrices[0].shape
+        plan = replace(self.plan, rows=rows, cols=cols, words_per_matrix=self.shape(rows, cols)[2])
+        return np.concatenate([render.weight_words(codes, plan) for codes in matrices])
 
 
 class KernelProgram:

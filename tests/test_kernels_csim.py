@@ -203,7 +203,9 @@ def bitlinear_case(bl: BitLinear, source: str, x: BitLinearInputs) -> Case:
     other = np.zeros_like(x.codes)          # the matrix the case does not select
     matrices = [x.codes, other] if x.layer == 0 else [other, x.codes]
     beta = nx.beta_fixed(np.float32(x.weight_scale), bl.variant.numerics)
-    return Case(bl.entry(source), dict(v=x.v, gamma=x.gamma, beta=beta, layer=x.layer, words=bl.words(matrices)))
+    rows, cols = x.codes.shape
+    return Case(bl.entry(source), dict(shape=bl.shape(rows, cols), v=x.v, gamma=x.gamma, beta=beta, layer=x.layer,
+                                       words=bl.words(matrices)))
 
 
 def check_bitlinear(result, expected: BitLinearExpected) -> None:
@@ -233,6 +235,21 @@ def test_bitlinear_random_shapes(run, shape):
     cases = [(source, x) for source in SOURCES for x in inputs]
     results = run([bitlinear_case(bl, source, x) for source, x in cases])
     for (source, x), result in zip(cases, results):
+        check_bitlinear(result, expected_bitlinear(bl.variant.numerics, x))
+
+
+@pytest.mark.parametrize("engine, rows, cols", [(SHAPES[0], 8, 16), (SHAPES[0], 24, 8), (SHAPES[0], 4, 40),
+                                                (SHAPES[-2], 16, 32), (SHAPES[-1], 4, 256)],
+                         ids=lambda v: v.id if isinstance(v, Shape) else str(v))
+def test_one_engine_runs_every_smaller_projection(run, engine, rows, cols):
+    """The projections of a layer share one engine: a shape within the engine's largest runs on
+    it bit for bit (its rows, its columns in the scale's mean, its weight words)."""
+    bl = BITLINEARS[engine.id]
+    assert (rows, cols) != (engine.rows, engine.cols) and rows % engine.pe == 0 and cols % engine.simd == 0
+    full = random_inputs(np.random.default_rng(rows * 1000 + cols), bl, tokens=3, layer=1)
+    x = BitLinearInputs(full.v[:, :cols], full.codes[:rows, :cols], full.gamma[:cols], full.weight_scale, 1)
+    results = run([bitlinear_case(bl, source, x) for source in SOURCES])
+    for result in results:
         check_bitlinear(result, expected_bitlinear(bl.variant.numerics, x))
 
 

@@ -18,19 +18,31 @@ def make_plan(tmp_path, *, pe=4, simd=8, place="onchip", board="u280", hidden=64
 
 
 def test_bitlinear_cycles_closed_form(tmp_path):
-    b = make_plan(tmp_path).bitlinear("gate")            # 256 x 64 at 4 x 8
+    """MVU-bound: the folds outlast the codes, the scale and the rescale of the row folds."""
+    p = make_plan(tmp_path)
+    b, engine = p.bitlinear("gate"), p.engine_of("gate").config   # 256 x 64 at 4 x 8
     folds = (256 // 4) * (64 // 8)
-    rescale = 256 // 4                                   # one packet of PE outputs per cycle
-    expected = 64 // 8 + (b.root_width // 2 + b.num_width) + max(folds, rescale) + 3 * perf.PIPELINE_FILL
-    assert perf.bitlinear_compute_cycles(b) == expected
+    scale = engine.sumsq_width + engine.root_width // 2 + engine.num_width
+    assert folds > 64 // 8 + scale + 256 // 4
+    assert perf.bitlinear_compute_cycles(b, engine) == 64 // 8 + folds + 3 * perf.PIPELINE_FILL
 
 
-def test_rescale_bound_bitlinear_closed_form(tmp_path):
-    """All columns in one cycle: the MVU takes rows / PE cycles, as many as the rescale."""
-    b = make_plan(tmp_path, pe=4, simd=64).bitlinear("gate")           # 256 x 64 at 4 x 64
+def test_scale_bound_bitlinear_closed_form(tmp_path):
+    """All columns in one cycle: the rescale waits for the scale, then drains rows / PE folds."""
+    p = make_plan(tmp_path, pe=4, simd=64)
+    b, engine = p.bitlinear("gate"), p.engine_of("gate").config   # 256 x 64 at 4 x 64
     assert b.cycles_per_matrix == 256 // 4
-    expected = 64 // 64 + (b.root_width // 2 + b.num_width) + 256 // 4 + 3 * perf.PIPELINE_FILL
-    assert perf.bitlinear_compute_cycles(b) == expected
+    scale = engine.sumsq_width + engine.root_width // 2 + engine.num_width
+    expected = 1 + (1 + scale + 256 // 4) + 3 * perf.PIPELINE_FILL
+    assert perf.bitlinear_compute_cycles(b, engine) == expected
+
+
+def test_kinds_of_one_folding_share_one_engine_sized_for_the_widest(tmp_path):
+    p = make_plan(tmp_path, pe=4, simd=8)
+    assert [e.kinds for e in p.engines] == [("i", "f", "g", "o", "gate", "down", "lm_head")]
+    engine = p.engines[0].config
+    for field in ("rows", "cols", "acc_width", "num_width", "in_width"):
+        assert getattr(engine, field) == max(getattr(b, field) for b in p.bitlinears)
 
 
 @pytest.mark.parametrize("pe", [1, 8, 64])

@@ -13,6 +13,25 @@ static std::string layer_name(unsigned layer, const char* what) {
 
 using namespace tiny_top;
 
+// Engine `layer`: the i, f, g, o, gate, down projections on one quantiser + MVU + rescale,
+// each call with its kind's shape (the top's ALLOCATION keeps it one instance).
+static void layer_engine(const layer_in_t v[layer_config::cols], const gamma_rom_t gamma[layer_config::cols],
+                         ap_uint<layer_config::beta_width> beta, hlsgen::weight_stripes<1> weights, unsigned layer,
+                         hlsgen::shape_t shape, hls::stream<ap_uint<layer_config::pe * numerics::act_width> >& out) {
+#pragma HLS INLINE off
+    hlsgen::bitlinear<numerics, layer_config>(v, gamma, beta, weights, layer, shape, out);
+}
+
+// Engine `head`: the lm_head projection on one quantiser + MVU + rescale,
+// each call with its kind's shape (the top's ALLOCATION keeps it one instance).
+static void head_engine(const head_in_t v[head_config::cols], const gamma_rom_t gamma[head_config::cols],
+                         ap_uint<head_config::beta_width> beta, hlsgen::weight_stripes<1> weights, unsigned layer,
+                         hlsgen::shape_t shape, hls::stream<ap_uint<head_config::pe * numerics::act_width> >& out) {
+#pragma HLS INLINE off
+    hlsgen::bitlinear<numerics, head_config>(v, gamma, beta, weights, layer, shape, out);
+}
+
+
 void tiny_top_top(ap_uint<32> token, ap_uint<1> reset_state, act_t logits[VOCAB],
                    ap_uint<32>* next_token, const ap_int<32>* emb_table,
                    const hlsgen::weight_word_t* w0) {
@@ -26,6 +45,8 @@ void tiny_top_top(ap_uint<32> token, ap_uint<1> reset_state, act_t logits[VOCAB]
 #pragma HLS INTERFACE mode=m_axi port=w0 bundle=gmem_w0 offset=slave depth=384 max_read_burst_length=64 num_read_outstanding=16 latency=64
 #pragma HLS INTERFACE mode=s_axilite port=w0 bundle=control
 #pragma HLS INTERFACE mode=s_axilite port=return bundle=control
+#pragma HLS ALLOCATION function instances=layer_engine limit=1
+#pragma HLS ALLOCATION function instances=head_engine limit=1
 
     // The recurrent state: the only thing carried from one token to the next (LAYER_PE lanes,
     // as mlgru reads and writes it).
@@ -48,8 +69,12 @@ void tiny_top_top(ap_uint<32> token, ap_uint<1> reset_state, act_t logits[VOCAB]
 
     // Every BitLinear reads its lane words from all 1 weight port(s) at once.
     const hlsgen::weight_stripes<1> weight_ports = {{w0}};
-    act_t h[HIDDEN], r[HIDDEN], v[HIDDEN];
-    mix_t o[INNER], z[INTERMEDIATE];
+    act_t h[HIDDEN], r[HIDDEN];
+    // The BitLinears' input vectors, in their engine's input type.
+    layer_in_t v[HIDDEN];
+    layer_in_t o[INNER];
+    layer_in_t z[INTERMEDIATE];
+    head_in_t x_head[HIDDEN];
     // Each stream holds one whole vector, as packets of PE values (the PE of the BitLinear that
     // writes it): the stages run one after another within a token, each a packet per cycle.
     hls::stream<layer_packet_t> i_out, f_out, g_out, o_out, gate_up_out, down_out;
@@ -70,32 +95,32 @@ layers:
         // Token mixer (MLGRU).
         hlsgen::norm<numerics, HIDDEN, LAYER_PE>(h, ATTN_NORM[l], v);
         HLSGEN_SCOPE(layer_name(l, "attn.i"));
-        hlsgen::bitlinear<numerics, i_config>(v, GAMMA_I[l], BETA_I[l], weight_ports, l, i_out);
+        layer_engine(v, GAMMA_I[l], BETA_I[l], weight_ports, l, I_SHAPE, i_out);
         HLSGEN_SCOPE(layer_name(l, "attn.f"));
-        hlsgen::bitlinear<numerics, f_config>(v, GAMMA_F[l], BETA_F[l], weight_ports, l, f_out);
+        layer_engine(v, GAMMA_F[l], BETA_F[l], weight_ports, l, F_SHAPE, f_out);
         HLSGEN_SCOPE(layer_name(l, "attn.g"));
-        hlsgen::bitlinear<numerics, g_config>(v, GAMMA_G[l], BETA_G[l], weight_ports, l, g_out);
+        layer_engine(v, GAMMA_G[l], BETA_G[l], weight_ports, l, G_SHAPE, g_out);
         hlsgen::mlgru<numerics, INNER, LAYER_PE>(i_out, f_out, g_out, LOWER_BOUND[l], G_NORM[l], state[l], SIGMOID_TABLE, o);
         HLSGEN_TRACE(layer_name(l, "attn.state"), state[l], INNER);
         HLSGEN_TRACE(layer_name(l, "attn.mlgru_out"), o, INNER);
         HLSGEN_SCOPE(layer_name(l, "attn.o"));
-        hlsgen::bitlinear<numerics, o_config>(o, GAMMA_O[l], BETA_O[l], weight_ports, l, o_out);
+        layer_engine(o, GAMMA_O[l], BETA_O[l], weight_ports, l, O_SHAPE, o_out);
         hlsgen::residual<numerics, HIDDEN, LAYER_PE>(h, o_out, r);
         HLSGEN_TRACE(layer_name(l, "attn.residual"), r, HIDDEN);
         // Channel mixer (GLU).
         hlsgen::norm<numerics, HIDDEN, LAYER_PE>(r, MLP_NORM[l], v);
         HLSGEN_SCOPE(layer_name(l, "mlp.gate"));
-        hlsgen::bitlinear<numerics, gate_config>(v, GAMMA_GATE[l], BETA_GATE[l], weight_ports, l, gate_up_out);
+        layer_engine(v, GAMMA_GATE[l], BETA_GATE[l], weight_ports, l, GATE_SHAPE, gate_up_out);
         hlsgen::glu<numerics, INTERMEDIATE, LAYER_PE>(gate_up_out, SIGMOID_TABLE, z);
         HLSGEN_TRACE(layer_name(l, "mlp.glu"), z, INTERMEDIATE);
         HLSGEN_SCOPE(layer_name(l, "mlp.down"));
-        hlsgen::bitlinear<numerics, down_config>(z, GAMMA_DOWN[l], BETA_DOWN[l], weight_ports, l, down_out);
+        layer_engine(z, GAMMA_DOWN[l], BETA_DOWN[l], weight_ports, l, DOWN_SHAPE, down_out);
         hlsgen::residual<numerics, HIDDEN, LAYER_PE>(r, down_out, h);
         HLSGEN_TRACE(layer_name(l, "mlp.residual"), h, HIDDEN);
     }
-    hlsgen::norm<numerics, HIDDEN, LAYER_PE>(h, FINAL_NORM, v);
+    hlsgen::norm<numerics, HIDDEN, LAYER_PE>(h, FINAL_NORM, x_head);
     HLSGEN_SCOPE("lm_head");
-    hlsgen::bitlinear<numerics, lm_head_config>(v, GAMMA_LM_HEAD, BETA_LM_HEAD, weight_ports, 0, logits_out);
+    head_engine(x_head, GAMMA_LM_HEAD, BETA_LM_HEAD, weight_ports, 0, LM_HEAD_SHAPE, logits_out);
     *next_token = hlsgen::argmax<numerics, VOCAB, HEAD_PE>(logits_out, logits);
 #ifndef __SYNTHESIS__
     hlsgen::check_drained(i_out, "i_out");

@@ -62,114 +62,11 @@ typedef int gamma_rom_t;
 typedef int sigmoid_rom_t;
 #endif
 
-// i: [64 x 64] x 2, 4 PE x 8 SIMD, 128 cycles per matrix
-struct i_config {
-    static const unsigned rows = 64;
-    static const unsigned cols = 64;
-    static const unsigned pe = 4;
-    static const unsigned simd = 8;
-    static const unsigned in_width = 24;
-    static const unsigned y_width = 44;
-    static const unsigned sumsq_width = 53;
-    static const unsigned root_width = 64;
-    static const unsigned beta_width = 27;
-    static const unsigned num_width = 73;
-    static const unsigned acc_width = 14;
-    static const unsigned words_per_matrix = 16;
-    static const unsigned stripes = 1;
-    static const unsigned base_word = 0;
-    static const unsigned code_depth = 8;
-    static const unsigned lane_depth = 2;
-    static const unsigned sum_depth = 16;   // every row fold: the MVU never waits for the scale
-};
-
-// f: [64 x 64] x 2, 4 PE x 8 SIMD, 128 cycles per matrix
-struct f_config {
-    static const unsigned rows = 64;
-    static const unsigned cols = 64;
-    static const unsigned pe = 4;
-    static const unsigned simd = 8;
-    static const unsigned in_width = 24;
-    static const unsigned y_width = 44;
-    static const unsigned sumsq_width = 53;
-    static const unsigned root_width = 64;
-    static const unsigned beta_width = 27;
-    static const unsigned num_width = 73;
-    static const unsigned acc_width = 14;
-    static const unsigned words_per_matrix = 16;
-    static const unsigned stripes = 1;
-    static const unsigned base_word = 32;
-    static const unsigned code_depth = 8;
-    static const unsigned lane_depth = 2;
-    static const unsigned sum_depth = 16;   // every row fold: the MVU never waits for the scale
-};
-
-// g: [64 x 64] x 2, 4 PE x 8 SIMD, 128 cycles per matrix
-struct g_config {
-    static const unsigned rows = 64;
-    static const unsigned cols = 64;
-    static const unsigned pe = 4;
-    static const unsigned simd = 8;
-    static const unsigned in_width = 24;
-    static const unsigned y_width = 44;
-    static const unsigned sumsq_width = 53;
-    static const unsigned root_width = 64;
-    static const unsigned beta_width = 27;
-    static const unsigned num_width = 73;
-    static const unsigned acc_width = 14;
-    static const unsigned words_per_matrix = 16;
-    static const unsigned stripes = 1;
-    static const unsigned base_word = 64;
-    static const unsigned code_depth = 8;
-    static const unsigned lane_depth = 2;
-    static const unsigned sum_depth = 16;   // every row fold: the MVU never waits for the scale
-};
-
-// o: [64 x 64] x 2, 4 PE x 8 SIMD, 128 cycles per matrix
-struct o_config {
-    static const unsigned rows = 64;
-    static const unsigned cols = 64;
-    static const unsigned pe = 4;
-    static const unsigned simd = 8;
-    static const unsigned in_width = 24;
-    static const unsigned y_width = 44;
-    static const unsigned sumsq_width = 53;
-    static const unsigned root_width = 64;
-    static const unsigned beta_width = 27;
-    static const unsigned num_width = 73;
-    static const unsigned acc_width = 14;
-    static const unsigned words_per_matrix = 16;
-    static const unsigned stripes = 1;
-    static const unsigned base_word = 96;
-    static const unsigned code_depth = 8;
-    static const unsigned lane_depth = 2;
-    static const unsigned sum_depth = 16;   // every row fold: the MVU never waits for the scale
-};
-
-// gate: [256 x 64] x 2, 4 PE x 8 SIMD, 512 cycles per matrix
-struct gate_config {
+// BitLinear engines: the kinds of one folding share one (hlsgen/engines.py); each is sized for the
+// widest of its kinds, and each call runs one kind's shape.
+// engine layer: up to [256 x 128], 4 PE x 8 SIMD
+struct layer_config {
     static const unsigned rows = 256;
-    static const unsigned cols = 64;
-    static const unsigned pe = 4;
-    static const unsigned simd = 8;
-    static const unsigned in_width = 24;
-    static const unsigned y_width = 44;
-    static const unsigned sumsq_width = 53;
-    static const unsigned root_width = 64;
-    static const unsigned beta_width = 27;
-    static const unsigned num_width = 73;
-    static const unsigned acc_width = 14;
-    static const unsigned words_per_matrix = 64;
-    static const unsigned stripes = 1;
-    static const unsigned base_word = 128;
-    static const unsigned code_depth = 8;
-    static const unsigned lane_depth = 2;
-    static const unsigned sum_depth = 64;   // every row fold: the MVU never waits for the scale
-};
-
-// down: [64 x 128] x 2, 4 PE x 8 SIMD, 256 cycles per matrix
-struct down_config {
-    static const unsigned rows = 64;
     static const unsigned cols = 128;
     static const unsigned pe = 4;
     static const unsigned simd = 8;
@@ -180,16 +77,16 @@ struct down_config {
     static const unsigned beta_width = 27;
     static const unsigned num_width = 73;
     static const unsigned acc_width = 15;
-    static const unsigned words_per_matrix = 32;
     static const unsigned stripes = 1;
-    static const unsigned base_word = 256;
     static const unsigned code_depth = 16;
     static const unsigned lane_depth = 2;
-    static const unsigned sum_depth = 16;   // every row fold: the MVU never waits for the scale
+    static const unsigned sum_depth = 64;   // every row fold: the MVU never waits for the scale
 };
 
-// lm_head: [256 x 64] x 1, 1 PE x 1 SIMD, 16384 cycles per matrix
-struct lm_head_config {
+typedef ap_int<layer_config::in_width> layer_in_t;   // its input vectors
+
+// engine head: up to [256 x 64], 1 PE x 1 SIMD
+struct head_config {
     static const unsigned rows = 256;
     static const unsigned cols = 64;
     static const unsigned pe = 1;
@@ -201,13 +98,35 @@ struct lm_head_config {
     static const unsigned beta_width = 27;
     static const unsigned num_width = 73;
     static const unsigned acc_width = 14;
-    static const unsigned words_per_matrix = 64;
     static const unsigned stripes = 1;
-    static const unsigned base_word = 320;
     static const unsigned code_depth = 64;
     static const unsigned lane_depth = 2;
     static const unsigned sum_depth = 256;   // every row fold: the MVU never waits for the scale
 };
+
+typedef ap_int<head_config::in_width> head_in_t;   // its input vectors
+
+// The projections, as their engines run them: {rows, cols, lane words per matrix, first lane word}.
+// i: [64 x 64] x 2, 128 cycles per matrix
+static const hlsgen::shape_t I_SHAPE = {64, 64, 16, 0};
+
+// f: [64 x 64] x 2, 128 cycles per matrix
+static const hlsgen::shape_t F_SHAPE = {64, 64, 16, 32};
+
+// g: [64 x 64] x 2, 128 cycles per matrix
+static const hlsgen::shape_t G_SHAPE = {64, 64, 16, 64};
+
+// o: [64 x 64] x 2, 128 cycles per matrix
+static const hlsgen::shape_t O_SHAPE = {64, 64, 16, 96};
+
+// gate: [256 x 64] x 2, 512 cycles per matrix
+static const hlsgen::shape_t GATE_SHAPE = {256, 64, 64, 128};
+
+// down: [64 x 128] x 2, 256 cycles per matrix
+static const hlsgen::shape_t DOWN_SHAPE = {64, 128, 32, 256};
+
+// lm_head: [256 x 64] x 1, 16384 cycles per matrix
+static const hlsgen::shape_t LM_HEAD_SHAPE = {256, 64, 64, 320};
 
 }  // namespace tiny_top
 
