@@ -1,11 +1,13 @@
 """Analytic performance model of the generated design (decode, batch 1).
 
-It describes the architecture hlsgen generates today: within a token every stage runs after the
-one before (the BitLinears one at a time, each a DATAFLOW of quantiser, weight streamer, MVU
-and rescale), so a token's cycles are the sum of its stages.  A BitLinear whose weights come
-over m_axi takes the longer of its compute and its weight transfer; the transfer runs over all
-weight stripes at once (planner.memory_ports), so the MVU's lanes set how many channels stream.  Prefill feeds the same
-hardware one token at a time, so it runs at the decode rate (no weight reuse across tokens yet).
+The architecture hlsgen generates: the top is a DATAFLOW of two processes.  The weight streamer
+reads every projection's lanes of the token, in order, into the engines' lane FIFOs
+(planner.PREFETCH_LANES deep), over all weight stripes at once (planner.memory_ports), so the
+MVU's lanes set how many channels stream.  The compute runs the stages of the token one after
+another (a BitLinear is a DATAFLOW of quantiser, MVU and rescale on its engine), taking lanes from
+the FIFO as its MVU folds need them.  The streamer runs ahead while the compute is busy between
+MVUs, as far as the FIFO allows; `run_phases` follows both as a fluid model.  Prefill feeds the
+same hardware one token at a time, so it runs at the decode rate (no weight reuse across tokens).
 
 Every stage between the BitLinears is as wide as the BitLinear feeding it: a rescale emits one
 packet of PE outputs per cycle, and norm, MLGRU, GLU and the residuals take E = the layer PE
@@ -23,17 +25,24 @@ from .planner import WORD_BITS, BitLinearPlan, HardwarePlan
 PIPELINE_FILL = 12        # cycles to fill and drain one pipelined loop (an estimate; calibrate with cosim)
 M_AXI_BYTES_PER_CYCLE = WORD_BITS // 8
 M_AXI_LATENCY = 64        # cycles to the first word of a burst: what the m_axi pragmas declare (top.cpp.j2)
+ROM_LATENCY = 2           # an on-chip ROM read
 
 
 @dataclass(frozen=True)
 class Stage:
+    """One stage of a token: `compute_cycles` when its weights are there in time; a BitLinear takes
+    `weight_bytes` from its lane FIFO over its last `compute_cycles - lead` cycles (the MVU), after
+    `lead` cycles of quantiser pass 1.  `memory_cycles`: the transfer at the ports' bandwidth."""
     name: str
     compute_cycles: int
     weight_bytes: int = 0
     memory_cycles: float = 0.0
+    lead: int = 0
+    lane_bytes: float = 0.0        # one lane of its engine: the most the streamer writes per cycle
 
     @property
     def cycles(self) -> float:
+        """The stage on its own (what the report plots): the longer of compute and transfer."""
         return max(self.compute_cycles, self.memory_cycles)
 
     @property
@@ -71,10 +80,9 @@ def weight_bytes_per_cycle(plan: HardwarePlan) -> float:
 
 def bitlinear_stage(plan: HardwarePlan, b: BitLinearPlan, name: str) -> Stage:
     compute = bitlinear_compute_cycles(b, plan.engine_of(b.kind).config)
-    if not plan.offchip:
-        return Stage(name, compute)
     nbytes = b.words_per_matrix * b.lane_word_bits // 8
-    return Stage(name, compute, nbytes, M_AXI_LATENCY + nbytes / weight_bytes_per_cycle(plan))
+    memory = nbytes / weight_bytes_per_cycle(plan) if plan.offchip else 0.0
+    return Stage(name, compute, nbytes, memory, lead=b.cols // b.simd + PIPELINE_FILL, lane_bytes=b.lane_bits / 8)
 
 
 def token_stages(plan: HardwarePlan) -> list[Stage]:
@@ -95,12 +103,52 @@ def token_stages(plan: HardwarePlan) -> list[Stage]:
     return stages
 
 
+# ----------------------------------------------------------------------------- the weight FIFO
+def run_phases(stages: list[Stage], rate: float, depth: float, latency: float) -> tuple[float, float]:
+    """(cycles, cycles the compute waited for weights) of one token, as a fluid model.
+
+    The streamer fills the lane FIFO at `rate` bytes per cycle (at most a lane per cycle of the
+    engine it streams for) from `latency` cycles after the token starts, and stops while the FIFO
+    holds `depth` bytes.  The compute runs the stages in order; a BitLinear's MVU takes its bytes
+    evenly over its cycles and waits when the FIFO runs dry.  `level` is the FIFO's fill in bytes
+    (negative while the first word is in flight)."""
+    upcoming = [s for s in stages if s.weight_bytes]
+    t, waited = 0.0, 0.0
+    level = -min(rate, upcoming[0].lane_bytes) * latency if upcoming else 0.0
+    for stage in stages:
+        feeding = min(rate, upcoming[0].lane_bytes) if upcoming else 0.0    # what the streamer writes now
+        idle = stage.lead if stage.weight_bytes else stage.compute_cycles
+        t += idle
+        level = min(depth, level + feeding * idle)
+        if not stage.weight_bytes:
+            continue
+        upcoming.pop(0)
+        if level < 0:                                    # the first words are not there yet
+            t, waited, level = t - level / feeding, waited - level / feeding, 0.0
+        busy = stage.compute_cycles - stage.lead
+        take = stage.weight_bytes / busy                 # the MVU's pace, bytes per cycle
+        if take <= feeding:                              # never starves; the streamer stops when full
+            t += busy
+            level = min(depth, level + (feeding - take) * busy)
+        elif level >= (take - feeding) * busy:           # the FIFO covers the shortfall
+            t += busy
+            level -= (take - feeding) * busy
+        else:                                            # runs dry, then at the streamer's pace
+            dry = level / (take - feeding)
+            rest = (stage.weight_bytes - take * dry) / feeding
+            t += dry + rest
+            waited += dry + rest - busy
+            level = 0.0
+    return t, waited
+
+
 @dataclass(frozen=True)
 class Performance:
     cycles_per_token: float
     clock_mhz: float
     offchip_bytes_per_token: int
-    memory_bound_cycles: float
+    compute_cycles: float                   # the token's stages with their weights always there
+    memory_cycles: float                    # the token's weights at the ports' bandwidth, plus the latency
     ceiling_tokens_per_s: float | None      # board bandwidth / off-chip bytes per token
 
     @property
@@ -113,22 +161,29 @@ class Performance:
 
     @property
     def bound(self) -> str:
-        return "memory" if self.memory_bound_cycles > self.cycles_per_token / 2 else "compute"
+        return "memory" if self.memory_cycles > self.compute_cycles else "compute"
 
     @property
     def fraction_of_ceiling(self) -> float | None:
         return None if self.ceiling_tokens_per_s is None else self.decode_tokens_per_s / self.ceiling_tokens_per_s
 
 
+def prefetch_bytes(plan: HardwarePlan) -> float:
+    """The smallest engine lane FIFO, in bytes (the streamer fills one engine's at a time)."""
+    return min(e.config.lane_depth * e.config.lane_bits / 8 for e in plan.engines)
+
+
 def estimate(plan: HardwarePlan) -> Performance:
     stages = token_stages(plan)
     weight_bytes = sum(s.weight_bytes for s in stages)
-    offchip = weight_bytes + (plan.hidden * 4 if plan.offchip else 0)
-    ceiling = None
     if plan.offchip:
+        rate, latency = weight_bytes_per_cycle(plan), M_AXI_LATENCY
         memory = plan.board.memory_of(plan.weights_place)
+        offchip = weight_bytes + plan.hidden * 4
         ceiling = memory.bandwidth_gbps * 1e9 / offchip
-    return Performance(cycles_per_token=sum(s.cycles for s in stages), clock_mhz=plan.clock_mhz,
-                       offchip_bytes_per_token=offchip,
-                       memory_bound_cycles=sum(s.cycles for s in stages if s.bound == "memory"),
-                       ceiling_tokens_per_s=ceiling)
+    else:
+        rate, latency, offchip, ceiling = float("inf"), ROM_LATENCY, 0, None   # a ROM keeps up with any MVU
+    cycles, _ = run_phases(stages, rate, prefetch_bytes(plan), latency)
+    return Performance(cycles_per_token=cycles, clock_mhz=plan.clock_mhz, offchip_bytes_per_token=offchip,
+                       compute_cycles=sum(s.compute_cycles for s in stages),
+                       memory_cycles=latency + weight_bytes / rate, ceiling_tokens_per_s=ceiling)

@@ -19,6 +19,7 @@ WORD_BITS = 512          # one m_axi weight word; a lane word is `stripes` of th
 LANES_PER_WORD = WORD_BITS // 2   # 2-bit ternary codes
 MAX_STRIPES = MAX_LANES // LANES_PER_WORD   # weight ports one lane word may be striped over
 LOGIC_BUDGET = 0.8       # share of the LUTs, FFs and DSPs a design may take and still place and route
+PREFETCH_LANES = 512     # how far the weight streamer may run ahead of an engine, in lanes
 PORTS_PER_CHANNEL = 15   # kernel interfaces one global memory bank takes (UG1393, v++ link)
 
 
@@ -76,6 +77,11 @@ class BitLinearPlan:
     @property
     def lane_bits(self) -> int:
         return 2 * self.pe * self.simd
+
+    @property
+    def lane_depth(self) -> int:
+        """The weight FIFO between the token's streamer and the engine (perf.py's prefetch)."""
+        return PREFETCH_LANES
 
     @property
     def code_depth(self) -> int:
@@ -212,6 +218,9 @@ class HardwarePlan:
         used = {"recurrent state": L * D * n["state_width"],
                 "norm weights": gammas,
                 "lower bounds + sigmoid": L * D * (n["sigmoid_frac"] + 1) + n["sigmoid_entries"] * (n["sigmoid_frac"] + 1)}
+        # Per engine: the weight lanes the streamer runs ahead, the sums of every row fold.
+        used["engine FIFOs"] = sum(e.config.lane_depth * e.config.lane_bits + e.config.rows * e.config.acc_width
+                                   for e in self.engines)
         if not self.offchip:
             used["ternary weights"] = self.weight_bits
             used["embedding"] = self.embedding_entries * n["act_width"]

@@ -278,28 +278,26 @@ rescale_folds:
     HLSGEN_TRACE(trace_scope(), traced, shape.rows);
 }
 
-// One BitLinear on one token, the projection `shape` on engine C: norm-folded quantiser, weight
-// streamer, MVU and rescale in DATAFLOW.
-template <class N, class C, class GAMMA, class SRC>
-void bitlinear(const ap_int<C::in_width> v[C::cols], const GAMMA gamma[C::cols],
-               ap_uint<C::beta_width> beta, SRC weights, unsigned layer, shape_t shape,
+// One BitLinear on one token, the projection `shape` on engine C: norm-folded quantiser, MVU and
+// rescale in DATAFLOW.  Its weight lanes come from `lanes`, which the token's weight streamer
+// (stream_weights, a process of its own) fills ahead of the compute, so the memory's latency and
+// the work between the BitLinears overlap the weight transfer.
+template <class N, class C, class GAMMA>
+void bitlinear(const ap_int<C::in_width> v[C::cols], const GAMMA gamma[C::cols], ap_uint<C::beta_width> beta,
+               hls::stream<ap_uint<2 * C::pe * C::simd> >& lanes, shape_t shape,
                hls::stream<ap_uint<C::pe * N::act_width> >& out) {
 #pragma HLS DATAFLOW
     hls::stream<ap_uint<8 * C::simd> > codes;
 #pragma HLS STREAM variable=codes depth=C::code_depth
-    hls::stream<ap_uint<2 * C::pe * C::simd> > lanes;
-#pragma HLS STREAM variable=lanes depth=C::lane_depth
     hls::stream<ap_uint<C::pe * C::acc_width> > sums;
 #pragma HLS STREAM variable=sums depth=C::sum_depth
     hls::stream<ap_uint<N::scale_width> > scale;
 #pragma HLS STREAM variable=scale depth=2
     quantise<N, C>(v, gamma, beta, shape, codes, scale);
-    stream_weights<C>(weights, layer, shape, lanes);
     mvu<C>(shape, codes, lanes, sums);
     rescale<N, C>(shape, sums, scale, out);
 #ifndef __SYNTHESIS__
     check_drained(codes, "bitlinear.codes");
-    check_drained(lanes, "bitlinear.weights");
     check_drained(sums, "bitlinear.sums");
     check_drained(scale, "bitlinear.scale");
 #endif

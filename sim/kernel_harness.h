@@ -120,10 +120,13 @@ void run_bitlinear(const Case& c, SOURCE weights) {
         ap_int<C::in_width> x[C::cols] = {0};
         for (unsigned k = 0; k < shape.cols && t * shape.cols + k < v.size(); k++) x[k] = v[t * shape.cols + k];
         hls::stream<ap_uint<C::pe * N::act_width> > y;
+        hls::stream<ap_uint<2 * C::pe * C::simd> > lanes;
         HLSGEN_SCOPE("bitlinear");
-        hlsgen::bitlinear<N, C>(x, gamma, beta, weights, layer, shape, y);
+        hlsgen::stream_weights<C>(weights, layer, shape, lanes);      // as the top's weight streamer does
+        hlsgen::bitlinear<N, C>(x, gamma, beta, lanes, shape, y);
         collect_packed<N::act_width, C::pe>(y, shape.rows, out);
         hlsgen::check_drained(y, "harness.bitlinear.out");
+        hlsgen::check_drained(lanes, "bitlinear.weights");
     }
     c.output("out", out);
 }

@@ -79,11 +79,12 @@ struct layer_config {
     static const unsigned acc_width = 15;
     static const unsigned stripes = 1;
     static const unsigned code_depth = 16;
-    static const unsigned lane_depth = 2;
+    static const unsigned lane_depth = 512;   // lanes the weight streamer may run ahead
     static const unsigned sum_depth = 64;   // every row fold: the MVU never waits for the scale
 };
 
 typedef ap_int<layer_config::in_width> layer_in_t;   // its input vectors
+typedef hls::stream<ap_uint<2 * layer_config::pe * layer_config::simd> > layer_lanes_t;   // its weight lanes
 
 // engine head: up to [256 x 64], 1 PE x 1 SIMD
 struct head_config {
@@ -100,11 +101,12 @@ struct head_config {
     static const unsigned acc_width = 14;
     static const unsigned stripes = 1;
     static const unsigned code_depth = 64;
-    static const unsigned lane_depth = 2;
+    static const unsigned lane_depth = 512;   // lanes the weight streamer may run ahead
     static const unsigned sum_depth = 256;   // every row fold: the MVU never waits for the scale
 };
 
 typedef ap_int<head_config::in_width> head_in_t;   // its input vectors
+typedef hls::stream<ap_uint<2 * head_config::pe * head_config::simd> > head_lanes_t;   // its weight lanes
 
 // The projections, as their engines run them: {rows, cols, lane words per matrix, first lane word}.
 // i: [64 x 64] x 2, 128 cycles per matrix

@@ -14,32 +14,41 @@ static std::string layer_name(unsigned layer, const char* what) {
 using namespace tiny_top;
 
 // Engine `layer`: the i, f, g, o, gate, down projections on one quantiser + MVU + rescale,
-// each call with its kind's shape (the top's ALLOCATION keeps it one instance).
+// each call with its kind's shape (run_token's ALLOCATION keeps it one instance).
 static void layer_engine(const layer_in_t v[layer_config::cols], const gamma_rom_t gamma[layer_config::cols],
-                         ap_uint<layer_config::beta_width> beta, unsigned layer,
-                         hlsgen::shape_t shape, hls::stream<ap_uint<layer_config::pe * numerics::act_width> >& out) {
+                         ap_uint<layer_config::beta_width> beta, layer_lanes_t& lanes, hlsgen::shape_t shape,
+                         hls::stream<ap_uint<layer_config::pe * numerics::act_width> >& out) {
 #pragma HLS INLINE off
-    hlsgen::bitlinear<numerics, layer_config>(v, gamma, beta, ROM_LAYER, layer, shape, out);
+    hlsgen::bitlinear<numerics, layer_config>(v, gamma, beta, lanes, shape, out);
 }
 
 // Engine `head`: the lm_head projection on one quantiser + MVU + rescale,
-// each call with its kind's shape (the top's ALLOCATION keeps it one instance).
+// each call with its kind's shape (run_token's ALLOCATION keeps it one instance).
 static void head_engine(const head_in_t v[head_config::cols], const gamma_rom_t gamma[head_config::cols],
-                         ap_uint<head_config::beta_width> beta, unsigned layer,
-                         hlsgen::shape_t shape, hls::stream<ap_uint<head_config::pe * numerics::act_width> >& out) {
+                         ap_uint<head_config::beta_width> beta, head_lanes_t& lanes, hlsgen::shape_t shape,
+                         hls::stream<ap_uint<head_config::pe * numerics::act_width> >& out) {
 #pragma HLS INLINE off
-    hlsgen::bitlinear<numerics, head_config>(v, gamma, beta, ROM_HEAD, layer, shape, out);
+    hlsgen::bitlinear<numerics, head_config>(v, gamma, beta, lanes, shape, out);
 }
 
+// The weight streamer: every projection's lanes of one token, in the order the engines take them.
+// A process of its own, it runs ahead of the compute as far as the lane FIFOs allow, so the
+// memory latency and the work between the BitLinears overlap the weight transfer.
+static void stream_token_weights(layer_lanes_t& layer_lanes, head_lanes_t& head_lanes) {
+weights_layers:
+    for (unsigned l = 0; l < LAYERS; l++) {
+        hlsgen::stream_weights<layer_config>(ROM_LAYER, l, I_SHAPE, layer_lanes);
+        hlsgen::stream_weights<layer_config>(ROM_LAYER, l, F_SHAPE, layer_lanes);
+        hlsgen::stream_weights<layer_config>(ROM_LAYER, l, G_SHAPE, layer_lanes);
+        hlsgen::stream_weights<layer_config>(ROM_LAYER, l, O_SHAPE, layer_lanes);
+        hlsgen::stream_weights<layer_config>(ROM_LAYER, l, GATE_SHAPE, layer_lanes);
+        hlsgen::stream_weights<layer_config>(ROM_LAYER, l, DOWN_SHAPE, layer_lanes);
+    }
+    hlsgen::stream_weights<head_config>(ROM_HEAD, 0, LM_HEAD_SHAPE, head_lanes);
+}
 
-void tiny_top_top(ap_uint<32> token, ap_uint<1> reset_state, act_t logits[VOCAB],
-                   ap_uint<32>* next_token) {
-#pragma HLS INTERFACE mode=s_axilite port=token bundle=control
-#pragma HLS INTERFACE mode=s_axilite port=reset_state bundle=control
-#pragma HLS INTERFACE mode=m_axi port=logits bundle=gmem_out offset=slave depth=256
-#pragma HLS INTERFACE mode=s_axilite port=logits bundle=control
-#pragma HLS INTERFACE mode=s_axilite port=next_token bundle=control
-#pragma HLS INTERFACE mode=s_axilite port=return bundle=control
+// The compute: one token through the layers, taking each projection's lanes from its engine's FIFO.
+static void run_token(ap_uint<32> token, ap_uint<1> reset_state, act_t logits[VOCAB], ap_uint<32>* next_token, layer_lanes_t& layer_lanes, head_lanes_t& head_lanes) {
 #pragma HLS ALLOCATION function instances=layer_engine limit=1
 #pragma HLS ALLOCATION function instances=head_engine limit=1
 
@@ -88,32 +97,32 @@ layers:
         // Token mixer (MLGRU).
         hlsgen::norm<numerics, HIDDEN, LAYER_PE>(h, ATTN_NORM[l], v);
         HLSGEN_SCOPE(layer_name(l, "attn.i"));
-        layer_engine(v, GAMMA_I[l], BETA_I[l], l, I_SHAPE, i_out);
+        layer_engine(v, GAMMA_I[l], BETA_I[l], layer_lanes, I_SHAPE, i_out);
         HLSGEN_SCOPE(layer_name(l, "attn.f"));
-        layer_engine(v, GAMMA_F[l], BETA_F[l], l, F_SHAPE, f_out);
+        layer_engine(v, GAMMA_F[l], BETA_F[l], layer_lanes, F_SHAPE, f_out);
         HLSGEN_SCOPE(layer_name(l, "attn.g"));
-        layer_engine(v, GAMMA_G[l], BETA_G[l], l, G_SHAPE, g_out);
+        layer_engine(v, GAMMA_G[l], BETA_G[l], layer_lanes, G_SHAPE, g_out);
         hlsgen::mlgru<numerics, INNER, LAYER_PE>(i_out, f_out, g_out, LOWER_BOUND[l], G_NORM[l], state[l], SIGMOID_TABLE, o);
         HLSGEN_TRACE(layer_name(l, "attn.state"), state[l], INNER);
         HLSGEN_TRACE(layer_name(l, "attn.mlgru_out"), o, INNER);
         HLSGEN_SCOPE(layer_name(l, "attn.o"));
-        layer_engine(o, GAMMA_O[l], BETA_O[l], l, O_SHAPE, o_out);
+        layer_engine(o, GAMMA_O[l], BETA_O[l], layer_lanes, O_SHAPE, o_out);
         hlsgen::residual<numerics, HIDDEN, LAYER_PE>(h, o_out, r);
         HLSGEN_TRACE(layer_name(l, "attn.residual"), r, HIDDEN);
         // Channel mixer (GLU).
         hlsgen::norm<numerics, HIDDEN, LAYER_PE>(r, MLP_NORM[l], v);
         HLSGEN_SCOPE(layer_name(l, "mlp.gate"));
-        layer_engine(v, GAMMA_GATE[l], BETA_GATE[l], l, GATE_SHAPE, gate_up_out);
+        layer_engine(v, GAMMA_GATE[l], BETA_GATE[l], layer_lanes, GATE_SHAPE, gate_up_out);
         hlsgen::glu<numerics, INTERMEDIATE, LAYER_PE>(gate_up_out, SIGMOID_TABLE, z);
         HLSGEN_TRACE(layer_name(l, "mlp.glu"), z, INTERMEDIATE);
         HLSGEN_SCOPE(layer_name(l, "mlp.down"));
-        layer_engine(z, GAMMA_DOWN[l], BETA_DOWN[l], l, DOWN_SHAPE, down_out);
+        layer_engine(z, GAMMA_DOWN[l], BETA_DOWN[l], layer_lanes, DOWN_SHAPE, down_out);
         hlsgen::residual<numerics, HIDDEN, LAYER_PE>(r, down_out, h);
         HLSGEN_TRACE(layer_name(l, "mlp.residual"), h, HIDDEN);
     }
     hlsgen::norm<numerics, HIDDEN, LAYER_PE>(h, FINAL_NORM, x_head);
     HLSGEN_SCOPE("lm_head");
-    head_engine(x_head, GAMMA_LM_HEAD, BETA_LM_HEAD, 0, LM_HEAD_SHAPE, logits_out);
+    head_engine(x_head, GAMMA_LM_HEAD, BETA_LM_HEAD, head_lanes, LM_HEAD_SHAPE, logits_out);
     *next_token = hlsgen::argmax<numerics, VOCAB, HEAD_PE>(logits_out, logits);
 #ifndef __SYNTHESIS__
     hlsgen::check_drained(i_out, "i_out");
@@ -123,5 +132,26 @@ layers:
     hlsgen::check_drained(gate_up_out, "gate_up_out");
     hlsgen::check_drained(down_out, "down_out");
     hlsgen::check_drained(logits_out, "logits_out");
+#endif
+}
+
+void tiny_top_top(ap_uint<32> token, ap_uint<1> reset_state, act_t logits[VOCAB],
+                   ap_uint<32>* next_token) {
+#pragma HLS INTERFACE mode=s_axilite port=token bundle=control
+#pragma HLS INTERFACE mode=s_axilite port=reset_state bundle=control
+#pragma HLS INTERFACE mode=m_axi port=logits bundle=gmem_out offset=slave depth=256
+#pragma HLS INTERFACE mode=s_axilite port=logits bundle=control
+#pragma HLS INTERFACE mode=s_axilite port=next_token bundle=control
+#pragma HLS INTERFACE mode=s_axilite port=return bundle=control
+#pragma HLS DATAFLOW
+    layer_lanes_t layer_lanes;
+#pragma HLS STREAM variable=layer_lanes depth=layer_config::lane_depth
+    head_lanes_t head_lanes;
+#pragma HLS STREAM variable=head_lanes depth=head_config::lane_depth
+    stream_token_weights(layer_lanes, head_lanes);
+    run_token(token, reset_state, logits, next_token, layer_lanes, head_lanes);
+#ifndef __SYNTHESIS__
+    hlsgen::check_drained(layer_lanes, "layer_lanes");
+    hlsgen::check_drained(head_lanes, "head_lanes");
 #endif
 }
