@@ -18,7 +18,7 @@ lm_head PE.  Only the embedding reads one element per cycle (H cycles: one int32
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .planner import WORD_BITS, BitLinearPlan, HardwarePlan
 
@@ -89,17 +89,18 @@ def token_stages(plan: HardwarePlan) -> list[Stage]:
     """Every stage of one decoded token, in order."""
     H, D, I, E = plan.hidden, plan.inner, plan.intermediate, plan.layer_pe
     elementwise = lambda name, n, lanes=E: Stage(name, n // lanes + PIPELINE_FILL)   # noqa: E731
+    once = {b.kind: bitlinear_stage(plan, b, b.kind) for b in plan.bitlinears}    # the same in every layer
+    projection = lambda p, kind: replace(once[kind], name=p + kind)                 # noqa: E731
     stages = [elementwise("embed", H, 1)]                       # one element per cycle
     for l in range(plan.layers):
         p = f"layer{l}."
         stages += [elementwise(p + "attn_norm", H)]
-        stages += [bitlinear_stage(plan, plan.bitlinear(k), p + k) for k in ("i", "f", "g")]
-        stages += [elementwise(p + "mlgru", D), bitlinear_stage(plan, plan.bitlinear("o"), p + "o"),
+        stages += [projection(p, k) for k in ("i", "f", "g")]
+        stages += [elementwise(p + "mlgru", D), projection(p, "o"),
                    elementwise(p + "residual_attn", H), elementwise(p + "mlp_norm", H),
-                   bitlinear_stage(plan, plan.bitlinear("gate"), p + "gate"), elementwise(p + "glu", 2 * I),
-                   bitlinear_stage(plan, plan.bitlinear("down"), p + "down"), elementwise(p + "residual_mlp", H)]
-    stages += [elementwise("final_norm", H), bitlinear_stage(plan, plan.bitlinear("lm_head"), "lm_head"),
-               elementwise("argmax", plan.vocab, plan.head_pe)]
+                   projection(p, "gate"), elementwise(p + "glu", 2 * I),
+                   projection(p, "down"), elementwise(p + "residual_mlp", H)]
+    stages += [elementwise("final_norm", H), once["lm_head"], elementwise("argmax", plan.vocab, plan.head_pe)]
     return stages
 
 

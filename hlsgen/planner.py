@@ -5,6 +5,7 @@ Templates only print what the plan says.  Each decision is a small named pass ov
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field, replace
 
@@ -177,7 +178,7 @@ class HardwarePlan:
     def bitlinear(self, kind: str) -> BitLinearPlan:
         return next(b for b in self.bitlinears if b.kind == kind)
 
-    @property
+    @functools.cached_property
     def engines(self) -> tuple:
         """The BitLinear engines: one per folding, shared by its kinds (hlsgen/engines.py)."""
         return engines.group(self.bitlinears)
@@ -359,10 +360,6 @@ def spread(sizes: list[int], memory: Memory, where: str, concurrent: list[bool] 
     if sum(needs) <= memory.count:
         starts = [sum(needs[:i]) for i in range(len(needs))]
         return [tuple(range(start, start + need)) for start, need in zip(starts, needs)]
-    if max(needs) > 1:
-        raise HlsgenError(f"{where}: the m_axi buffers need {mb} in {sum(needs)} {memory.kind} channels but the "
-                          f"board has {memory.count} ({size_each}) (allowed: a smaller model, or a board with "
-                          f"more {memory.kind} memory)")
     if len(sizes) > memory.count * PORTS_PER_CHANNEL:
         raise HlsgenError(f"{where}: more m_axi ports than channels: {len(sizes)} ports on {memory.count} "
                           f"{memory.kind} channels of at most {PORTS_PER_CHANNEL} ports each (allowed: fewer ports, "
@@ -370,13 +367,20 @@ def spread(sizes: list[int], memory: Memory, where: str, concurrent: list[bool] 
     load, streams = [0] * memory.count, [0] * memory.count
     channels = [()] * len(sizes)
     concurrent = concurrent or [False] * len(sizes)
-    # Buffers that stream at the same time first, each onto the channel with the fewest of them;
-    # then the rest, the largest first, onto the least-filled channel.
+    # Buffers that stream at the same time first, each onto the channels with the fewest of them;
+    # then the rest, the largest first, onto the least-filled. A buffer larger than a channel
+    # takes a range of them (its bytes spread evenly over the range).
     for i in sorted(range(len(sizes)), key=lambda i: (not concurrent[i], -sizes[i])):
-        c = min(range(memory.count), key=lambda c: (streams[c] if concurrent[i] else 0, load[c], c))
-        load[c] += sizes[i]
-        streams[c] += concurrent[i]
-        channels[i] = (c,)
+        span = needs[i]
+
+        def crowding(c, span=span, streaming=concurrent[i]):
+            return (sum(streams[c:c + span]) if streaming else 0, max(load[c:c + span]), c)
+
+        c = min(range(memory.count - span + 1), key=crowding)
+        for k in range(c, c + span):
+            load[k] += sizes[i] / span
+            streams[k] += concurrent[i]
+        channels[i] = tuple(range(c, c + span))
     if not memory.shared and max(load) > memory.channel_bytes:
         raise HlsgenError(f"{where}: the m_axi buffers need {mb} but {memory.count} {memory.kind} channels of "
                           f"{memory.mb_each:g} MB cannot hold them (allowed: a smaller model, or a larger board)")
