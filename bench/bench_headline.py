@@ -36,20 +36,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=0.8)
     args = parser.parse_args()
-    print("| model | board | weights | layer PE x SIMD | decode tok/s | % of ceiling | prefill tok/s | LUT | BRAM+URAM | DSP |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| model | board | weights | layer PE x SIMD | weight ports | decode tok/s | % of ceiling | bound | "
+          "prefill tok/s | LUT | BRAM+URAM | DSP |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for name, shape in MODELS.items():
             for board in BOARDS:
                 try:
                     chosen, _ = explore.explore(model_spec(Path(tmp), board, shape), args.budget)
                 except HlsgenError as exc:
-                    print(f"| {name} | {board} | does not fit: {str(exc)[:90]}... | | | | | | | |")
+                    print(f"| {name} | {board} | does not fit: {str(exc)[:90]}... | | | | | | | | | |")
                     continue
                 p, e, u = chosen.parallelism, chosen.perf, chosen.usage
                 ceiling = "-" if e.fraction_of_ceiling is None else f"{e.fraction_of_ceiling:.0%}"
-                print(f"| {name} | {board} | {chosen.spec.hardware.weights} | {p.pe}x{p.simd} | "
-                      f"{e.decode_tokens_per_s:,.0f} | {ceiling} | {e.prefill_tokens_per_s:,.0f} | "
+                ports = chosen.plan.stripes if chosen.plan.offchip else "-"
+                print(f"| {name} | {board} | {chosen.spec.hardware.weights} | {p.pe}x{p.simd} | {ports} | "
+                      f"{e.decode_tokens_per_s:,.0f} | {ceiling} | {e.bound} | {e.prefill_tokens_per_s:,.0f} | "
                       f"{u['lut']:.0%} | {u['memory']:.0%} | {u['dsp']:.0%} |")
 
 

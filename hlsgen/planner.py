@@ -413,6 +413,25 @@ def assign_registers(plan: HardwarePlan) -> HardwarePlan:
     return replace(plan, arguments=tuple(arguments))
 
 
+# ----------------------------------------------------------------------------- packet widths
+AP_INT_MAX_W = 4096      # the widest ap_int Vitis HLS takes (UG1399); kernels_cpp/hlsgen_common.h sets it
+
+
+def check_packet_widths(plan: HardwarePlan) -> None:
+    """Every packet an engine streams is one ap_uint: SIMD int8 codes, PE sums, PE outputs.
+    (Weight lanes are split into 512-bit parts, so they have no such limit.)"""
+    for e in plan.engines:
+        c, key = e.config, "pe" if e.name == "layer" else "lm_head_pe"
+        packets = {f"{c.simd} int8 codes (simd)": 8 * c.simd, f"{c.pe} sums of {c.acc_width} bits (pe)": c.pe * c.acc_width,
+                   f"{c.pe} outputs of {plan.numerics['act_width']} bits (pe)": c.pe * plan.numerics["act_width"]}
+        for what, bits in packets.items():
+            if bits > AP_INT_MAX_W:
+                raise HlsgenError(f"hardware.parallelism: the {e.name} engine ({', '.join(e.kinds)}) would stream "
+                                  f"{what} = {bits} bits per packet, beyond the {AP_INT_MAX_W}-bit ap_int limit of "
+                                  f"Vitis HLS (allowed: a smaller {key} or simd; pe*simd lanes can stay as wide "
+                                  f"with the other one larger)")
+
+
 # ----------------------------------------------------------------------------- logic fit
 def over_budget(plan: HardwarePlan, bitlinears=None) -> dict:
     """{resource: (estimated, available)} for every resource beyond LOGIC_BUDGET of the board's."""
@@ -456,6 +475,7 @@ def check_logic(plan: HardwarePlan) -> None:
 def check_fit(plan: HardwarePlan) -> HardwarePlan:
     """The build-time fit checks, in order: on-chip memory, memory channels, logic. Returns the
     plan with its m_axi ports linked to channels and its register map."""
+    check_packet_widths(plan)
     check_onchip_memory(plan)
     plan = assign_registers(assign_memory(plan))
     check_logic(plan)

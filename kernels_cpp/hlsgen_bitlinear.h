@@ -35,30 +35,40 @@ struct weight_stripes {
     const weight_word_t* port[STRIPES];
 };
 
+// Stripe s of lane word `index`: from the weight ports, or from a ROM row's 8 chunks.
 template <int STRIPES>
-ap_uint<512 * STRIPES> fetch_word(const weight_stripes<STRIPES>& src, unsigned index) {
+weight_word_t fetch_stripe(const weight_stripes<STRIPES>& src, unsigned index, int s) {
 #pragma HLS INLINE
-    ap_uint<512 * STRIPES> word;
-fetch_stripes:
-    for (int s = 0; s < STRIPES; s++) {
-#pragma HLS UNROLL
-        set_field<512>(word, s, src.port[s][index]);
-    }
-    return word;
+    return src.port[s][index];
 }
 
 // On-chip ROMs hold a lane word as CHUNKS 64-bit literals, least significant first.
 template <int CHUNKS>
-ap_uint<64 * CHUNKS> fetch_word(const uint64_t (*src)[CHUNKS], unsigned index) {
+weight_word_t fetch_stripe(const uint64_t (*src)[CHUNKS], unsigned index, int s) {
 #pragma HLS INLINE
-    ap_uint<64 * CHUNKS> word;
+    weight_word_t word;
 fetch_chunks:
-    for (int c = 0; c < CHUNKS; c++) {
+    for (int c = 0; c < 8; c++) {
 #pragma HLS UNROLL
-        set_field<64>(word, c, src[index][c]);
+        set_field<64>(word, c, src[index][8 * s + c]);
     }
     return word;
 }
+
+// The 2-bit codes of one MVU fold (PE * SIMD lanes). An ap_uint is at most 4096 bits wide in
+// Vitis HLS, so a fold of more than 256 lanes travels as 512-bit parts, one per weight stripe:
+// lane j is bits [2 (j % 256), 2 (j % 256) + 2) of part j / 256.
+template <int LANES>
+struct lanes_t {
+    static const int PARTS = LANES > 256 ? LANES / 256 : 1;
+    static const int PART_BITS = LANES > 256 ? 512 : 2 * LANES;
+    ap_uint<PART_BITS> part[PARTS];
+
+    ap_uint<2> code(unsigned j) const {
+#pragma HLS INLINE
+        return get_field<2>(part[j / 256], j % 256);
+    }
+};
 
 // round_half_away(127 |y| / m) exactly: a 7-step restoring division (the quotient is <= 127).
 template <int YW>
@@ -160,20 +170,28 @@ quantise_codes:
     HLSGEN_TRACE(trace_scope() + ".scale", &s, 1);
 }
 
-// Streams the weight lanes of matrix `layer` in the order the MVU consumes them.
+// Streams the weight lanes of matrix `layer` in the order the MVU consumes them: a fold of fewer
+// than 256 lanes takes a slice of a 512-bit word, a wider one a word from every stripe.
 template <class C, class SRC>
-void stream_weights(SRC src, unsigned layer, shape_t shape, hls::stream<ap_uint<2 * C::pe * C::simd> >& lanes) {
-    const unsigned LANE_BITS = 2 * C::pe * C::simd;
-    const unsigned LANES_PER_WORD = 512 * C::stripes / LANE_BITS;
+void stream_weights(SRC src, unsigned layer, shape_t shape, hls::stream<lanes_t<C::pe * C::simd> >& lanes) {
+    typedef lanes_t<C::pe * C::simd> fold_t;
+    const unsigned LANES_PER_WORD = 512 / (fold_t::PARTS * fold_t::PART_BITS / C::stripes);
     const unsigned base = shape.base_word + layer * shape.words_per_matrix;
-    ap_uint<512 * C::stripes> word = 0;
+    weight_word_t words[fold_t::PARTS];
+#pragma HLS ARRAY_PARTITION variable=words complete
 weights_fold:
     for (unsigned i = 0; i < shape.rows / C::pe * (shape.cols / C::simd); i++) {
 #pragma HLS LOOP_TRIPCOUNT max=C::rows / C::pe * (C::cols / C::simd)
 #pragma HLS PIPELINE II=1
         const unsigned lane = i % LANES_PER_WORD;
-        if (lane == 0) word = fetch_word(src, base + i / LANES_PER_WORD);
-        lanes.write(ap_uint<LANE_BITS>(word >> (LANE_BITS * lane)));
+        fold_t fold;
+    weights_stripes:
+        for (int s = 0; s < fold_t::PARTS; s++) {
+#pragma HLS UNROLL
+            if (lane == 0) words[s] = fetch_stripe(src, base + i / LANES_PER_WORD, s);
+            fold.part[s] = ap_uint<fold_t::PART_BITS>(words[s] >> (fold_t::PART_BITS * lane));
+        }
+        lanes.write(fold);
     }
 }
 
@@ -193,7 +211,7 @@ struct adder_tree<1, W> {
 // The ternary matrix-vector unit: PE rows x SIMD columns per cycle, adds and subtracts only.
 // The input vector is buffered during the first row fold and reused for the others.
 template <class C>
-void mvu(shape_t shape, hls::stream<ap_uint<8 * C::simd> >& codes, hls::stream<ap_uint<2 * C::pe * C::simd> >& weights,
+void mvu(shape_t shape, hls::stream<ap_uint<8 * C::simd> >& codes, hls::stream<lanes_t<C::pe * C::simd> >& weights,
          hls::stream<ap_uint<C::pe * C::acc_width> >& sums) {
     static_assert((C::pe & (C::pe - 1)) == 0 && (C::simd & (C::simd - 1)) == 0, "PE and SIMD are powers of two");
     // |sum| <= 127 * cols must fit a signed acc_width-bit accumulator.
@@ -215,7 +233,7 @@ mvu_fold:
         } else {
             x = input_buffer[sf];
         }
-        const ap_uint<2 * C::pe * C::simd> w = pop(weights, "mvu.weights");
+        const lanes_t<C::pe * C::simd> w = pop(weights, "mvu.weights");
     mvu_pe:
         for (unsigned pe = 0; pe < C::pe; pe++) {
 #pragma HLS UNROLL
@@ -225,7 +243,7 @@ mvu_fold:
             for (unsigned s = 0; s < C::simd; s++) {
 #pragma HLS UNROLL
                 const ap_int<9> a = ap_int<8>(get_field<8>(x, s));
-                const ap_uint<2> c = get_field<2>(w, pe * C::simd + s);
+                const ap_uint<2> c = w.code(pe * C::simd + s);
                 terms[s] = c == 1 ? a : (c == 3 ? ap_int<9>(-a) : ap_int<9>(0));   // select, never multiply
             }
             const ap_int<C::acc_width> partial = adder_tree<C::simd, C::acc_width>::sum(terms);
@@ -284,7 +302,7 @@ rescale_folds:
 // the work between the BitLinears overlap the weight transfer.
 template <class N, class C, class GAMMA>
 void bitlinear(const ap_int<C::in_width> v[C::cols], const GAMMA gamma[C::cols], ap_uint<C::beta_width> beta,
-               hls::stream<ap_uint<2 * C::pe * C::simd> >& lanes, shape_t shape,
+               hls::stream<lanes_t<C::pe * C::simd> >& lanes, shape_t shape,
                hls::stream<ap_uint<C::pe * N::act_width> >& out) {
 #pragma HLS DATAFLOW
     hls::stream<ap_uint<8 * C::simd> > codes;

@@ -3,6 +3,12 @@
 #ifndef HLSGEN_COMMON_H
 #define HLSGEN_COMMON_H
 
+// Vitis HLS takes ap_int widths up to 4096 bits when told before ap_int.h (UG1399); the widest
+// types here are the MVU's packets, which the planner keeps within it (wider weight lanes are
+// split into 512-bit parts, hlsgen::lanes_t).
+#ifndef AP_INT_MAX_W
+#define AP_INT_MAX_W 4096
+#endif
 #include <ap_int.h>
 #include <hls_stream.h>
 

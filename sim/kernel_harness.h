@@ -120,7 +120,7 @@ void run_bitlinear(const Case& c, SOURCE weights) {
         ap_int<C::in_width> x[C::cols] = {0};
         for (unsigned k = 0; k < shape.cols && t * shape.cols + k < v.size(); k++) x[k] = v[t * shape.cols + k];
         hls::stream<ap_uint<C::pe * N::act_width> > y;
-        hls::stream<ap_uint<2 * C::pe * C::simd> > lanes;
+        hls::stream<hlsgen::lanes_t<C::pe * C::simd> > lanes;
         HLSGEN_SCOPE("bitlinear");
         hlsgen::stream_weights<C>(weights, layer, shape, lanes);      // as the top's weight streamer does
         hlsgen::bitlinear<N, C>(x, gamma, beta, lanes, shape, y);
@@ -158,8 +158,8 @@ void bitlinear_axi(const Case& c) {
 // hlsgen::stream_weights with it for an "overfetching" config, to show that bitlinear fails when a
 // stream still holds data at the end of the call.
 template <class C>
-void overfetch(hls::stream<ap_uint<2 * C::pe * C::simd> >& lanes) {
-    for (unsigned i = 0; i < C::rows / C::pe * (C::cols / C::simd) + 1; i++) lanes.write(0);
+void overfetch(hls::stream<hlsgen::lanes_t<C::pe * C::simd> >& lanes) {
+    for (unsigned i = 0; i < C::rows / C::pe * (C::cols / C::simd) + 1; i++) lanes.write(hlsgen::lanes_t<C::pe * C::simd>());
 }
 
 // ----------------------------------------------------------------------------- elementwise kernels

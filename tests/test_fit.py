@@ -152,3 +152,14 @@ def test_register_map_follows_the_signature(tmp_path):
     assert [offsets[n] for n in ("token", "reset_state", "logits", "next_token", "emb_table", "w0")] == \
         [0x10, 0x18, 0x20, 0x2C, 0x34, 0x40]
     assert [a.name for a in plan.arguments][4:] == [p.name for p in plan.memory_ports][1:]
+
+
+@pytest.mark.parametrize("parallelism, what", [({"pe": 256, "simd": 1}, "256 sums of"),
+                                               ({"pe": 1, "simd": 1024, "lm_head_pe": 1, "lm_head_simd": 1024},
+                                                "1024 int8 codes")])
+def test_packets_beyond_the_ap_int_limit_are_refused(tmp_path, parallelism, what):
+    config = write_config(tmp_path, "wide", model={"vocab": 1024, "hidden": 1024, "layers": 1, "intermediate_size": 2048},
+                          hardware={"board": "u280", "weights": "hbm", "parallelism": parallelism})
+    with pytest.raises(HlsgenError, match=rf"hardware.parallelism: the \w+ engine .* would stream {what}.* beyond "
+                                          r"the 4096-bit ap_int limit of Vitis HLS"):
+        planner.plan(spec_mod.load(config))

@@ -84,7 +84,7 @@ struct layer_config {
 };
 
 typedef ap_int<layer_config::in_width> layer_in_t;   // its input vectors
-typedef hls::stream<ap_uint<2 * layer_config::pe * layer_config::simd> > layer_lanes_t;   // its weight lanes
+typedef hls::stream<hlsgen::lanes_t<layer_config::pe * layer_config::simd> > layer_lanes_t;   // its weight lanes
 
 // engine head: up to [256 x 64], 1 PE x 1 SIMD
 struct head_config {
@@ -106,7 +106,7 @@ struct head_config {
 };
 
 typedef ap_int<head_config::in_width> head_in_t;   // its input vectors
-typedef hls::stream<ap_uint<2 * head_config::pe * head_config::simd> > head_lanes_t;   // its weight lanes
+typedef hls::stream<hlsgen::lanes_t<head_config::pe * head_config::simd> > head_lanes_t;   // its weight lanes
 
 // The projections, as their engines run them: {rows, cols, lane words per matrix, first lane word}.
 // i: [64 x 64] x 2, 128 cycles per matrix
