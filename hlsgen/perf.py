@@ -9,8 +9,11 @@ hardware one token at a time, so it runs at the decode rate (no weight reuse acr
 
 Every stage between the BitLinears is as wide as the BitLinear feeding it: a rescale emits one
 packet of PE outputs per cycle, and norm, MLGRU, GLU and the residuals take E = the layer PE
-elements per cycle (n / E cycles for an n-vector, plus the pipeline fill), the argmax E = the
-lm_head PE.  Only the embedding reads one element per cycle (H cycles: one int32 word per entry).
+elements per cycle (n / E cycles for an n-vector, plus the pipeline fill).  The two ends move
+512-bit m_axi words of 16 int32 slots, one per cycle: the argmax takes the lm_head's packets of
+P logits and writes a word per 16 logits, max(V / P, V / 16) cycles; the embedding reads its row
+a word per cycle off chip (a cycle more when H is not a multiple of 16: the row then straddles
+words), one element per cycle from an on-chip ROM.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from .planner import WORD_BITS, BitLinearPlan, HardwarePlan
+from .planner import INT32_SLOTS, WORD_BITS, BitLinearPlan, HardwarePlan, int32_words
 
 PIPELINE_FILL = 12        # cycles to fill and drain one pipelined loop (an estimate; calibrate with cosim)
 M_AXI_BYTES_PER_CYCLE = WORD_BITS // 8
@@ -75,11 +78,24 @@ def bitlinear_stage(plan: HardwarePlan, b: BitLinearPlan, name: str) -> Stage:
     return Stage(name, compute, nbytes, M_AXI_LATENCY + nbytes / weight_bytes_per_cycle(plan))
 
 
+def embed_cycles(plan: HardwarePlan) -> int:
+    """kernels_cpp/hlsgen_mixers.h embed: a word per cycle off chip (also the words it reads at
+    most), an element per cycle from the ROM."""
+    if not plan.offchip:
+        return plan.hidden
+    return int32_words(plan.hidden) + (plan.hidden % INT32_SLOTS != 0)
+
+
+def argmax_cycles(plan: HardwarePlan) -> int:
+    """The lm_head's packets in, one 16-logit word out per cycle: whichever is slower."""
+    return max(plan.vocab // plan.head_pe, plan.logit_words)
+
+
 def token_stages(plan: HardwarePlan) -> list[Stage]:
     """Every stage of one decoded token, in order."""
     H, D, I, E = plan.hidden, plan.inner, plan.intermediate, plan.layer_pe
     elementwise = lambda name, n, lanes=E: Stage(name, n // lanes + PIPELINE_FILL)   # noqa: E731
-    stages = [elementwise("embed", H, 1)]                       # one element per cycle
+    stages = [Stage("embed", embed_cycles(plan) + PIPELINE_FILL)]
     for l in range(plan.layers):
         p = f"layer{l}."
         stages += [elementwise(p + "attn_norm", H)]
@@ -89,7 +105,7 @@ def token_stages(plan: HardwarePlan) -> list[Stage]:
                    bitlinear_stage(plan, plan.bitlinear("gate"), p + "gate"), elementwise(p + "glu", 2 * I),
                    bitlinear_stage(plan, plan.bitlinear("down"), p + "down"), elementwise(p + "residual_mlp", H)]
     stages += [elementwise("final_norm", H), bitlinear_stage(plan, plan.bitlinear("lm_head"), "lm_head"),
-               elementwise("argmax", plan.vocab, plan.head_pe)]
+               Stage("argmax", argmax_cycles(plan) + PIPELINE_FILL)]
     return stages
 
 
@@ -121,7 +137,7 @@ class Performance:
 def estimate(plan: HardwarePlan) -> Performance:
     stages = token_stages(plan)
     weight_bytes = sum(s.weight_bytes for s in stages)
-    offchip = weight_bytes + (plan.hidden * 4 if plan.offchip else 0)
+    offchip = weight_bytes + (embed_cycles(plan) * M_AXI_BYTES_PER_CYCLE if plan.offchip else 0)
     ceiling = None
     if plan.offchip:
         memory = plan.board.memory_of(plan.weights_place)
