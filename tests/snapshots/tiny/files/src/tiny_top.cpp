@@ -13,11 +13,11 @@ static std::string layer_name(unsigned layer, const char* what) {
 
 using namespace tiny_top;
 
-void tiny_top_top(ap_uint<32> token, ap_uint<1> reset_state, act_t logits[VOCAB],
+void tiny_top_top(ap_uint<32> token, ap_uint<1> reset_state, hlsgen::int32_word_t* logits,
                    ap_uint<32>* next_token) {
 #pragma HLS INTERFACE mode=s_axilite port=token bundle=control
 #pragma HLS INTERFACE mode=s_axilite port=reset_state bundle=control
-#pragma HLS INTERFACE mode=m_axi port=logits bundle=gmem_out offset=slave depth=256
+#pragma HLS INTERFACE mode=m_axi port=logits bundle=gmem_out offset=slave depth=16 max_write_burst_length=64
 #pragma HLS INTERFACE mode=s_axilite port=logits bundle=control
 #pragma HLS INTERFACE mode=s_axilite port=next_token bundle=control
 #pragma HLS INTERFACE mode=s_axilite port=return bundle=control
@@ -55,7 +55,7 @@ void tiny_top_top(ap_uint<32> token, ap_uint<1> reset_state, act_t logits[VOCAB]
 #pragma HLS STREAM variable=down_out depth=16
 #pragma HLS STREAM variable=logits_out depth=256
 
-    // The embedding row arrives one element per cycle (one int32 word per entry off chip).
+    // The embedding row arrives from its ROM one element per cycle.
     hlsgen::embed<numerics, VOCAB, HIDDEN>(token, EMBEDDING, h);
     HLSGEN_TRACE("embedding", h, HIDDEN);
 layers:
@@ -89,6 +89,7 @@ layers:
     hlsgen::norm<numerics, HIDDEN, LAYER_PE>(h, FINAL_NORM, v);
     HLSGEN_SCOPE("lm_head");
     hlsgen::bitlinear<numerics, lm_head_config>(v, GAMMA_LM_HEAD, BETA_LM_HEAD, ROM_LM_HEAD, 0, logits_out);
+    // The logits go out one 512-bit word of 16 int32 slots (act_t sign-extended) per cycle.
     *next_token = hlsgen::argmax<numerics, VOCAB, HEAD_PE>(logits_out, logits);
 #ifndef __SYNTHESIS__
     hlsgen::check_drained(i_out, "i_out");
