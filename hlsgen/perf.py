@@ -12,8 +12,8 @@ packet of PE outputs per cycle, and norm, MLGRU, GLU and the residuals take E = 
 elements per cycle (n / E cycles for an n-vector, plus the pipeline fill).  The two ends move
 512-bit m_axi words of 16 int32 slots, one per cycle: the argmax takes the lm_head's packets of
 P logits and writes a word per 16 logits, max(V / P, V / 16) cycles; the embedding reads its row
-a word per cycle off chip (a cycle more when H is not a multiple of 16: the row then straddles
-words), one element per cycle from an on-chip ROM.
+16 entries per cycle, a word off chip (a cycle more when H is not a multiple of 16: the row then
+straddles words) or 16 banks of the on-chip ROM.
 """
 
 from __future__ import annotations
@@ -79,11 +79,10 @@ def bitlinear_stage(plan: HardwarePlan, b: BitLinearPlan, name: str) -> Stage:
 
 
 def embed_cycles(plan: HardwarePlan) -> int:
-    """kernels_cpp/hlsgen_mixers.h embed: a word per cycle off chip (also the words it reads at
-    most), an element per cycle from the ROM."""
-    if not plan.offchip:
-        return plan.hidden
-    return int32_words(plan.hidden) + (plan.hidden % INT32_SLOTS != 0)
+    """kernels_cpp/hlsgen_mixers.h embed: 16 entries per cycle; off chip, a cycle more (and a
+    word more read) when a row can start inside a word."""
+    straddles = plan.offchip and plan.hidden % INT32_SLOTS != 0
+    return int32_words(plan.hidden) + straddles
 
 
 def argmax_cycles(plan: HardwarePlan) -> int:

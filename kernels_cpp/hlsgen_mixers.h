@@ -166,13 +166,22 @@ inline int int32_slot(const int32_word_t* words, size_t k) {
 }
 #endif
 
-// From the on-chip ROM the embedding row arrives one element per cycle (H cycles per token).
+// From the on-chip ROM the embedding row arrives INT32_SLOTS elements per cycle, as from the
+// off-chip table: the ROM is split into that many banks along the row (more BRAM ports, the same
+// bits), ceil(H / INT32_SLOTS) cycles per token.
 template <class N, int V, int H, class ACT>
 void embed(ap_uint<32> token, const ACT table[V][H], ap_int<N::act_width> h[H]) {
-embed_elements:
-    for (int k = 0; k < H; k++) {
+    const int S = INT32_SLOTS;
+#pragma HLS ARRAY_PARTITION variable=table cyclic factor=S dim=2
+#pragma HLS ARRAY_PARTITION variable=h cyclic factor=S
+embed_chunks:
+    for (int c = 0; c < (H + S - 1) / S; c++) {
 #pragma HLS PIPELINE II=1
-        h[k] = ap_int<N::act_width>(table[token][k]);
+    embed_lanes:
+        for (int p = 0; p < S; p++) {
+#pragma HLS UNROLL
+            if (c * S + p < H) h[c * S + p] = ap_int<N::act_width>(table[token][c * S + p]);
+        }
     }
 }
 

@@ -62,7 +62,7 @@ void tiny_top_top(ap_uint<32> token, ap_uint<1> reset_state, hlsgen::int32_word_
 #pragma HLS STREAM variable=down_out depth=16
 #pragma HLS STREAM variable=logits_out depth=256
 
-    // The embedding row arrives one 512-bit word (16 int32 entries) per cycle.
+    // The embedding row arrives 16 entries per cycle (one 512-bit word of int32).
     hlsgen::embed<numerics, VOCAB, HIDDEN>(token, emb_table, h);
     HLSGEN_TRACE("embedding", h, HIDDEN);
 layers:

@@ -55,7 +55,7 @@ void tiny_top_top(ap_uint<32> token, ap_uint<1> reset_state, hlsgen::int32_word_
 #pragma HLS STREAM variable=down_out depth=16
 #pragma HLS STREAM variable=logits_out depth=256
 
-    // The embedding row arrives from its ROM one element per cycle.
+    // The embedding row arrives 16 entries per cycle (16 ROM banks).
     hlsgen::embed<numerics, VOCAB, HIDDEN>(token, EMBEDDING, h);
     HLSGEN_TRACE("embedding", h, HIDDEN);
 layers:
