@@ -28,7 +28,10 @@ KERNEL_CONTROL = {"lut": 400, "ff": 600, "dsp": 0}       # loop counters, FIFO c
 FIXED = {"lut": 7000, "ff": 9000, "dsp": 0}
 # Calls of each elementwise kernel in the top (each call site is its own hardware).
 ELEMENTWISE_CALLS = {"norm": 3, "mlgru": 1, "glu": 1, "residual": 2}
-# One Vitis HLS m_axi adapter at 512 bits with read bursts; the s_axilite control slave.
+# A row of the off-chip embedding that starts inside a word (H not a multiple of 16) is shifted
+# into place: a 16-way multiplexer per bit of a 512-bit word (4 LUT6), and the previous word held.
+EMBED_ALIGN = {"lut": 4 * 512, "ff": 512, "dsp": 0}
+# One Vitis HLS m_axi adapter at 512 bits (every port is 512 bits wide); the s_axilite control slave.
 M_AXI_PORT = {"lut": 1500, "ff": 2500, "dsp": 0}
 S_AXILITE = {"lut": 300, "ff": 400, "dsp": 0}
 
@@ -136,11 +139,15 @@ def lane_resources(n: dict) -> dict:
 
 def elementwise_resources(plan: HardwarePlan) -> dict:
     """The elementwise stages, each as wide as the BitLinear feeding it: norm, MLGRU, GLU and the
-    residuals at the layer PE (per call site), the argmax's per-lane compare at the lm_head PE."""
+    residuals at the layer PE (per call site), the argmax's per-lane compare at the lm_head PE up
+    to the 16 logits its output word takes per cycle (kernels_cpp/hlsgen_mixers.h), and the
+    embedding's word alignment when it needs one."""
+    from .planner import INT32_SLOTS      # here: planner imports this module
     lanes = lane_resources(plan.numerics)
     layer = add(*[scaled(lanes[k], calls) for k, calls in ELEMENTWISE_CALLS.items()])
     argmax_lane = {"lut": plan.numerics["act_width"] + 32, "ff": plan.numerics["act_width"] + 32, "dsp": 0}
-    return add(scaled(layer, plan.layer_pe), scaled(argmax_lane, plan.head_pe))
+    align = EMBED_ALIGN if plan.offchip and plan.hidden % INT32_SLOTS else {"lut": 0, "ff": 0, "dsp": 0}
+    return add(scaled(layer, plan.layer_pe), scaled(argmax_lane, min(plan.head_pe, INT32_SLOTS)), align)
 
 
 def design_resources(plan: HardwarePlan, bitlinears=None) -> dict:

@@ -11,8 +11,11 @@ same hardware one token at a time, so it runs at the decode rate (no weight reus
 
 Every stage between the BitLinears is as wide as the BitLinear feeding it: a rescale emits one
 packet of PE outputs per cycle, and norm, MLGRU, GLU and the residuals take E = the layer PE
-elements per cycle (n / E cycles for an n-vector, plus the pipeline fill), the argmax E = the
-lm_head PE.  Only the embedding reads one element per cycle (H cycles: one int32 word per entry).
+elements per cycle (n / E cycles for an n-vector, plus the pipeline fill).  The two ends move
+512-bit m_axi words of 16 int32 slots, one per cycle: the argmax takes the lm_head's packets of
+P logits and writes a word per 16 logits, max(V / P, V / 16) cycles; the embedding reads its row
+16 entries per cycle, a word off chip (a cycle more when H is not a multiple of 16: the row then
+straddles words) or 16 banks of the on-chip ROM.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, replace
 
-from .planner import WORD_BITS, BitLinearPlan, HardwarePlan
+from .planner import INT32_SLOTS, WORD_BITS, BitLinearPlan, HardwarePlan, int32_words
 
 PIPELINE_FILL = 12        # cycles to fill and drain one pipelined loop (an estimate; calibrate with cosim)
 M_AXI_BYTES_PER_CYCLE = WORD_BITS // 8
@@ -85,13 +88,25 @@ def bitlinear_stage(plan: HardwarePlan, b: BitLinearPlan, name: str) -> Stage:
     return Stage(name, compute, nbytes, memory, lead=b.cols // b.simd + PIPELINE_FILL, lane_bytes=b.lane_bits / 8)
 
 
+def embed_cycles(plan: HardwarePlan) -> int:
+    """kernels_cpp/hlsgen_mixers.h embed: 16 entries per cycle; off chip, a cycle more (and a
+    word more read) when a row can start inside a word."""
+    straddles = plan.offchip and plan.hidden % INT32_SLOTS != 0
+    return int32_words(plan.hidden) + straddles
+
+
+def argmax_cycles(plan: HardwarePlan) -> int:
+    """The lm_head's packets in, one 16-logit word out per cycle: whichever is slower."""
+    return max(plan.vocab // plan.head_pe, plan.logit_words)
+
+
 def token_stages(plan: HardwarePlan) -> list[Stage]:
     """Every stage of one decoded token, in order."""
     H, D, I, E = plan.hidden, plan.inner, plan.intermediate, plan.layer_pe
     elementwise = lambda name, n, lanes=E: Stage(name, n // lanes + PIPELINE_FILL)   # noqa: E731
     once = {b.kind: bitlinear_stage(plan, b, b.kind) for b in plan.bitlinears}    # the same in every layer
     projection = lambda p, kind: replace(once[kind], name=p + kind)                 # noqa: E731
-    stages = [elementwise("embed", H, 1)]                       # one element per cycle
+    stages = [Stage("embed", embed_cycles(plan) + PIPELINE_FILL)]
     for l in range(plan.layers):
         p = f"layer{l}."
         stages += [elementwise(p + "attn_norm", H)]
@@ -100,7 +115,7 @@ def token_stages(plan: HardwarePlan) -> list[Stage]:
                    elementwise(p + "residual_attn", H), elementwise(p + "mlp_norm", H),
                    projection(p, "gate"), elementwise(p + "glu", 2 * I),
                    projection(p, "down"), elementwise(p + "residual_mlp", H)]
-    stages += [elementwise("final_norm", H), once["lm_head"], elementwise("argmax", plan.vocab, plan.head_pe)]
+    stages += [elementwise("final_norm", H), once["lm_head"], Stage("argmax", argmax_cycles(plan) + PIPELINE_FILL)]
     return stages
 
 
@@ -180,7 +195,7 @@ def estimate(plan: HardwarePlan) -> Performance:
     if plan.offchip:
         rate, latency = weight_bytes_per_cycle(plan), M_AXI_LATENCY
         memory = plan.board.memory_of(plan.weights_place)
-        offchip = weight_bytes + plan.hidden * 4
+        offchip = weight_bytes + embed_cycles(plan) * M_AXI_BYTES_PER_CYCLE      # the embedding row's words
         ceiling = memory.bandwidth_gbps * 1e9 / offchip
     else:
         rate, latency, offchip, ceiling = float("inf"), ROM_LATENCY, 0, None   # a ROM keeps up with any MVU

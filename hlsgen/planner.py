@@ -19,6 +19,7 @@ from .weights import Weights
 WORD_BITS = 512          # one m_axi weight word; a lane word is `stripes` of them side by side
 LANES_PER_WORD = WORD_BITS // 2   # 2-bit ternary codes
 MAX_STRIPES = MAX_LANES // LANES_PER_WORD   # weight ports one lane word may be striped over
+INT32_SLOTS = WORD_BITS // 32   # the embedding and logits ports: int32 slots per 512-bit word
 LOGIC_BUDGET = 0.8       # share of the LUTs, FFs and DSPs a design may take and still place and route
 PREFETCH_LANES = 512     # how far the weight streamer may run ahead of an engine, in lanes
 PORTS_PER_CHANNEL = 15   # kernel interfaces one global memory bank takes (UG1393, v++ link)
@@ -31,6 +32,11 @@ def bits_for(value: int) -> int:
 
 def even(n: int) -> int:
     return n + (n % 2)
+
+
+def int32_words(entries: int) -> int:
+    """512-bit words that hold `entries` int32 values (the last one padded with zeros)."""
+    return -(-entries // INT32_SLOTS)
 
 
 @dataclass(frozen=True)
@@ -150,9 +156,9 @@ class HardwarePlan:
 
     @property
     def logit_dtype(self) -> str:
-        """Host view of one logit: act_t in memory, padded to a power-of-two number of bytes."""
-        size = 1 << max(math.ceil(self.numerics["act_width"] / 8) - 1, 0).bit_length()
-        return f"<i{size}"
+        """Host view of one logit: act_t (at most 24 bits, spec) sign-extended into an int32 slot
+        of the logits port's 512-bit words; the one layout every reader of the logits assumes."""
+        return "<i4"
 
     @property
     def offchip(self) -> bool:
@@ -200,6 +206,15 @@ class HardwarePlan:
     @property
     def embedding_entries(self) -> int:
         return self.vocab * self.hidden
+
+    @property
+    def embedding_words(self) -> int:
+        """The off-chip table's 512-bit words: the int32 entries row-major, the last word padded."""
+        return int32_words(self.embedding_entries)
+
+    @property
+    def logit_words(self) -> int:
+        return int32_words(self.vocab)
 
     @property
     def embedding_source(self) -> str:
@@ -334,12 +349,14 @@ def check_onchip_memory(plan: HardwarePlan) -> None:
 # ----------------------------------------------------------------------------- m_axi ports and channels
 def memory_ports(plan: HardwarePlan) -> list[MemoryPort]:
     """Every m_axi argument in signature order: the logits out, then (off-chip) the embedding and
-    one weight port per stripe.  Stripe s holds the 512-bit slice s of every lane word of every
+    one weight port per stripe, each buffer a whole number of 512-bit words.  Stripe s holds the 512-bit slice s of every lane word of every
     kind, so a fold reads all stripes at once and the stripes stream concurrently."""
-    ports = [MemoryPort("logits", "gmem_out", plan.vocab * int(plan.logit_dtype[2:]), plan.logit_dtype, None)]
+    word_bytes = WORD_BITS // 8
+    ports = [MemoryPort("logits", "gmem_out", plan.logit_words * word_bytes, plan.logit_dtype, None)]
     if plan.offchip:
-        ports.append(MemoryPort("emb_table", "gmem_emb", plan.embedding_entries * 4, "<i4", "tb/data/emb_table.bin"))
-        stripe_bytes = sum(b.words for b in plan.bitlinears) * WORD_BITS // 8
+        ports.append(MemoryPort("emb_table", "gmem_emb", plan.embedding_words * word_bytes, "<i4",
+                                "tb/data/emb_table.bin"))
+        stripe_bytes = sum(b.words for b in plan.bitlinears) * word_bytes
         ports += [MemoryPort(f"w{s}", f"gmem_w{s}", stripe_bytes, "<u8", f"tb/data/w{s}.bin", stripe=s)
                   for s in range(plan.stripes)]
     return ports

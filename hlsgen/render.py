@@ -22,7 +22,7 @@ from . import numerics as nx
 from . import rtl
 from . import vendor
 from .checkpoint import pack_2bit
-from .planner import BitLinearPlan, HardwarePlan
+from .planner import INT32_SLOTS, BitLinearPlan, HardwarePlan
 from .spec import REPO_ROOT, Spec
 from .weights import Weights
 
@@ -248,7 +248,9 @@ def project(spec: Spec, plan: HardwarePlan, weights: Weights, vectors: GoldenVec
     files["tb/data/expected_logits.bin"] = vectors.logits.astype("<i4").tobytes()
     files["tb/data/expected_next.bin"] = vectors.next_tokens.astype("<i4").tobytes()
     if plan.offchip:
-        files["tb/data/emb_table.bin"] = fixed_embedding(spec, weights, clamps).astype("<i4").tobytes()
+        table = fixed_embedding(spec, weights, clamps).astype("<i4").reshape(-1)
+        padding = np.zeros(plan.embedding_words * INT32_SLOTS - table.size, "<i4")   # to whole words
+        files["tb/data/emb_table.bin"] = np.concatenate([table, padding]).tobytes()
         for port, buffer in zip(plan.weight_ports, stripe_buffers(plan, weights)):
             files[port.data] = np.ascontiguousarray(buffer, "<u8").tobytes()
     files.update(rtl.project_files(spec, plan, weights, vectors))   # rtl/ and cosim/

@@ -3,7 +3,7 @@
 //   mlgru     gates -> recurrent state -> o       (the token mixer; state kept across tokens)
 //   glu       z = up * silu(gate)                 (the channel mixer)
 //   residual  out = h + delta
-//   embed, argmax
+//   embed, argmax (the m_axi ends: 512-bit words of 16 int32 slots)
 // E is the PE of the BitLinear that feeds the stage: its rescale emits one packet of E act values
 // per cycle (hlsgen_bitlinear.h), and the stage consumes one packet per cycle, so no stage is
 // narrower than its producer. Arrays are partitioned cyclic by E (element k in bank k % E), so
@@ -13,6 +13,10 @@
 
 #include "hlsgen_common.h"
 #include "hlsgen_math.h"
+
+#ifndef __SYNTHESIS__
+#include <vector>
+#endif
 
 namespace hlsgen {
 
@@ -143,61 +147,121 @@ residual_folds:
     }
 }
 
-// The embedding stays one element per cycle: the off-chip table holds one int32 word per entry,
-// so its m_axi read brings one element per cycle, and it runs once per token (H cycles).
+// The embedding table and the logits cross their m_axi ports as 512-bit words of 16 int32 slots,
+// slot k in bits 32k..32k+31 (little-endian): the host sees plain int32 arrays (a logit is act_t
+// sign-extended), padded to whole words. One word per cycle is what a 512-bit port moves.
+const int INT32_SLOTS = 16;
+typedef ap_uint<32 * INT32_SLOTS> int32_word_t;
+
+#ifndef __SYNTHESIS__
+// The host's side of that layout (testbench, csim device, kernel tests): `count` int32 values
+// into whole words, the slots past them set to `fill`; and slot k back out, sign-extended.
+inline std::vector<int32_word_t> int32_words(const int* values, size_t count, int fill = 0) {
+    std::vector<int32_word_t> words((count + INT32_SLOTS - 1) / INT32_SLOTS);
+    for (size_t k = 0; k < words.size() * INT32_SLOTS; k++)
+        set_field<32>(words[k / INT32_SLOTS], k % INT32_SLOTS, ap_uint<32>(k < count ? values[k] : fill));
+    return words;
+}
+
+inline int int32_slot(const int32_word_t* words, size_t k) {
+    return ap_int<32>(get_field<32>(words[k / INT32_SLOTS], k % INT32_SLOTS)).to_int();
+}
+#endif
+
+// From the on-chip ROM the embedding row arrives INT32_SLOTS elements per cycle, as from the
+// off-chip table: the ROM is split into that many banks along the row (more BRAM ports, the same
+// bits), ceil(H / INT32_SLOTS) cycles per token.
 template <class N, int V, int H, class ACT>
 void embed(ap_uint<32> token, const ACT table[V][H], ap_int<N::act_width> h[H]) {
-embed_elements:
-    for (int k = 0; k < H; k++) {
+    const int S = INT32_SLOTS;
+#pragma HLS ARRAY_PARTITION variable=table cyclic factor=S dim=2
+#pragma HLS ARRAY_PARTITION variable=h cyclic factor=S
+embed_chunks:
+    for (int c = 0; c < (H + S - 1) / S; c++) {
 #pragma HLS PIPELINE II=1
-        h[k] = ap_int<N::act_width>(table[token][k]);
+    embed_lanes:
+        for (int p = 0; p < S; p++) {
+#pragma HLS UNROLL
+            if (c * S + p < H) h[c * S + p] = ap_int<N::act_width>(table[token][c * S + p]);
+        }
     }
 }
 
-// The same from an off-chip table (m_axi, one 32-bit word per entry, row-major [V][H]).
+// From the off-chip table (m_axi, row-major [V][H] int32 in words of INT32_SLOTS): one word per
+// cycle, written into h as INT32_SLOTS elements. When H is not a multiple of the word, a row
+// starts `offset` slots into its first word and each chunk of h straddles two words: then the
+// loop runs one cycle behind its reads (LAG), shifting the last two words into place, and
+// reads only the row's own words (the last one may be the buffer's zero padding).
 template <class N, int V, int H>
-void embed(ap_uint<32> token, const ap_int<32>* table, ap_int<N::act_width> h[H]) {
-embed_burst:
-    for (int k = 0; k < H; k++) {
+void embed(ap_uint<32> token, const int32_word_t* table, ap_int<N::act_width> h[H]) {
+    const int S = INT32_SLOTS, CHUNKS = (H + S - 1) / S, LAG = H % S ? 1 : 0;
+#pragma HLS ARRAY_PARTITION variable=h cyclic factor=S
+    const unsigned long long start = (unsigned long long)token * H;
+    const unsigned offset = LAG ? unsigned(start % S) : 0u;
+    const unsigned words = (offset + H + S - 1) / S;
+    int32_word_t previous = 0;
+embed_words:
+    for (int i = 0; i < CHUNKS + LAG; i++) {
 #pragma HLS PIPELINE II=1
-        h[k] = ap_int<N::act_width>(table[token * H + k]);
+        const int32_word_t word = unsigned(i) < words ? table[start / S + i] : int32_word_t(0);
+        const ap_uint<64 * S> pair = (ap_uint<64 * S>(word) << (32 * S)) | ap_uint<64 * S>(previous);
+        const int32_word_t chunk = LAG ? int32_word_t(pair >> (32 * offset)) : word;
+        previous = word;
+        const int c = i - LAG;
+    embed_slots:
+        for (int p = 0; p < S; p++) {
+#pragma HLS UNROLL
+            if (c >= 0 && c * S + p < H)
+                h[c * S + p] = ap_int<N::act_width>(ap_int<32>(get_field<32>(chunk, p)));
+        }
     }
 }
 
-// Writes the logits out and returns the first index of the largest one (greedy decoding), E
-// logits per cycle. Lane p sees indices p, p + E, p + 2E, ... in increasing order and keeps its
-// first maximum (strictly greater replaces); the lanes' winners are then reduced pairwise in a
-// tree that prefers the lower index on equal values, so the result is the first maximum overall.
-// `logits` is the top's m_axi output (not partitioned). Its port takes one act_t per cycle, so
-// with E > 1 these writes, not the compares, limit the loop until the port is widened (a change
-// of the top's signature, not made here); perf.py counts V / E cycles.
+// Writes the logits out and returns the first index of the largest one (greedy decoding).
+// The logits arrive E per packet; the m_axi port takes one word of INT32_SLOTS per cycle. Each
+// step handles G = min(E, INT32_SLOTS) logits, so the loop takes max(V / E, V / INT32_SLOTS)
+// cycles (a packet wider than a word is popped once per E / G steps and written G at a time; a
+// narrower one fills a word over INT32_SLOTS / G steps, the last word padded with zeros). E and
+// the word divide one another: lm_head PEs are powers of two (planner.check_folding).
+// Lane p of the G compare lanes sees indices p, p + G, p + 2G, ... in increasing order and keeps
+// its first maximum (strictly greater replaces); the lanes' winners are then reduced pairwise in
+// a tree that prefers the lower index on equal values, so the result is the first maximum overall.
 template <class N, int V, int E>
-ap_uint<32> argmax(hls::stream<ap_uint<E * N::act_width> >& logits_in, ap_int<N::act_width> logits[V]) {
+ap_uint<32> argmax(hls::stream<ap_uint<E * N::act_width> >& logits_in, int32_word_t* logits) {
+    const int S = INT32_SLOTS, G = E < S ? E : S, SLICES = E / G, PER_WORD = S / G, W = N::act_width;
     static_assert(V % E == 0, "the lanes divide the vocabulary");
-    ap_int<N::act_width> best[E];
-    ap_uint<32> best_index[E];
+    static_assert(E % S == 0 || S % E == 0, "the packet and the logit word divide one another");
+    ap_int<W> best[G];
+    ap_uint<32> best_index[G];
 #pragma HLS ARRAY_PARTITION variable=best complete
 #pragma HLS ARRAY_PARTITION variable=best_index complete
-argmax_folds:
-    for (int c = 0; c < V / E; c++) {
+    ap_uint<E * W> packet = 0;
+    int32_word_t word = 0;
+argmax_steps:
+    for (int t = 0; t < V / G; t++) {
 #pragma HLS PIPELINE II=1
-        const ap_uint<E * N::act_width> packet = pop(logits_in, "argmax.logits");
+        if (t % SLICES == 0) packet = pop(logits_in, "argmax.logits");
+        const ap_uint<G * W> slice = get_field<G * W>(packet, t % SLICES);
     argmax_lanes:
-        for (int p = 0; p < E; p++) {
+        for (int p = 0; p < G; p++) {
 #pragma HLS UNROLL
-            const ap_int<N::act_width> x = ap_int<N::act_width>(get_field<N::act_width>(packet, p));
-            logits[c * E + p] = x;
-            if (c == 0 || x > best[p]) {
+            const ap_int<W> x = ap_int<W>(get_field<W>(slice, p));
+            set_field<32>(word, (t % PER_WORD) * G + p, ap_uint<32>(ap_int<32>(x)));
+            if (t == 0 || x > best[p]) {
                 best[p] = x;
-                best_index[p] = c * E + p;
+                best_index[p] = t * G + p;
             }
+        }
+        if (t % PER_WORD == PER_WORD - 1 || t == V / G - 1) {
+            logits[t / PER_WORD] = word;
+            word = 0;
         }
     }
 argmax_reduce:
-    for (int step = 1; step < E; step *= 2) {
+    for (int step = 1; step < G; step *= 2) {
 #pragma HLS UNROLL
     argmax_pairs:
-        for (int p = 0; p + step < E; p += 2 * step) {
+        for (int p = 0; p + step < G; p += 2 * step) {
 #pragma HLS UNROLL
             const int q = p + step;
             if (best[q] > best[p] || (best[q] == best[p] && best_index[q] < best_index[p])) {

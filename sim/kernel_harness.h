@@ -247,21 +247,42 @@ void residual(const Case& c) {
     c.output("out", out);
 }
 
-// logits [T, V] -> index [T], logits [T, V] (as the kernel wrote them out)
+// table [V * H] (row-major), token [T] -> h [T, H], from the off-chip table's words; the slots
+// past the table (the buffer's padding) hold -1, which no row may pick up.
+template <class N, int V, int H>
+void embed(const Case& c) {
+    const values_t table = c.input("table"), token = c.input("token");
+    if (table.size() != size_t(V) * H) fail("embed: the table is not V x H");
+    const std::vector<int> values(table.begin(), table.end());
+    const std::vector<hlsgen::int32_word_t> words = hlsgen::int32_words(values.data(), values.size(), -1);
+    values_t out;
+    for (long long t : token) {
+        ap_int<N::act_width> h[H];
+        hlsgen::embed<N, V, H>(ap_uint<32>(t), words.data(), h);
+        append(out, h);
+    }
+    c.output("h", out);
+}
+
+// logits [T, V] -> index [T], logits [T, V] and padding [T, slots past V] (as the kernel wrote
+// them into its words, which start out filled with 0x5a5a5a5a so an unwritten slot shows)
 template <class N, int V, int E>
 void argmax(const Case& c) {
     const values_t logits = c.input("logits");
-    values_t index, echo;
+    values_t index, echo, padding;
     for (size_t t = 0; t < tokens(logits, V); t++) {
         hls::stream<ap_uint<E * N::act_width> > logits_in;
         feed_packed<N::act_width, E>(logits_in, logits, t * V, V);
-        ap_int<N::act_width> written[V];
-        index.push_back(as_int64(hlsgen::argmax<N, V, E>(logits_in, written)));
+        const std::vector<int> unwritten(V, 0x5a5a5a5a);
+        std::vector<hlsgen::int32_word_t> written = hlsgen::int32_words(unwritten.data(), V, 0x5a5a5a5a);
+        index.push_back(as_int64(hlsgen::argmax<N, V, E>(logits_in, written.data())));
         hlsgen::check_drained(logits_in, "harness.argmax.logits");
-        append(echo, written);
+        for (size_t k = 0; k < written.size() * hlsgen::INT32_SLOTS; k++)
+            (k < size_t(V) ? echo : padding).push_back(hlsgen::int32_slot(written.data(), k));
     }
     c.output("index", index);
     c.output("logits", echo);
+    c.output("padding", padding);
 }
 
 // ----------------------------------------------------------------------------- math layer

@@ -121,8 +121,8 @@ class SimulatedKernel:
             dtype = self.plan.memory_port(name).dtype
             self.device.upload(index, values[name].view(dtype))
         logits, next_token = self.device.step(int(values["token"]), bool(values["reset_state"]))
-        out = values["logits"].view(self.plan.logit_dtype)
-        out[:] = logits
+        out = values["logits"].view(self.plan.logit_dtype)     # whole 512-bit words: VOCAB and padding
+        out[:len(logits)] = logits
         return next_token
 
 

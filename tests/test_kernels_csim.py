@@ -73,7 +73,14 @@ ELEMENTWISE_WIDTH = {"base": 40, "narrow": 12, "shifted": 8}    # K, D and I of 
 # Elements per cycle E (the producing BitLinear's PE) of the elementwise kernels: one lane, a few,
 # and the whole vector in one cycle.
 LANES = {"base": (1, 2, 8, 40), "narrow": (1, 4, 12), "shifted": (1, 8)}
-ARGMAX_VOCAB = {"base": 40, "narrow": 36, "shifted": 40}
+# The argmax's lanes E (powers of two, as lm_head PEs are) -> its vocabulary: narrower than the
+# 16-slot logit word with a partial last word, and as wide as a word and wider (a packet written
+# over several cycles), up to the whole vocabulary in one packet.
+ARGMAX = {"base": {1: 40, 2: 40, 8: 40, 16: 64, 32: 64, 64: 64}, "narrow": {1: 36, 4: 36},
+          "shifted": {1: 48, 8: 48, 16: 48}}
+# Off-chip embedding tables (V, H): whole words per row, and rows that start inside a word (at
+# every slot offset for H = 5), narrower than a word, and ending inside the buffer's last word.
+EMBED_TABLES = {"base": ((4, 32), (3, 40), (5, 20), (17, 5)), "narrow": ((3, 40),), "shifted": ((2, 16),)}
 SANITIZED_LANES = (1, 8)
 ISQRT_WIDTHS = (10, 32, 48, 64)             # 32, 48, 64: the root widths of the three formats
 CODE_WIDTHS = (32, 44)                      # y_width of NARROW and BASE
@@ -85,17 +92,22 @@ def max_beta(numerics: NumericsSpec) -> int:
 
 
 def argmax_lanes(variant: str, lanes=None) -> tuple:
-    """The argmax's lane counts: the variant's, and the whole vocabulary in one cycle."""
-    lanes = LANES[variant] if lanes is None else lanes
-    return tuple(dict.fromkeys([*lanes, ARGMAX_VOCAB[variant]]))
+    """The argmax's lane counts in this variant (those among `lanes`, if given)."""
+    return tuple(e for e in ARGMAX[variant] if lanes is None or e in lanes)
 
 
-def add_elementwise(program: KernelProgram, variant: Variant, width: int, lanes: tuple) -> None:
+def scenario_size(kernel: str, variant: str, lanes: int) -> int:
+    return ARGMAX[variant][lanes] if kernel == "argmax" else ELEMENTWISE_WIDTH[variant]
+
+
+def add_elementwise(program: KernelProgram, variant: Variant, width: int, lanes: tuple, all_argmax=True) -> None:
     for e in lanes:
         for driver in ("norm", "mlgru", "glu", "residual"):
             program.kernel(driver, variant, width, e)
-    for e in argmax_lanes(variant.name, lanes):
-        program.kernel("argmax", variant, ARGMAX_VOCAB[variant.name], e)
+    for e in argmax_lanes(variant.name, None if all_argmax else lanes):
+        program.kernel("argmax", variant, ARGMAX[variant.name][e], e)
+    for vocab, hidden in EMBED_TABLES[variant.name]:
+        program.kernel("embed", variant, vocab, hidden)
     program.kernel("sigmoid", variant)
 
 
@@ -118,7 +130,7 @@ def sanitized_program() -> tuple[KernelProgram, Variant, BitLinear]:
     program = KernelProgram("kernel_tests_sanitized")
     variant = program.variant("base", BASE)
     bitlinear = program.bitlinear(variant, 24, 40, 4, 8, MATRICES, max_beta(BASE))
-    add_elementwise(program, variant, ELEMENTWISE_WIDTH["base"], SANITIZED_LANES)
+    add_elementwise(program, variant, ELEMENTWISE_WIDTH["base"], SANITIZED_LANES, all_argmax=False)
     return program, variant, bitlinear
 
 
@@ -399,12 +411,15 @@ def residual_scenario(rng, n: NumericsSpec, K: int) -> Scenario:
 
 def argmax_scenario(rng, n: NumericsSpec, V: int) -> Scenario:
     """Greedy decoding's argmax: on ties the first index wins (np.argmax, Model.generate), also
-    when the tied maxima sit in different lanes of a wide argmax: with 8 lanes, 17 (lane 1) and 5
-    (lane 5), 9 (lane 1) and 2 (lane 2), 16 (lane 0) and 5 (lane 5) and 35 (lane 3)."""
+    when the tied maxima sit in different lanes of a wide argmax or in different 16-slot words of
+    the output: with 8 lanes, 17 (lane 1) and 5 (lane 5), 9 (lane 1) and 2 (lane 2), 16 (lane 0)
+    and 5 (lane 5) and 35 (lane 3); with 16, 5 (word 0) and 17, 30 (word 1), and V - 17 and
+    V - 1 (one lane, consecutive words). The logits go out sign-extended to int32 slots, the
+    last word's slots past V zero."""
     lo, hi = signed_range(n.act.width)
     k = np.arange(V)
     ties = []
-    for indices in ([5, 17, 30], [9, 2], [16, 5, 35], [V - 1, 1, V - 2]):
+    for indices in ([5, 17, 30], [9, 2], [16, 5, 35], [V - 1, 1, V - 2], [V - 1, V - 17]):
         tie = spread(rng, V, 8)
         tie[indices] = 1000
         ties.append(tie)
@@ -412,7 +427,9 @@ def argmax_scenario(rng, n: NumericsSpec, V: int) -> Scenario:
         np.full(V, lo), np.full(V, 7),                  # all equal
         k - 2 * V,                                      # all negative, the largest last
         np.where(k == 0, hi, lo), np.where(k == V - 1, hi, hi - 1)])
-    return Scenario("argmax", V, dict(logits=logits), dict(index=np.argmax(logits, axis=1), logits=logits), {})
+    padding = np.zeros((len(logits), -V % 16))
+    return Scenario("argmax", V, dict(logits=logits), dict(index=np.argmax(logits, axis=1), logits=logits,
+                                                           padding=padding), {})
 
 
 def sigmoid_inputs(n: NumericsSpec) -> np.ndarray:
@@ -441,8 +458,7 @@ SCENARIOS = {"norm": norm_scenario, "mlgru": mlgru_scenario, "mlgru_extremes": m
 def make_scenario(kernel: str, variant: str, lanes: int, rng=None) -> Scenario:
     """The kernel's scenario at its size in this variant, run `lanes` elements per cycle."""
     rng = np.random.default_rng(len(kernel)) if rng is None else rng
-    size = ARGMAX_VOCAB[variant] if kernel == "argmax" else ELEMENTWISE_WIDTH[variant]
-    scenario = SCENARIOS[kernel](rng, VARIANTS[variant].numerics, size)
+    scenario = SCENARIOS[kernel](rng, VARIANTS[variant].numerics, scenario_size(kernel, variant, lanes))
     return scenario if kernel == "sigmoid" else replace(scenario, lanes=lanes)
 
 
@@ -457,6 +473,26 @@ def test_elementwise_kernel(run, kernel, variant, lanes):
     """norm, MLGRU, GLU, residual, argmax and sigmoid, per numerics variant, at every lane count:
     the same numbers whatever the number of elements per cycle."""
     scenario = make_scenario(kernel, variant, lanes)
+    [result] = run([scenario.case(PROGRAM, VARIANTS[variant])])
+    scenario.check(result)
+
+
+def embed_scenario(rng, n: NumericsSpec, V: int, H: int) -> Scenario:
+    """The off-chip embedding (template arguments <V, H>): every row in a random order, then the
+    last one (it ends in the buffer's last word) and the first again."""
+    table = spread(rng, (V, H), n.act.width)
+    token = np.concatenate([rng.permutation(V), [V - 1, 0]])
+    return Scenario("embed", V, dict(table=table, token=token), dict(h=table[token]), {}, lanes=H)
+
+
+EMBED_CASES = [(variant, V, H) for variant, tables in EMBED_TABLES.items() for V, H in tables]
+
+
+@pytest.mark.parametrize("variant, vocab, hidden", EMBED_CASES, ids=[f"{v}-{V}x{H}" for v, V, H in EMBED_CASES])
+def test_embed_from_512_bit_words(run, variant, vocab, hidden):
+    """The embedding row from the off-chip table, 16 int32 entries per m_axi word: rows of whole
+    words, rows starting at any slot of a word, and the last row ending in the padded last word."""
+    scenario = embed_scenario(np.random.default_rng(vocab * hidden), VARIANTS[variant].numerics, vocab, hidden)
     [result] = run([scenario.case(PROGRAM, VARIANTS[variant])])
     scenario.check(result)
 
@@ -518,7 +554,7 @@ STARVED = {
                                                       sigmoid_table=sigmoid_table(BASE)), "glu.up"),
     "mlgru": (ELEMENTWISE_WIDTH["base"], lambda K: {**mlgru_inputs(np.random.default_rng(0), BASE, K, 1),
                                                     "f": np.zeros(K - 1)}, "mlgru.f"),
-    "argmax": (ARGMAX_VOCAB["base"], lambda V: dict(logits=np.zeros(2 * V - 1)), "argmax.logits"),   # the 2nd token
+    "argmax": (ARGMAX["base"][8], lambda V: dict(logits=np.zeros(2 * V - 1)), "argmax.logits"),   # the 2nd token
 }
 
 
@@ -550,8 +586,9 @@ def test_kernels_under_sanitizers(binaries):
     bitlinear_inputs = [random_inputs(rng, bl, 2, 1)] + [corner_inputs(rng, bl, c) for c in
                                                          ("all_min_activations", "zero_input", "scale_saturates")]
     bitlinear_cases = [(source, x) for x in bitlinear_inputs for source in SOURCES]
-    scenarios = [replace(make(rng, BASE, ARGMAX_VOCAB["base"] if kernel == "argmax" else ELEMENTWISE_WIDTH["base"]),
-                         lanes=lanes) for kernel, make in SCENARIOS.items() for lanes in SANITIZED_LANES]
+    scenarios = [replace(make(rng, BASE, scenario_size(kernel, "base", lanes)), lanes=lanes)
+                 for kernel, make in SCENARIOS.items() for lanes in SANITIZED_LANES]
+    scenarios += [embed_scenario(rng, BASE, vocab, hidden) for vocab, hidden in EMBED_TABLES["base"]]
     results = binary.run([bitlinear_case(bl, source, x) for source, x in bitlinear_cases] +
                          [scenario.case(SANITIZED, SANITIZED_VARIANT) for scenario in scenarios])
     for (source, x), result in zip(bitlinear_cases, results):

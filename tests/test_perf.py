@@ -47,19 +47,34 @@ def test_kinds_of_one_folding_share_one_engine_sized_for_the_widest(tmp_path):
 
 @pytest.mark.parametrize("pe", [1, 8, 64])
 def test_elementwise_stages_take_one_packet_per_cycle(tmp_path, pe):
-    """n / E cycles plus the fill, E = the PE of the BitLinear feeding the stage; the embedding
-    reads one element per cycle."""
+    """n / E cycles plus the fill, E = the PE of the BitLinear feeding the stage (the embedding
+    and the argmax: test_m_axi_ends_move_a_word_per_cycle)."""
     p = make_plan(tmp_path, pe=pe, simd=1)
     fill, E = perf.PIPELINE_FILL, pe
     cycles = {s.name: s.compute_cycles for s in perf.token_stages(p)}
-    assert cycles["embed"] == p.hidden + fill
     for l in range(p.layers):
         assert cycles[f"layer{l}.attn_norm"] == cycles[f"layer{l}.mlp_norm"] == p.hidden // E + fill
         assert cycles[f"layer{l}.mlgru"] == p.inner // E + fill
         assert cycles[f"layer{l}.residual_attn"] == cycles[f"layer{l}.residual_mlp"] == p.hidden // E + fill
         assert cycles[f"layer{l}.glu"] == 2 * p.intermediate // E + fill
     assert cycles["final_norm"] == p.hidden // E + fill
-    assert cycles["argmax"] == p.vocab // p.bitlinear("lm_head").pe + fill
+
+
+@pytest.mark.parametrize("place", ["onchip", "hbm"])
+@pytest.mark.parametrize("pe, hidden, vocab", [(1, 64, 256), (8, 64, 256), (16, 64, 256), (64, 64, 256),
+                                               (8, 40, 200), (4, 40, 200)])
+def test_m_axi_ends_move_a_word_per_cycle(tmp_path, place, pe, hidden, vocab):
+    """The argmax writes a 512-bit word of 16 logits per cycle, so it takes V / P cycles for
+    lm_head packets of P < 16 logits and ceil(V / 16) for wider ones; the off-chip embedding reads
+    a word (16 entries) per cycle, plus one when its rows straddle words (H = 40); the on-chip ROM
+    16 entries per cycle, from 16 banks."""
+    p = make_plan(tmp_path, pe=pe, simd=8, place=place, hidden=hidden, vocab=vocab)
+    cycles = {s.name: s.compute_cycles - perf.PIPELINE_FILL for s in perf.token_stages(p)}
+    assert cycles["argmax"] == {1: vocab, 4: vocab // 4, 8: vocab // 8, 16: 16, 64: 16}[pe]
+    embed = {"onchip": {64: 4, 40: 3}, "hbm": {64: 4, 40: 3 + 1}}[place][hidden]
+    assert cycles["embed"] == embed
+    if place == "hbm":
+        assert perf.estimate(p).offchip_bytes_per_token == sum(s.weight_bytes for s in perf.token_stages(p)) + 64 * embed
 
 
 def test_token_cycles_are_the_sum_of_the_stages(tmp_path):
@@ -73,7 +88,7 @@ def test_token_cycles_are_the_sum_of_the_stages(tmp_path):
 def test_offchip_bytes_per_token_count_every_weight_word_once(tmp_path):
     p = make_plan(tmp_path, place="hbm")
     e = perf.estimate(p)
-    assert e.offchip_bytes_per_token == sum(b.words * b.lane_word_bits // 8 for b in p.bitlinears) + p.hidden * 4
+    assert e.offchip_bytes_per_token == sum(b.words * b.lane_word_bits // 8 for b in p.bitlinears) + p.hidden // 16 * 64
     hbm = p.board.memory_of("hbm")
     assert e.ceiling_tokens_per_s == pytest.approx(hbm.bandwidth_gbps * 1e9 / e.offchip_bytes_per_token)
     assert 0 < e.fraction_of_ceiling <= 1

@@ -8,7 +8,7 @@
 using namespace tiny_top;
 
 // Device memory: what the driver uploads before the first token (one buffer per m_axi port).
-static std::vector<ap_int<32> > emb_table;
+static std::vector<hlsgen::int32_word_t> emb_table;   // 16 int32 entries per word
 static std::vector<hlsgen::weight_word_t> w0;
 
 static void upload(std::vector<hlsgen::weight_word_t>& memory, const unsigned long long* words, int count) {
@@ -21,11 +21,11 @@ extern "C" {
 
 int hlsgen_vocab() { return VOCAB; }
 
-// port: 0 = embedding (int32 [V*H]), then the weight stripes in order (64-bit words, 8 per 512).
+// port: 0 = embedding (int32 [V*H], padded to whole 512-bit words), then the weight stripes in
+// order (64-bit words, 8 per 512).
 int hlsgen_upload(int port, const void* data, int count) {
     if (port == 0) {
-        const int* values = static_cast<const int*>(data);
-        emb_table.assign(values, values + count);
+        emb_table = hlsgen::int32_words(static_cast<const int*>(data), count);
         return 0;
     }
     if (port == 1) {
@@ -37,10 +37,10 @@ int hlsgen_upload(int port, const void* data, int count) {
 
 // One token through the accelerator; writes VOCAB raw logits and returns the next (greedy) token.
 int hlsgen_step(unsigned token, int reset_state, int* logits_out) {
-    static act_t logits[VOCAB];
+    static hlsgen::int32_word_t logits[16];   // 16 int32 slots per word
     ap_uint<32> next = 0;
     tiny_top_top(token, reset_state ? 1 : 0, logits, &next, emb_table.data(), w0.data());
-    for (int k = 0; k < VOCAB; k++) logits_out[k] = logits[k].to_int();
+    for (int k = 0; k < VOCAB; k++) logits_out[k] = hlsgen::int32_slot(logits, k);
     return (int)next;
 }
 

@@ -50,8 +50,8 @@ weights_layers:
 }
 
 // The compute: one token through the layers, taking each projection's lanes from its engine's FIFO.
-static void run_token(ap_uint<32> token, ap_uint<1> reset_state, act_t logits[VOCAB], ap_uint<32>* next_token,
-                      const ap_int<32>* emb_table, layer_lanes_t& layer_lanes, head_lanes_t& head_lanes) {
+static void run_token(ap_uint<32> token, ap_uint<1> reset_state, hlsgen::int32_word_t* logits, ap_uint<32>* next_token,
+                      const hlsgen::int32_word_t* emb_table, layer_lanes_t& layer_lanes, head_lanes_t& head_lanes) {
 #pragma HLS ALLOCATION function instances=layer_engine limit=1
 #pragma HLS ALLOCATION function instances=head_engine limit=1
 
@@ -92,7 +92,7 @@ static void run_token(ap_uint<32> token, ap_uint<1> reset_state, act_t logits[VO
 #pragma HLS STREAM variable=down_out depth=16
 #pragma HLS STREAM variable=logits_out depth=256
 
-    // The embedding row arrives one element per cycle (one int32 word per entry off chip).
+    // The embedding row arrives 16 entries per cycle (one 512-bit word of int32).
     hlsgen::embed<numerics, VOCAB, HIDDEN>(token, emb_table, h);
     HLSGEN_TRACE("embedding", h, HIDDEN);
 layers:
@@ -126,6 +126,7 @@ layers:
     hlsgen::norm<numerics, HIDDEN, LAYER_PE>(h, FINAL_NORM, x_head);
     HLSGEN_SCOPE("lm_head");
     head_engine(x_head, GAMMA_LM_HEAD, BETA_LM_HEAD, head_lanes, LM_HEAD_SHAPE, logits_out);
+    // The logits go out one 512-bit word of 16 int32 slots (act_t sign-extended) per cycle.
     *next_token = hlsgen::argmax<numerics, VOCAB, HEAD_PE>(logits_out, logits);
 #ifndef __SYNTHESIS__
     hlsgen::check_drained(i_out, "i_out");
@@ -138,15 +139,15 @@ layers:
 #endif
 }
 
-void tiny_top_top(ap_uint<32> token, ap_uint<1> reset_state, act_t logits[VOCAB],
-                   ap_uint<32>* next_token, const ap_int<32>* emb_table,
+void tiny_top_top(ap_uint<32> token, ap_uint<1> reset_state, hlsgen::int32_word_t* logits,
+                   ap_uint<32>* next_token, const hlsgen::int32_word_t* emb_table,
                    const hlsgen::weight_word_t* w0) {
 #pragma HLS INTERFACE mode=s_axilite port=token bundle=control
 #pragma HLS INTERFACE mode=s_axilite port=reset_state bundle=control
-#pragma HLS INTERFACE mode=m_axi port=logits bundle=gmem_out offset=slave depth=256
+#pragma HLS INTERFACE mode=m_axi port=logits bundle=gmem_out offset=slave depth=16 max_write_burst_length=64
 #pragma HLS INTERFACE mode=s_axilite port=logits bundle=control
 #pragma HLS INTERFACE mode=s_axilite port=next_token bundle=control
-#pragma HLS INTERFACE mode=m_axi port=emb_table bundle=gmem_emb offset=slave depth=16384 max_read_burst_length=64
+#pragma HLS INTERFACE mode=m_axi port=emb_table bundle=gmem_emb offset=slave depth=1024 max_read_burst_length=64
 #pragma HLS INTERFACE mode=s_axilite port=emb_table bundle=control
 #pragma HLS INTERFACE mode=m_axi port=w0 bundle=gmem_w0 offset=slave depth=384 max_read_burst_length=64 num_read_outstanding=16 latency=64
 #pragma HLS INTERFACE mode=s_axilite port=w0 bundle=control

@@ -6,8 +6,8 @@
 
 // Decodes one token: embedding, 2 layers, final norm, lm_head, greedy argmax.
 // The recurrent state lives on chip across calls; reset_state = 1 starts a new sequence.
-void tiny_top_top(ap_uint<32> token, ap_uint<1> reset_state, tiny_top::act_t logits[tiny_top::VOCAB],
-                   ap_uint<32>* next_token, const ap_int<32>* emb_table,
+void tiny_top_top(ap_uint<32> token, ap_uint<1> reset_state, hlsgen::int32_word_t* logits,
+                   ap_uint<32>* next_token, const hlsgen::int32_word_t* emb_table,
                    const hlsgen::weight_word_t* w0);
 
 #endif

@@ -12,7 +12,8 @@ extern "C" {
 
 int hlsgen_vocab() { return VOCAB; }
 
-// port: 0 = embedding (int32 [V*H]), then the weight stripes in order (64-bit words, 8 per 512).
+// port: 0 = embedding (int32 [V*H], padded to whole 512-bit words), then the weight stripes in
+// order (64-bit words, 8 per 512).
 int hlsgen_upload(int port, const void* data, int count) {
     (void)port;
     (void)data;
@@ -22,10 +23,10 @@ int hlsgen_upload(int port, const void* data, int count) {
 
 // One token through the accelerator; writes VOCAB raw logits and returns the next (greedy) token.
 int hlsgen_step(unsigned token, int reset_state, int* logits_out) {
-    static act_t logits[VOCAB];
+    static hlsgen::int32_word_t logits[16];   // 16 int32 slots per word
     ap_uint<32> next = 0;
     tiny_top_top(token, reset_state ? 1 : 0, logits, &next);
-    for (int k = 0; k < VOCAB; k++) logits_out[k] = logits[k].to_int();
+    for (int k = 0; k < VOCAB; k++) logits_out[k] = hlsgen::int32_slot(logits, k);
     return (int)next;
 }
 

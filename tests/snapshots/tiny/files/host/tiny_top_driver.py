@@ -27,8 +27,10 @@ BITSTREAM = PROJECT / "impl/hw/tiny_top.xclbin"
 # The accelerator's name in the overlay: its block-design cell (Zynq) or compute unit (Alveo).
 PYNQ_IP = "tiny_top_top_1"
 VOCAB = 256
-LOGIT_BITS = 24              # logits are act_t, 12 fraction bits
-LOGIT_DTYPE = "<i4"            # ... padded to this in memory
+# Logits are act_t, 12 fraction bits, sign-extended into int32 slots 16 to a 512-bit word;
+# the buffer is padded to whole words, its first VOCAB slots the logits.
+LOGIT_BITS = 24
+LOGIT_DTYPE = "<i4"
 
 # The s_axilite control register and the arguments in signature order (their kernel indices),
 # with their registers: hlsgen's planner computed these offsets; Vitis HLS writes the same map
@@ -105,7 +107,7 @@ class PynqBackend:
             pass
         logits = self.buffers["logits"]
         logits.invalidate()
-        return sign_extend(np.array(logits)), int(self.ip.read(REGISTERS["next_token"]))
+        return sign_extend(np.array(logits[:VOCAB])), int(self.ip.read(REGISTERS["next_token"]))
 
 
 class XrtBackend:

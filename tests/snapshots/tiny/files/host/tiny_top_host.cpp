@@ -22,7 +22,9 @@
 static const char* KERNEL = "tiny_top_top";
 static const int VOCAB = 256;
 static const int LOGIT_BITS = 24;
-typedef int32_t logit_t;   // act_t as it sits in memory
+typedef int32_t logit_t;   // act_t as it sits in memory, sign-extended
+// The logits buffer: whole 512-bit words of logit_t slots, the first VOCAB of them the logits.
+static const int LOGIT_SLOTS = 1024 / sizeof(logit_t);
 
 // Kernel argument indices (the top function's signature order).
 enum Argument {
@@ -69,7 +71,7 @@ int main(int argc, char** argv) {
     const xrt::uuid uuid = device.load_xclbin(std::string(argv[1]));
     xrt::kernel kernel(device, uuid, KERNEL);
 
-    xrt::bo logits(device, VOCAB * sizeof(logit_t), kernel.group_id(ARG_LOGITS));
+    xrt::bo logits(device, LOGIT_SLOTS * sizeof(logit_t), kernel.group_id(ARG_LOGITS));
     std::vector<xrt::bo> buffers;
     for (const Upload& upload : UPLOADS) {
         const std::vector<char> bytes = read_file(data + "/" + upload.file);
@@ -88,7 +90,7 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < UPLOADS.size(); i++) run.set_arg(UPLOADS[i].argument, buffers[i]);
     // next_token is an output register that XRT's run API does not read; the host takes the
     // argmax of the logits, which is the kernel's own rule (the first largest logit).
-    std::vector<logit_t> out(VOCAB);
+    std::vector<logit_t> out(LOGIT_SLOTS);
     long mismatches = 0;
     const auto start = std::chrono::steady_clock::now();
     for (size_t t = 0; t < ids.size(); t++) {

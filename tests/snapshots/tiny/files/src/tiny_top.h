@@ -6,7 +6,7 @@
 
 // Decodes one token: embedding, 2 layers, final norm, lm_head, greedy argmax.
 // The recurrent state lives on chip across calls; reset_state = 1 starts a new sequence.
-void tiny_top_top(ap_uint<32> token, ap_uint<1> reset_state, tiny_top::act_t logits[tiny_top::VOCAB],
+void tiny_top_top(ap_uint<32> token, ap_uint<1> reset_state, hlsgen::int32_word_t* logits,
                    ap_uint<32>* next_token);
 
 #endif
