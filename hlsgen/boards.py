@@ -9,6 +9,8 @@ allowed, which a generic validator would need as much custom code to say.
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -216,8 +218,18 @@ def _programming(f: _Fields, flow: str) -> Programming:
 
 
 def load(path: Path) -> Board:
-    """Read and validate one board file."""
+    """Read and validate one board file (parsed once per version of the file: explore plans
+    thousands of designs on one board)."""
     path = Path(path)
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise HlsgenError(f"boards/{path.name}: no such board file") from None
+    return _parse(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=32)
+def _parse(path: Path, mtime_ns: int, size: int) -> Board:
     where = f"boards/{path.name}"
     try:
         data = yaml.safe_load(path.read_text())

@@ -114,9 +114,11 @@ def sketch(c: Candidate, place: str, layer: tuple, head: tuple) -> Sketch:
 
 
 def combine(base: Sketch, layer: Sketch, head: Sketch) -> Sketch:
-    """Cycles and resources are sums over the BitLinears (perf.token_stages,
-    estimate.design_resources), and the layer folding touches only the layers' terms, the head
-    folding only the lm_head's: so (L, H) = (L, h0) + (l0, H) - (l0, h0) for a reference (l0, h0)."""
+    """Resources are sums over the engines and stages (estimate.design_resources), and the layer
+    folding touches only the layers' terms, the head folding only the lm_head's: so
+    (L, H) = (L, h0) + (l0, H) - (l0, h0) for a reference (l0, h0).  Cycles are combined the same
+    way, which is only a first guess (perf.run_phases overlaps transfer and compute across the
+    token): it prunes, and every design on the resulting front is planned and estimated for real."""
     merge = lambda key: layer.resources[key] + head.resources[key] - base.resources[key]  # noqa: E731
     return Sketch(base.place, layer.layer, head.head, layer.cycles + head.cycles - base.cycles,
                   {k: merge(k) for k in base.resources})
@@ -133,8 +135,11 @@ def sketches(spec: Spec, place: str, layer_options, head_options) -> list[Sketch
         heads = [o for o in head_options if stripes(o) == count]
         if not heads:
             continue
-        reference = (layers[0], heads[0])
-        base = candidate(spec, place, *reference)
+        # The reference: the first pair the planner accepts, the most balanced foldings first
+        # (lopsided ones are the likeliest to exceed a packet width).
+        balanced = lambda o: max(o)                                            # noqa: E731
+        pairs = ((lo, ho) for lo in sorted(layers, key=balanced) for ho in sorted(heads, key=balanced))
+        reference, base = next(((pair, c) for pair in pairs if (c := candidate(spec, place, *pair))), (None, None))
         if base is None:
             continue
         b = sketch(base, place, *reference)
@@ -152,6 +157,9 @@ def fits(s: Sketch, board: Board, budget: float) -> bool:
             and all(s.resources[k] <= planner.LOGIC_BUDGET * have[k] for k in ("lut", "ff", "dsp")))
 
 
+RECHECKED = 8   # sketches beyond the rough Pareto front planned for real at each placement
+
+
 def search(spec: Spec, budget: float) -> list[Candidate]:
     """The Pareto set of feasible designs within the budget, each planned and estimated for real."""
     layer_options, head_options = layer_foldings(spec.model), head_foldings(spec.model)
@@ -160,7 +168,10 @@ def search(spec: Spec, budget: float) -> list[Candidate]:
     for place in places(board):
         rough = [s for s in sketches(spec, place, layer_options, head_options) if fits(s, board, budget)]
         front = pareto(rough, key=lambda s: (s.resources["lut"], s.cycles), speed=lambda s: -s.cycles)
-        real = (candidate(spec, s.place, s.layer, s.head) for s in front)
+        # The superposed cycles are a first guess: the fastest few off the front are planned too.
+        fastest = sorted(rough, key=lambda s: s.cycles)[:RECHECKED]
+        designs = dict.fromkeys((s.place, s.layer, s.head) for s in front + fastest)
+        real = (candidate(spec, *design) for design in designs)
         found += [c for c in real if c is not None and within(c.usage, budget)]
     return pareto(found, key=lambda c: (c.usage["lut"], -c.tokens_per_s), speed=lambda c: c.tokens_per_s)
 
