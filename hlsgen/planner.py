@@ -388,10 +388,15 @@ def spread(sizes: list[int], memory: Memory, where: str, concurrent: list[bool] 
     # then the rest, the largest first, onto the least-filled. A buffer larger than a channel
     # takes a range of them (its bytes spread evenly over the range).
     for i in sorted(range(len(sizes)), key=lambda i: (not concurrent[i], -sizes[i])):
-        span = needs[i]
+        def room(c, span):
+            return memory.shared or max(load[c:c + span]) + sizes[i] / span <= memory.channel_bytes
+
+        # The fewest channels that still have room for it (a wider range when others fill them).
+        span = next((n for n in range(needs[i], memory.count + 1)
+                     if any(room(c, n) for c in range(memory.count - n + 1))), needs[i])
 
         def crowding(c, span=span, streaming=concurrent[i]):
-            return (sum(streams[c:c + span]) if streaming else 0, max(load[c:c + span]), c)
+            return (not room(c, span), sum(streams[c:c + span]) if streaming else 0, max(load[c:c + span]), c)
 
         c = min(range(memory.count - span + 1), key=crowding)
         for k in range(c, c + span):

@@ -163,3 +163,16 @@ def test_packets_beyond_the_ap_int_limit_are_refused(tmp_path, parallelism, what
     with pytest.raises(HlsgenError, match=rf"hardware.parallelism: the \w+ engine .* would stream {what}.* beyond "
                                           r"the 4096-bit ap_int limit of Vitis HLS"):
         planner.plan(spec_mod.load(config))
+
+
+def test_a_buffer_takes_a_wider_range_when_the_stripes_fill_its_channel(tmp_path):
+    """1.3B on U280 HBM with 32 stripes: the 250 MB embedding fits one 256 MB pseudo-channel only
+    alone, and every channel holds a stripe, so it spans two."""
+    wide = {"pe": 64, "simd": 128, "lm_head_pe": 64, "lm_head_simd": 128}
+    config = write_config(tmp_path, "b13", model={"vocab": 32000, "hidden": 2048, "layers": 24, "intermediate_size": 5632},
+                          hardware={"board": "u280", "weights": "hbm", "parallelism": wide})
+    plan = planner.plan(spec_mod.load(config))
+    emb = plan.memory_port("emb_table")
+    assert emb.nbytes <= 256 * 2**20 and len(emb.channels) == 2
+    stripes = [p.channels for p in plan.weight_ports]
+    assert len(stripes) == 32 and sorted(c for (c,) in stripes) == list(range(32))
