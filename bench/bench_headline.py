@@ -45,7 +45,9 @@ def main() -> None:
                 try:
                     chosen, _ = explore.explore(model_spec(Path(tmp), board, shape), args.budget)
                 except HlsgenError as exc:
-                    print(f"| {name} | {board} | does not fit: {str(exc)[:90]}... | | | | | | | | | |")
+                    reason = str(exc).split("the smallest at each placement: ")[-1]
+                    ddr = next((r for r in reason.split("; ") if r.startswith("ddr:")), reason)
+                    print(f"| {name} | {board} | does not fit the budget ({ddr.split(' (allowed')[0]}) | | | | | | | | | |")
                     continue
                 p, e, u = chosen.parallelism, chosen.perf, chosen.usage
                 ceiling = "-" if e.fraction_of_ceiling is None else f"{e.fraction_of_ceiling:.0%}"
