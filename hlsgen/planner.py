@@ -93,6 +93,11 @@ class BitLinearPlan:
         return 2 * self.pe * self.simd
 
     @property
+    def packed_lane_bytes(self) -> float:
+        """One fold's codes as they sit in memory: 2 bits each, or 8/5 bits in 5trit packing."""
+        return self.pe * self.simd * (8 / 5 if self.packing == "5trit" else 2) / 8
+
+    @property
     def lane_depth(self) -> int:
         """The weight FIFO between the token's streamer and the engine (perf.py's prefetch)."""
         return PREFETCH_LANES
