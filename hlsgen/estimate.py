@@ -102,11 +102,28 @@ def rescale_resources(b: BitLinearPlan, numerics: dict) -> dict:
     return scaled(lane, b.pe)
 
 
+# The 5trit decoder of one byte lane: 8 bits in, five 2-bit codes out; each of the 10 output bits
+# is a function of all 8 input bits, 4 LUT6 (with the MUXF7/F8 that join them) apiece.
+TRIT_DECODE_LUT_PER_BYTE = 10 * 4
+TRIT_MUX_INPUTS_PER_LUT = 4       # a LUT6 is a 4:1 multiplexer (2 select bits)
+
+
+def streamer_resources(b: BitLinearPlan) -> dict:
+    """The weight streamer (kernels_cpp/hlsgen_bitlinear.h).  2bit: a lane word held and sliced,
+    a LUT per bit.  5trit, per stripe: 64 byte decoders, two decoded words (640 bits each) held,
+    and the fold's part taken from them at one of the 320 / gcd(part, 320) starts that occur."""
+    if b.packing != "5trit":
+        return {"lut": b.lane_word_bits, "ff": b.lane_word_bits + b.lane_bits, "dsp": 0}
+    starts = 320 // math.gcd(b.part_lanes, 320)
+    select = 2 * b.part_lanes * math.ceil(starts / TRIT_MUX_INPUTS_PER_LUT)
+    per_stripe = {"lut": 64 * TRIT_DECODE_LUT_PER_BYTE + select, "ff": 2 * 640, "dsp": 0}
+    return add(scaled(per_stripe, b.stripes), {"lut": 0, "ff": b.lane_bits, "dsp": 0})
+
+
 def bitlinear_resources(b: BitLinearPlan, numerics: dict) -> dict:
     """One BitLinear instance: quantiser, weight streamer, MVU and the PE-wide rescale."""
-    streamer = {"lut": b.lane_word_bits, "ff": b.lane_word_bits + b.lane_bits, "dsp": 0}
-    return add(quantiser_resources(b, numerics), streamer, mvu_resources(b), rescale_resources(b, numerics),
-               KERNEL_CONTROL)
+    return add(quantiser_resources(b, numerics), streamer_resources(b), mvu_resources(b),
+               rescale_resources(b, numerics), KERNEL_CONTROL)
 
 
 def scaled(part: dict, times: int) -> dict:

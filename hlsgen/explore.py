@@ -1,4 +1,4 @@
-"""`hlsgen explore`: search foldings and weight placements for the fastest design within a budget.
+"""`hlsgen explore`: search foldings, weight placements and trit packings for the fastest design within a budget.
 
 Candidates are specs built in memory (dataclasses.replace on the loaded one), planned without
 weights by the planner itself (so its fit checks decide feasibility) and scored by perf.estimate.
@@ -17,11 +17,10 @@ from . import spec as spec_mod
 from .boards import Board
 from .errors import HlsgenError
 from .planner import LANES_PER_WORD
-from .spec import MAX_LANES, Parallelism, Spec
+from .spec import MAX_LANES, PACKINGS, Parallelism, Spec
 
 # Knobs the issue names that the generated hardware cannot vary yet: reported, not searched.
-NOT_SEARCHED = ("trit packing: the hardware streams 2-bit codes only (5 trits per byte is not generated)",
-                "batch: the top decodes one sequence at a time (batch 1)")
+NOT_SEARCHED = ("batch: the top decodes one sequence at a time (batch 1)",)
 
 
 @dataclass(frozen=True)
@@ -80,14 +79,16 @@ def within(shares: dict, budget: float) -> bool:
     return shares["lut"] <= budget and shares["memory"] <= budget
 
 
-def with_design(spec: Spec, place: str, layer: tuple, head: tuple) -> Spec:
+def with_design(spec: Spec, place: str, layer: tuple, head: tuple, packing: str | None = None) -> Spec:
+    """The spec with this design; `packing` None keeps the spec's."""
     p = Parallelism(pe=layer[0], simd=layer[1], lm_head_pe=head[0], lm_head_simd=head[1])
-    return replace(spec, hardware=replace(spec.hardware, weights=place, parallelism=p))
+    return replace(spec, hardware=replace(spec.hardware, weights=place, parallelism=p,
+                                          packing=packing or spec.hardware.packing))
 
 
-def candidate(spec: Spec, place: str, layer: tuple, head: tuple) -> Candidate | None:
+def candidate(spec: Spec, place: str, layer: tuple, head: tuple, packing: str | None = None) -> Candidate | None:
     """The planned and estimated design, or None when the planner refuses it."""
-    s = with_design(spec, place, layer, head)
+    s = with_design(spec, place, layer, head, packing)
     try:
         plan = planner.plan(s)
     except HlsgenError:
@@ -105,12 +106,13 @@ class Sketch:
     place: str
     layer: tuple
     head: tuple
+    packing: str
     cycles: float
     resources: dict
 
 
 def sketch(c: Candidate, place: str, layer: tuple, head: tuple) -> Sketch:
-    return Sketch(place, layer, head, c.perf.cycles_per_token, estimate.design_resources(c.plan))
+    return Sketch(place, layer, head, c.spec.hardware.packing, c.perf.cycles_per_token, estimate.design_resources(c.plan))
 
 
 def combine(base: Sketch, layer: Sketch, head: Sketch) -> Sketch:
@@ -120,11 +122,11 @@ def combine(base: Sketch, layer: Sketch, head: Sketch) -> Sketch:
     way, which is only a first guess (perf.run_phases overlaps transfer and compute across the
     token): it prunes, and every design on the resulting front is planned and estimated for real."""
     merge = lambda key: layer.resources[key] + head.resources[key] - base.resources[key]  # noqa: E731
-    return Sketch(base.place, layer.layer, head.head, layer.cycles + head.cycles - base.cycles,
+    return Sketch(base.place, layer.layer, head.head, base.packing, layer.cycles + head.cycles - base.cycles,
                   {k: merge(k) for k in base.resources})
 
 
-def sketches(spec: Spec, place: str, layer_options, head_options) -> list[Sketch]:
+def sketches(spec: Spec, place: str, layer_options, head_options, packing: str) -> list[Sketch]:
     """Every folding at this placement, from one plan per layer folding and one per head folding
     (a 2.7B model has thousands of combinations; planning each would take minutes).  Layer and
     head must stream the same number of weight stripes, so the superposition runs per stripe
@@ -139,12 +141,13 @@ def sketches(spec: Spec, place: str, layer_options, head_options) -> list[Sketch
         # (lopsided ones are the likeliest to exceed a packet width).
         balanced = lambda o: max(o)                                            # noqa: E731
         pairs = ((lo, ho) for lo in sorted(layers, key=balanced) for ho in sorted(heads, key=balanced))
-        reference, base = next(((pair, c) for pair in pairs if (c := candidate(spec, place, *pair))), (None, None))
+        reference, base = next(((pair, c) for pair in pairs if (c := candidate(spec, place, *pair, packing))),
+                               (None, None))
         if base is None:
             continue
         b = sketch(base, place, *reference)
-        planned_layers = [(o, candidate(spec, place, o, reference[1])) for o in layers]
-        planned_heads = [(o, candidate(spec, place, reference[0], o)) for o in heads]
+        planned_layers = [(o, candidate(spec, place, o, reference[1], packing)) for o in layers]
+        planned_heads = [(o, candidate(spec, place, reference[0], o, packing)) for o in heads]
         found += [combine(b, sketch(lc, place, lo, reference[1]), sketch(hc, place, reference[0], ho))
                   for lo, lc in planned_layers if lc is not None for ho, hc in planned_heads if hc is not None]
     return found
@@ -165,12 +168,13 @@ def search(spec: Spec, budget: float) -> list[Candidate]:
     layer_options, head_options = layer_foldings(spec.model), head_foldings(spec.model)
     board = Board.load(spec.hardware.board)
     found = []
-    for place in places(board):
-        rough = [s for s in sketches(spec, place, layer_options, head_options) if fits(s, board, budget)]
+    # Every packing at every placement: on chip, 5trit only shrinks the ROMs (and adds decoders).
+    for place, packing in ((place, packing) for place in places(board) for packing in PACKINGS):
+        rough = [s for s in sketches(spec, place, layer_options, head_options, packing) if fits(s, board, budget)]
         front = pareto(rough, key=lambda s: (s.resources["lut"], s.cycles), speed=lambda s: -s.cycles)
         # The superposed cycles are a first guess: the fastest few off the front are planned too.
         fastest = sorted(rough, key=lambda s: s.cycles)[:RECHECKED]
-        designs = dict.fromkeys((s.place, s.layer, s.head) for s in front + fastest)
+        designs = dict.fromkeys((s.place, s.layer, s.head, s.packing) for s in front + fastest)
         real = (candidate(spec, *design) for design in designs)
         found += [c for c in real if c is not None and within(c.usage, budget)]
     return pareto(found, key=lambda c: (c.usage["lut"], -c.tokens_per_s), speed=lambda c: c.tokens_per_s)
@@ -233,7 +237,7 @@ def explore(spec: Spec, budget: float) -> tuple[Candidate, list[Candidate]]:
 def hardware_section(c: Candidate) -> dict:
     """The chosen design as the config's `hardware:` mapping."""
     hw, p = c.spec.hardware, c.parallelism
-    section = {"board": hw.board, "weights": hw.weights,
+    section = {"board": hw.board, "weights": hw.weights, "packing": hw.packing,
                "parallelism": {"pe": p.pe, "simd": p.simd, "lm_head_pe": p.lm_head_pe, "lm_head_simd": p.lm_head_simd}}
     if hw.clock_mhz is not None:
         section["clock_mhz"] = hw.clock_mhz
@@ -243,13 +247,13 @@ def hardware_section(c: Candidate) -> dict:
 def row(c: Candidate) -> list[str]:
     p, e = c.parallelism, c.perf
     ceiling = "-" if e.fraction_of_ceiling is None else f"{e.fraction_of_ceiling:.0%}"
-    return [c.spec.hardware.weights, f"{p.pe}x{p.simd}", f"{p.lm_head_pe}x{p.lm_head_simd}",
+    return [c.spec.hardware.weights, c.spec.hardware.packing, f"{p.pe}x{p.simd}", f"{p.lm_head_pe}x{p.lm_head_simd}",
             str(c.plan.stripes) if c.plan.offchip else "-",
             f"{c.tokens_per_s:,.1f}", ceiling, e.bound, f"{c.usage['lut']:.1%}", f"{c.usage['memory']:.1%}",
             f"{c.usage['dsp']:.1%}"]
 
 
-HEADER = ["weights", "layer pe x simd", "lm_head pe x simd", "weight ports", "decode tok/s", "of ceiling", "bound", "LUT",
+HEADER = ["weights", "packing", "layer pe x simd", "lm_head pe x simd", "weight ports", "decode tok/s", "of ceiling", "bound", "LUT",
           "BRAM+URAM", "DSP"]
 
 

@@ -41,7 +41,7 @@ class Stage:
     weight_bytes: int = 0
     memory_cycles: float = 0.0
     lead: int = 0
-    lane_bytes: float = 0.0        # one lane of its engine: the most the streamer writes per cycle
+    lane_bytes: float = 0.0        # one fold's packed codes: the most the streamer takes per cycle
 
     @property
     def cycles(self) -> float:
@@ -85,7 +85,7 @@ def bitlinear_stage(plan: HardwarePlan, b: BitLinearPlan, name: str) -> Stage:
     compute = bitlinear_compute_cycles(b, plan.engine_of(b.kind).config)
     nbytes = b.words_per_matrix * b.lane_word_bits // 8
     memory = nbytes / weight_bytes_per_cycle(plan) if plan.offchip else 0.0
-    return Stage(name, compute, nbytes, memory, lead=b.cols // b.simd + PIPELINE_FILL, lane_bytes=b.lane_bits / 8)
+    return Stage(name, compute, nbytes, memory, lead=b.cols // b.simd + PIPELINE_FILL, lane_bytes=b.packed_lane_bytes)
 
 
 def embed_cycles(plan: HardwarePlan) -> int:
@@ -185,8 +185,9 @@ class Performance:
 
 
 def prefetch_bytes(plan: HardwarePlan) -> float:
-    """The smallest engine lane FIFO, in bytes (the streamer fills one engine's at a time)."""
-    return min(e.config.lane_depth * e.config.lane_bits / 8 for e in plan.engines)
+    """The smallest engine lane FIFO, in the bytes its lanes take in memory (the streamer fills one
+    engine's at a time; a 5trit streamer decodes them into the FIFO)."""
+    return min(e.config.lane_depth * e.config.packed_lane_bytes for e in plan.engines)
 
 
 def estimate(plan: HardwarePlan) -> Performance:

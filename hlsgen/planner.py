@@ -18,6 +18,7 @@ from .weights import Weights
 
 WORD_BITS = 512          # one m_axi weight word; a lane word is `stripes` of them side by side
 LANES_PER_WORD = WORD_BITS // 2   # 2-bit ternary codes
+TRITS_PER_WORD = 5 * WORD_BITS // 8   # 5trit packing: five codes per byte, 320 per word
 MAX_STRIPES = MAX_LANES // LANES_PER_WORD   # weight ports one lane word may be striped over
 INT32_SLOTS = WORD_BITS // 32   # the embedding and logits ports: int32 slots per 512-bit word
 LOGIC_BUDGET = 0.8       # share of the LUTs, FFs and DSPs a design may take and still place and route
@@ -58,6 +59,12 @@ class BitLinearPlan:
     words_per_matrix: int  # lane words (stripes x 512 bits) per matrix
     offchip: bool        # weights from m_axi ports instead of an on-chip ROM
     base_word: int = 0   # where this kind's lane words start in the off-chip stripe buffers
+    packing: str = "2bit"  # 2bit: lane j of a fold at a fixed bit slice; 5trit: each stripe's codes 5 per byte
+
+    @property
+    def part_lanes(self) -> int:
+        """Lanes of a fold each stripe carries (lanes_t's parts)."""
+        return min(self.pe * self.simd, LANES_PER_WORD)
 
     @property
     def stripes(self) -> int:
@@ -84,6 +91,11 @@ class BitLinearPlan:
     @property
     def lane_bits(self) -> int:
         return 2 * self.pe * self.simd
+
+    @property
+    def packed_lane_bytes(self) -> float:
+        """One fold's codes as they sit in memory: 2 bits each, or 8/5 bits in 5trit packing."""
+        return self.pe * self.simd * (8 / 5 if self.packing == "5trit" else 2) / 8
 
     @property
     def lane_depth(self) -> int:
@@ -276,8 +288,12 @@ def check_folding(kind: str, rows: int, cols: int, pe: int, simd: int) -> None:
                           f"(allowed: pe a divisor of {rows}, simd a divisor of {cols}, pe*simd in 1, 2, 4, ..., {most})")
 
 
-def lane_words(rows: int, cols: int, pe: int, simd: int) -> int:
-    """Lane words of one [rows x cols] matrix: a fold of up to 256 lanes shares a 512-bit word."""
+def lane_words(rows: int, cols: int, pe: int, simd: int, packing: str = "2bit") -> int:
+    """Lane words of one [rows x cols] matrix: in 2bit packing a fold of up to 256 lanes shares a
+    512-bit word; in 5trit each stripe's codes of all folds run on, 320 per word."""
+    if packing == "5trit":
+        stripes = max(1, pe * simd // LANES_PER_WORD)
+        return math.ceil(rows * cols // stripes / TRITS_PER_WORD)
     return math.ceil(rows * cols / max(pe * simd, LANES_PER_WORD))
 
 
@@ -299,8 +315,8 @@ def size_bitlinear(spec: Spec, kind: str, rows: int, cols: int, pe: int, simd: i
     return BitLinearPlan(kind=kind, rows=rows, cols=cols, pe=pe, simd=simd, matrices=matrices,
                          in_width=in_width, y_width=y_width, sumsq_width=sumsq_width, root_width=root_width,
                          beta_width=beta_width, num_width=num_width, acc_width=acc_width,
-                         words_per_matrix=lane_words(rows, cols, pe, simd),
-                         offchip=spec.hardware.weights != "onchip")
+                         words_per_matrix=lane_words(rows, cols, pe, simd, spec.hardware.packing),
+                         offchip=spec.hardware.weights != "onchip", packing=spec.hardware.packing)
 
 
 def choose_bitlinears(spec: Spec, weights: Weights | None) -> tuple:

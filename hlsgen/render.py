@@ -21,8 +21,8 @@ from . import __version__
 from . import numerics as nx
 from . import rtl
 from . import vendor
-from .checkpoint import pack_2bit
-from .planner import INT32_SLOTS, BitLinearPlan, HardwarePlan
+from .checkpoint import pack_2bit, pack_5trit
+from .planner import INT32_SLOTS, WORD_BITS, BitLinearPlan, HardwarePlan
 from .spec import REPO_ROOT, Spec
 from .weights import Weights
 
@@ -61,13 +61,23 @@ def weight_words(codes: np.ndarray, b: BitLinearPlan) -> np.ndarray:
     """One matrix as lane words (uint64 [words, 8 * stripes], least significant first), in MVU order.
 
     Cycle (nf, sf) reads lane pe*SIMD + s = code[nf*PE + pe, sf*SIMD + s]; lanes fill words
-    from bit 0 up.  Uint64 columns 8s..8s+7 are stripe s, the 512 bits its port carries.
+    from bit 0 up (2bit), or each stripe's lanes run on five per byte (5trit).  Uint64 columns
+    8s..8s+7 are stripe s, the 512 bits its port carries.
     """
     order = codes.reshape(b.rows // b.pe, b.pe, b.cols // b.simd, b.simd).transpose(0, 2, 1, 3)
-    packed = pack_2bit(order.reshape(-1))
-    padded = np.zeros(b.words_per_matrix * b.lane_word_bits // 8, np.uint8)
+    if b.packing == "5trit":
+        # Stripe s: lane part s of every fold, five codes per byte, running on across words.
+        parts = order.reshape(-1, b.stripes, b.part_lanes)
+        return np.concatenate([_padded(pack_5trit(parts[:, s].reshape(-1)), b.words_per_matrix * WORD_BITS // 8)
+                               .view("<u8").reshape(b.words_per_matrix, 8) for s in range(b.stripes)], axis=1)
+    packed = _padded(pack_2bit(order.reshape(-1)), b.words_per_matrix * b.lane_word_bits // 8)
+    return packed.view("<u8").reshape(b.words_per_matrix, 8 * b.stripes)
+
+
+def _padded(packed: np.ndarray, nbytes: int) -> np.ndarray:
+    padded = np.zeros(nbytes, np.uint8)
     padded[:packed.size] = packed
-    return padded.view("<u8").reshape(b.words_per_matrix, 8 * b.stripes)
+    return padded
 
 
 def kind_words(plan: HardwarePlan, weights: Weights, kind: str) -> np.ndarray:

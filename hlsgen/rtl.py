@@ -20,6 +20,7 @@ import jinja2
 import numpy as np
 
 from . import golden
+from .checkpoint import pack_2bit, unpack_5trit
 from .errors import HlsgenError
 from .planner import BitLinearPlan, HardwarePlan, bits_for
 from .spec import REPO_ROOT, Spec
@@ -199,10 +200,14 @@ def mvu_rtls(plan: HardwarePlan) -> list[MvuRtl]:
 
 
 # ----------------------------------------------------------------------------- weight lanes
-def matrix_lanes(words: np.ndarray, lane_bits: int, count: int) -> list[int]:
+def matrix_lanes(words: np.ndarray, lane_bits: int, count: int, packing: str = "2bit") -> list[int]:
     """The first `count` lanes of one matrix's lane words (uint64 [W, 8 * stripes], least
-    significant first), in the order the MVU consumes them; lanes never straddle words."""
-    data = np.ascontiguousarray(words, dtype="<u8").view(np.uint8).reshape(-1)
+    significant first), in the order the MVU consumes them; lanes never straddle words.  The RTL
+    MVU takes 2-bit lanes, so 5trit words are decoded here (render.weight_words' layout)."""
+    if packing == "5trit":
+        data = np.ascontiguousarray(pack_2bit(trit_folds(words, lane_bits // 2, count).reshape(-1)))
+    else:
+        data = np.ascontiguousarray(words, dtype="<u8").view(np.uint8).reshape(-1)
     if lane_bits >= 8:
         step = lane_bits // 8
         return [int.from_bytes(data[i * step:(i + 1) * step].tobytes(), "little") for i in range(count)]
@@ -210,6 +215,14 @@ def matrix_lanes(words: np.ndarray, lane_bits: int, count: int) -> list[int]:
     shifts = np.arange(per_byte, dtype=np.uint8) * lane_bits
     lanes = (data[:, None] >> shifts) & ((1 << lane_bits) - 1)
     return [int(v) for v in lanes.reshape(-1)[:count]]
+
+
+def trit_folds(words: np.ndarray, lanes: int, count: int) -> np.ndarray:
+    """Codes [count, lanes] of 5trit words: stripe s holds lane part s of every fold, run on."""
+    stripes = np.ascontiguousarray(words, dtype="<u8").reshape(len(words), -1, 8)
+    part = lanes // stripes.shape[1]
+    return np.concatenate([unpack_5trit(np.ascontiguousarray(stripes[:, s]).view(np.uint8).reshape(-1), count * part)
+                           .reshape(count, part) for s in range(stripes.shape[1])], axis=1)
 
 
 def mem_text(lanes: list[int], lane_bits: int) -> str:
@@ -220,7 +233,8 @@ def mem_text(lanes: list[int], lane_bits: int) -> str:
 def rom_lanes(m: MvuRtl, words: np.ndarray) -> list[int]:
     """Every matrix of the kind, one after another, as the ROM holds them."""
     per_matrix = words.reshape(m.matrices, m.words_per_matrix, -1)
-    return [lane for matrix in per_matrix for lane in matrix_lanes(matrix, m.lane_bits, m.cycles_per_matrix)]
+    return [lane for matrix in per_matrix
+            for lane in matrix_lanes(matrix, m.lane_bits, m.cycles_per_matrix, m.plan.packing)]
 
 
 # ----------------------------------------------------------------------------- golden vectors

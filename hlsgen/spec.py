@@ -23,6 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 BOARDS_DIR = REPO_ROOT / "boards"
 IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 WEIGHT_PLACES = ("onchip", "ddr", "hbm")
+PACKINGS = ("2bit", "5trit")   # weight codes: four 2-bit codes per byte, or five trits per byte
 
 
 # ----------------------------------------------------------------------------- the spec
@@ -100,6 +101,7 @@ class HardwareSpec:
     clock_mhz: float | None = None      # None: the board's default
     parallelism: Parallelism = Parallelism()
     weights: str = "onchip"
+    packing: str = "2bit"               # PACKINGS
 
 
 @dataclass(frozen=True)
@@ -365,7 +367,8 @@ def _hardware(sec: _Section, model: ModelSpec) -> HardwareSpec:
         if clock > 1000:
             raise HlsgenError(f"{sec.where('clock_mhz')}: {clock} is out of range (allowed: 0 < clock_mhz <= 1000)")
     hw = HardwareSpec(board=board, clock_mhz=clock, parallelism=_parallelism(sec.sub("parallelism"), model),
-                      weights=sec.choice("weights", "onchip", WEIGHT_PLACES))
+                      weights=sec.choice("weights", "onchip", WEIGHT_PLACES),
+                      packing=sec.choice("packing", "2bit", PACKINGS))
     sec.finish()
     return hw
 

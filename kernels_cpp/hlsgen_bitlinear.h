@@ -170,17 +170,55 @@ quantise_codes:
     HLSGEN_TRACE(trace_scope() + ".scale", &s, 1);
 }
 
-// Streams the weight lanes of matrix `layer` in the order the MVU consumes them: a fold of fewer
-// than 256 lanes takes a slice of a 512-bit word, a wider one a word from every stripe.
+// How weight words hold the codes (a config's `packing`): PACK_2BIT, lane j of a fold at a fixed
+// bit slice of a word; PACK_5TRIT, each stripe's codes of consecutive folds run on five per byte
+// (byte = sum((c_k + 1) * 3**k)), 320 per word, each matrix from a word boundary.
+enum packing_t { PACK_2BIT = 0, PACK_5TRIT = 1 };
+
+static const int TRITS_PER_WORD = 320;
+typedef ap_uint<2 * TRITS_PER_WORD> trit_word_t;   // one word decoded to 2-bit codes
+
+// Five 2-bit codes of one byte: base-3 digits t_k, code = t_k - 1 (0 -> 0b11, 1 -> 0, 2 -> 0b01).
+// Bytes above 242 only pad a word's tail and are never streamed.
+inline ap_uint<10> decode_trits(ap_uint<8> byte) {
+#pragma HLS INLINE
+    ap_uint<8> rest = byte;
+    ap_uint<10> codes = 0;
+trits_digits:
+    for (int k = 0; k < 5; k++) {
+#pragma HLS UNROLL
+        const ap_uint<2> t = rest % 3;
+        rest /= 3;
+        set_field<2>(codes, k, ap_uint<2>(t == 0 ? 3 : (t == 2 ? 1 : 0)));
+    }
+    return codes;
+}
+
+inline trit_word_t decode_trit_word(weight_word_t word) {
+#pragma HLS INLINE
+    trit_word_t codes;
+trits_bytes:
+    for (int b = 0; b < 64; b++) {
+#pragma HLS UNROLL
+        set_field<10>(codes, b, decode_trits(get_field<8>(word, b)));
+    }
+    return codes;
+}
+
+constexpr unsigned gcd(unsigned a, unsigned b) { return b == 0 ? a : gcd(b, a % b); }
+constexpr int unsigned_bits(unsigned v) { return v < 2 ? 1 : 1 + unsigned_bits(v >> 1); }   // to hold v
+
+// 2-bit packing: a fold of fewer than 256 lanes takes a slice of a 512-bit word, a wider one a
+// word from every stripe.
 template <class C, class SRC>
-void stream_weights(SRC src, unsigned layer, shape_t shape, hls::stream<lanes_t<C::pe * C::simd> >& lanes) {
+void stream_2bit(SRC src, unsigned base, unsigned folds, hls::stream<lanes_t<C::pe * C::simd> >& lanes) {
+#pragma HLS INLINE
     typedef lanes_t<C::pe * C::simd> fold_t;
-    const unsigned LANES_PER_WORD = 512 / (fold_t::PARTS * fold_t::PART_BITS / C::stripes);
-    const unsigned base = shape.base_word + layer * shape.words_per_matrix;
+    const unsigned LANES_PER_WORD = 512 / fold_t::PART_BITS;
     weight_word_t words[fold_t::PARTS];
 #pragma HLS ARRAY_PARTITION variable=words complete
 weights_fold:
-    for (unsigned i = 0; i < shape.rows / C::pe * (shape.cols / C::simd); i++) {
+    for (unsigned i = 0; i < folds; i++) {
 #pragma HLS LOOP_TRIPCOUNT max=C::rows / C::pe * (C::cols / C::simd)
 #pragma HLS PIPELINE II=1
         const unsigned lane = i % LANES_PER_WORD;
@@ -192,6 +230,66 @@ weights_fold:
             fold.part[s] = ap_uint<fold_t::PART_BITS>(words[s] >> (fold_t::PART_BITS * lane));
         }
         lanes.write(fold);
+    }
+}
+
+// 5-trit packing: each stripe decodes a word into 320 codes; a fold's part starts at code
+// (i * PART) mod 320 of the word `lo` and may run into the next, `hi` (PART <= 256 < 320, so a
+// fold needs at most one word it does not hold yet: one read per cycle).  The starts are
+// multiples of G = gcd(PART, 320), so the window shifts by `unit` * G codes, unit < 320 / G:
+// a multiplexer of the offsets that occur, not a full barrel shifter.
+template <class C, class SRC>
+void stream_5trit(SRC src, unsigned base, unsigned folds, hls::stream<lanes_t<C::pe * C::simd> >& lanes) {
+#pragma HLS INLINE
+    typedef lanes_t<C::pe * C::simd> fold_t;
+    const unsigned PART = fold_t::PART_BITS / 2;
+    const unsigned G = gcd(PART, TRITS_PER_WORD), UNITS = TRITS_PER_WORD / G, STEP = PART / G;
+    trit_word_t lo[fold_t::PARTS], hi[fold_t::PARTS];
+#pragma HLS ARRAY_PARTITION variable=lo complete
+#pragma HLS ARRAY_PARTITION variable=hi complete
+    ap_uint<unsigned_bits(UNITS - 1)> unit = 0;   // the fold's first code in lo, in G codes
+    bool lo_valid = false;                         // false at a word's first fold
+    unsigned next = base;                          // the next word to read, the same in every stripe
+weights_fold:
+    for (unsigned i = 0; i < folds; i++) {
+#pragma HLS LOOP_TRIPCOUNT max=C::rows / C::pe * (C::cols / C::simd)
+#pragma HLS PIPELINE II=1
+        const ap_uint<unsigned_bits(UNITS + STEP)> end = unit + STEP;
+        const bool spans = end > UNITS;            // runs past lo: needs the next word in hi
+        fold_t fold;
+    weights_stripes:
+        for (int s = 0; s < fold_t::PARTS; s++) {
+#pragma HLS UNROLL
+            if (!lo_valid || spans) {
+                const trit_word_t word = decode_trit_word(fetch_stripe(src, next, s));
+                if (lo_valid) hi[s] = word; else lo[s] = word;
+            }
+            const ap_uint<4 * TRITS_PER_WORD> window = (ap_uint<4 * TRITS_PER_WORD>(hi[s]) << (2 * TRITS_PER_WORD)) | lo[s];
+            fold.part[s] = ap_uint<fold_t::PART_BITS>(window >> (2 * G * unit));
+            if (end >= UNITS) lo[s] = hi[s];       // the next fold starts in hi (or in the next word)
+        }
+        if (!lo_valid || spans) next++;
+        if (end >= UNITS) {
+            lo_valid = spans;
+            unit = end - UNITS;
+        } else {
+            lo_valid = true;
+            unit = end;
+        }
+        lanes.write(fold);
+    }
+}
+
+// Streams the weight lanes of matrix `layer` in the order the MVU consumes them, as C::packing
+// lays them out.
+template <class C, class SRC>
+void stream_weights(SRC src, unsigned layer, shape_t shape, hls::stream<lanes_t<C::pe * C::simd> >& lanes) {
+    const unsigned base = shape.base_word + layer * shape.words_per_matrix;
+    const unsigned folds = shape.rows / C::pe * (shape.cols / C::simd);
+    if (C::packing == PACK_5TRIT) {
+        stream_5trit<C>(src, base, folds, lanes);
+    } else {
+        stream_2bit<C>(src, base, folds, lanes);
     }
 }
 

@@ -65,7 +65,8 @@ class Unit:
 
     def weight_lanes(self, layer: int) -> list[int]:
         wpm = self["words_per_matrix"]
-        return matrix_lanes(self.words[layer * wpm:(layer + 1) * wpm], self["lane_bits"], self["cycles_per_matrix"])
+        return matrix_lanes(self.words[layer * wpm:(layer + 1) * wpm], self["lane_bits"], self["cycles_per_matrix"],
+                            self["plan"]["packing"])
 
     def decode(self, beat: int) -> list[int]:
         """A sums beat as signed per-PE values (for mismatch messages)."""

@@ -79,7 +79,7 @@ class BitLinear:
 
     def shape(self, rows: int, cols: int) -> list[int]:
         """The shape_t a case runs on this engine: [rows, cols, words_per_matrix]."""
-        return [rows, cols, lane_words(rows, cols, self.plan.pe, self.plan.simd)]
+        return [rows, cols, lane_words(rows, cols, self.plan.pe, self.plan.simd, self.plan.packing)]
 
     def words(self, matrices: list[np.ndarray]) -> np.ndarray:
         """Codes [rows, cols] per matrix -> the packed lane words the generator writes (a matrix
@@ -104,7 +104,8 @@ class KernelProgram:
         return v
 
     def bitlinear(self, variant: Variant, rows: int, cols: int, pe: int, simd: int, matrices: int = 1,
-                  max_beta: int = 1, mix_input: bool = False, overfetching: bool = False) -> BitLinear:
+                  max_beta: int = 1, mix_input: bool = False, overfetching: bool = False,
+                  packing: str = "2bit") -> BitLinear:
         """Sized by the planner as a projection fed by act values (or mix values: o, down).
 
         `overfetching` injects a fault for the stream-safety test: this instance's ROM weight
@@ -113,7 +114,8 @@ class KernelProgram:
         plan = planner.size_bitlinear(variant.spec, "o" if mix_input else "i", rows, cols, pe, simd,
                                       matrices, max_beta)
         # The kind only chose the input format; the struct needs a name of its own.
-        plan = replace(plan, kind=f"bitlinear{len(variant.bitlinears)}")
+        plan = replace(plan, kind=f"bitlinear{len(variant.bitlinears)}", packing=packing,
+                       words_per_matrix=lane_words(rows, cols, pe, simd, packing))
         variant.bitlinears.append(plan)
         instance = BitLinear(variant, plan)
         if overfetching:

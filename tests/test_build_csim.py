@@ -36,6 +36,9 @@ CONFIGS = {
     # The same model from DDR on another board: same kernel sources, so csim reuses the binary.
     "ddr_u250": {"hardware": {"board": "u250", "weights": "ddr",
                               "parallelism": {"pe": 16, "simd": 32, "lm_head_pe": 8, "lm_head_simd": 64}}},
+    # The hbm design with 5 trits per byte: two stripes of packed codes, decoded by the streamer.
+    "hbm_5trit": {"hardware": {"weights": "hbm", "packing": "5trit",
+                               "parallelism": {"pe": 16, "simd": 32, "lm_head_pe": 8, "lm_head_simd": 64}}},
     # One weight port, folds narrower than a word (several lanes per 512-bit word).
     "ddr_narrow": {"hardware": {"weights": "ddr",
                                 "parallelism": {"pe": 8, "simd": 4, "lm_head_pe": 4, "lm_head_simd": 16}}},
@@ -94,7 +97,7 @@ def test_csim_is_bit_exact(simulate, name):
     assert f"{len(manifest['files']) + 1} files, {len(manifest['files']) + 1} changed" in run.out
 
 
-@pytest.mark.parametrize("name, stripes", [("hbm", 2), ("ddr_narrow", 1)])
+@pytest.mark.parametrize("name, stripes", [("hbm", 2), ("hbm_5trit", 2), ("ddr_narrow", 1)])
 def test_offchip_weights_are_testbench_data(simulate, name, stripes):
     project, run = simulate(name)
     assert run.code == 0 and "PASS" in run.out, run.out

@@ -47,10 +47,12 @@ class Shape:
     pe: int
     simd: int
     mix_input: bool = False
+    packing: str = "2bit"
 
     @property
     def id(self) -> str:
-        return f"{self.variant}-{self.rows}x{self.cols}-pe{self.pe}-simd{self.simd}" + ("-mix" if self.mix_input else "")
+        return (f"{self.variant}-{self.rows}x{self.cols}-pe{self.pe}-simd{self.simd}" + ("-mix" if self.mix_input else "")
+                + ("-5trit" if self.packing == "5trit" else ""))
 
 
 SHAPES = [
@@ -67,6 +69,16 @@ SHAPES = [
     Shape("shifted", 16, 24, 8, 8),
     Shape("base", 32, 64, 16, 32),          # 512 lanes: a lane word of two 512-bit stripes
     Shape("base", 16, 256, 4, 256),         # 1024 lanes: four stripes, four folds of the columns
+]
+# 5 trits per byte, 320 codes per word: a fold's start runs through the word in steps of its lanes.
+TRIT_SHAPES = [
+    Shape("base", 20, 36, 1, 1, packing="5trit"),       # 1 lane: 720 codes, the last word part-filled
+    Shape("base", 3, 5, 1, 1, packing="5trit"),         # 15 codes: one part-filled word per matrix
+    Shape("base", 24, 40, 4, 2, packing="5trit"),       # 8 lanes: 960 codes, three whole words
+    Shape("base", 40, 12, 8, 4, packing="5trit"),       # 32 lanes: a fold ends on the word boundary
+    Shape("base", 48, 32, 8, 8, packing="5trit"),       # 64 lanes: 4.8 words
+    Shape("base", 48, 32, 16, 16, packing="5trit"),     # 256 lanes: folds span two words
+    Shape("base", 32, 64, 16, 32, packing="5trit"),     # 512 lanes: two stripes of 1024 codes each
 ]
 MATRICES = 2                                # every ROM holds two matrices; the cases pick one
 ELEMENTWISE_WIDTH = {"base": 40, "narrow": 12, "shifted": 8}    # K, D and I of the elementwise kernels
@@ -115,7 +127,8 @@ def main_program() -> tuple[KernelProgram, dict, dict, BitLinear]:
     program = KernelProgram("kernel_tests")
     variants = {name: program.variant(name, n) for name, n in (("base", BASE), ("narrow", NARROW), ("shifted", SHIFTED))}
     bitlinears = {s.id: program.bitlinear(variants[s.variant], s.rows, s.cols, s.pe, s.simd, MATRICES,
-                                          max_beta(variants[s.variant].numerics), s.mix_input) for s in SHAPES}
+                                          max_beta(variants[s.variant].numerics), s.mix_input, packing=s.packing)
+                  for s in SHAPES + TRIT_SHAPES}
     overfetching = program.bitlinear(variants["base"], 8, 8, 2, 2, max_beta=max_beta(BASE), overfetching=True)
     for name, variant in variants.items():
         add_elementwise(program, variant, ELEMENTWISE_WIDTH[name], LANES[name])
@@ -237,10 +250,10 @@ def random_inputs(rng, bl: BitLinear, tokens: int, layer: int) -> BitLinearInput
                            float(rng.choice(WEIGHT_SCALES)), layer)
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: s.id)
+@pytest.mark.parametrize("shape", SHAPES + TRIT_SHAPES, ids=lambda s: s.id)
 def test_bitlinear_random_shapes(run, shape):
-    """Random activations, codes, norm weights and scales; every folding, both weight sources,
-    both matrices of the ROM; three tokens per call sequence."""
+    """Random activations, codes, norm weights and scales; every folding, both weight sources and
+    packings, both matrices of the ROM; three tokens per call sequence."""
     bl = BITLINEARS[shape.id]
     rng = np.random.default_rng(shape.rows * 1000 + shape.cols)
     inputs = [random_inputs(rng, bl, tokens=3, layer=layer) for layer in range(MATRICES)]
@@ -251,7 +264,8 @@ def test_bitlinear_random_shapes(run, shape):
 
 
 @pytest.mark.parametrize("engine, rows, cols", [(SHAPES[0], 8, 16), (SHAPES[0], 24, 8), (SHAPES[0], 4, 40),
-                                                (SHAPES[-2], 16, 32), (SHAPES[-1], 4, 256)],
+                                                (SHAPES[-2], 16, 32), (SHAPES[-1], 4, 256),
+                                                (TRIT_SHAPES[2], 8, 16), (TRIT_SHAPES[-1], 16, 32)],
                          ids=lambda v: v.id if isinstance(v, Shape) else str(v))
 def test_one_engine_runs_every_smaller_projection(run, engine, rows, cols):
     """The projections of a layer share one engine: a shape within the engine's largest runs on

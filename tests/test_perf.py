@@ -6,10 +6,11 @@ import yaml
 from hlsgen import perf, planner, spec
 
 
-def make_plan(tmp_path, *, pe=4, simd=8, place="onchip", board="u280", hidden=64, layers=2, inter=128, vocab=256):
+def make_plan(tmp_path, *, pe=4, simd=8, place="onchip", board="u280", hidden=64, layers=2, inter=128, vocab=256,
+              packing="2bit"):
     config = {"model": {"vocab": vocab, "hidden": hidden, "layers": layers, "intermediate_size": inter},
               "weights": {"random": {"seed": 0}},
-              "hardware": {"board": board, "weights": place,
+              "hardware": {"board": board, "weights": place, "packing": packing,
                            "parallelism": {"pe": pe, "simd": simd, "lm_head_pe": pe, "lm_head_simd": simd}},
               "project": {"name": "perf_top", "output": "out"}}
     path = tmp_path / "c.yaml"
@@ -115,6 +116,24 @@ def test_weight_transfer_uses_every_stripe_closed_form(tmp_path, pe, simd, strip
     stage = perf.bitlinear_stage(p, b, "gate")
     assert stage.weight_bytes == nbytes
     assert stage.memory_cycles == pytest.approx(nbytes / (stripes * per_stripe))
+
+
+@pytest.mark.parametrize("pe, simd, stripes", [(1, 1, 1), (8, 8, 1), (16, 32, 2)])
+def test_5trit_packing_reads_the_packed_bytes_closed_form(tmp_path, pe, simd, stripes):
+    """5 trits per byte: each stripe's codes of a matrix in ceil(codes / 320) words; the streamer
+    takes a fold's codes at 1.6 bits each per cycle; the ceiling is the bandwidth over those bytes."""
+    p = make_plan(tmp_path, pe=pe, simd=simd, place="hbm", packing="5trit")
+    assert p.stripes == stripes
+    b = p.bitlinear("gate")
+    words = -(-b.rows * b.cols // stripes // 320)
+    stage = perf.bitlinear_stage(p, b, "gate")
+    assert stage.weight_bytes == words * stripes * 64
+    assert stage.lane_bytes == pe * simd * 1.6 / 8
+    e, two_bit = perf.estimate(p), perf.estimate(make_plan(tmp_path, pe=pe, simd=simd, place="hbm"))
+    packed = sum(-(-c.rows * c.cols // stripes // 320) * stripes * 64 * c.matrices for c in p.bitlinears)
+    assert e.offchip_bytes_per_token == packed + p.hidden // 16 * 64
+    assert e.ceiling_tokens_per_s == pytest.approx(p.board.memory_of("hbm").bandwidth_gbps * 1e9 / e.offchip_bytes_per_token)
+    assert e.ceiling_tokens_per_s > two_bit.ceiling_tokens_per_s
 
 
 # ----------------------------------------------------------------------------- the weight FIFO

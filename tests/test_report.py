@@ -46,10 +46,28 @@ def test_explore_writes_a_hardware_section_the_spec_accepts(tmp_path):
     out = tmp_path / "hw.yaml"
     result = run_cli("explore", write_config(tmp_path, "c"), "--board", "kv260", "--write", out)
     assert result.code == 0, result.err
-    assert "not searched: trit packing" in result.out and "* onchip" in result.out
+    assert "not searched: batch" in result.out and "trit" not in result.out.split("not searched:")[1]
+    assert "packing" in result.out.splitlines()[1] and "* onchip" in result.out
     hardware = yaml.safe_load(out.read_text())["hardware"]
-    assert hardware["board"] == "kv260"
+    assert hardware["board"] == "kv260" and hardware["packing"] in ("2bit", "5trit")
     planner.plan(spec.load(write_config(tmp_path, "chosen", hardware=hardware)))
+
+
+def test_explore_searches_both_packings_at_every_placement(tmp_path, monkeypatch):
+    """Every (placement, packing) pair is planned, and the chosen design's packing is what gets
+    planned for real: a 5trit choice streams the packed words."""
+    planned = set()
+    real_candidate = explore.candidate
+
+    def spy(s, place, layer, head, packing=None):
+        planned.add((place, packing))
+        return real_candidate(s, place, layer, head, packing)
+
+    monkeypatch.setattr(explore, "candidate", spy)
+    s = spec.load(write_config(tmp_path, "c", hardware={"board": "kv260"}))
+    chosen, front = explore.explore(s, 0.8)
+    assert planned == {(place, packing) for place in ("onchip", "ddr") for packing in ("2bit", "5trit")}
+    assert explore.hardware_section(chosen)["packing"] == chosen.plan.bitlinear("i").packing
 
 
 def test_explore_runs_on_the_2_7b_shape_in_seconds(tmp_path):

@@ -143,6 +143,7 @@ def test_digest_follows_content(tmp_path):
     # choices
     ("hardware.board", "u281", ["hardware.board: 'u281' is not a known board", "u280", "did you mean 'u280'?"]),
     ("hardware.weights", "sram", ["hardware.weights: 'sram' is not allowed", "allowed: onchip, ddr, hbm"]),
+    ("hardware.packing", "4trit", ["hardware.packing: '4trit' is not allowed", "allowed: 2bit, 5trit"]),
     ("project.name", "1top", ["project.name: '1top' is not a usable C/Tcl identifier"]),
     ("project.name", "my-top", ["project.name: 'my-top' is not a usable"]),
     ("project.name", "ap_top", ["project.name: 'ap_top' is not a usable", "not starting with ap_"]),

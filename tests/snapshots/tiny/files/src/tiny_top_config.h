@@ -78,6 +78,7 @@ struct layer_config {
     static const unsigned num_width = 73;
     static const unsigned acc_width = 15;
     static const unsigned stripes = 1;
+    static const int packing = hlsgen::PACK_2BIT;
     static const unsigned code_depth = 16;
     static const unsigned lane_depth = 512;   // lanes the weight streamer may run ahead
     static const unsigned sum_depth = 64;   // every row fold: the MVU never waits for the scale
@@ -100,6 +101,7 @@ struct head_config {
     static const unsigned num_width = 73;
     static const unsigned acc_width = 14;
     static const unsigned stripes = 1;
+    static const int packing = hlsgen::PACK_2BIT;
     static const unsigned code_depth = 64;
     static const unsigned lane_depth = 512;   // lanes the weight streamer may run ahead
     static const unsigned sum_depth = 256;   // every row fold: the MVU never waits for the scale
