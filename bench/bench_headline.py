@@ -36,9 +36,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=0.8)
     args = parser.parse_args()
-    print("| model | board | weights | layer PE x SIMD | weight ports | decode tok/s | % of ceiling | bound | "
+    print("| model | board | weights | packing | layer PE x SIMD | weight ports | decode tok/s | % of ceiling | bound | "
           "prefill tok/s | LUT | BRAM+URAM | DSP |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for name, shape in MODELS.items():
             for board in BOARDS:
@@ -47,12 +47,13 @@ def main() -> None:
                 except HlsgenError as exc:
                     reason = str(exc).split("the smallest at each placement: ")[-1]
                     ddr = next((r for r in reason.split("; ") if r.startswith("ddr:")), reason)
-                    print(f"| {name} | {board} | does not fit the budget ({ddr.split(' (allowed')[0]}) | | | | | | | | | |")
+                    print(f"| {name} | {board} | does not fit the budget ({ddr.split(' (allowed')[0]}) | | | | | | | | | | |")
                     continue
                 p, e, u = chosen.parallelism, chosen.perf, chosen.usage
                 ceiling = "-" if e.fraction_of_ceiling is None else f"{e.fraction_of_ceiling:.0%}"
                 ports = chosen.plan.stripes if chosen.plan.offchip else "-"
-                print(f"| {name} | {board} | {chosen.spec.hardware.weights} | {p.pe}x{p.simd} | {ports} | "
+                print(f"| {name} | {board} | {chosen.spec.hardware.weights} | {chosen.spec.hardware.packing} | "
+                      f"{p.pe}x{p.simd} | {ports} | "
                       f"{e.decode_tokens_per_s:,.0f} | {ceiling} | {e.bound} | {e.prefill_tokens_per_s:,.0f} | "
                       f"{u['lut']:.0%} | {u['memory']:.0%} | {u['dsp']:.0%} |")
 
