@@ -247,6 +247,12 @@ void stream_5trit(SRC src, unsigned base, unsigned folds, hls::stream<lanes_t<C:
     trit_word_t lo[fold_t::PARTS], hi[fold_t::PARTS];
 #pragma HLS ARRAY_PARTITION variable=lo complete
 #pragma HLS ARRAY_PARTITION variable=hi complete
+clear_words:
+    for (int s = 0; s < fold_t::PARTS; s++) {
+#pragma HLS UNROLL
+        lo[s] = 0;      // never read before a word lands, but a defined start reads better in waves
+        hi[s] = 0;
+    }
     ap_uint<unsigned_bits(UNITS - 1)> unit = 0;   // the fold's first code in lo, in G codes
     bool lo_valid = false;                         // false at a word's first fold
     unsigned next = base;                          // the next word to read, the same in every stripe
