@@ -6,6 +6,7 @@ weights by the planner itself (so its fit checks decide feasibility) and scored 
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,8 +17,7 @@ from . import estimate, perf, planner
 from . import spec as spec_mod
 from .boards import Board
 from .errors import HlsgenError
-from .planner import LANES_PER_WORD
-from .spec import MAX_LANES, PACKINGS, Parallelism, Spec
+from .spec import MAX_LANES, PACKINGS, Parallelism, Spec, stripes_for
 
 # Knobs the issue names that the generated hardware cannot vary yet: reported, not searched.
 NOT_SEARCHED = ("batch: the top decodes one sequence at a time (batch 1)",)
@@ -48,11 +48,6 @@ def foldings(pe_widths, simd_widths) -> list[tuple[int, int]]:
     """(pe, simd) pairs the spec rules allow: powers of two dividing the shapes, pe*simd <= MAX_LANES."""
     return [(pe, simd) for pe in powers_of_two_dividing(*pe_widths) for simd in powers_of_two_dividing(*simd_widths)
             if pe * simd <= MAX_LANES]
-
-
-def stripes(folding: tuple) -> int:
-    """Weight ports a folding streams from (planner.BitLinearPlan.stripes)."""
-    return max(1, folding[0] * folding[1] // LANES_PER_WORD)
 
 
 def layer_foldings(m) -> list[tuple[int, int]]:
@@ -132,14 +127,15 @@ def sketches(spec: Spec, place: str, layer_options, head_options, packing: str) 
     head must stream the same number of weight stripes, so the superposition runs per stripe
     count, around a reference pair of that count."""
     found = []
+    stripes = lambda folding: stripes_for(folding[0] * folding[1])         # noqa: E731
+    # The reference pair: the first the planner accepts, the most balanced foldings first
+    # (lopsided ones are the likeliest to exceed a packet width).
+    balanced = lambda folding: max(folding)                                # noqa: E731
     for count in sorted({stripes(o) for o in layer_options}):
         layers = [o for o in layer_options if stripes(o) == count]
         heads = [o for o in head_options if stripes(o) == count]
         if not heads:
             continue
-        # The reference: the first pair the planner accepts, the most balanced foldings first
-        # (lopsided ones are the likeliest to exceed a packet width).
-        balanced = lambda o: max(o)                                            # noqa: E731
         pairs = ((lo, ho) for lo in sorted(layers, key=balanced) for ho in sorted(heads, key=balanced))
         reference, base = next(((pair, c) for pair in pairs if (c := candidate(spec, place, *pair, packing))),
                                (None, None))
@@ -169,7 +165,7 @@ def search(spec: Spec, budget: float) -> list[Candidate]:
     board = Board.load(spec.hardware.board)
     found = []
     # Every packing at every placement: on chip, 5trit only shrinks the ROMs (and adds decoders).
-    for place, packing in ((place, packing) for place in places(board) for packing in PACKINGS):
+    for place, packing in itertools.product(places(board), PACKINGS):
         rough = [s for s in sketches(spec, place, layer_options, head_options, packing) if fits(s, board, budget)]
         front = pareto(rough, key=lambda s: (s.resources["lut"], s.cycles), speed=lambda s: -s.cycles)
         # The superposed cycles are a first guess: the fastest few off the front are planned too.

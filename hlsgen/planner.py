@@ -13,13 +13,11 @@ from . import engines, estimate
 from . import numerics as nx
 from .boards import Board, Memory
 from .errors import HlsgenError
-from .spec import MAX_LANES, Spec
+from .spec import LANES_PER_WORD, MAX_LANES, Spec, stripes_agree, stripes_for
 from .weights import Weights
 
 WORD_BITS = 512          # one m_axi weight word; a lane word is `stripes` of them side by side
-LANES_PER_WORD = WORD_BITS // 2   # 2-bit ternary codes
 TRITS_PER_WORD = 5 * WORD_BITS // 8   # 5trit packing: five codes per byte, 320 per word
-MAX_STRIPES = MAX_LANES // LANES_PER_WORD   # weight ports one lane word may be striped over
 INT32_SLOTS = WORD_BITS // 32   # the embedding and logits ports: int32 slots per 512-bit word
 LOGIC_BUDGET = 0.8       # share of the LUTs, FFs and DSPs a design may take and still place and route
 PREFETCH_LANES = 512     # how far the weight streamer may run ahead of an engine, in lanes
@@ -58,7 +56,7 @@ class BitLinearPlan:
     acc_width: int       # 127 * cols, signed
     words_per_matrix: int  # lane words (stripes x 512 bits) per matrix
     offchip: bool        # weights from m_axi ports instead of an on-chip ROM
-    base_word: int = 0   # where this kind's lane words start in the off-chip stripe buffers
+    base_word: int = 0   # where this kind's lane words start: in the stripe buffers off chip, its engine's ROM on chip
     packing: str = "2bit"  # 2bit: lane j of a fold at a fixed bit slice; 5trit: each stripe's codes 5 per byte
 
     @property
@@ -69,7 +67,7 @@ class BitLinearPlan:
     @property
     def stripes(self) -> int:
         """512-bit words per lane word: a fold wider than 256 lanes reads several ports at once."""
-        return max(1, self.lane_bits // WORD_BITS)
+        return stripes_for(self.pe * self.simd)
 
     @property
     def lane_word_bits(self) -> int:
@@ -292,8 +290,7 @@ def lane_words(rows: int, cols: int, pe: int, simd: int, packing: str = "2bit") 
     """Lane words of one [rows x cols] matrix: in 2bit packing a fold of up to 256 lanes shares a
     512-bit word; in 5trit each stripe's codes of all folds run on, 320 per word."""
     if packing == "5trit":
-        stripes = max(1, pe * simd // LANES_PER_WORD)
-        return math.ceil(rows * cols // stripes / TRITS_PER_WORD)
+        return math.ceil(rows * cols // stripes_for(pe * simd) / TRITS_PER_WORD)
     return math.ceil(rows * cols / max(pe * simd, LANES_PER_WORD))
 
 
@@ -487,9 +484,8 @@ def smaller_parallelism(plan: HardwarePlan) -> dict | None:
     while max(p.values()) > 1:
         widest = max(p, key=lambda k: p[k])      # ties: the first key, simd before pe
         p[widest] //= 2
-        layer_lanes, head_lanes = p["pe"] * p["simd"], p["lm_head_pe"] * p["lm_head_simd"]
-        if max(layer_lanes, head_lanes) > LANES_PER_WORD and layer_lanes != head_lanes:
-            continue        # the spec's stripe rule: wide folds stream the same number of stripes
+        if not stripes_agree(p["pe"] * p["simd"], p["lm_head_pe"] * p["lm_head_simd"]):
+            continue        # the spec refuses it
         folded = [replace(b, pe=p["lm_head_pe"], simd=p["lm_head_simd"]) if b.kind == "lm_head"
                   else replace(b, pe=p["pe"], simd=p["simd"]) for b in plan.bitlinears]
         if not over_budget(plan, folded):

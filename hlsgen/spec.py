@@ -308,7 +308,19 @@ def _numerics(sec: _Section) -> NumericsSpec:
     return n
 
 
-MAX_LANES = 16384   # 64 weight ports of 256 two-bit lanes each (planner.MAX_STRIPES)
+LANES_PER_WORD = 256   # two-bit lanes in one 512-bit weight word: one weight port's worth
+MAX_LANES = 16384      # 64 weight ports
+
+
+def stripes_for(lanes: int) -> int:
+    """Weight ports a fold of `lanes` streams from: a word's fraction below 256 lanes, else a word each."""
+    return max(1, lanes // LANES_PER_WORD)
+
+
+def stripes_agree(layer_lanes: int, head_lanes: int) -> bool:
+    """Every kind's lane words share the stripe buffers, one 512-bit slice per port, so beyond one
+    port the layers and the lm_head stream the same number of stripes."""
+    return max(layer_lanes, head_lanes) <= LANES_PER_WORD or layer_lanes == head_lanes
 
 
 def _parallelism(sec: _Section, model: ModelSpec) -> Parallelism:
@@ -343,8 +355,7 @@ def _parallelism(sec: _Section, model: ModelSpec) -> Parallelism:
                               f"<= {MAX_LANES} (allowed: 1, 2, 4, ..., {MAX_LANES} lanes; 256 per 512-bit word of "
                               f"2-bit codes)")
     layer_lanes, head_lanes = p.pe * p.simd, p.lm_head_pe * p.lm_head_simd
-    if max(layer_lanes, head_lanes) > 256 and layer_lanes != head_lanes:
-        # Every kind's lane words share the stripe buffers, one 512-bit slice per port.
+    if not stripes_agree(layer_lanes, head_lanes):
         raise HlsgenError(f"{sec.where('lm_head_pe')}: lm_head_pe*lm_head_simd = {head_lanes} but pe*simd = "
                           f"{layer_lanes}; beyond 256 lanes the weights are striped over ports and every projection "
                           f"streams the same number of stripes (allowed: equal lane counts, or both <= 256)")
