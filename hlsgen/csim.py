@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint, golden
-from .build import run_sequence
+from .build import read_calls, run_calls
 from .errors import HlsgenError
 from .render import CXXFLAGS
 from .spec import load as load_spec
@@ -267,10 +267,8 @@ def first_divergence(project: Path, binary: Path) -> str:
                 f"model would not be the one the project was built from (rebuild it with `hlsgen build`)")
     model = golden.Model(spec.model, checkpoint.load(spec), "fixed", spec.numerics)
     data = project / "tb" / "data"
-    ids = np.fromfile(data / "ids.bin", "<i4")
-    reset = np.fromfile(data / "reset.bin", np.uint8)
     expected = golden.Trace()
-    run_sequence(model, ids, reset, expected)
+    run_calls(model, read_calls(data / "calls.bin"), expected)
     with tempfile.TemporaryDirectory() as tmp:
         trace_path = Path(tmp) / "trace.bin"
         subprocess.run([str(binary)], cwd=project / "tb", capture_output=True,

@@ -148,6 +148,7 @@ class HardwarePlan:
     inner: int
     intermediate: int
     layers: int
+    batch: int = 1               # tokens per pass over the weights (spec.MAX_BATCH)
     notes: tuple = field(default=())
     memory_ports: tuple = ()     # MemoryPort per m_axi argument, linked to channels (assign_memory)
     arguments: tuple = ()        # Argument per top-function argument, in signature order
@@ -224,6 +225,7 @@ class HardwarePlan:
 
     @property
     def logit_words(self) -> int:
+        """One token's logits; token t of a call starts at word t * logit_words."""
         return int32_words(self.vocab)
 
     @property
@@ -241,7 +243,7 @@ class HardwarePlan:
         # Per layer: attn_norm, i/f/g norms, mlp_norm, gate norm [H]; o norm, g_norm [D]; down norm [I].
         # Then the final norm and the lm_head's norm [H].
         gammas = (L * (6 * H + 2 * D + I) + 2 * H) * n["gamma_width"]
-        used = {"recurrent state": L * D * n["state_width"],
+        used = {"recurrent state": self.batch * L * D * n["state_width"],   # a slot per batched sequence
                 "norm weights": gammas,
                 "lower bounds + sigmoid": L * D * (n["sigmoid_frac"] + 1) + n["sigmoid_entries"] * (n["sigmoid_frac"] + 1)}
         # Per engine: the weight lanes the streamer runs ahead, the sums of every row fold.
@@ -361,11 +363,14 @@ def check_onchip_memory(plan: HardwarePlan) -> None:
 
 # ----------------------------------------------------------------------------- m_axi ports and channels
 def memory_ports(plan: HardwarePlan) -> list[MemoryPort]:
-    """Every m_axi argument in signature order: the logits out, then (off-chip) the embedding and
+    """Every m_axi argument in signature order: the logits, tokens and next tokens, then (off-chip) the embedding and
     one weight port per stripe, each buffer a whole number of 512-bit words.  Stripe s holds the 512-bit slice s of every lane word of every
     kind, so a fold reads all stripes at once and the stripes stream concurrently."""
     word_bytes = WORD_BITS // 8
-    ports = [MemoryPort("logits", "gmem_out", plan.logit_words * word_bytes, plan.logit_dtype, None)]
+    # A call's tokens in and its next tokens out: one word of int32 slots each (spec.MAX_BATCH).
+    ports = [MemoryPort("logits", "gmem_out", plan.batch * plan.logit_words * word_bytes, plan.logit_dtype, None),
+             MemoryPort("tokens", "gmem_out", word_bytes, "<i4", None),
+             MemoryPort("next_tokens", "gmem_out", word_bytes, "<i4", None)]
     if plan.offchip:
         ports.append(MemoryPort("emb_table", "gmem_emb", plan.embedding_words * word_bytes, "<i4",
                                 "tb/data/emb_table.bin"))
@@ -437,10 +442,9 @@ def assign_memory(plan: HardwarePlan) -> HardwarePlan:
 # ----------------------------------------------------------------------------- s_axilite register map
 def assign_registers(plan: HardwarePlan) -> HardwarePlan:
     """Offsets of the top's arguments in its s_axilite map (after CTRL, GIE, IER, ISR at 0x00-0x0c).
-    A 32-bit scalar takes its word and a reserved one; an output scalar its word and its ap_vld
-    word; a 64-bit pointer two words and a reserved one."""
-    kinds = [("token", "scalar"), ("reset_state", "scalar"), ("logits", "pointer"), ("next_token", "output")]
-    kinds += [(p.name, "pointer") for p in plan.memory_ports if p.name != "logits"]
+    A 32-bit scalar takes its word and a reserved one; a 64-bit pointer two words and a reserved one."""
+    kinds = [("n_tokens", "scalar"), ("batch_mode", "scalar"), ("reset_state", "scalar")]
+    kinds += [(p.name, "pointer") for p in plan.memory_ports]
     arguments, offset = [], 0x10
     for name, kind in kinds:
         arguments.append(Argument(name, kind, offset))
@@ -527,7 +531,7 @@ def plan(spec: Spec, weights: Weights | None = None) -> HardwarePlan:
     result = HardwarePlan(top=spec.project.name, board=board, clock_mhz=spec.hardware.clock_mhz or board.clock_mhz,
                           weights_place=place, numerics=numerics_constants(spec),
                           bitlinears=choose_bitlinears(spec, weights), vocab=m.vocab, hidden=m.hidden,
-                          inner=m.inner, intermediate=m.intermediate, layers=m.layers)
+                          inner=m.inner, intermediate=m.intermediate, layers=m.layers, batch=spec.hardware.batch)
     return check_fit(result)
 
 

@@ -157,8 +157,7 @@ def constant_tables(spec: Spec, plan: HardwarePlan, weights: Weights, clamps: Co
 @dataclass(frozen=True)
 class GoldenVectors:
     """The token sequence the testbench runs, and what the golden fixed model says about it."""
-    ids: np.ndarray              # int32 [T]
-    reset: np.ndarray            # uint8 [T]: 1 where a new sequence starts
+    calls: np.ndarray            # int32 [C, build.CALL_WIDTH]: the top's calls (build.testbench_calls)
     logits: np.ndarray           # int32 [T, V], raw fixed-point logits
     next_tokens: np.ndarray      # int32 [T]
     saturations: dict            # clamps per site in the golden fixed model over this sequence
@@ -241,7 +240,7 @@ def project(spec: Spec, plan: HardwarePlan, weights: Weights, vectors: GoldenVec
     top = plan.top
     clamps = ConstantSaturations()
     context = dict(banner=BANNER, top=top, plan=plan, root=str(root), cxxflags=CXXFLAGS,
-                   tb=dict(tokens=len(vectors.ids)),
+                   tb=dict(calls=len(vectors.calls), tokens=len(vectors.logits)),
                    tables=constant_tables(spec, plan, weights, clamps))
     files = RenderedProject()
     for template, rel in (("top.h.j2", f"src/{top}.h"), ("config.h.j2", f"src/{top}_config.h"),
@@ -253,8 +252,7 @@ def project(spec: Spec, plan: HardwarePlan, weights: Weights, vectors: GoldenVec
     files.update(vendor.project_files(plan, env, context))     # bitstream flow, flashing, host drivers
     for header in sorted(KERNELS.glob("*.h")):
         files[f"src/hlsgen/{header.name}"] = f"// {BANNER} (copied from kernels_cpp/{header.name})\n" + header.read_text()
-    files["tb/data/ids.bin"] = vectors.ids.astype("<i4").tobytes()
-    files["tb/data/reset.bin"] = vectors.reset.astype(np.uint8).tobytes()
+    files["tb/data/calls.bin"] = vectors.calls.astype("<i4").tobytes()
     files["tb/data/expected_logits.bin"] = vectors.logits.astype("<i4").tobytes()
     files["tb/data/expected_next.bin"] = vectors.next_tokens.astype("<i4").tobytes()
     if plan.offchip:

@@ -246,11 +246,10 @@ class MvuVectors:
     expected: np.ndarray     # int64 [N, rows]
 
 
-def traced_codes(spec: Spec, weights: Weights, ids: np.ndarray, reset: np.ndarray,
-                 logits: np.ndarray) -> golden.Trace:
+def traced_codes(spec: Spec, weights: Weights, calls: np.ndarray, logits: np.ndarray) -> golden.Trace:
     """The `.q` traces of the golden fixed model over the testbench sequence (checked to be the run
     whose logits the project already holds)."""
-    from .build import run_sequence   # build imports render, which imports this module
+    from .build import run_calls   # build imports render, which imports this module
 
     trace = golden.Trace()
 
@@ -258,7 +257,7 @@ def traced_codes(spec: Spec, weights: Weights, ids: np.ndarray, reset: np.ndarra
         return trace(name, value) if name.endswith(".q") else value
 
     model = golden.Model(spec.model, weights, "fixed", spec.numerics)
-    if not np.array_equal(run_sequence(model, ids, reset, keep_codes), logits):
+    if not np.array_equal(run_calls(model, calls, keep_codes), logits):
         raise HlsgenError("rtl: the golden model did not reproduce the testbench logits; cannot take its codes")
     return trace
 
@@ -321,7 +320,7 @@ def project_files(spec: Spec, plan: HardwarePlan, weights: Weights, vectors) -> 
     words of the HLS ROMs (render.kind_words), so both designs hold the same bits."""
     from .render import BANNER, kind_words   # render calls this function
 
-    trace = traced_codes(spec, weights, vectors.ids, vectors.reset, vectors.logits)
+    trace = traced_codes(spec, weights, vectors.calls, vectors.logits)
     files, index = {}, {"generated_by": BANNER, "top": plan.top, "kinds": {}}
     for m in mvu_rtls(plan):
         files[m.verilog_path] = render_module(m, BANNER)

@@ -102,6 +102,7 @@ class HardwareSpec:
     parallelism: Parallelism = Parallelism()
     weights: str = "onchip"
     packing: str = "2bit"               # PACKINGS
+    batch: int = 1                      # tokens per pass over the weights (MAX_BATCH)
 
 
 @dataclass(frozen=True)
@@ -310,6 +311,10 @@ def _numerics(sec: _Section) -> NumericsSpec:
 
 LANES_PER_WORD = 256   # two-bit lanes in one 512-bit weight word: one weight port's worth
 MAX_LANES = 16384      # 64 weight ports
+# Tokens that share one pass over the weights: a prompt block of one sequence (prefill) or the
+# next token of each of `batch` sequences.  They cross the top's m_axi ports in one 512-bit word
+# of 16 int32 slots, hence at most 16.
+MAX_BATCH = 16
 
 
 def stripes_for(lanes: int) -> int:
@@ -379,7 +384,8 @@ def _hardware(sec: _Section, model: ModelSpec) -> HardwareSpec:
             raise HlsgenError(f"{sec.where('clock_mhz')}: {clock} is out of range (allowed: 0 < clock_mhz <= 1000)")
     hw = HardwareSpec(board=board, clock_mhz=clock, parallelism=_parallelism(sec.sub("parallelism"), model),
                       weights=sec.choice("weights", "onchip", WEIGHT_PLACES),
-                      packing=sec.choice("packing", "2bit", PACKINGS))
+                      packing=sec.choice("packing", "2bit", PACKINGS),
+                      batch=sec.int("batch", 1, maximum=MAX_BATCH))
     sec.finish()
     return hw
 
