@@ -58,6 +58,7 @@ class BitLinearPlan:
     offchip: bool        # weights from m_axi ports instead of an on-chip ROM
     base_word: int = 0   # where this kind's lane words start: in the stripe buffers off chip, its engine's ROM on chip
     packing: str = "2bit"  # 2bit: lane j of a fold at a fixed bit slice; 5trit: each stripe's codes 5 per byte
+    batch: int = 1       # the most tokens one call runs (spec hardware.batch): buffers and accumulators per token
 
     @property
     def part_lanes(self) -> int:
@@ -315,7 +316,8 @@ def size_bitlinear(spec: Spec, kind: str, rows: int, cols: int, pe: int, simd: i
                          in_width=in_width, y_width=y_width, sumsq_width=sumsq_width, root_width=root_width,
                          beta_width=beta_width, num_width=num_width, acc_width=acc_width,
                          words_per_matrix=lane_words(rows, cols, pe, simd, spec.hardware.packing),
-                         offchip=spec.hardware.weights != "onchip", packing=spec.hardware.packing)
+                         offchip=spec.hardware.weights != "onchip", packing=spec.hardware.packing,
+                         batch=spec.hardware.batch)
 
 
 def choose_bitlinears(spec: Spec, weights: Weights | None) -> tuple:

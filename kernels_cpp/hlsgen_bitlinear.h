@@ -5,8 +5,10 @@
 //   stream_weights ───────┘   scale ────┘ (one per token, from quantise)
 //
 // C (one config struct per engine, written by the generator) sets the folding (PE rows x SIMD
-// columns per cycle), every bit width and the largest shape; each call runs one projection's
-// shape_t on it, so the projections of a layer share one engine.  N holds the numeric formats.
+// columns per cycle), every bit width, the largest shape and the batch: the most tokens one call
+// runs.  Each call runs one projection's shape_t on n <= batch tokens, and each weight lane is
+// read once and used for all n of them, so the projections of a layer share one engine and a
+// call's tokens share one pass over the weights.  N holds the numeric formats.
 #ifndef HLSGEN_BITLINEAR_H
 #define HLSGEN_BITLINEAR_H
 
@@ -109,14 +111,13 @@ ap_uint<N::scale_width> output_scale(ap_uint<C::y_width> m, ap_uint<C::sumsq_wid
     return ap_uint<N::scale_width>(s);
 }
 
-// Fused RMSNorm + per-token int8 quantiser. Pass 1: max|v*gamma| and sum v^2 (the RMS factor
-// only sets the output scale); pass 2: the codes, SIMD per cycle; then the output scale.
+// Fused RMSNorm + per-token int8 quantiser, one token. Pass 1: max|v*gamma| and sum v^2 (the RMS
+// factor only sets the output scale); pass 2: the codes, SIMD per cycle; then the output scale.
 template <class N, class C, class GAMMA>
-void quantise(const ap_int<C::in_width> v[C::cols], const GAMMA gamma[C::cols],
-              ap_uint<C::beta_width> beta, shape_t shape, hls::stream<ap_uint<8 * C::simd> >& codes,
-              hls::stream<ap_uint<N::scale_width> >& scale) {
-#pragma HLS ARRAY_PARTITION variable=v cyclic factor=C::simd
-#pragma HLS ARRAY_PARTITION variable=gamma cyclic factor=C::simd
+void quantise_token(const ap_int<C::in_width> v[C::cols], const GAMMA gamma[C::cols],
+                    ap_uint<C::beta_width> beta, shape_t shape, hls::stream<ap_uint<8 * C::simd> >& codes,
+                    hls::stream<ap_uint<N::scale_width> >& scale) {
+#pragma HLS INLINE
     typedef ap_int<C::y_width> y_t;
     typedef ap_uint<C::y_width> mag_t;
     mag_t m = 0;
@@ -168,6 +169,20 @@ quantise_codes:
     const ap_uint<N::scale_width> s = output_scale<N, C>(m, sumsq, beta, shape.cols);
     scale.write(s);
     HLSGEN_TRACE(trace_scope() + ".scale", &s, 1);
+}
+
+// The quantiser of a call: its n tokens one after another (codes, then scale, per token).
+template <class N, class C, class GAMMA>
+void quantise(const ap_int<C::in_width> v[C::batch][C::cols], const GAMMA gamma[C::cols],
+              ap_uint<C::beta_width> beta, shape_t shape, unsigned n, hls::stream<ap_uint<8 * C::simd> >& codes,
+              hls::stream<ap_uint<N::scale_width> >& scale) {
+#pragma HLS ARRAY_PARTITION variable=v cyclic factor=C::simd dim=2
+#pragma HLS ARRAY_PARTITION variable=gamma cyclic factor=C::simd
+quantise_tokens:
+    for (unsigned t = 0; t < n; t++) {
+#pragma HLS LOOP_TRIPCOUNT max=C::batch
+        quantise_token<N, C>(v[t], gamma, beta, shape, codes, scale);
+    }
 }
 
 // How weight words hold the codes (a config's `packing`): PACK_2BIT, lane j of a fold at a fixed
@@ -312,32 +327,60 @@ struct adder_tree<1, W> {
     static ap_int<W> sum(const ap_int<9>* terms) { return terms[0]; }
 };
 
-// The ternary matrix-vector unit: PE rows x SIMD columns per cycle, adds and subtracts only.
-// The input vector is buffered during the first row fold and reused for the others.
+// A call's per-token registers (accumulators, scales) as a rotating chain: position 0 always holds
+// the token in hand. After it, position n - 1 takes `value` and the others move down one, so the
+// next token comes to position 0: each register picks one of two sources, not one of n.
+template <int B, class T>
+void rotate(T chain[B], T value, unsigned n) {
+#pragma HLS INLINE
+rotate_positions:
+    for (int k = 0; k < B; k++) {
+#pragma HLS UNROLL
+        chain[k] = unsigned(k + 1) == n ? value : (k + 1 < B ? chain[k + 1] : chain[k]);
+    }
+}
+
+// The ternary matrix-vector unit: PE rows x SIMD columns per cycle, adds and subtracts only, on the
+// n tokens of a call.  Each weight lane is popped once and used for all n tokens (the tokens are
+// the innermost loop), so a call of n tokens reads the weights once.  The input vectors are
+// buffered: one token's codes straight from the quantiser during the first row fold; several
+// tokens' codes (which arrive token after token) loaded first.
 template <class C>
-void mvu(shape_t shape, hls::stream<ap_uint<8 * C::simd> >& codes, hls::stream<lanes_t<C::pe * C::simd> >& weights,
-         hls::stream<ap_uint<C::pe * C::acc_width> >& sums) {
+void mvu(shape_t shape, unsigned n, hls::stream<ap_uint<8 * C::simd> >& codes,
+         hls::stream<lanes_t<C::pe * C::simd> >& weights, hls::stream<ap_uint<C::pe * C::acc_width> >& sums) {
     static_assert((C::pe & (C::pe - 1)) == 0 && (C::simd & (C::simd - 1)) == 0, "PE and SIMD are powers of two");
     // |sum| <= 127 * cols must fit a signed acc_width-bit accumulator.
     static_assert(127ULL * C::cols < (1ULL << (C::acc_width - 1)), "accumulator too narrow");
+    typedef ap_int<C::acc_width> acc_t;
     const unsigned SF = shape.cols / C::simd;
-    ap_uint<8 * C::simd> input_buffer[C::cols / C::simd];
-    ap_int<C::acc_width> acc[C::pe];
-#pragma HLS ARRAY_PARTITION variable=acc complete
-    unsigned sf = 0;
+    ap_uint<8 * C::simd> input_buffer[C::batch * (C::cols / C::simd)];   // token t's fold sf at t * SF + sf
+    acc_t acc[C::pe][C::batch];
+#pragma HLS ARRAY_PARTITION variable=acc complete dim=0
+    const bool direct = n == 1;
+    if (!direct) {
+    mvu_load:
+        for (unsigned i = 0; i < n * SF; i++) {
+#pragma HLS LOOP_TRIPCOUNT max=C::batch * (C::cols / C::simd)
+#pragma HLS PIPELINE II=1
+            input_buffer[i] = pop(codes, "mvu.codes");
+        }
+    }
+    unsigned sf = 0, t = 0;
     bool first_fold = true;
+    lanes_t<C::pe * C::simd> w;
 mvu_fold:
-    for (unsigned i = 0; i < shape.rows / C::pe * SF; i++) {
-#pragma HLS LOOP_TRIPCOUNT max=C::rows / C::pe * (C::cols / C::simd)
+    for (unsigned i = 0; i < shape.rows / C::pe * SF * n; i++) {
+#pragma HLS LOOP_TRIPCOUNT max=C::rows / C::pe * (C::cols / C::simd) * C::batch
 #pragma HLS PIPELINE II=1
         ap_uint<8 * C::simd> x;
-        if (first_fold) {
+        if (direct && first_fold) {
             x = pop(codes, "mvu.codes");
             input_buffer[sf] = x;
         } else {
-            x = input_buffer[sf];
+            x = input_buffer[t * SF + sf];
         }
-        const lanes_t<C::pe * C::simd> w = pop(weights, "mvu.weights");
+        if (t == 0) w = pop(weights, "mvu.weights");
+        ap_uint<C::pe * C::acc_width> packet;
     mvu_pe:
         for (unsigned pe = 0; pe < C::pe; pe++) {
 #pragma HLS UNROLL
@@ -350,39 +393,45 @@ mvu_fold:
                 const ap_uint<2> c = w.code(pe * C::simd + s);
                 terms[s] = c == 1 ? a : (c == 3 ? ap_int<9>(-a) : ap_int<9>(0));   // select, never multiply
             }
-            const ap_int<C::acc_width> partial = adder_tree<C::simd, C::acc_width>::sum(terms);
-            acc[pe] = (sf == 0 ? ap_int<C::acc_width>(0) : acc[pe]) + partial;
+            const acc_t sum = (sf == 0 ? acc_t(0) : acc[pe][0]) + adder_tree<C::simd, C::acc_width>::sum(terms);
+            rotate<C::batch>(acc[pe], sum, n);
+            set_field<C::acc_width>(packet, pe, ap_uint<C::acc_width>(sum));
         }
-        if (sf == SF - 1) {
-            ap_uint<C::pe * C::acc_width> packet;
-        mvu_pack:
-            for (unsigned pe = 0; pe < C::pe; pe++) {
-#pragma HLS UNROLL
-                set_field<C::acc_width>(packet, pe, ap_uint<C::acc_width>(acc[pe]));
+        if (sf == SF - 1) sums.write(packet);       // token t's row fold is complete
+        if (++t == n) {
+            t = 0;
+            if (++sf == SF) {
+                sf = 0;
+                first_fold = false;
             }
-            sums.write(packet);
-            sf = 0;
-            first_fold = false;
-        } else {
-            sf++;
         }
     }
 }
 
-// out = saturate(rshift_round(acc * S, scale_frac)): one packet of PE sums in and one packet of
-// PE outputs out per cycle (rows / PE cycles), lane p in bits [p * act_width, (p + 1) * act_width).
+// out[t] = saturate(rshift_round(acc * S_t, scale_frac)): the sums arrive row fold by row fold,
+// the tokens innermost; one packet of PE sums in and one packet of PE outputs out per cycle
+// (n * rows / PE cycles), lane p in bits [p * act_width, (p + 1) * act_width) of token t's stream.
 template <class N, class C>
-void rescale(shape_t shape, hls::stream<ap_uint<C::pe * C::acc_width> >& sums,
-             hls::stream<ap_uint<N::scale_width> >& scale, hls::stream<ap_uint<C::pe * N::act_width> >& out) {
-    const ap_uint<N::scale_width> s = pop(scale, "rescale.scale");
+void rescale(shape_t shape, unsigned n, hls::stream<ap_uint<C::pe * C::acc_width> >& sums,
+             hls::stream<ap_uint<N::scale_width> >& scale, hls::stream<ap_uint<C::pe * N::act_width> > out[C::batch]) {
+    typedef ap_uint<N::scale_width> scale_t;
+    scale_t scales[C::batch];
+#pragma HLS ARRAY_PARTITION variable=scales complete
+rescale_scales:
+    for (unsigned t = 0; t < n; t++) {
+#pragma HLS LOOP_TRIPCOUNT max=C::batch
+        scales[t] = pop(scale, "rescale.scale");
+    }
 #ifndef __SYNTHESIS__
-    ap_int<N::act_width> traced[C::rows];
+    std::vector<ap_int<N::act_width> > traced(n * shape.rows);
 #endif
+    unsigned t = 0, r = 0;
 rescale_folds:
-    for (unsigned r = 0; r < shape.rows / C::pe; r++) {
-#pragma HLS LOOP_TRIPCOUNT max=C::rows / C::pe
+    for (unsigned i = 0; i < shape.rows / C::pe * n; i++) {
+#pragma HLS LOOP_TRIPCOUNT max=C::rows / C::pe * C::batch
 #pragma HLS PIPELINE II=1
         const ap_uint<C::pe * C::acc_width> packet = pop(sums, "rescale.sums");
+        const scale_t s = scales[0];
         ap_uint<C::pe * N::act_width> outputs;
     rescale_lanes:
         for (unsigned p = 0; p < C::pe; p++) {
@@ -392,22 +441,30 @@ rescale_folds:
                 saturate<N::act_width>(rshift_round<N::scale_frac>(wide_t(acc) * s), "bitlinear");
             set_field<N::act_width>(outputs, p, ap_uint<N::act_width>(y));
 #ifndef __SYNTHESIS__
-            traced[r * C::pe + p] = y;
+            traced[t * shape.rows + r * C::pe + p] = y;
 #endif
         }
-        out.write(outputs);
+        out[t].write(outputs);
+        rotate<C::batch>(scales, s, n);
+        if (++t == n) {
+            t = 0;
+            r++;
+        }
     }
-    HLSGEN_TRACE(trace_scope(), traced, shape.rows);
+#ifndef __SYNTHESIS__
+    for (unsigned token = 0; token < n; token++) HLSGEN_TRACE(trace_scope(), &traced[token * shape.rows], shape.rows);
+#endif
 }
 
-// One BitLinear on one token, the projection `shape` on engine C: norm-folded quantiser, MVU and
-// rescale in DATAFLOW.  Its weight lanes come from `lanes`, which the token's weight streamer
-// (stream_weights, a process of its own) fills ahead of the compute, so the memory's latency and
-// the work between the BitLinears overlap the weight transfer.
+// One BitLinear on the n tokens of a call, the projection `shape` on engine C: norm-folded
+// quantiser, MVU and rescale in DATAFLOW; token t's input is v[t] and its output stream out[t].
+// The weight lanes come from `lanes`, which the call's weight streamer (stream_weights, a process
+// of its own) fills ahead of the compute, so the memory's latency and the work between the
+// BitLinears overlap the weight transfer.
 template <class N, class C, class GAMMA>
-void bitlinear(const ap_int<C::in_width> v[C::cols], const GAMMA gamma[C::cols], ap_uint<C::beta_width> beta,
-               hls::stream<lanes_t<C::pe * C::simd> >& lanes, shape_t shape,
-               hls::stream<ap_uint<C::pe * N::act_width> >& out) {
+void bitlinear(const ap_int<C::in_width> v[C::batch][C::cols], const GAMMA gamma[C::cols], ap_uint<C::beta_width> beta,
+               hls::stream<lanes_t<C::pe * C::simd> >& lanes, shape_t shape, unsigned n,
+               hls::stream<ap_uint<C::pe * N::act_width> > out[C::batch]) {
 #pragma HLS DATAFLOW
     hls::stream<ap_uint<8 * C::simd> > codes;
 #pragma HLS STREAM variable=codes depth=C::code_depth
@@ -415,9 +472,9 @@ void bitlinear(const ap_int<C::in_width> v[C::cols], const GAMMA gamma[C::cols],
 #pragma HLS STREAM variable=sums depth=C::sum_depth
     hls::stream<ap_uint<N::scale_width> > scale;
 #pragma HLS STREAM variable=scale depth=2
-    quantise<N, C>(v, gamma, beta, shape, codes, scale);
-    mvu<C>(shape, codes, lanes, sums);
-    rescale<N, C>(shape, sums, scale, out);
+    quantise<N, C>(v, gamma, beta, shape, n, codes, scale);
+    mvu<C>(shape, n, codes, lanes, sums);
+    rescale<N, C>(shape, n, sums, scale, out);
 #ifndef __SYNTHESIS__
     check_drained(codes, "bitlinear.codes");
     check_drained(sums, "bitlinear.sums");

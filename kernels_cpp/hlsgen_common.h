@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <map>
 #include <string>
+#include <vector>
 #endif
 
 namespace hlsgen {

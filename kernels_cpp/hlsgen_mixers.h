@@ -14,10 +14,6 @@
 #include "hlsgen_common.h"
 #include "hlsgen_math.h"
 
-#ifndef __SYNTHESIS__
-#include <vector>
-#endif
-
 namespace hlsgen {
 
 // Constant tables (norm weights, lower bounds, the sigmoid table, the embedding) are template
