@@ -16,7 +16,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from hlsgen import build, checkpoint, csim, golden
@@ -44,11 +43,10 @@ def best_of(run, repeat: int) -> float:
 
 
 def golden_seconds(spec, project: Path, repeat: int) -> float:
-    """The golden fixed model on the testbench's own token sequence, one token per call."""
+    """The golden fixed model on the testbench's own calls, one token at a time."""
     model = golden.Model(spec.model, checkpoint.load(spec), "fixed", spec.numerics)
-    ids = np.fromfile(project / "tb" / "data" / "ids.bin", "<i4")
-    reset = np.fromfile(project / "tb" / "data" / "reset.bin", np.uint8)
-    return best_of(lambda: build.run_sequence(model, ids, reset), repeat)
+    calls = build.read_calls(project / "tb" / "data" / "calls.bin")
+    return best_of(lambda: build.run_calls(model, calls), repeat)
 
 
 def csim_seconds(project: Path, repeat: int) -> float:
@@ -79,7 +77,7 @@ def main(argv=None) -> None:
         assert cold.passed and not cold.cached, cold.output[-2000:]
         warm, warm_s = timed(lambda: csim.run(project))
         assert warm.passed and warm.cached
-        tokens = len(np.fromfile(project / "tb" / "data" / "ids.bin", "<i4"))
+        tokens = int(build.read_calls(project / "tb" / "data" / "calls.bin")[:, 0].sum())
         run_s = csim_seconds(project, args.repeat)
         golden_s = golden_seconds(spec, project, args.repeat)
 

@@ -247,9 +247,16 @@ class HardwarePlan:
         used = {"recurrent state": self.batch * L * D * n["state_width"],   # a slot per batched sequence
                 "norm weights": gammas,
                 "lower bounds + sigmoid": L * D * (n["sigmoid_frac"] + 1) + n["sigmoid_entries"] * (n["sigmoid_frac"] + 1)}
-        # Per engine: the weight lanes the streamer runs ahead, the sums of every row fold.
+        # Per engine: the weight lanes the streamer runs ahead, the sums of a token's row folds,
+        # and the MVU's int8 input buffer of a call's tokens.
         used["engine FIFOs"] = sum(e.config.lane_depth * e.config.lane_bits + e.config.rows * e.config.acc_width
-                                   for e in self.engines)
+                                   + self.batch * e.config.cols * 8 for e in self.engines)
+        # Per token of a call (top.cpp.j2's run_call): h and r, the engines' input vectors, and the
+        # streams between the BitLinears and the next stage (each holds a whole vector).
+        engine_inputs = sum(self.engine_of(k).config.cols * self.engine_of(k).config.in_width
+                            for k in ("i", "o", "down", "lm_head"))
+        streamed = (3 * D + 2 * H + 2 * I + self.vocab) * n["act_width"]
+        used["activations"] = self.batch * (2 * H * n["act_width"] + engine_inputs + streamed)
         if not self.offchip:
             used["ternary weights"] = self.weight_bits
             used["embedding"] = self.embedding_entries * n["act_width"]
@@ -434,10 +441,16 @@ def assign_memory(plan: HardwarePlan) -> HardwarePlan:
     kind = plan.weights_place if plan.offchip else plan.board.memory_kinds[0]
     memory = plan.board.memory_of(kind)
     ports = memory_ports(plan)
-    channels = spread([p.nbytes for p in ports], memory, f"hardware.weights: {plan.weights_place}",
-                      [p.stripe is not None for p in ports])
-    linked = tuple(replace(p, memory=kind, channels=c, link=plan.board.channel_name(memory, c))
-                   for p, c in zip(ports, channels))
+    # An m_axi bundle is one AXI master, so the arguments sharing it (logits, tokens, next_tokens)
+    # share its channels: the buffers are spread per bundle.
+    bundles = {}
+    for p in ports:
+        bundles.setdefault(p.bundle, []).append(p)
+    channels = spread([sum(p.nbytes for p in members) for members in bundles.values()], memory,
+                      f"hardware.weights: {plan.weights_place}", [members[0].stripe is not None for members in bundles.values()])
+    of_bundle = dict(zip(bundles, channels))
+    linked = tuple(replace(p, memory=kind, channels=of_bundle[p.bundle], link=plan.board.channel_name(memory, of_bundle[p.bundle]))
+                   for p in ports)
     return replace(plan, memory_ports=linked)
 
 

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -104,6 +105,8 @@ inline size_t tokens(const values_t& values, size_t width) { return (values.size
 // Inputs: shape [rows, cols, words_per_matrix] (at most the engine's), v [T, cols], gamma [cols],
 // beta, layer, words [matrices * words_per_matrix * 8 * stripes] (uint64).
 // Output: out [T, rows]; the kernels trace "bitlinear", "bitlinear.q" and "bitlinear.scale" per token.
+// The tokens go in calls of up to C::batch, each on one pass of the weight streamer (as the top's
+// streamer does): the drain check after each call shows the MVU took exactly one pass.
 template <class N, class C, class SOURCE>
 void run_bitlinear(const Case& c, SOURCE weights) {
     const values_t dims = c.input("shape");
@@ -115,17 +118,25 @@ void run_bitlinear(const Case& c, SOURCE weights) {
     for (unsigned k = 0; k < shape.cols; k++) gamma[k] = (int)gamma_in.at(k);
     const ap_uint<C::beta_width> beta = (unsigned long long)c.scalar("beta");
     const unsigned layer = (unsigned)c.scalar("layer");
+    const size_t T = tokens(v, shape.cols);
     values_t out;
-    for (size_t t = 0; t < tokens(v, shape.cols); t++) {
-        ap_int<C::in_width> x[C::cols] = {0};
-        for (unsigned k = 0; k < shape.cols && t * shape.cols + k < v.size(); k++) x[k] = v[t * shape.cols + k];
-        hls::stream<ap_uint<C::pe * N::act_width> > y;
+    for (size_t first = 0; first < T; first += C::batch) {
+        const unsigned n = (unsigned)std::min<size_t>(C::batch, T - first);
+        static ap_int<C::in_width> x[C::batch][C::cols];
+        for (unsigned t = 0; t < n; t++)
+            for (unsigned k = 0; k < C::cols; k++) {
+                const size_t at = (first + t) * shape.cols + k;
+                x[t][k] = k < shape.cols && at < v.size() ? v[at] : 0;
+            }
+        hls::stream<ap_uint<C::pe * N::act_width> > y[C::batch];
         hls::stream<hlsgen::lanes_t<C::pe * C::simd> > lanes;
         HLSGEN_SCOPE("bitlinear");
         hlsgen::stream_weights<C>(weights, layer, shape, lanes);      // as the top's weight streamer does
-        hlsgen::bitlinear<N, C>(x, gamma, beta, lanes, shape, y);
-        collect_packed<N::act_width, C::pe>(y, shape.rows, out);
-        hlsgen::check_drained(y, "harness.bitlinear.out");
+        hlsgen::bitlinear<N, C>(x, gamma, beta, lanes, shape, n, y);
+        for (unsigned t = 0; t < C::batch; t++) {
+            if (t < n) collect_packed<N::act_width, C::pe>(y[t], shape.rows, out);
+            hlsgen::check_drained(y[t], "harness.bitlinear.out");
+        }
         hlsgen::check_drained(lanes, "bitlinear.weights");
     }
     c.output("out", out);

@@ -42,6 +42,12 @@ CONFIGS = {
     # One weight port, folds narrower than a word (several lanes per 512-bit word).
     "ddr_narrow": {"hardware": {"weights": "ddr",
                                 "parallelism": {"pe": 8, "simd": 4, "lm_head_pe": 4, "lm_head_simd": 16}}},
+    # Batched: calls of up to 3 tokens on one pass over the weights (prompt blocks, then three
+    # sequences side by side, each in a state slot of its own), two stripes of 5-trit codes.
+    "hbm_batch3": {"hardware": {"weights": "hbm", "packing": "5trit", "batch": 3,
+                                "parallelism": {"pe": 16, "simd": 32, "lm_head_pe": 8, "lm_head_simd": 64}}},
+    # The same on chip, batch 2.
+    "onchip_batch2": {"hardware": {"batch": 2}},
     # 4 layers, vocab 1000; H = 40 makes every matrix end inside a 512-bit word (padding).
     "four_layers": {"model": {"vocab": 1000, "hidden": 40, "layers": 4, "intermediate_size": 64},
                     "hardware": {"parallelism": {"pe": 2, "simd": 8, "lm_head_pe": 8, "lm_head_simd": 4}},
@@ -90,7 +96,7 @@ def test_csim_is_bit_exact(simulate, name):
     project, run = simulate(name)
     assert run.code == 0, run.out + run.err
     assert "PASS: bit-exact with the golden fixed-point model" in run.out
-    tokens = len(np.fromfile(project / "tb" / "data" / "ids.bin", "<i4"))
+    tokens = build.read_calls(project / "tb" / "data" / "calls.bin")[:, 0].sum()
     vocab = CONFIGS[name].get("model", {}).get("vocab", 256)
     assert f"checked {tokens} tokens x {vocab} logits: 0 mismatches" in run.out
     manifest = json.loads((project / "hlsgen_manifest.json").read_text())
@@ -153,7 +159,7 @@ def test_tampered_expected_logit_fails_with_no_intermediate_differing(simulate, 
     run = run_cli("csim", project)
     assert run.code == 1
     assert "cached binary" in run.out and cache_entries(hlsgen_cache) == entries   # data is not compiled in
-    assert "MISMATCH token 1 logit 44" in run.out
+    assert "MISMATCH call 1 token 1 logit 44" in run.out
     assert "first divergence: no intermediate tensor differs" in run.out
 
 
@@ -186,7 +192,7 @@ def report_of(project: Path) -> tuple[dict, str]:
 def test_csim_records_its_result_and_the_report_reads_it(simulate):
     project, _ = simulate("tiny")
     record = csim_record(project)
-    tokens = len(np.fromfile(project / "tb" / "data" / "ids.bin", "<i4"))
+    tokens = build.read_calls(project / "tb" / "data" / "calls.bin")[:, 0].sum()
     manifest = json.loads((project / "hlsgen_manifest.json").read_text())
     assert record["passed"] and (record["tokens"], record["vocab"]) == (tokens, 256)
     assert record["values_compared"] == tokens * 257 and record["mismatches"] == record["max_logit_difference"] == 0
@@ -210,7 +216,7 @@ def test_a_failed_csim_replaces_the_recorded_pass(simulate, tmp_path):
     assert run_cli("csim", project).code == 1
     record = csim_record(project)
     assert not record["passed"] and record["mismatches"] == 1 and record["max_logit_difference"] == 3
-    assert record["first_mismatch"].startswith("MISMATCH token 1 logit 44")
+    assert record["first_mismatch"].startswith("MISMATCH call 1 token 1 logit 44")
     assert record["first_divergence"].startswith("no intermediate tensor differs")
     _, text = report_of(project)
     assert "- csim: FAIL: " in text and "1 mismatches, max logit difference 3; first divergence: no intermediate" in text

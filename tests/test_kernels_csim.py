@@ -48,11 +48,12 @@ class Shape:
     simd: int
     mix_input: bool = False
     packing: str = "2bit"
+    batch: int = 1
 
     @property
     def id(self) -> str:
         return (f"{self.variant}-{self.rows}x{self.cols}-pe{self.pe}-simd{self.simd}" + ("-mix" if self.mix_input else "")
-                + ("-5trit" if self.packing == "5trit" else ""))
+                + ("-5trit" if self.packing == "5trit" else "") + (f"-batch{self.batch}" if self.batch > 1 else ""))
 
 
 SHAPES = [
@@ -79,6 +80,14 @@ TRIT_SHAPES = [
     Shape("base", 48, 32, 8, 8, packing="5trit"),       # 64 lanes: 4.8 words
     Shape("base", 48, 32, 16, 16, packing="5trit"),     # 256 lanes: folds span two words
     Shape("base", 32, 64, 16, 32, packing="5trit"),     # 512 lanes: two stripes of 1024 codes each
+]
+# Engines that run several tokens per call on one pass over the weights (rotating accumulators).
+BATCH_SHAPES = [
+    Shape("base", 24, 40, 4, 8, batch=3),
+    Shape("base", 3, 5, 1, 1, batch=2),                  # one lane: each lane serves both tokens
+    Shape("base", 20, 36, 2, 4, mix_input=True, batch=16),
+    Shape("base", 32, 64, 16, 32, batch=4),              # two stripes
+    Shape("base", 40, 12, 8, 4, packing="5trit", batch=2),
 ]
 MATRICES = 2                                # every ROM holds two matrices; the cases pick one
 ELEMENTWISE_WIDTH = {"base": 40, "narrow": 12, "shifted": 8}    # K, D and I of the elementwise kernels
@@ -127,8 +136,9 @@ def main_program() -> tuple[KernelProgram, dict, dict, BitLinear]:
     program = KernelProgram("kernel_tests")
     variants = {name: program.variant(name, n) for name, n in (("base", BASE), ("narrow", NARROW), ("shifted", SHIFTED))}
     bitlinears = {s.id: program.bitlinear(variants[s.variant], s.rows, s.cols, s.pe, s.simd, MATRICES,
-                                          max_beta(variants[s.variant].numerics), s.mix_input, packing=s.packing)
-                  for s in SHAPES + TRIT_SHAPES}
+                                          max_beta(variants[s.variant].numerics), s.mix_input, packing=s.packing,
+                                          batch=s.batch)
+                  for s in SHAPES + TRIT_SHAPES + BATCH_SHAPES}
     overfetching = program.bitlinear(variants["base"], 8, 8, 2, 2, max_beta=max_beta(BASE), overfetching=True)
     for name, variant in variants.items():
         add_elementwise(program, variant, ELEMENTWISE_WIDTH[name], LANES[name])
@@ -263,9 +273,24 @@ def test_bitlinear_random_shapes(run, shape):
         check_bitlinear(result, expected_bitlinear(bl.variant.numerics, x))
 
 
+@pytest.mark.parametrize("shape", BATCH_SHAPES, ids=lambda s: s.id)
+def test_bitlinear_batched_calls(run, shape):
+    """Seven tokens in calls of up to `batch` (whole calls and a partial one, or one call of
+    fewer): each token's codes, scale and outputs bit for bit as if alone, and each call takes
+    exactly one pass of weight lanes (the harness checks the lane stream drained after each)."""
+    bl = BITLINEARS[shape.id]
+    rng = np.random.default_rng(shape.rows * 1000 + shape.cols + shape.batch)
+    inputs = [random_inputs(rng, bl, tokens=7, layer=layer) for layer in range(MATRICES)]
+    cases = [(source, x) for source in SOURCES for x in inputs]
+    results = run([bitlinear_case(bl, source, x) for source, x in cases])
+    for (source, x), result in zip(cases, results):
+        check_bitlinear(result, expected_bitlinear(bl.variant.numerics, x))
+
+
 @pytest.mark.parametrize("engine, rows, cols", [(SHAPES[0], 8, 16), (SHAPES[0], 24, 8), (SHAPES[0], 4, 40),
                                                 (SHAPES[-2], 16, 32), (SHAPES[-1], 4, 256),
-                                                (TRIT_SHAPES[2], 8, 16), (TRIT_SHAPES[-1], 16, 32)],
+                                                (TRIT_SHAPES[2], 8, 16), (TRIT_SHAPES[-1], 16, 32),
+                                                (BATCH_SHAPES[0], 8, 16)],
                          ids=lambda v: v.id if isinstance(v, Shape) else str(v))
 def test_one_engine_runs_every_smaller_projection(run, engine, rows, cols):
     """The projections of a layer share one engine: a shape within the engine's largest runs on
