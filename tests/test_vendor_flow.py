@@ -337,6 +337,8 @@ def test_driver_register_map_matches_the_top_function(projects, name):
     logits = next(b for b in namespace["BUFFERS"] if b[0] == "logits")
     assert logits[2] == plan.batch * namespace["LOGIT_ROW"] * 4
     assert [b[2] for b in namespace["BUFFERS"] if b[0] in ("tokens", "next_tokens")] == [64, 64]
+    # One bundle, one memory: the tokens word and the next tokens beside the logits.
+    assert len({b[3] for b in namespace["BUFFERS"] if b[0] in ("logits", "tokens", "next_tokens")}) == 1
 
 
 def test_driver_needs_only_numpy_for_the_board_backends(projects, tmp_path):

@@ -32,7 +32,7 @@ VOCAB = 256
 # one recurrent-state slot each).
 BATCH = 1
 # Logits are act_t, 12 fraction bits, sign-extended into int32 slots 16 to a 512-bit word;
-# token t of a call owns LOGIT_WORDS whole words from word t * LOGIT_WORDS, its first VOCAB slots the logits.
+# token t of a call owns the LOGIT_ROW slots (16 whole words) from slot t * LOGIT_ROW, its first VOCAB the logits.
 LOGIT_BITS = 24
 LOGIT_DTYPE = "<i4"
 LOGIT_ROW = 16 * 64 // np.dtype(LOGIT_DTYPE).itemsize
@@ -57,11 +57,11 @@ ARGUMENTS = [
     ("w0", "pointer", 0x58),
 ]
 REGISTERS = {name: offset for name, _, offset in ARGUMENTS}
-# m_axi buffers: (argument, dtype, bytes, memory channel, packed contents to upload or None).
+# m_axi buffers: (argument, dtype, bytes, memory channel (its bundle's), packed contents to upload or None).
 BUFFERS = [
     ("logits", "<i4", 1024, "S_AXI_HP2_FPD", None),
-    ("tokens", "<i4", 64, "S_AXI_HP3_FPD", None),
-    ("next_tokens", "<i4", 64, "S_AXI_HP3_FPD", None),
+    ("tokens", "<i4", 64, "S_AXI_HP2_FPD", None),
+    ("next_tokens", "<i4", 64, "S_AXI_HP2_FPD", None),
     ("emb_table", "<i4", 65536, "S_AXI_HP1_FPD", "tb/data/emb_table.bin"),
     ("w0", "<u8", 24576, "S_AXI_HP0_FPD", "tb/data/w0.bin"),
 ]

@@ -32,7 +32,7 @@ VOCAB = 256
 # one recurrent-state slot each).
 BATCH = 1
 # Logits are act_t, 12 fraction bits, sign-extended into int32 slots 16 to a 512-bit word;
-# token t of a call owns LOGIT_WORDS whole words from word t * LOGIT_WORDS, its first VOCAB slots the logits.
+# token t of a call owns the LOGIT_ROW slots (16 whole words) from slot t * LOGIT_ROW, its first VOCAB the logits.
 LOGIT_BITS = 24
 LOGIT_DTYPE = "<i4"
 LOGIT_ROW = 16 * 64 // np.dtype(LOGIT_DTYPE).itemsize
@@ -55,11 +55,11 @@ ARGUMENTS = [
     ("next_tokens", "pointer", 0x40),
 ]
 REGISTERS = {name: offset for name, _, offset in ARGUMENTS}
-# m_axi buffers: (argument, dtype, bytes, memory channel, packed contents to upload or None).
+# m_axi buffers: (argument, dtype, bytes, memory channel (its bundle's), packed contents to upload or None).
 BUFFERS = [
     ("logits", "<i4", 1024, "HBM[0]", None),
-    ("tokens", "<i4", 64, "HBM[1]", None),
-    ("next_tokens", "<i4", 64, "HBM[2]", None),
+    ("tokens", "<i4", 64, "HBM[0]", None),
+    ("next_tokens", "<i4", 64, "HBM[0]", None),
 ]
 # PYNQ on Alveo names the memory banks differently from link.cfg.
 PYNQ_MEMORY = {'logits': 'HBM0', 'tokens': 'HBM0', 'next_tokens': 'HBM0'}
