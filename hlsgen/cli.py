@@ -210,7 +210,7 @@ def _generate_arguments(parser):
     parser.add_argument("--max-new-tokens", type=int, default=64, metavar="N", help="bytes to generate (default: 64)")
     parser.add_argument("--backend", choices=("golden", "csim"), default="golden",
                         help="golden: the NumPy golden model (default); csim: build the project and run the "
-                             "C-simulated accelerator, token by token")
+                             "C-simulated accelerator (the prompt in blocks of hardware.batch, then a token per call)")
     parser.add_argument("--numerics", choices=golden.MODES,
                         help="golden backend: float or fixed (default: float); csim is always fixed")
     parser.add_argument("--temperature", type=float, default=0.0, metavar="T",

@@ -1,5 +1,6 @@
 """The generated accelerator as a C-simulated device: the top function compiled into a shared
-library (host/csim_device.cpp) and driven through ctypes, one token per call.
+library (host/csim_device.cpp) and driven through ctypes, one call of the top at a time: 1 to
+`batch` tokens that share one pass over the weights.
 
 This is what the host driver's `csim` backend and `hlsgen generate --backend csim` use: the same
 packed buffers and the same call sequence as the board, computed by the HLS C++ itself.
@@ -31,11 +32,12 @@ class CsimDevice:
                                        what=f"the csim device library of {self.project}",
                                        extra_flags=("-shared", "-fPIC"))
         self.lib = ctypes.CDLL(str(library))
-        self.lib.hlsgen_step.restype = ctypes.c_int
-        self.lib.hlsgen_step.argtypes = [ctypes.c_uint, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+        ints = ctypes.POINTER(ctypes.c_int)
+        self.lib.hlsgen_run.restype = ctypes.c_int
+        self.lib.hlsgen_run.argtypes = [ints, ctypes.c_int, ctypes.c_int, ctypes.c_uint, ints, ints]
         self.lib.hlsgen_upload.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
         self.vocab = self.lib.hlsgen_vocab()
-        self._logits = np.zeros(self.vocab, np.int32)
+        self.batch = self.lib.hlsgen_batch()      # tokens per call, and state slots
 
     def upload(self, port: int, buffer: np.ndarray) -> None:
         """Copy one device buffer: port 0 the embedding (int32), then each weight port (uint64 x 8 per word)."""
@@ -44,13 +46,35 @@ class CsimDevice:
         if self.lib.hlsgen_upload(port, data.ctypes.data, count) != 0:
             raise HlsgenError(f"csim device: port {port} takes no upload (on-chip weights, or no such port)")
 
+    def run(self, tokens, batch_mode: bool = False, reset_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """One call of the top; returns (raw fixed-point logits int32 [n, V], greedy next tokens int32 [n]).
+        batch_mode False: the n tokens continue the sequence in state slot 0 (a prompt block);
+        True: token t is the next token of the sequence in slot t.  Bit s of reset_state zeroes
+        slot s before the call."""
+        ids = np.asarray(tokens).ravel()
+        if not 1 <= ids.size <= self.batch:
+            raise HlsgenError(f"csim device: {ids.size} tokens in one call (allowed: 1 to {self.batch})")
+        if not np.issubdtype(ids.dtype, np.integer):
+            raise HlsgenError(f"csim device: tokens of type {ids.dtype} (allowed: integer token ids)")
+        bad = ids[(ids < 0) | (ids >= self.vocab)]
+        if bad.size:
+            raise HlsgenError(f"csim device: token {bad[0]} is out of range (allowed: 0 to {self.vocab - 1})")
+        if not 0 <= reset_state < 1 << self.batch:
+            raise HlsgenError(f"csim device: reset_state {reset_state:#x} is out of range "
+                              f"(allowed: a bit per state slot, 0 to {(1 << self.batch) - 1:#x})")
+        ids = ids.astype(np.int32)
+        logits = np.zeros((ids.size, self.vocab), np.int32)
+        next_tokens = np.zeros(ids.size, np.int32)
+        ints = ctypes.POINTER(ctypes.c_int)
+        if self.lib.hlsgen_run(ids.ctypes.data_as(ints), ids.size, int(bool(batch_mode)), reset_state,
+                               logits.ctypes.data_as(ints), next_tokens.ctypes.data_as(ints)) != 0:
+            raise HlsgenError(f"csim device: the top refused a call of {ids.size} tokens (allowed: 1 to {self.batch})")
+        return logits, next_tokens
+
     def step(self, token: int, reset: bool = False) -> tuple[np.ndarray, int]:
-        """One token; returns (raw fixed-point logits int32 [V], the greedy next token)."""
-        if not 0 <= token < self.vocab:
-            raise HlsgenError(f"csim device: token {token} is out of range (allowed: 0 to {self.vocab - 1})")
-        ptr = self._logits.ctypes.data_as(ctypes.POINTER(ctypes.c_int))
-        next_token = self.lib.hlsgen_step(token, int(reset), ptr)
-        return self._logits.copy(), int(next_token)
+        """One token of the sequence in slot 0; returns (raw logits int32 [V], the greedy next token)."""
+        logits, next_tokens = self.run([token], False, int(reset))
+        return logits[0], int(next_tokens[0])
 
     def upload_project_buffers(self) -> None:
         """Upload the packed buffers the build wrote (off-chip designs only)."""

@@ -1,8 +1,9 @@
 """Text generation with a byte-level model (vocab 256): through the golden model, or through the
 generated accelerator compiled as a C-simulated device.
 
-Both backends are driven token by token through the same loop and the same sampler, so the csim
-backend's tokens equal the golden fixed model's whenever its logits do (bit-exact csim).
+Both backends take the prompt as a new sequence (prefill), then one token per step, through the
+same loop and the same sampler, so the csim backend's tokens equal the golden fixed model's
+whenever its logits do (bit-exact csim).  The csim device takes the prompt in blocks of its batch.
 """
 
 from __future__ import annotations
@@ -51,14 +52,19 @@ class Sampler:
 
 
 class GoldenBackend:
-    """The golden model, one token per step, carrying the recurrent state."""
+    """The golden model, one token at a time, carrying the recurrent state."""
 
     def __init__(self, model: golden.Model):
         self.model, self.state = model, model.initial_state()
 
-    def step(self, token: int, reset: bool = False) -> np.ndarray:
-        if reset:
-            self.state = self.model.initial_state()
+    def prefill(self, prompt: list[int]) -> np.ndarray:
+        """A new sequence; returns the last prompt token's logits."""
+        self.state = self.model.initial_state()
+        for token in prompt:
+            logits = self.step(token)
+        return logits
+
+    def step(self, token: int) -> np.ndarray:
         raw, self.state = self.model.forward([token], self.state)
         return self.model.to_float(raw)[0]
 
@@ -72,15 +78,22 @@ class CsimBackend:
         self.device.upload_project_buffers()        # off-chip weights only; nothing to do on chip
         self.to_float = golden.FixedArith(spec.model, spec.numerics).logits
 
-    def step(self, token: int, reset: bool = False) -> np.ndarray:
-        raw, _ = self.device.step(token, reset)
-        return self.to_float(raw)
+    def prefill(self, prompt: list[int]) -> np.ndarray:
+        """A new sequence in state slot 0: the prompt in blocks of the device's batch (each block one
+        pass over the weights), the state reset before the first; returns the last token's logits."""
+        batch = self.device.batch
+        for i in range(0, len(prompt), batch):
+            raw, _ = self.device.run(prompt[i:i + batch], batch_mode=False, reset_state=int(i == 0))
+        return self.to_float(raw[-1])
+
+    def step(self, token: int) -> np.ndarray:
+        raw, _ = self.device.run([token])
+        return self.to_float(raw[0])
 
 
 def generate(backend, prompt: list[int], max_new_tokens: int, sampler: Sampler) -> list[int]:
-    """Feed the prompt (resetting the state on its first token), then sample and feed back."""
-    for k, token in enumerate(prompt):
-        logits = backend.step(token, reset=k == 0)
+    """Prefill the prompt as a new sequence, then sample and feed back one token at a time."""
+    logits = backend.prefill(prompt)
     new = []
     while len(new) < max_new_tokens:
         new.append(sampler(logits))

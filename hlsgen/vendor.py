@@ -196,13 +196,27 @@ def channel_for_pynq(link: str) -> str:
     return f"HBM{first}" if bank == "HBM" else f"bank{first}"
 
 
+def bundle_ports(plan: HardwarePlan) -> dict:
+    """m_axi bundle -> its first port, whose memory the whole bundle uses: the ports of one bundle
+    share one AXI master, so one bank (the tokens and next tokens go with the logits)."""
+    first = {}
+    for p in plan.memory_ports:
+        first.setdefault(p.bundle, p)
+    return first
+
+
 def project_files(plan: HardwarePlan, env, context: dict) -> dict:
     """The vendor flow and the host drivers of one project: {relpath: text}."""
+    from .build import CALL_HEADER, CALL_WIDTH   # build renders the project through this module
+
     flow = Flow.of_plan(plan)
-    used_channels = sorted({c for p in plan.memory_ports for c in p.channels})
+    bundles = bundle_ports(plan)
+    links = {p.name: bundles[p.bundle].link for p in plan.memory_ports}
+    used_channels = sorted({c for p in bundles.values() for c in p.channels})
     context = dict(context, flow=flow, ip_cell=IP_CELL, logit_ctype=C_TYPES[plan.logit_dtype],
+                   bundles=bundles, links=links, call_header=CALL_HEADER, call_width=CALL_WIDTH,
                    ps_enable=[plan.board.ps.slave_enable[c] for c in used_channels] if plan.board.ps else [],
-                   pynq_memory={p.name: channel_for_pynq(p.link) for p in plan.memory_ports} if flow.alveo else {},
+                   pynq_memory={name: channel_for_pynq(link) for name, link in links.items()} if flow.alveo else {},
                    targets={t: flow.build_steps(t) for t in (ALVEO_TARGETS if flow.alveo else ("hw",))},
                    make_host_build=flow.host_build("$(XILINX_XRT)"), host_build=flow.host_build())
     templates = [("host/driver.py.j2", flow.driver), ("vendor/vendor.mk.j2", "vendor.mk")]

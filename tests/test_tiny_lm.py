@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from hlsgen import checkpoint, golden, quality
 from hlsgen import generate as gen
@@ -57,18 +58,32 @@ def test_fixed_point_perplexity_is_within_one_percent_of_float(spec, tiny_weight
     assert c.saturations == {}
 
 
-def _generated(capsys, *args) -> str:
-    code = main(["generate", str(CONFIG), "--prompt", PROMPT, "--max-new-tokens", "12", *map(str, args)])
+def _generated(capsys, *args, config=CONFIG) -> str:
+    code = main(["generate", str(config), "--prompt", PROMPT, "--max-new-tokens", "12", *map(str, args)])
     out = capsys.readouterr().out
     assert code == 0
     return out
 
 
-def test_csim_generates_the_golden_fixed_text(capsys, tmp_path, monkeypatch):
+def with_batch(tmp_path, batch: int) -> Path:
+    """The example with hardware.batch set, its paths made absolute."""
+    config = yaml.safe_load(CONFIG.read_text())
+    config["model"] = str(EXAMPLES / config["model"])
+    config["weights"]["path"] = str(EXAMPLES / config["weights"]["path"])
+    config["hardware"]["batch"] = batch
+    path = tmp_path / f"tiny_lm_batch{batch}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+# batch 3: the 4-byte prompt is prefilled as a block of 3 and a block of 1.
+@pytest.mark.parametrize("batch", [1, 3])
+def test_csim_generates_the_golden_fixed_text(capsys, tmp_path, monkeypatch, batch):
     monkeypatch.setenv("HLSGEN_CACHE", str(tmp_path / "cache"))
+    config = CONFIG if batch == 1 else with_batch(tmp_path, batch)
     for sampling in ((), ("--temperature", 0.8, "--seed", 3)):
         golden_text = _generated(capsys, "--numerics", "fixed", *sampling)
-        csim_text = _generated(capsys, "--backend", "csim", "-o", tmp_path / "top", *sampling)
+        csim_text = _generated(capsys, "--backend", "csim", "-o", tmp_path / "top", *sampling, config=config)
         assert csim_text == golden_text
         assert golden_text.startswith(PROMPT) and len(golden_text.encode()) > len(PROMPT) + 1
 

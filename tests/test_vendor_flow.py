@@ -15,14 +15,14 @@ import pytest
 from conftest import write_config
 from hlsgen import build
 from hlsgen import spec as spec_mod
-from hlsgen.vendor import Flow
+from hlsgen.vendor import Flow, bundle_ports
 
 OFFCHIP = {"pe": 8, "simd": 4, "lm_head_pe": 4, "lm_head_simd": 16}
 PROJECTS = {
-    "u280_hbm": {"board": "u280", "weights": "hbm", "parallelism": OFFCHIP},
+    "u280_hbm": {"board": "u280", "weights": "hbm", "parallelism": OFFCHIP, "batch": 4},
     "u250_ddr": {"board": "u250", "weights": "ddr", "parallelism": OFFCHIP},
     "u55c_onchip": {"board": "u55c", "weights": "onchip"},
-    "zcu104_ddr": {"board": "zcu104", "weights": "ddr", "parallelism": OFFCHIP},
+    "zcu104_ddr": {"board": "zcu104", "weights": "ddr", "parallelism": OFFCHIP, "batch": 16},
     "kv260_onchip": {"board": "kv260", "weights": "onchip", "clock_mhz": 150},
     "pynq_z2_ddr": {"board": "pynq_z2", "weights": "ddr", "parallelism": {"pe": 4, "simd": 2}},
 }
@@ -71,17 +71,25 @@ def test_link_cfg_maps_every_m_axi_bundle_once(projects, name):
     assert all(sp) and len(sp) + 2 == len(lines)
     assert {m.group(1) for m in sp} == {flow.compute_unit}
     connected = [bundles[m.group(2)] for m in sp]                  # KeyError: not an m_axi port
-    assert sorted(connected) == sorted(bundles.values())           # every bundle exactly once
+    assert sorted(connected) == sorted(bundles.values())           # every m_axi argument exactly once
     memory = plan.board.memory_of(plan.memory_ports[0].memory)
     for m in sp:
         first, last = int(m.group(4)), int(m.group(5) or m.group(4))
         assert m.group(3) == memory.bank and 0 <= first <= last < memory.count
+    # The arguments of one bundle share its AXI master, so its bank: tokens and next_tokens with the logits.
+    bank = {}
+    for m in sp:
+        assert bank.setdefault(bundles[m.group(2)], m.group(0).partition(":")[2]) == m.group(0).partition(":")[2]
+    assert [m.group(2) for m in sp] == [p.name for p in plan.memory_ports]
 
 
-def test_hbm_ports_do_not_share_pseudo_channels(projects):
+def test_hbm_bundles_do_not_share_pseudo_channels(projects):
     project, plan = projects["u280_hbm"]
-    banks = re.findall(r"^sp=\S+:(HBM\[\d+\])$", (project / "hls" / "link.cfg").read_text(), re.M)
-    assert len(banks) == len(plan.memory_ports) == len(set(banks))
+    banks = dict(re.findall(r"^sp=\S+\.(\w+):(HBM\[\d+\])$", (project / "hls" / "link.cfg").read_text(), re.M))
+    assert list(banks) == [p.name for p in plan.memory_ports]
+    assert banks["tokens"] == banks["next_tokens"] == banks["logits"]
+    per_bundle = {p.bundle: banks[p.name] for p in plan.memory_ports}
+    assert len(per_bundle) == len(set(per_bundle.values())) == len(bundle_ports(plan))
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
@@ -182,11 +190,11 @@ def test_vivado_block_design_tcl(projects, name, tmp_path):
     # Every m_axi bundle of the top's pragmas, once, to the PS slave port the planner chose.
     bundles = pragma_ports(top_source(project, plan), "m_axi")
     wired = dict(re.findall(r"Master \{/accel/m_axi_(\w+)\} Slave \{/ps/(\w+)\}", " ".join(automations[2:])))
-    assert len(automations[2:]) == len(bundles) and set(wired) == set(bundles.values())
-    assert wired == {p.bundle: p.link for p in plan.memory_ports}
+    assert len(automations[2:]) == len(set(bundles.values())) and set(wired) == set(bundles.values())
+    assert wired == {bundle: p.link for bundle, p in bundle_ports(plan).items()}
     # The PS enables exactly the slave ports in use, and runs the PL clock at the plan's.
     ps_config = next(args for name, args in calls if name == "set_property" and args.startswith("-dict"))
-    used = {p.link for p in plan.memory_ports}
+    used = set(wired.values())
     for port, enable in zip(ps.slaves, ps.slave_enable):
         assert (f"CONFIG.{enable} 1" in ps_config) == (port in used)
     assert f"CONFIG.{ps.clock_mhz_property} {plan.clock_mhz}" in ps_config
@@ -286,8 +294,19 @@ def test_native_host_compiles_against_the_xrt_api(projects, name, tmp_path):
     arguments = signature(top_source(project, plan), Flow.of_plan(plan).kernel)
     enum = re.findall(r"ARG_(\w+) = (\d+),", source)
     assert [(n.lower(), int(i)) for n, i in enum] == [(n, i) for i, n in enumerate(arguments)]
-    # One buffer per m_axi port, each in its own bank through the kernel's group_id.
-    assert source.count("kernel.group_id(") == 2
+    assert [n.lower() for n, _ in enum] == [a.name for a in plan.arguments]
+    # One buffer per m_axi port, of the planned size, in its bank through the kernel's group_id.
+    assert source.count("kernel.group_id(") == 1
+    ports = re.findall(r"\{ARG_(\w+), (\d+), (nullptr|\"[\w.]+\")\},", source)
+    assert [(n.lower(), int(b), f.strip('"')) for n, b, f in ports] == \
+        [(p.name, p.nbytes, p.data.split("/")[-1] if p.data else "nullptr") for p in plan.memory_ports]
+    for port in plan.memory_ports:
+        if port.data:
+            assert (project / port.data).stat().st_size == port.nbytes
+    # The calls of the top as the testbench recorded them; no output register is read.
+    assert f"CALL_HEADER = {build.CALL_HEADER}, CALL_WIDTH = {build.CALL_WIDTH};" in source
+    assert f"BATCH = {plan.batch};" in source and "/calls.bin" in source
+    assert "run.set_arg(ARG_N_TOKENS" in source and "run.set_arg(ARG_BATCH_MODE" in source
     assert Flow.of_plan(plan).host_build() in source
 
 
@@ -305,7 +324,21 @@ def test_driver_register_map_matches_the_top_function(projects, name):
     assert set(names) == set(pragma_ports(source, "s_axilite")) - {"return"}
     assert [b[0] for b in namespace["BUFFERS"]] == list(pragma_ports(source, "m_axi"))
     assert [(a.name, a.offset) for a in plan.arguments] == [(n, o) for n, _, o in namespace["ARGUMENTS"]]
+    # Three scalars (n_tokens, batch_mode, reset_state: a word and a reserved one each), then the
+    # 64-bit pointers (two words and a reserved one); no output register.
+    assert namespace["ARGUMENTS"][:6] == [("n_tokens", "scalar", 0x10), ("batch_mode", "scalar", 0x18),
+                                          ("reset_state", "scalar", 0x20), ("logits", "pointer", 0x28),
+                                          ("tokens", "pointer", 0x34), ("next_tokens", "pointer", 0x40)]
+    assert {kind for _, kind, _ in namespace["ARGUMENTS"]} == {"scalar", "pointer"}
     assert namespace["KERNEL"] == kernel
+    assert (namespace["BATCH"], namespace["CALL_WIDTH"]) == (plan.batch, build.CALL_WIDTH)
+    # Token t's logits start at int32 slot t * logit_words * 16; the buffer holds BATCH of them.
+    assert namespace["LOGIT_ROW"] == plan.logit_words * 16
+    logits = next(b for b in namespace["BUFFERS"] if b[0] == "logits")
+    assert logits[2] == plan.batch * namespace["LOGIT_ROW"] * 4
+    assert [b[2] for b in namespace["BUFFERS"] if b[0] in ("tokens", "next_tokens")] == [64, 64]
+    # One bundle, one memory: the tokens word and the next tokens beside the logits.
+    assert len({b[3] for b in namespace["BUFFERS"] if b[0] in ("logits", "tokens", "next_tokens")}) == 1
 
 
 def test_driver_needs_only_numpy_for_the_board_backends(projects, tmp_path):
