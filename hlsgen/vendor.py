@@ -197,8 +197,8 @@ def channel_for_pynq(link: str) -> str:
 
 
 def bundle_ports(plan: HardwarePlan) -> dict:
-    """m_axi bundle -> its first port, whose memory the whole bundle uses: the ports of one bundle
-    share one AXI master, so one bank (the tokens and next tokens go with the logits)."""
+    """m_axi bundle -> its first port: one AXI master each (the planner gives the ports of a bundle
+    the same channels), so the block design connects each bundle once."""
     first = {}
     for p in plan.memory_ports:
         first.setdefault(p.bundle, p)
@@ -211,7 +211,7 @@ def project_files(plan: HardwarePlan, env, context: dict) -> dict:
 
     flow = Flow.of_plan(plan)
     bundles = bundle_ports(plan)
-    links = {p.name: bundles[p.bundle].link for p in plan.memory_ports}
+    links = {p.name: p.link for p in plan.memory_ports}
     used_channels = sorted({c for p in bundles.values() for c in p.channels})
     context = dict(context, flow=flow, ip_cell=IP_CELL, logit_ctype=C_TYPES[plan.logit_dtype],
                    bundles=bundles, links=links, call_header=CALL_HEADER, call_width=CALL_WIDTH,

@@ -29,9 +29,9 @@ create_bd_cell -type ip -vlnv xilinx.com:hls:tiny_top_top:1.0 accel
 apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config {Master {/ps/M_AXI_HPM0_FPD} Slave {/accel/s_axi_control} Clk_master {Auto} Clk_slave {Auto} Clk_xbar {Auto} intc_ip {New AXI Interconnect} master_apm {0}} [get_bd_intf_pins accel/s_axi_control]
 
 # Every m_axi bundle, once, to the PS slave port the planner chose (bundles on one slave share its interconnect).
-apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config {Master {/accel/m_axi_gmem_out} Slave {/ps/S_AXI_HP2_FPD} Clk_master {Auto} Clk_slave {Auto} Clk_xbar {Auto} intc_ip {Auto} master_apm {0}} [get_bd_intf_pins accel/m_axi_gmem_out]
+apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config {Master {/accel/m_axi_gmem_out} Slave {/ps/S_AXI_HP0_FPD} Clk_master {Auto} Clk_slave {Auto} Clk_xbar {Auto} intc_ip {Auto} master_apm {0}} [get_bd_intf_pins accel/m_axi_gmem_out]
 apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config {Master {/accel/m_axi_gmem_emb} Slave {/ps/S_AXI_HP1_FPD} Clk_master {Auto} Clk_slave {Auto} Clk_xbar {Auto} intc_ip {Auto} master_apm {0}} [get_bd_intf_pins accel/m_axi_gmem_emb]
-apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config {Master {/accel/m_axi_gmem_w0} Slave {/ps/S_AXI_HP0_FPD} Clk_master {Auto} Clk_slave {Auto} Clk_xbar {Auto} intc_ip {Auto} master_apm {0}} [get_bd_intf_pins accel/m_axi_gmem_w0]
+apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config {Master {/accel/m_axi_gmem_w0} Slave {/ps/S_AXI_HP2_FPD} Clk_master {Auto} Clk_slave {Auto} Clk_xbar {Auto} intc_ip {Auto} master_apm {0}} [get_bd_intf_pins accel/m_axi_gmem_w0]
 
 assign_bd_address
 validate_bd_design

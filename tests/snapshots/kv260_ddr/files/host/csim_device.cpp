@@ -35,13 +35,21 @@ int hlsgen_upload(int port, const void* data, int count) {
     return -1;
 }
 
-// One token through the accelerator; writes VOCAB raw logits and returns the next (greedy) token.
-int hlsgen_step(unsigned token, int reset_state, int* logits_out) {
-    static hlsgen::int32_word_t logits[16];   // 16 int32 slots per word
-    ap_uint<32> next = 0;
-    tiny_top_top(token, reset_state ? 1 : 0, logits, &next, emb_table.data(), w0.data());
-    for (int k = 0; k < VOCAB; k++) logits_out[k] = hlsgen::int32_slot(logits, k);
-    return (int)next;
+int hlsgen_batch() { return BATCH; }
+
+// One call of the top: n tokens (1..BATCH) on one pass over the weights; writes n * VOCAB raw
+// logits and n greedy next tokens. Returns 0, or -1 when n is out of range.
+int hlsgen_run(const int* tokens, int n_tokens, int batch_mode, unsigned reset_state, int* logits_out, int* next_out) {
+    if (n_tokens < 1 || n_tokens > BATCH) return -1;
+    static hlsgen::int32_word_t logits[BATCH * LOGIT_WORDS];   // 16 int32 slots per word
+    const hlsgen::int32_word_t token_word = hlsgen::int32_words(tokens, n_tokens)[0];
+    hlsgen::int32_word_t next = 0;
+    tiny_top_top(n_tokens, batch_mode ? 1 : 0, reset_state, logits, &token_word, &next, emb_table.data(), w0.data());
+    for (int t = 0; t < n_tokens; t++) {
+        for (int k = 0; k < VOCAB; k++) logits_out[t * VOCAB + k] = hlsgen::int32_slot(logits + t * LOGIT_WORDS, k);
+        next_out[t] = hlsgen::int32_slot(&next, t);
+    }
+    return 0;
 }
 
 }

@@ -59,11 +59,11 @@ ARGUMENTS = [
 REGISTERS = {name: offset for name, _, offset in ARGUMENTS}
 # m_axi buffers: (argument, dtype, bytes, memory channel (its bundle's), packed contents to upload or None).
 BUFFERS = [
-    ("logits", "<i4", 1024, "S_AXI_HP2_FPD", None),
-    ("tokens", "<i4", 64, "S_AXI_HP2_FPD", None),
-    ("next_tokens", "<i4", 64, "S_AXI_HP2_FPD", None),
+    ("logits", "<i4", 1024, "S_AXI_HP0_FPD", None),
+    ("tokens", "<i4", 64, "S_AXI_HP0_FPD", None),
+    ("next_tokens", "<i4", 64, "S_AXI_HP0_FPD", None),
     ("emb_table", "<i4", 65536, "S_AXI_HP1_FPD", "tb/data/emb_table.bin"),
-    ("w0", "<u8", 24576, "S_AXI_HP0_FPD", "tb/data/w0.bin"),
+    ("w0", "<u8", 24576, "S_AXI_HP2_FPD", "tb/data/w0.bin"),
 ]
 PYNQ_MEMORY = {}
 

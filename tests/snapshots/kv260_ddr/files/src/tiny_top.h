@@ -4,10 +4,15 @@
 
 #include "tiny_top_config.h"
 
-// Decodes one token: embedding, 2 layers, final norm, lm_head, greedy argmax.
-// The recurrent state lives on chip across calls; reset_state = 1 starts a new sequence.
-void tiny_top_top(ap_uint<32> token, ap_uint<1> reset_state, hlsgen::int32_word_t* logits,
-                   ap_uint<32>* next_token, const hlsgen::int32_word_t* emb_table,
+// Runs n_tokens (1..BATCH) tokens on one pass over the weights: embedding, 2 layers, final
+// norm, lm_head, greedy argmax.  tokens and next_tokens are one word of 16 int32 slots (token t in
+// slot t); token t's logits start at word t * LOGIT_WORDS.  batch_mode 0: the tokens continue the
+// sequence in state slot 0 (a prompt block, or one decoded token); 1: token t is the next token of
+// the sequence in slot t.  The recurrent state lives on chip across calls; bit s of reset_state
+// zeroes slot s first.
+void tiny_top_top(ap_uint<32> n_tokens, ap_uint<1> batch_mode, ap_uint<32> reset_state, hlsgen::int32_word_t* logits,
+                   const hlsgen::int32_word_t* tokens, hlsgen::int32_word_t* next_tokens,
+                   const hlsgen::int32_word_t* emb_table,
                    const hlsgen::weight_word_t* w0);
 
 #endif

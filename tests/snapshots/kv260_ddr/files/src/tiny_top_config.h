@@ -14,6 +14,10 @@ static const int HIDDEN = 64;
 static const int INNER = 64;
 static const int INTERMEDIATE = 128;
 static const int LAYERS = 2;
+// Tokens per call on one pass over the weights: a prompt block of one sequence, or the next token
+// of each of BATCH sequences (batch_mode), each with a recurrent-state slot of its own.
+static const int BATCH = 1;
+static const int LOGIT_WORDS = 16;   // one token's logits, 16 int32 slots per word
 
 // Numeric formats (hlsgen/numerics.py defines every rounding and saturation).
 struct numerics {
@@ -78,10 +82,11 @@ struct layer_config {
     static const unsigned num_width = 73;
     static const unsigned acc_width = 15;
     static const unsigned stripes = 1;
+    static const unsigned batch = 1;   // the most tokens a call runs on one pass over the weights
     static const int packing = hlsgen::PACK_2BIT;
     static const unsigned code_depth = 16;
     static const unsigned lane_depth = 512;   // lanes the weight streamer may run ahead
-    static const unsigned sum_depth = 64;   // every row fold: the MVU never waits for the scale
+    static const unsigned sum_depth = 64;   // a token's row folds: the MVU never waits for its scale
 };
 
 typedef ap_int<layer_config::in_width> layer_in_t;   // its input vectors
@@ -101,10 +106,11 @@ struct head_config {
     static const unsigned num_width = 73;
     static const unsigned acc_width = 14;
     static const unsigned stripes = 1;
+    static const unsigned batch = 1;   // the most tokens a call runs on one pass over the weights
     static const int packing = hlsgen::PACK_2BIT;
     static const unsigned code_depth = 64;
     static const unsigned lane_depth = 512;   // lanes the weight streamer may run ahead
-    static const unsigned sum_depth = 256;   // every row fold: the MVU never waits for the scale
+    static const unsigned sum_depth = 256;   // a token's row folds: the MVU never waits for its scale
 };
 
 typedef ap_int<head_config::in_width> head_in_t;   // its input vectors
