@@ -149,16 +149,18 @@ def main_program() -> tuple[KernelProgram, dict, dict, BitLinear]:
     return program, variants, bitlinears, overfetching
 
 
-def sanitized_program() -> tuple[KernelProgram, Variant, BitLinear]:
+def sanitized_program() -> tuple[KernelProgram, Variant, list[BitLinear]]:
     program = KernelProgram("kernel_tests_sanitized")
     variant = program.variant("base", BASE)
-    bitlinear = program.bitlinear(variant, 24, 40, 4, 8, MATRICES, max_beta(BASE))
+    # 2-bit codes one token per call, and 5 trits per byte in calls of up to 3 tokens.
+    bitlinears = [program.bitlinear(variant, 24, 40, 4, 8, MATRICES, max_beta(BASE)),
+                  program.bitlinear(variant, 24, 40, 4, 2, MATRICES, max_beta(BASE), packing="5trit", batch=3)]
     add_elementwise(program, variant, ELEMENTWISE_WIDTH["base"], SANITIZED_LANES, all_argmax=False)
-    return program, variant, bitlinear
+    return program, variant, bitlinears
 
 
 PROGRAM, VARIANTS, BITLINEARS, OVERFETCHING = main_program()
-SANITIZED, SANITIZED_VARIANT, SANITIZED_BITLINEAR = sanitized_program()
+SANITIZED, SANITIZED_VARIANT, SANITIZED_BITLINEARS = sanitized_program()
 
 
 @pytest.fixture(scope="module")
@@ -617,20 +619,22 @@ def test_bitlinear_fails_on_data_left_in_a_stream(binaries):
 
 # ----------------------------------------------------------------------------- sanitizers
 def test_kernels_under_sanitizers(binaries):
-    """ASan + UBSan (halt_on_error): a BitLinear from both sources, random and at its corners, and
-    every elementwise scenario; no sanitizer report, and still bit-exact."""
-    binary, bl = binaries["sanitized"], SANITIZED_BITLINEAR
+    """ASan + UBSan (halt_on_error): BitLinears (2-bit, and 5-trit in batched calls) from both
+    sources, random and at their corners, and every elementwise scenario; no sanitizer report,
+    and still bit-exact."""
+    binary = binaries["sanitized"]
     assert binary.sanitize
     rng = np.random.default_rng(8)
-    bitlinear_inputs = [random_inputs(rng, bl, 2, 1)] + [corner_inputs(rng, bl, c) for c in
-                                                         ("all_min_activations", "zero_input", "scale_saturates")]
-    bitlinear_cases = [(source, x) for x in bitlinear_inputs for source in SOURCES]
+    bitlinear_cases = [(bl, source, x) for bl in SANITIZED_BITLINEARS
+                       for x in [random_inputs(rng, bl, 4, 1)] + [corner_inputs(rng, bl, c) for c in
+                                                                  ("all_min_activations", "zero_input", "scale_saturates")]
+                       for source in SOURCES]
     scenarios = [replace(make(rng, BASE, scenario_size(kernel, "base", lanes)), lanes=lanes)
                  for kernel, make in SCENARIOS.items() for lanes in SANITIZED_LANES]
     scenarios += [embed_scenario(rng, BASE, vocab, hidden) for vocab, hidden in EMBED_TABLES["base"]]
-    results = binary.run([bitlinear_case(bl, source, x) for source, x in bitlinear_cases] +
+    results = binary.run([bitlinear_case(bl, source, x) for bl, source, x in bitlinear_cases] +
                          [scenario.case(SANITIZED, SANITIZED_VARIANT) for scenario in scenarios])
-    for (source, x), result in zip(bitlinear_cases, results):
+    for (_, _, x), result in zip(bitlinear_cases, results):
         check_bitlinear(result, expected_bitlinear(BASE, x))
     for scenario, result in zip(scenarios, results[len(bitlinear_cases):]):
         scenario.check(result)
