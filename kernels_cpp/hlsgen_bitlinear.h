@@ -365,7 +365,7 @@ void mvu(shape_t shape, unsigned n, hls::stream<ap_uint<8 * C::simd> >& codes,
             input_buffer[i] = pop(codes, "mvu.codes");
         }
     }
-    unsigned sf = 0, t = 0;
+    unsigned sf = 0, t = 0, at = 0;    // at = t * SF + sf, kept by additions
     bool first_fold = true;
     lanes_t<C::pe * C::simd> w;
 mvu_fold:
@@ -377,7 +377,7 @@ mvu_fold:
             x = pop(codes, "mvu.codes");
             input_buffer[sf] = x;
         } else {
-            x = input_buffer[t * SF + sf];
+            x = input_buffer[at];
         }
         if (t == 0) w = pop(weights, "mvu.weights");
         ap_uint<C::pe * C::acc_width> packet;
@@ -398,12 +398,15 @@ mvu_fold:
             set_field<C::acc_width>(packet, pe, ap_uint<C::acc_width>(sum));
         }
         if (sf == SF - 1) sums.write(packet);       // token t's row fold is complete
-        if (++t == n) {
+        if (++t < n) {
+            at += SF;
+        } else {
             t = 0;
             if (++sf == SF) {
                 sf = 0;
                 first_fold = false;
             }
+            at = sf;
         }
     }
 }
