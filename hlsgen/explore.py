@@ -165,7 +165,7 @@ def sketches(spec: Spec, place: str, layer_options, head_options, packing: str, 
     take minutes), each planned at the smallest batch and scored at the others (sketch).  Layer
     and head must stream the same number of weight stripes, so the superposition runs per stripe
     count, around a reference pair of that count."""
-    found = []
+    found, least = [], min(searched)
     stripes = lambda folding: stripes_for(folding[0] * folding[1])         # noqa: E731
     # The reference pair: the first the planner accepts, the most balanced foldings first
     # (lopsided ones are the likeliest to exceed a packet width).
@@ -176,16 +176,16 @@ def sketches(spec: Spec, place: str, layer_options, head_options, packing: str, 
         if not heads:
             continue
         pairs = ((lo, ho) for lo in sorted(layers, key=balanced) for ho in sorted(heads, key=balanced))
-        least = min(searched)
         reference, base = next(((pair, c) for pair in pairs if (c := candidate(spec, place, *pair, packing, least))),
                                (None, None))
         if base is None:
             continue
         planned_layers = [c for o in layers if (c := candidate(spec, place, o, reference[1], packing, least))]
         planned_heads = [c for o in heads if (c := candidate(spec, place, reference[0], o, packing, least))]
-        for batch in searched:
-            b, with_layers, with_heads = sketch(base, batch), [sketch(c, batch) for c in planned_layers], \
-                [sketch(c, batch) for c in planned_heads]
+        for batch in searched:      # each sketched once: combine only adds them up
+            b = sketch(base, batch)
+            with_layers = [sketch(c, batch) for c in planned_layers]
+            with_heads = [sketch(c, batch) for c in planned_heads]
             found += [combine(b, lo, ho) for lo in with_layers for ho in with_heads]
     return found
 

@@ -215,7 +215,7 @@ class Performance:
     @property
     def prefill_tokens_per_s(self) -> float:
         """One prompt in blocks of `batch` tokens: the same calls as batched decode."""
-        return self.batch * self.calls_per_s
+        return self.decode_tokens_per_s
 
     @property
     def cycles_per_token(self) -> float:
@@ -244,7 +244,7 @@ def estimate(plan: HardwarePlan, tokens: int | None = None) -> Performance:
     """Calls of `tokens` tokens (None: the plan's batch; 1: one sequence decoding alone)."""
     n = plan.batch if tokens is None else tokens
     before, layer, after = call_parts(plan, n)
-    stages = before + layer * plan.layers + after    # unnamed: explore estimates thousands of calls
+    stages = before + layer * plan.layers + after    # one layer's stages shared: explore estimates thousands
     weight_bytes = sum(s.weight_bytes for s in stages)
     if plan.offchip:
         rate, latency = weight_bytes_per_cycle(plan), M_AXI_LATENCY
