@@ -303,8 +303,10 @@ COMMANDS = [
     Command("synth", "open-source synthesis (Yosys) of the RTL matrix-vector units, next to the plan's estimate",
             "hlsgen synth --open build/tiny_top\nhlsgen synth --open build/tiny_top --kind down",
             rtl_commands.synth_arguments, rtl_commands.synth_run),
-    Command("explore", "search foldings and weight placements for the fastest design within the board budget",
-            "hlsgen explore examples/tiny.yaml --board kv260\nhlsgen explore big.yaml --budget 0.6 --write hw.yaml",
+    Command("explore", "search foldings, weight placements, packings and batches for the fastest design within "
+            "the board budget",
+            "hlsgen explore examples/tiny.yaml --board kv260\nhlsgen explore big.yaml --budget 0.6 --write hw.yaml\n"
+            "hlsgen explore big.yaml --batch 1    # one sequence at a time",
             explore.arguments, explore.run),
     Command("report", "write report.md, report.json and PNG plots of a project's performance and resources",
             "hlsgen report build/tiny_top", report.arguments, report.run),

@@ -120,10 +120,24 @@ def streamer_resources(b: BitLinearPlan) -> dict:
     return add(scaled(per_stripe, b.stripes), {"lut": 0, "ff": b.lane_bits, "dsp": 0})
 
 
-def bitlinear_resources(b: BitLinearPlan, numerics: dict) -> dict:
-    """One BitLinear instance: quantiser, weight streamer, MVU and the PE-wide rescale."""
+def batch_resources(b: BitLinearPlan, numerics: dict, batch: int) -> dict:
+    """What calls of up to `batch` tokens add to an engine; the quantiser, the adder trees and the
+    rescale's multipliers serve the tokens one after another, so only per-token state grows.  The
+    MVU runs a weight fold over every token before the next fold, so it keeps batch x PE
+    accumulators, as a rotating chain: only the token in position 0 meets the adder tree, every
+    other register shifts along (or wraps after the call's last token), a 2:1 multiplexer per bit.
+    The rescale holds every token's scale.  A single token needs neither: mvu_resources is the
+    batch-1 MVU that Yosys calibrated."""
+    chain = batch if batch > 1 else 0       # registers behind a multiplexer; batch 1 has no chain
+    return {"lut": chain * b.pe * b.acc_width,
+            "ff": (batch - 1) * b.pe * b.acc_width + chain * numerics["scale_width"], "dsp": 0}
+
+
+def bitlinear_resources(b: BitLinearPlan, numerics: dict, batch: int = 1) -> dict:
+    """One BitLinear instance: quantiser, weight streamer, MVU and the PE-wide rescale, for calls
+    of up to `batch` tokens."""
     return add(quantiser_resources(b, numerics), streamer_resources(b), mvu_resources(b),
-               rescale_resources(b, numerics), KERNEL_CONTROL)
+               rescale_resources(b, numerics), batch_resources(b, numerics, batch), KERNEL_CONTROL)
 
 
 def scaled(part: dict, times: int) -> dict:
@@ -169,10 +183,10 @@ def elementwise_resources(plan: HardwarePlan) -> dict:
 
 def design_resources(plan: HardwarePlan, bitlinears=None) -> dict:
     """The whole top function: one BitLinear engine per folding (shared by its kinds), the
-    elementwise stages, the ports. `bitlinears` overrides the plan's (to try other foldings; the
-    elementwise stages follow their PE)."""
+    elementwise stages, the ports, at the plan's batch. `bitlinears` overrides the plan's (to try
+    other foldings; the elementwise stages follow their PE)."""
     bitlinears = bitlinears or plan.bitlinears
-    parts = [bitlinear_resources(e.config, plan.numerics) for e in engines.group(bitlinears)]
+    parts = [bitlinear_resources(e.config, plan.numerics, plan.batch) for e in engines.group(bitlinears)]
     ports = [M_AXI_PORT] * len(plan.memory_ports)
     folded = replace(plan, bitlinears=tuple(bitlinears))
     return add(FIXED, S_AXILITE, elementwise_resources(folded), *parts, *ports)

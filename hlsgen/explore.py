@@ -1,7 +1,9 @@
-"""`hlsgen explore`: search foldings, weight placements and trit packings for the fastest design within a budget.
+"""`hlsgen explore`: search foldings, weight placements, trit packings and batches for the fastest
+design within a budget.
 
 Candidates are specs built in memory (dataclasses.replace on the loaded one), planned without
 weights by the planner itself (so its fit checks decide feasibility) and scored by perf.estimate.
+The objective is decode tok/s of all the batch's sequences together (perf.Performance).
 """
 
 from __future__ import annotations
@@ -17,10 +19,25 @@ from . import estimate, perf, planner
 from . import spec as spec_mod
 from .boards import Board
 from .errors import HlsgenError
-from .spec import MAX_LANES, PACKINGS, Parallelism, Spec, stripes_for
+from .spec import MAX_BATCH, MAX_LANES, PACKINGS, Parallelism, Spec, stripes_for
 
-# Knobs the issue names that the generated hardware cannot vary yet: reported, not searched.
-NOT_SEARCHED = ("batch: the top decodes one sequence at a time (batch 1)",)
+
+def batches(pin: int | None = None, maximum: int | None = None) -> tuple:
+    """The batches searched: `pin` alone, or 1, 2, 4, ... up to `maximum` (default MAX_BATCH) and
+    `maximum` itself."""
+    if pin is not None and maximum is not None:
+        raise HlsgenError("--batch and --max-batch: give one of them (allowed: --batch B pins the batch, "
+                          "--max-batch M searches 1, 2, 4, ... M)")
+    for option, value in (("--batch", pin), ("--max-batch", maximum)):
+        if value is not None and not 1 <= value <= MAX_BATCH:
+            raise HlsgenError(f"{option}: {value} is out of range (allowed: 1 to {MAX_BATCH})")
+    if pin is not None:
+        return (pin,)
+    top = MAX_BATCH if maximum is None else maximum
+    return tuple(sorted({1 << k for k in range(top.bit_length())} | {top}))
+
+
+BATCHES = batches()
 
 
 @dataclass(frozen=True)
@@ -37,6 +54,10 @@ class Candidate:
     @property
     def parallelism(self) -> Parallelism:
         return self.spec.hardware.parallelism
+
+    @property
+    def batch(self) -> int:
+        return self.spec.hardware.batch
 
 
 def powers_of_two_dividing(*widths: int) -> list[int]:
@@ -60,30 +81,35 @@ def head_foldings(m) -> list[tuple[int, int]]:
     return foldings((m.vocab,), (m.hidden,))
 
 
+def resources(plan: planner.HardwarePlan) -> dict:
+    """LUT, FF, DSP and on-chip memory bits (BRAM and URAM pooled: the planner does not decide
+    which holds what)."""
+    return {**estimate.design_resources(plan), "memory": sum(plan.onchip_bits().values())}
+
+
 def usage(plan: planner.HardwarePlan) -> dict:
-    """Share of the board each budgeted resource takes; BRAM and URAM are pooled as on-chip memory
-    (the planner does not decide which holds what)."""
-    used = estimate.design_resources(plan)
-    have = plan.board.resources
-    shares = {k: used[k] / have[k] for k in ("lut", "ff", "dsp")}
-    shares["memory"] = sum(plan.onchip_bits().values()) / plan.board.onchip_bits
-    return shares
+    """Share of the board each budgeted resource takes."""
+    have = {**plan.board.resources, "memory": plan.board.onchip_bits}
+    return {k: v / have[k] for k, v in resources(plan).items()}
 
 
 def within(shares: dict, budget: float) -> bool:
     return shares["lut"] <= budget and shares["memory"] <= budget
 
 
-def with_design(spec: Spec, place: str, layer: tuple, head: tuple, packing: str | None = None) -> Spec:
-    """The spec with this design; `packing` None keeps the spec's."""
+def with_design(spec: Spec, place: str, layer: tuple, head: tuple, packing: str | None = None,
+                batch: int | None = None) -> Spec:
+    """The spec with this design; `packing` and `batch` None keep the spec's."""
     p = Parallelism(pe=layer[0], simd=layer[1], lm_head_pe=head[0], lm_head_simd=head[1])
     return replace(spec, hardware=replace(spec.hardware, weights=place, parallelism=p,
-                                          packing=packing or spec.hardware.packing))
+                                          packing=packing or spec.hardware.packing,
+                                          batch=batch or spec.hardware.batch))
 
 
-def candidate(spec: Spec, place: str, layer: tuple, head: tuple, packing: str | None = None) -> Candidate | None:
+def candidate(spec: Spec, place: str, layer: tuple, head: tuple, packing: str | None = None,
+              batch: int | None = None) -> Candidate | None:
     """The planned and estimated design, or None when the planner refuses it."""
-    s = with_design(spec, place, layer, head, packing)
+    s = with_design(spec, place, layer, head, packing, batch)
     try:
         plan = planner.plan(s)
     except HlsgenError:
@@ -102,31 +128,44 @@ class Sketch:
     layer: tuple
     head: tuple
     packing: str
-    cycles: float
-    resources: dict
+    batch: int
+    cycles: float          # per call of `batch` tokens
+    resources: dict        # resources(): lut, ff, dsp, memory bits
+
+    @property
+    def speed(self) -> float:
+        """Tokens per cycle: the pruning's stand-in for tok/s (one clock per board and placement)."""
+        return self.batch / self.cycles
 
 
-def sketch(c: Candidate, place: str, layer: tuple, head: tuple) -> Sketch:
-    return Sketch(place, layer, head, c.spec.hardware.packing, c.perf.cycles_per_token, estimate.design_resources(c.plan))
+def sketch(c: Candidate, batch: int) -> Sketch:
+    """The planned design `c` at another batch, without planning it again: the batch changes only
+    the calls' cycles, the per-token registers and the per-token on-chip buffers, all of which
+    the plan's own estimates follow (the planner's verdict at that batch comes with the real plan)."""
+    hw, p = c.spec.hardware, c.parallelism
+    return Sketch(hw.weights, (p.pe, p.simd), (p.lm_head_pe, p.lm_head_simd), hw.packing, batch,
+                  perf.estimate(c.plan, batch).cycles_per_call, resources(replace(c.plan, batch=batch)))
 
 
 def combine(base: Sketch, layer: Sketch, head: Sketch) -> Sketch:
-    """Resources are sums over the engines and stages (estimate.design_resources), and the layer
-    folding touches only the layers' terms, the head folding only the lm_head's: so
-    (L, H) = (L, h0) + (l0, H) - (l0, h0) for a reference (l0, h0).  Cycles are combined the same
-    way, which is only a first guess (perf.run_phases overlaps transfer and compute across the
-    token): it prunes, and every design on the resulting front is planned and estimated for real."""
+    """Resources are sums over the engines and stages (estimate.design_resources,
+    HardwarePlan.onchip_bits), and the layer folding touches only the layers' terms, the head
+    folding only the lm_head's: so (L, H) = (L, h0) + (l0, H) - (l0, h0) for a reference (l0, h0),
+    all at one batch.  Cycles are combined the same way, which is only a first guess
+    (perf.run_phases overlaps transfer and compute across the call): it prunes, and every design
+    on the resulting front is planned and estimated for real."""
     merge = lambda key: layer.resources[key] + head.resources[key] - base.resources[key]  # noqa: E731
-    return Sketch(base.place, layer.layer, head.head, base.packing, layer.cycles + head.cycles - base.cycles,
-                  {k: merge(k) for k in base.resources})
+    return Sketch(base.place, layer.layer, head.head, base.packing, base.batch,
+                  layer.cycles + head.cycles - base.cycles, {k: merge(k) for k in base.resources})
 
 
-def sketches(spec: Spec, place: str, layer_options, head_options, packing: str) -> list[Sketch]:
-    """Every folding at this placement, from one plan per layer folding and one per head folding
-    (a 2.7B model has thousands of combinations; planning each would take minutes).  Layer and
-    head must stream the same number of weight stripes, so the superposition runs per stripe
+def sketches(spec: Spec, place: str, layer_options, head_options, packing: str, searched: tuple) -> list[Sketch]:
+    """Every folding at this placement and every searched batch, from one plan per layer folding
+    and one per head folding (a 2.7B model has thousands of combinations; planning each would
+    take minutes), each planned at the smallest batch and scored at the others (sketch).  Layer
+    and head must stream the same number of weight stripes, so the superposition runs per stripe
     count, around a reference pair of that count."""
-    found = []
+    found, least = [], min(searched)
     stripes = lambda folding: stripes_for(folding[0] * folding[1])         # noqa: E731
     # The reference pair: the first the planner accepts, the most balanced foldings first
     # (lopsided ones are the likeliest to exceed a packet width).
@@ -137,40 +176,43 @@ def sketches(spec: Spec, place: str, layer_options, head_options, packing: str) 
         if not heads:
             continue
         pairs = ((lo, ho) for lo in sorted(layers, key=balanced) for ho in sorted(heads, key=balanced))
-        reference, base = next(((pair, c) for pair in pairs if (c := candidate(spec, place, *pair, packing))),
+        reference, base = next(((pair, c) for pair in pairs if (c := candidate(spec, place, *pair, packing, least))),
                                (None, None))
         if base is None:
             continue
-        b = sketch(base, place, *reference)
-        planned_layers = [(o, candidate(spec, place, o, reference[1], packing)) for o in layers]
-        planned_heads = [(o, candidate(spec, place, reference[0], o, packing)) for o in heads]
-        found += [combine(b, sketch(lc, place, lo, reference[1]), sketch(hc, place, reference[0], ho))
-                  for lo, lc in planned_layers if lc is not None for ho, hc in planned_heads if hc is not None]
+        planned_layers = [c for o in layers if (c := candidate(spec, place, o, reference[1], packing, least))]
+        planned_heads = [c for o in heads if (c := candidate(spec, place, reference[0], o, packing, least))]
+        for batch in searched:      # each sketched once: combine only adds them up
+            b = sketch(base, batch)
+            with_layers = [sketch(c, batch) for c in planned_layers]
+            with_heads = [sketch(c, batch) for c in planned_heads]
+            found += [combine(b, lo, ho) for lo in with_layers for ho in with_heads]
     return found
 
 
 def fits(s: Sketch, board: Board, budget: float) -> bool:
-    """The --budget on LUTs and the planner's own logic limit on LUT/FF/DSP."""
+    """The --budget on LUTs and on-chip memory, and the planner's own logic limit on LUT/FF/DSP."""
     have = board.resources
-    return (s.resources["lut"] <= budget * have["lut"]
+    return (s.resources["lut"] <= budget * have["lut"] and s.resources["memory"] <= budget * board.onchip_bits
             and all(s.resources[k] <= planner.LOGIC_BUDGET * have[k] for k in ("lut", "ff", "dsp")))
 
 
 RECHECKED = 8   # sketches beyond the rough Pareto front planned for real at each placement
 
 
-def search(spec: Spec, budget: float) -> list[Candidate]:
+def search(spec: Spec, budget: float, searched: tuple = BATCHES) -> list[Candidate]:
     """The Pareto set of feasible designs within the budget, each planned and estimated for real."""
     layer_options, head_options = layer_foldings(spec.model), head_foldings(spec.model)
     board = Board.load(spec.hardware.board)
     found = []
     # Every packing at every placement: on chip, 5trit only shrinks the ROMs (and adds decoders).
     for place, packing in itertools.product(places(board), PACKINGS):
-        rough = [s for s in sketches(spec, place, layer_options, head_options, packing) if fits(s, board, budget)]
-        front = pareto(rough, key=lambda s: (s.resources["lut"], s.cycles), speed=lambda s: -s.cycles)
+        rough = [s for s in sketches(spec, place, layer_options, head_options, packing, searched)
+                 if fits(s, board, budget)]
+        front = pareto(rough, key=lambda s: (s.resources["lut"], -s.speed), speed=lambda s: s.speed)
         # The superposed cycles are a first guess: the fastest few off the front are planned too.
-        fastest = sorted(rough, key=lambda s: s.cycles)[:RECHECKED]
-        designs = dict.fromkeys((s.place, s.layer, s.head, s.packing) for s in front + fastest)
+        fastest = sorted(rough, key=lambda s: -s.speed)[:RECHECKED]
+        designs = dict.fromkeys((s.place, s.layer, s.head, s.packing, s.batch) for s in front + fastest)
         real = (candidate(spec, *design) for design in designs)
         found += [c for c in real if c is not None and within(c.usage, budget)]
     return pareto(found, key=lambda c: (c.usage["lut"], -c.tokens_per_s), speed=lambda c: c.tokens_per_s)
@@ -206,26 +248,28 @@ def thinned(front: list[Candidate], chosen: Candidate) -> list[Candidate]:
     return shown
 
 
-def smallest_refusals(spec: Spec) -> str:
+def smallest_refusals(spec: Spec, batch: int) -> str:
     """Why the planner refuses (or the budget excludes) the 1x1 folding at each placement."""
     reasons = []
     for place in places(Board.load(spec.hardware.board)):
         try:
-            plan = planner.plan(with_design(spec, place, (1, 1), (1, 1)))
+            plan = planner.plan(with_design(spec, place, (1, 1), (1, 1), batch=batch))
             reasons.append(f"{place}: LUT {usage(plan)['lut']:.0%}, BRAM+URAM {usage(plan)['memory']:.0%}")
         except HlsgenError as exc:
             reasons.append(f"{place}: {exc}")
     return "; ".join(reasons)
 
 
-def explore(spec: Spec, budget: float) -> tuple[Candidate, list[Candidate]]:
-    """The chosen design (the cheapest within 1% of the fastest) and the Pareto set."""
+def explore(spec: Spec, budget: float, searched: tuple = BATCHES) -> tuple[Candidate, list[Candidate]]:
+    """The chosen design (the cheapest within 1% of the fastest) and the Pareto set, over the
+    `searched` batches (batches())."""
     if not 0 < budget <= 1:
         raise HlsgenError(f"--budget: {budget} is out of range (allowed: 0 < budget <= 1)")
-    front = search(spec, budget)
+    front = search(spec, budget, searched)
     if not front:
         raise HlsgenError(f"explore: no design of this model fits {budget * 100:g}% of the LUTs and on-chip memory of "
-                          f"{spec.hardware.board}; the smallest at each placement: {smallest_refusals(spec)} "
+                          f"{spec.hardware.board}; the smallest at each placement: "
+                          f"{smallest_refusals(spec, min(searched))} "
                           f"(allowed: a larger --budget, a larger board or a smaller model)")
     return choose(front), front
 
@@ -233,7 +277,7 @@ def explore(spec: Spec, budget: float) -> tuple[Candidate, list[Candidate]]:
 def hardware_section(c: Candidate) -> dict:
     """The chosen design as the config's `hardware:` mapping."""
     hw, p = c.spec.hardware, c.parallelism
-    section = {"board": hw.board, "weights": hw.weights, "packing": hw.packing,
+    section = {"board": hw.board, "weights": hw.weights, "packing": hw.packing, "batch": hw.batch,
                "parallelism": {"pe": p.pe, "simd": p.simd, "lm_head_pe": p.lm_head_pe, "lm_head_simd": p.lm_head_simd}}
     if hw.clock_mhz is not None:
         section["clock_mhz"] = hw.clock_mhz
@@ -244,13 +288,24 @@ def row(c: Candidate) -> list[str]:
     p, e = c.parallelism, c.perf
     ceiling = "-" if e.fraction_of_ceiling is None else f"{e.fraction_of_ceiling:.0%}"
     return [c.spec.hardware.weights, c.spec.hardware.packing, f"{p.pe}x{p.simd}", f"{p.lm_head_pe}x{p.lm_head_simd}",
-            str(c.plan.stripes) if c.plan.offchip else "-",
+            str(c.plan.stripes) if c.plan.offchip else "-", str(c.batch),
             f"{c.tokens_per_s:,.1f}", ceiling, e.bound, f"{c.usage['lut']:.1%}", f"{c.usage['memory']:.1%}",
             f"{c.usage['dsp']:.1%}"]
 
 
-HEADER = ["weights", "packing", "layer pe x simd", "lm_head pe x simd", "weight ports", "decode tok/s", "of ceiling", "bound", "LUT",
-          "BRAM+URAM", "DSP"]
+HEADER = ["weights", "packing", "layer pe x simd", "lm_head pe x simd", "weight ports", "batch", "decode tok/s",
+          "of ceiling", "bound", "LUT", "BRAM+URAM", "DSP"]
+
+
+def summary(c: Candidate) -> str:
+    """The chosen design's rates: batched decode, prefill, and one sequence decoding alone."""
+    e = c.perf
+    ceiling = "" if e.ceiling_tokens_per_s is None else f", ceiling {e.ceiling_tokens_per_s:,.0f} tok/s at batch {e.batch}"
+    batched = (f"{e.decode_tokens_per_s:,.1f} tok/s decode over {e.batch} sequences "
+               f"({e.per_sequence_tokens_per_s:,.1f} each), " if e.batch > 1 else "")
+    single = perf.estimate(c.plan, 1).decode_tokens_per_s
+    return (f"batch {e.batch}: {batched}{e.prefill_tokens_per_s:,.1f} tok/s prefill, {single:,.1f} tok/s decoding one "
+            f"sequence, {e.bound}-bound{ceiling}")
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:
@@ -265,6 +320,10 @@ def arguments(parser):
     parser.add_argument("--board", help="search on this board instead of hardware.board")
     parser.add_argument("--budget", type=float, default=planner.LOGIC_BUDGET,
                         help="largest share of the LUTs and of BRAM+URAM a design may take (default: 0.8)")
+    parser.add_argument("--batch", type=int, metavar="B",
+                        help=f"keep hardware.batch at B (1 to {MAX_BATCH}) instead of searching it")
+    parser.add_argument("--max-batch", type=int, metavar="M",
+                        help=f"search batches 1, 2, 4, ... up to M (default: {MAX_BATCH})")
     parser.add_argument("--write", metavar="FILE.yaml", type=Path, help="write the chosen hardware section here")
 
 
@@ -273,19 +332,17 @@ def run(args) -> int:
     if args.board:
         Board.load(args.board)     # a clear error for an unknown board
         spec = replace(spec, hardware=replace(spec.hardware, board=args.board))
+    searched = batches(args.batch, args.max_batch)
     start = time.perf_counter()
-    chosen, front = explore(spec, args.budget)
+    chosen, front = explore(spec, args.budget, searched)
     m = spec.model
     print(f"explore {spec.project.name} (H {m.hidden}, L {m.layers}, I {m.intermediate}, V {m.vocab}) on "
-          f"{spec.hardware.board}, budget {args.budget * 100:g}% of LUT and BRAM+URAM: Pareto set of {len(front)} "
-          f"designs in {time.perf_counter() - start:.1f} s (shown in steps of 10% tok/s)")
+          f"{spec.hardware.board}, budget {args.budget * 100:g}% of LUT and BRAM+URAM, batch "
+          f"{', '.join(map(str, searched))}: Pareto set of {len(front)} designs in {time.perf_counter() - start:.1f} s "
+          f"(shown in steps of 10% tok/s; decode tok/s: the batch's sequences together)")
     shown = thinned(front, chosen)
     print(table([[("* " if c is chosen else "") + row(c)[0], *row(c)[1:]] for c in shown], HEADER))
-    e = chosen.perf
-    ceiling = "" if e.ceiling_tokens_per_s is None else f", ceiling {e.ceiling_tokens_per_s:,.0f} tok/s"
-    print(f"chosen (*): {chosen.tokens_per_s:,.1f} tok/s decode, {e.prefill_tokens_per_s:,.1f} tok/s prefill, "
-          f"{e.bound}-bound{ceiling}")
-    print("not searched: " + "; ".join(NOT_SEARCHED))
+    print("chosen (*): " + summary(chosen))
     section = yaml.safe_dump({"hardware": hardware_section(chosen)}, sort_keys=False)
     if args.write:
         args.write.write_text(section)

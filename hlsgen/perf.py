@@ -1,17 +1,25 @@
-"""Analytic performance model of the generated design (decode, batch 1).
+"""Analytic performance model of the generated design: one call of the top, of n tokens.
 
 The architecture hlsgen generates: the top is a DATAFLOW of two processes.  The weight streamer
-reads every projection's lanes of the token, in order, into the engines' lane FIFOs
+reads every projection's lanes of the call, in order, into the engines' lane FIFOs
 (planner.PREFETCH_LANES deep), over all weight stripes at once (planner.memory_ports), so the
-MVU's lanes set how many channels stream.  The compute runs the stages of the token one after
+MVU's lanes set how many channels stream.  The compute runs the stages of the call one after
 another (a BitLinear is a DATAFLOW of quantiser, MVU and rescale on its engine), taking lanes from
 the FIFO as its MVU folds need them.  The streamer runs ahead while the compute is busy between
-MVUs, as far as the FIFO allows; `run_phases` follows both as a fluid model.  Prefill feeds the
-same hardware one token at a time, so it runs at the decode rate (no weight reuse across tokens).
+MVUs, as far as the FIFO allows; `run_phases` follows both as a fluid model.
+
+A call takes n <= hardware.batch tokens that share one pass over the weights: a block of one
+sequence's prompt (prefill) or the next token of each of n sequences (batched decode); the timing
+is the same.  The stages between the BitLinears run the tokens one after another (n times a
+token's cycles).  A BitLinear quantises the tokens one after another (two passes of cols / SIMD
+cycles each); with n > 1 its MVU first takes every token's codes, then runs each weight fold over
+the n tokens (token innermost), so it reads the weights once per call at 1/n of the single-token
+pace.  The weight bytes per call are those of a single token, and n embedding rows.  Performance
+gives the rates of calls of the design's batch; `estimate(plan, 1)` is one sequence decoding alone.
 
 Every stage between the BitLinears is as wide as the BitLinear feeding it: a rescale emits one
 packet of PE outputs per cycle, and norm, MLGRU, GLU and the residuals take E = the layer PE
-elements per cycle (n / E cycles for an n-vector, plus the pipeline fill).  The two ends move
+elements per cycle (k / E cycles for a k-vector, plus the pipeline fill).  The two ends move
 512-bit m_axi words of 16 int32 slots, one per cycle: the argmax takes the lm_head's packets of
 P logits and writes a word per 16 logits, max(V / P, V / 16) cycles; the embedding reads its row
 16 entries per cycle, a word off chip (a cycle more when H is not a multiple of 16: the row then
@@ -33,9 +41,9 @@ ROM_LATENCY = 2           # an on-chip ROM read
 
 @dataclass(frozen=True)
 class Stage:
-    """One stage of a token: `compute_cycles` when its weights are there in time; a BitLinear takes
+    """One stage of a call: `compute_cycles` when its weights are there in time; a BitLinear takes
     `weight_bytes` from its lane FIFO over its last `compute_cycles - lead` cycles (the MVU), after
-    `lead` cycles of quantiser pass 1.  `memory_cycles`: the transfer at the ports' bandwidth."""
+    `lead` cycles of quantiser passes.  `memory_cycles`: the transfer at the ports' bandwidth."""
     name: str
     compute_cycles: int
     weight_bytes: int = 0
@@ -59,13 +67,25 @@ def scale_latency(engine: BitLinearPlan) -> int:
     return engine.sumsq_width + engine.root_width // 2 + engine.num_width
 
 
-def bitlinear_compute_cycles(b: BitLinearPlan, engine: BitLinearPlan) -> int:
-    """Kind `b` on its engine: pass 1 of the quantiser, then the codes, the MVU and the rescale
-    overlapped.  The scale comes after the codes (cols / SIMD cycles, then scale_latency); the
-    sums FIFO holds every row fold meanwhile, and rescale drains one fold per cycle, so the call
-    ends at the later of the MVU's last fold and the scale plus rows / PE folds."""
-    streaming = max(b.cycles_per_matrix, b.cols // b.simd + scale_latency(engine) + b.rows // b.pe)
-    return b.cols // b.simd + streaming + 3 * PIPELINE_FILL
+def mvu_start(b: BitLinearPlan, tokens: int) -> int:
+    """Cycles of quantiser before the MVU's first fold: one token's codes go straight into its
+    first row fold, after pass 1; several tokens' codes are all buffered first (2 passes each)."""
+    folds = b.cols // b.simd
+    return folds if tokens == 1 else 2 * tokens * folds
+
+
+def bitlinear_compute_cycles(b: BitLinearPlan, engine: BitLinearPlan, tokens: int = 1) -> int:
+    """Kind `b` on its engine for a call of `tokens` tokens: the quantiser (two passes of cols /
+    SIMD cycles per token), the MVU from mvu_start (rows / PE x cols / SIMD folds, each over the
+    tokens) and the rescale, overlapped.  A token's scale comes after its codes (scale_latency);
+    the sums FIFO holds the row folds meanwhile, and the rescale takes one packet per cycle in
+    order, so the last token's scale gates its first packet and every packet after it (the last
+    rows / PE with one token, (rows / PE - 1) x tokens + 1 with the tokens interleaved).  The call
+    ends at the later of the MVU's last fold and that."""
+    last_scale = 2 * tokens * (b.cols // b.simd) + scale_latency(engine)
+    rescale_end = last_scale + (b.rows // b.pe - 1) * tokens + 1
+    mvu_end = mvu_start(b, tokens) + tokens * b.cycles_per_matrix
+    return max(mvu_end, rescale_end) + 3 * PIPELINE_FILL
 
 
 def weight_bytes_per_cycle(plan: HardwarePlan) -> float:
@@ -81,11 +101,15 @@ def weight_bytes_per_cycle(plan: HardwarePlan) -> float:
     return min(sum(per_stripe), memory.bandwidth_gbps * 1e9 * cycle_s)
 
 
-def bitlinear_stage(plan: HardwarePlan, b: BitLinearPlan, name: str) -> Stage:
-    compute = bitlinear_compute_cycles(b, plan.engine_of(b.kind).config)
+def bitlinear_stage(plan: HardwarePlan, b: BitLinearPlan, name: str, tokens: int = 1,
+                    rate: float | None = None) -> Stage:
+    """One call's matrix: its weights are read once, whatever the tokens.  `rate`: the
+    weight_bytes_per_cycle of the plan, when the caller has it."""
+    compute = bitlinear_compute_cycles(b, plan.engine_of(b.kind).config, tokens)
     nbytes = b.words_per_matrix * b.lane_word_bits // 8
-    memory = nbytes / weight_bytes_per_cycle(plan) if plan.offchip else 0.0
-    return Stage(name, compute, nbytes, memory, lead=b.cols // b.simd + PIPELINE_FILL, lane_bytes=b.packed_lane_bytes)
+    memory = nbytes / (rate or weight_bytes_per_cycle(plan)) if plan.offchip else 0.0
+    return Stage(name, compute, nbytes, memory, lead=mvu_start(b, tokens) + PIPELINE_FILL,
+                 lane_bytes=b.packed_lane_bytes)
 
 
 def embed_cycles(plan: HardwarePlan) -> int:
@@ -100,31 +124,35 @@ def argmax_cycles(plan: HardwarePlan) -> int:
     return max(plan.vocab // plan.head_pe, plan.logit_words)
 
 
-def token_stages(plan: HardwarePlan) -> list[Stage]:
-    """Every stage of one decoded token, in order."""
+def call_parts(plan: HardwarePlan, tokens: int) -> tuple[list[Stage], list[Stage], list[Stage]]:
+    """The stages of one call of `tokens` tokens, in order: before the layers, one layer (the same
+    in every layer), after the layers."""
     H, D, I, E = plan.hidden, plan.inner, plan.intermediate, plan.layer_pe
-    elementwise = lambda name, n, lanes=E: Stage(name, n // lanes + PIPELINE_FILL)   # noqa: E731
-    once = {b.kind: bitlinear_stage(plan, b, b.kind) for b in plan.bitlinears}    # the same in every layer
-    projection = lambda p, kind: replace(once[kind], name=p + kind)                 # noqa: E731
-    stages = [Stage("embed", embed_cycles(plan) + PIPELINE_FILL)]
-    for l in range(plan.layers):
-        p = f"layer{l}."
-        stages += [elementwise(p + "attn_norm", H)]
-        stages += [projection(p, k) for k in ("i", "f", "g")]
-        stages += [elementwise(p + "mlgru", D), projection(p, "o"),
-                   elementwise(p + "residual_attn", H), elementwise(p + "mlp_norm", H),
-                   projection(p, "gate"), elementwise(p + "glu", 2 * I),
-                   projection(p, "down"), elementwise(p + "residual_mlp", H)]
-    stages += [elementwise("final_norm", H), once["lm_head"], Stage("argmax", argmax_cycles(plan) + PIPELINE_FILL)]
-    return stages
+    # Outside the BitLinears the tokens run one after another: n times a token's cycles.
+    serial = lambda name, cycles: Stage(name, tokens * (cycles + PIPELINE_FILL))   # noqa: E731
+    elementwise = lambda name, width: serial(name, width // E)                      # noqa: E731
+    rate = weight_bytes_per_cycle(plan) if plan.offchip else None
+    bitlinear = {b.kind: bitlinear_stage(plan, b, b.kind, tokens, rate) for b in plan.bitlinears}
+    layer = [elementwise("attn_norm", H), bitlinear["i"], bitlinear["f"], bitlinear["g"], elementwise("mlgru", D),
+             bitlinear["o"], elementwise("residual_attn", H), elementwise("mlp_norm", H), bitlinear["gate"],
+             elementwise("glu", 2 * I), bitlinear["down"], elementwise("residual_mlp", H)]
+    return ([serial("embed", embed_cycles(plan))], layer,
+            [elementwise("final_norm", H), bitlinear["lm_head"], serial("argmax", argmax_cycles(plan))])
+
+
+def call_stages(plan: HardwarePlan, tokens: int | None = None) -> list[Stage]:
+    """Every stage of one call of `tokens` tokens (None: the plan's batch), in order; a layer's
+    stages named layer<l>.<stage>."""
+    before, layer, after = call_parts(plan, plan.batch if tokens is None else tokens)
+    return before + [replace(s, name=f"layer{l}.{s.name}") for l in range(plan.layers) for s in layer] + after
 
 
 # ----------------------------------------------------------------------------- the weight FIFO
 def run_phases(stages: list[Stage], rate: float, depth: float, latency: float) -> tuple[float, float]:
-    """(cycles, cycles the compute waited for weights) of one token, as a fluid model.
+    """(cycles, cycles the compute waited for weights) of one call, as a fluid model.
 
     The streamer fills the lane FIFO at `rate` bytes per cycle (at most a lane per cycle of the
-    engine it streams for) from `latency` cycles after the token starts, and stops while the FIFO
+    engine it streams for) from `latency` cycles after the call starts, and stops while the FIFO
     holds `depth` bytes.  The compute runs the stages in order; a BitLinear's MVU takes its bytes
     evenly over its cycles and waits when the FIFO runs dry.  `level` is the FIFO's fill in bytes
     (negative while the first word is in flight)."""
@@ -160,20 +188,42 @@ def run_phases(stages: list[Stage], rate: float, depth: float, latency: float) -
 
 @dataclass(frozen=True)
 class Performance:
-    cycles_per_token: float
+    """Calls of `batch` tokens, one after another.  The same call serves batched decode (one token
+    of each of `batch` sequences) and prefill (a block of `batch` tokens of one prompt)."""
+    batch: int                              # tokens per call
+    cycles_per_call: float
     clock_mhz: float
-    offchip_bytes_per_token: int
-    compute_cycles: float                   # the token's stages with their weights always there
-    memory_cycles: float                    # the token's weights at the ports' bandwidth, plus the latency
-    ceiling_tokens_per_s: float | None      # board bandwidth / off-chip bytes per token
+    offchip_bytes_per_call: int             # the weights once, an embedding row per token
+    compute_cycles: float                   # the call's stages with their weights always there
+    memory_cycles: float                    # the call's weights at the ports' bandwidth, plus the latency
+    ceiling_tokens_per_s: float | None      # board bandwidth / off-chip bytes per token at this batch
+
+    @property
+    def calls_per_s(self) -> float:
+        return self.clock_mhz * 1e6 / self.cycles_per_call
+
+    @property
+    def per_sequence_tokens_per_s(self) -> float:
+        """Batched decode: each sequence gets one token per call."""
+        return self.calls_per_s
 
     @property
     def decode_tokens_per_s(self) -> float:
-        return self.clock_mhz * 1e6 / self.cycles_per_token
+        """Batched decode, all `batch` sequences together (batch 1: one sequence)."""
+        return self.batch * self.calls_per_s
 
     @property
     def prefill_tokens_per_s(self) -> float:
-        return self.decode_tokens_per_s     # one token per call: no weight reuse across tokens
+        """One prompt in blocks of `batch` tokens: the same calls as batched decode."""
+        return self.decode_tokens_per_s
+
+    @property
+    def cycles_per_token(self) -> float:
+        return self.cycles_per_call / self.batch
+
+    @property
+    def offchip_bytes_per_token(self) -> float:
+        return self.offchip_bytes_per_call / self.batch
 
     @property
     def bound(self) -> str:
@@ -190,17 +240,20 @@ def prefetch_bytes(plan: HardwarePlan) -> float:
     return min(e.config.lane_depth * e.config.packed_lane_bytes for e in plan.engines)
 
 
-def estimate(plan: HardwarePlan) -> Performance:
-    stages = token_stages(plan)
+def estimate(plan: HardwarePlan, tokens: int | None = None) -> Performance:
+    """Calls of `tokens` tokens (None: the plan's batch; 1: one sequence decoding alone)."""
+    n = plan.batch if tokens is None else tokens
+    before, layer, after = call_parts(plan, n)
+    stages = before + layer * plan.layers + after    # one layer's stages shared: explore estimates thousands
     weight_bytes = sum(s.weight_bytes for s in stages)
     if plan.offchip:
         rate, latency = weight_bytes_per_cycle(plan), M_AXI_LATENCY
         memory = plan.board.memory_of(plan.weights_place)
-        offchip = weight_bytes + embed_cycles(plan) * M_AXI_BYTES_PER_CYCLE      # the embedding row's words
-        ceiling = memory.bandwidth_gbps * 1e9 / offchip
+        offchip = weight_bytes + n * embed_cycles(plan) * M_AXI_BYTES_PER_CYCLE   # and each token's embedding row
+        ceiling = memory.bandwidth_gbps * 1e9 * n / offchip
     else:
         rate, latency, offchip, ceiling = float("inf"), ROM_LATENCY, 0, None   # a ROM keeps up with any MVU
     cycles, _ = run_phases(stages, rate, prefetch_bytes(plan), latency)
-    return Performance(cycles_per_token=cycles, clock_mhz=plan.clock_mhz, offchip_bytes_per_token=offchip,
+    return Performance(batch=n, cycles_per_call=cycles, clock_mhz=plan.clock_mhz, offchip_bytes_per_call=offchip,
                        compute_cycles=sum(s.compute_cycles for s in stages),
                        memory_cycles=latency + weight_bytes / rate, ceiling_tokens_per_s=ceiling)

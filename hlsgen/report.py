@@ -36,8 +36,8 @@ def load_plan(project: Path) -> tuple[spec_mod.Spec, planner.HardwarePlan, list[
 # ----------------------------------------------------------------------------- the numbers
 def kernel_resources(plan: planner.HardwarePlan) -> dict:
     """LUT/FF/DSP per kernel instance: one per BitLinear engine, the rest of the top, the interfaces."""
-    rows = {f"bitlinear engine {e.name} ({', '.join(e.kinds)})": estimate.bitlinear_resources(e.config, plan.numerics)
-            for e in plan.engines}
+    rows = {f"bitlinear engine {e.name} ({', '.join(e.kinds)})":
+            estimate.bitlinear_resources(e.config, plan.numerics, plan.batch) for e in plan.engines}
     rows["norms, MLGRU, GLU, residuals, argmax"] = estimate.elementwise_resources(plan)
     rows["rest of the top"] = dict(estimate.FIXED)
     rows["m_axi + s_axilite"] = estimate.add(estimate.S_AXILITE, *[estimate.M_AXI_PORT] * len(plan.memory_ports))
@@ -45,10 +45,11 @@ def kernel_resources(plan: planner.HardwarePlan) -> dict:
 
 
 def cycles_per_layer(plan: planner.HardwarePlan) -> dict:
-    """{stage kind: [cycles in layer 0, 1, ...]}, plus the stages outside the layers under 'other'."""
+    """{stage kind: [cycles in layer 0, 1, ...]} of a call of the plan's batch, plus the stages
+    outside the layers under 'other'."""
     kinds: dict = {}
     other = 0.0
-    for s in perf.token_stages(plan):
+    for s in perf.call_stages(plan):
         if s.name.startswith("layer"):
             layer, kind = s.name.split(".", 1)
             kinds.setdefault(kind, [0.0] * plan.layers)[int(layer[5:])] += s.cycles
@@ -58,15 +59,17 @@ def cycles_per_layer(plan: planner.HardwarePlan) -> dict:
 
 
 def roofline_points(spec: spec_mod.Spec, plan: planner.HardwarePlan) -> list[dict]:
-    """The fastest design at each lane count of the layer BitLinears (this placement and lm_head folding)."""
+    """The fastest design at each lane count of the layer BitLinears (this placement, packing,
+    lm_head folding and batch): decode tok/s at the batch and of one sequence alone."""
     head = plan.bitlinear("lm_head")
     best: dict = {}
     for layer in explore.layer_foldings(spec.model):
         c = explore.candidate(spec, plan.weights_place, layer, (head.pe, head.simd))
         lanes = layer[0] * layer[1]
-        if c is not None and c.tokens_per_s > best.get(lanes, 0):
-            best[lanes] = c.tokens_per_s
-    return [{"lanes": k, "tokens_per_s": v} for k, v in sorted(best.items())]
+        if c is not None and c.tokens_per_s > best.get(lanes, {"tokens_per_s": 0})["tokens_per_s"]:
+            best[lanes] = {"lanes": lanes, "tokens_per_s": c.tokens_per_s,
+                           "single_sequence_tokens_per_s": perf.estimate(c.plan, 1).decode_tokens_per_s}
+    return [best[k] for k in sorted(best)]
 
 
 def relative_error(model: float, measured: float | None) -> float | None:
@@ -124,22 +127,27 @@ def csim_line(record: dict | None) -> str:
 
 def gather(project: Path) -> dict:
     spec, plan, notes = load_plan(project)
-    e = perf.estimate(plan)
+    e, single = perf.estimate(plan), perf.estimate(plan, 1)
     used = estimate.design_resources(plan)
     return {
         "project": str(project), "board": plan.board.key, "clock_mhz": plan.clock_mhz, "weights": plan.weights_place,
         "folding": {b.kind: {"pe": b.pe, "simd": b.simd} for b in plan.bitlinears},
-        "performance": {"decode_tokens_per_s": e.decode_tokens_per_s, "prefill_tokens_per_s": e.prefill_tokens_per_s,
+        "performance": {"batch": e.batch, "decode_tokens_per_s": e.decode_tokens_per_s,
+                        "per_sequence_tokens_per_s": e.per_sequence_tokens_per_s,
+                        "prefill_tokens_per_s": e.prefill_tokens_per_s, "cycles_per_call": e.cycles_per_call,
                         "cycles_per_token": e.cycles_per_token, "bound": e.bound,
                         "offchip_bytes_per_token": e.offchip_bytes_per_token,
-                        "ceiling_tokens_per_s": e.ceiling_tokens_per_s, "fraction_of_ceiling": e.fraction_of_ceiling},
+                        "ceiling_tokens_per_s": e.ceiling_tokens_per_s, "fraction_of_ceiling": e.fraction_of_ceiling,
+                        "single_sequence": {"decode_tokens_per_s": single.decode_tokens_per_s, "bound": single.bound,
+                                            "ceiling_tokens_per_s": single.ceiling_tokens_per_s,
+                                            "fraction_of_ceiling": single.fraction_of_ceiling}},
         "resources": {"kernels": kernel_resources(plan), "total": used, "board": plan.board.resources,
                       "onchip_bits": sum(plan.onchip_bits().values()), "board_onchip_bits": plan.board.onchip_bits},
         "cycles": cycles_per_layer(plan),
         "roofline": roofline_points(spec, plan),
         "csim": csim_record(project),
         "calibration": calibration(project, plan),
-        "notes": notes + list(explore.NOT_SEARCHED),
+        "notes": notes,
     }
 
 
@@ -173,20 +181,26 @@ def plot_resources(plt, data: dict, path: Path) -> None:
 
 
 def plot_roofline(plt, data: dict, path: Path) -> None:
-    """Decode tok/s against layer lanes, under the weight-bandwidth ceiling; this design marked."""
+    """Decode tok/s against layer lanes, under the weight-bandwidth ceiling, at the design's batch
+    (and of one sequence alone, when the batch is larger); this design marked."""
     fig, ax = plt.subplots(figsize=(7, 4))
-    points = data["roofline"]
-    ax.plot([p["lanes"] for p in points], [p["tokens_per_s"] for p in points], "o-", label="best folding per lane count")
-    ceiling = data["performance"]["ceiling_tokens_per_s"]
-    if ceiling is not None:
-        ax.axhline(ceiling, color="red", linestyle="--", label=f"{data['weights']} bandwidth ceiling")
+    points, p = data["roofline"], data["performance"]
+    lanes = [q["lanes"] for q in points]
+    curves = [(p, "tokens_per_s", f"batch {p['batch']}", "C0")]
+    if p["batch"] > 1:
+        curves.append((p["single_sequence"], "single_sequence_tokens_per_s", "one sequence", "C1"))
+    for figures, key, label, color in curves:
+        ax.plot(lanes, [q[key] for q in points], "o-", color=color, label=f"best folding per lane count, {label}")
+        if figures["ceiling_tokens_per_s"] is not None:
+            ax.axhline(figures["ceiling_tokens_per_s"], color=color, linestyle="--",
+                       label=f"{data['weights']} bandwidth ceiling, {label}")
     here = data["folding"]["i"]
-    ax.plot([here["pe"] * here["simd"]], [data["performance"]["decode_tokens_per_s"]], "k*", markersize=14,
-            label="this design")
+    ax.plot([here["pe"] * here["simd"]], [p["decode_tokens_per_s"]], "k*", markersize=14,
+            label=f"this design (batch {p['batch']})")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("PE x SIMD of the layer BitLinears")
-    ax.set_ylabel("decode tokens/s")
+    ax.set_ylabel("decode tokens/s (all sequences)")
     ax.set_title(f"Roofline on {data['board']} ({data['weights']} weights)")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -204,7 +218,7 @@ def plot_cycles(plt, data: dict, path: Path) -> None:
         ax.bar(list(layers), cycles, bottom=bottom, label=kind)
         bottom = [b + c for b, c in zip(bottom, cycles)]
     ax.set_xlabel("layer")
-    ax.set_ylabel("cycles per token")
+    ax.set_ylabel(f"cycles per call of {data['performance']['batch']} tokens")
     ax.set_title(f"Cycles per layer (outside the layers: {data['cycles']['outside_layers']:,.0f})")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
     fig.tight_layout()
@@ -220,17 +234,28 @@ def percent(value) -> str:
     return "-" if value is None else f"{100 * value:+.1f}%"
 
 
+def ceiling(figures: dict) -> str:
+    return ("none (weights on chip)" if figures["ceiling_tokens_per_s"] is None else
+            f"{figures['ceiling_tokens_per_s']:,.1f} tok/s; this design at {figures['fraction_of_ceiling']:.0%}")
+
+
 def markdown(data: dict) -> str:
-    p, r = data["performance"], data["resources"]
-    ceiling = ("none (weights on chip)" if p["ceiling_tokens_per_s"] is None else
-               f"{p['ceiling_tokens_per_s']:,.1f} tok/s; this design at {p['fraction_of_ceiling']:.0%}")
+    p, r, one = data["performance"], data["resources"], data["performance"]["single_sequence"]
+    B = p["batch"]
     lines = [f"# hlsgen report: {data['project']}", "",
-             f"Board {data['board']} at {data['clock_mhz']:g} MHz, weights {data['weights']}.", "",
+             f"Board {data['board']} at {data['clock_mhz']:g} MHz, weights {data['weights']}, batch {B} "
+             f"(tokens per pass over the weights).", "",
              "## Performance (analytic model)", "",
-             f"- decode: {p['decode_tokens_per_s']:,.1f} tok/s ({p['cycles_per_token']:,.0f} cycles/token, {p['bound']}-bound)",
-             f"- prefill: {p['prefill_tokens_per_s']:,.1f} tok/s (one token per call: no weight reuse yet)",
-             f"- off-chip bytes per token: {p['offchip_bytes_per_token']:,}",
-             f"- bandwidth ceiling: {ceiling}", "", "![roofline](roofline.png)", "",
+             f"- decode, {B} sequences: {p['decode_tokens_per_s']:,.1f} tok/s together, "
+             f"{p['per_sequence_tokens_per_s']:,.1f} tok/s each ({p['cycles_per_call']:,.0f} cycles per call of "
+             f"{B} tokens, {p['bound']}-bound)",
+             f"- prefill: {p['prefill_tokens_per_s']:,.1f} tok/s (a prompt in blocks of {B} tokens)",
+             f"- decode, one sequence alone: {one['decode_tokens_per_s']:,.1f} tok/s ({one['bound']}-bound)",
+             f"- off-chip bytes per token at batch {B}: {p['offchip_bytes_per_token']:,.0f}",
+             f"- bandwidth ceiling at batch {B}: {ceiling(p)}"]
+    if B > 1:
+        lines.append(f"- bandwidth ceiling of one sequence alone: {ceiling(one)}")
+    lines += ["", "![roofline](roofline.png)", "",
              "## Resources (estimate.py, first order)", "", "| kernel | LUT | FF | DSP |", "|---|---:|---:|---:|"]
     lines += [f"| {name} | {v['lut']:,} | {v['ff']:,} | {v['dsp']:,} |" for name, v in r["kernels"].items()]
     lines += [f"| **total** | {r['total']['lut']:,} | {r['total']['ff']:,} | {r['total']['dsp']:,} |",

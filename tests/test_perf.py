@@ -1,9 +1,11 @@
 """The analytic performance model (hlsgen/perf.py) against closed-form values."""
 
+from dataclasses import replace
+
 import pytest
 import yaml
 
-from hlsgen import perf, planner, spec
+from hlsgen import estimate, perf, planner, spec
 
 
 def make_plan(tmp_path, *, pe=4, simd=8, place="onchip", board="u280", hidden=64, layers=2, inter=128, vocab=256,
@@ -52,7 +54,7 @@ def test_elementwise_stages_take_one_packet_per_cycle(tmp_path, pe):
     and the argmax: test_m_axi_ends_move_a_word_per_cycle)."""
     p = make_plan(tmp_path, pe=pe, simd=1)
     fill, E = perf.PIPELINE_FILL, pe
-    cycles = {s.name: s.compute_cycles for s in perf.token_stages(p)}
+    cycles = {s.name: s.compute_cycles for s in perf.call_stages(p)}
     for l in range(p.layers):
         assert cycles[f"layer{l}.attn_norm"] == cycles[f"layer{l}.mlp_norm"] == p.hidden // E + fill
         assert cycles[f"layer{l}.mlgru"] == p.inner // E + fill
@@ -70,17 +72,17 @@ def test_m_axi_ends_move_a_word_per_cycle(tmp_path, place, pe, hidden, vocab):
     a word (16 entries) per cycle, plus one when its rows straddle words (H = 40); the on-chip ROM
     16 entries per cycle, from 16 banks."""
     p = make_plan(tmp_path, pe=pe, simd=8, place=place, hidden=hidden, vocab=vocab)
-    cycles = {s.name: s.compute_cycles - perf.PIPELINE_FILL for s in perf.token_stages(p)}
+    cycles = {s.name: s.compute_cycles - perf.PIPELINE_FILL for s in perf.call_stages(p)}
     assert cycles["argmax"] == {1: vocab, 4: vocab // 4, 8: vocab // 8, 16: 16, 64: 16}[pe]
     embed = {"onchip": {64: 4, 40: 3}, "hbm": {64: 4, 40: 3 + 1}}[place][hidden]
     assert cycles["embed"] == embed
     if place == "hbm":
-        assert perf.estimate(p).offchip_bytes_per_token == sum(s.weight_bytes for s in perf.token_stages(p)) + 64 * embed
+        assert perf.estimate(p).offchip_bytes_per_token == sum(s.weight_bytes for s in perf.call_stages(p)) + 64 * embed
 
 
 def test_token_cycles_are_the_sum_of_the_stages(tmp_path):
     p = make_plan(tmp_path)
-    stages = perf.token_stages(p)
+    stages = perf.call_stages(p)
     assert len(stages) == 1 + p.layers * 12 + 3     # embed; 12 per layer; norm, lm_head, argmax
     assert perf.estimate(p).cycles_per_token == sum(s.compute_cycles for s in stages)
     assert perf.estimate(p).ceiling_tokens_per_s is None           # on chip: no bandwidth ceiling
@@ -180,3 +182,105 @@ def test_offchip_memory_bound_designs_overlap_everything_but_the_latency(tmp_pat
     assert e.bound == "memory" and p.stripes == 4
     assert e.memory_cycles <= e.cycles_per_token < e.memory_cycles + e.compute_cycles
     assert e.fraction_of_ceiling >= 0.97
+
+
+# ----------------------------------------------------------------------------- calls of n tokens (hardware.batch)
+def test_batched_bitlinear_call_closed_form(tmp_path):
+    """n > 1 tokens: the quantiser runs 2 passes of cols / SIMD per token, then the MVU runs every
+    weight fold over the n tokens, so rows / PE x cols / SIMD x n cycles, reading the weights once."""
+    p = make_plan(tmp_path)
+    b = p.bitlinear("gate")                                       # 256 x 64 at 4 x 8
+    one = perf.bitlinear_stage(p, b, "gate", tokens=1)
+    for n in (2, 5, 16):
+        stage = perf.bitlinear_stage(p, b, "gate", tokens=n)
+        assert stage.lead == n * 2 * 8 + perf.PIPELINE_FILL
+        assert stage.compute_cycles == n * 2 * 8 + n * 64 * 8 + 3 * perf.PIPELINE_FILL
+        assert stage.weight_bytes == one.weight_bytes == 256 * 64 * 2 // 8
+        assert stage.memory_cycles == one.memory_cycles
+
+
+def test_batched_bitlinear_call_waits_for_the_last_tokens_scale(tmp_path):
+    """All columns in one fold: the MVU would be done before the last token's scale; the rescale
+    takes the packets in order (token innermost), so it ends the scale's latency after the codes
+    plus every packet from the last token's first: n x rows / PE - (n - 1)."""
+    p = make_plan(tmp_path, pe=4, simd=64)
+    b, engine = p.bitlinear("gate"), p.engine_of("gate").config   # 256 x 64 at 4 x 64
+    scale = engine.sumsq_width + engine.root_width // 2 + engine.num_width
+    n = 2
+    assert n * 2 * 1 + n * 64 < n * 2 * 1 + scale                # the MVU's folds end before the scale
+    expected = n * 2 * 1 + scale + (n * 64 - (n - 1)) + 3 * perf.PIPELINE_FILL
+    assert perf.bitlinear_compute_cycles(b, engine, n) == expected
+
+
+@pytest.mark.parametrize("place", ["onchip", "hbm"])
+def test_a_call_of_n_tokens_closed_form(tmp_path, place):
+    """Outside the BitLinears every stage takes n times a token's cycles; the call reads the
+    weights once and n embedding rows; the block rate is clock / cycles per call, and decode (n
+    sequences together) and prefill (a block of n) both deliver n tokens per call."""
+    p = make_plan(tmp_path, place=place)
+    single = {s.name: s for s in perf.call_stages(p, 1)}
+    for n in (2, 7, 16):
+        stages = perf.call_stages(p, n)
+        assert [s.name for s in stages] == list(single)
+        for s in stages:
+            if not s.weight_bytes:
+                assert s.compute_cycles == n * single[s.name].compute_cycles
+        e = perf.estimate(p, n)
+        assert e.batch == n
+        weights = sum(b.words * b.lane_word_bits // 8 for b in p.bitlinears)
+        if place == "onchip":
+            assert e.cycles_per_call == sum(s.compute_cycles for s in stages)
+            assert e.offchip_bytes_per_call == 0 and e.ceiling_tokens_per_s is None
+        else:
+            assert e.offchip_bytes_per_call == weights + n * (p.hidden // 16) * 64
+            bandwidth = p.board.memory_of("hbm").bandwidth_gbps * 1e9
+            assert e.ceiling_tokens_per_s == pytest.approx(bandwidth / ((weights + n * p.hidden // 16 * 64) / n))
+        clock = p.clock_mhz * 1e6
+        assert e.per_sequence_tokens_per_s == pytest.approx(clock / e.cycles_per_call)
+        assert e.decode_tokens_per_s == e.prefill_tokens_per_s == pytest.approx(n * clock / e.cycles_per_call)
+
+
+def test_batch_1_is_the_single_token_model(tmp_path):
+    """A batch-1 plan's default call is one token, and one token per call on any design is
+    today's decode: the weights streamed per token, no codes buffered."""
+    p = make_plan(tmp_path, place="hbm")
+    assert p.batch == 1 and perf.estimate(p) == perf.estimate(p, 1)
+    e = perf.estimate(p)
+    assert e.cycles_per_token == e.cycles_per_call and e.offchip_bytes_per_token == e.offchip_bytes_per_call
+    b, engine = p.bitlinear("gate"), p.engine_of("gate").config
+    assert perf.bitlinear_stage(p, b, "gate").lead == 64 // 8 + perf.PIPELINE_FILL
+    batched = replace(p, batch=8)
+    assert perf.estimate(batched, 1) == e and perf.estimate(batched).batch == 8
+
+
+SHAPE_2_7B = {"hidden": 2560, "layers": 32, "inter": 6912, "vocab": 32000}
+
+
+@pytest.mark.parametrize("board, place, pe, simd, packing, memory_bound_up_to",
+                         [("u250", "ddr", 64, 128, "2bit", 7), ("u280", "hbm", 128, 128, "5trit", 1)])
+def test_batching_a_memory_bound_design_never_costs_tokens_per_second(tmp_path, board, place, pe, simd, packing,
+                                                                      memory_bound_up_to):
+    """While the weights bound the call, n tokens per pass bring n times the tokens of one (the
+    ceiling at batch n is nearly n times batch 1's); past that, the design turns compute-bound
+    (each token still needs all its MVU folds) and more batch gains little, but never loses."""
+    p = make_plan(tmp_path, pe=pe, simd=simd, place=place, board=board, packing=packing, **SHAPE_2_7B)
+    runs = [perf.estimate(p, n) for n in range(1, 17)]
+    assert [e.bound for e in runs] == ["memory"] * memory_bound_up_to + ["compute"] * (16 - memory_bound_up_to)
+    rates = [e.decode_tokens_per_s for e in runs]
+    assert rates == sorted(rates)
+    for n, e in enumerate(runs[:memory_bound_up_to], start=1):
+        assert e.fraction_of_ceiling >= 0.95
+        assert e.decode_tokens_per_s >= 0.95 * n * runs[0].decode_tokens_per_s
+
+
+def test_batch_adds_accumulators_and_scales(tmp_path):
+    """Per engine: batch x PE accumulators of acc_width bits in a rotating chain (a 2:1 multiplexer
+    per bit), batch scales in the rescale; batch 1 adds nothing."""
+    p = make_plan(tmp_path)                              # one engine for every kind
+    acc = max(b.acc_width for b in p.bitlinears)
+    base = estimate.design_resources(p)
+    for batch in (2, 16):
+        used = estimate.design_resources(replace(p, batch=batch))
+        assert used["lut"] - base["lut"] == batch * 4 * acc
+        assert used["ff"] - base["ff"] == (batch - 1) * 4 * acc + batch * p.numerics["scale_width"]
+        assert used["dsp"] == base["dsp"]
