@@ -104,7 +104,7 @@ ARGMAX = {"base": {1: 40, 2: 40, 8: 40, 16: 64, 32: 64, 64: 64}, "narrow": {1: 3
 EMBED_TABLES = {"base": ((4, 32), (3, 40), (5, 20), (17, 5)), "narrow": ((3, 40),), "shifted": ((2, 16),)}
 SANITIZED_LANES = (1, 8)
 ISQRT_WIDTHS = (10, 32, 48, 64)             # 32, 48, 64: the root widths of the three formats
-CODE_WIDTHS = (32, 44)                      # y_width of NARROW and BASE
+CODE_WIDTHS = (9, 32, 44, 48)               # 9: exhaustive; y_width of NARROW, BASE and the widest (24 x 24 bits)
 
 
 # ----------------------------------------------------------------------------- the programs
@@ -564,17 +564,21 @@ def test_isqrt(run, width):
 
 
 def code_inputs(rng, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every |y| <= m for small m; constructed .5 ties, y == m and random pairs for large m."""
-    small_m = np.concatenate([np.full(m + 1, m) for m in range(1, 300)])
-    small_y = np.concatenate([np.arange(m + 1) for m in range(1, 300)])
-    top = (1 << (width - 1)) - 1
+    """Every pair |y| <= m < 2**9; constructed .5 ties, |y| == m, |y| == m - 1 and random pairs up to
+    the largest m of the type (every step of the long division adds and subtracts)."""
+    small = 1 << min(width, 9)
+    small_m, small_y = (a.ravel() for a in np.meshgrid(np.arange(1, small), np.arange(small)))
+    keep = small_y <= small_m
+    top = (1 << width) - 1
     t = rng.integers(1, top // 254 + 1, 2000)
     k = rng.integers(0, 127, 2000)
     tie_m, tie_y = 254 * t, (2 * k + 1) * t                  # 127 * y / m = k + 0.5 exactly
     big_m = rng.integers(1, top + 1, 2000)
     big_y = (big_m * rng.random(2000)).astype(np.int64)
-    return (np.concatenate([small_y, tie_y, big_y, [top, 0, top - 1]]),
-            np.concatenate([small_m, tie_m, big_m, [top, top, top]]))
+    edge_m = np.concatenate([big_m[:100], [top, top, top, top, 1 << (width - 1), (1 << (width - 1)) + 1]])
+    edge_y = np.concatenate([big_m[:100], [top, top - 1, 0, 1, 1 << (width - 1), 1 << (width - 1)]])
+    return (np.concatenate([small_y[keep], tie_y, big_y, edge_y, big_m[:100] - 1]),
+            np.concatenate([small_m[keep], tie_m, big_m, edge_m, big_m[:100]]))
 
 
 @pytest.mark.parametrize("width", CODE_WIDTHS)
