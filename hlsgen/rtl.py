@@ -144,6 +144,30 @@ class MvuRtl:
         return self.pe_folds - 1
 
     @property
+    def batched(self) -> bool:
+        """Calls of several tokens: an n_tokens port, a load phase and a chain of accumulators.
+        A batch-1 plan prints the single-token unit, unchanged."""
+        return self.batch > 1
+
+    @property
+    def tok_bits(self) -> int:
+        return bits_for(self.batch)
+
+    @property
+    def buffer_depth(self) -> int:
+        return self.batch * self.simd_folds
+
+    @property
+    def at_bits(self) -> int:
+        return bits_for(self.buffer_depth - 1)
+
+    @property
+    def at_of_next_sf(self) -> str:
+        """sf + 1 as an at_bits-wide Verilog expression (lint-clean: no implicit widening)."""
+        pad = self.at_bits - self.sf_bits
+        return f"{{{{{pad}{{1'b0}}}}, sf}} + 1'b1" if pad else "sf + 1'b1"
+
+    @property
     def rom_depth(self) -> int:
         return self.matrices * self.cycles_per_matrix
 
@@ -188,6 +212,8 @@ class MvuRtl:
         args.append(f"hls::stream<ap_uint<{self.sums_width}> >& sums")
         if self.has_layer:
             args.append(f"ap_uint<{self.layer_bits}> layer")
+        if self.batched:
+            args.append(f"ap_uint<{self.tok_bits}> n_tokens")
         return f"void {self.module}({', '.join(args)});"
 
 
