@@ -304,6 +304,21 @@ def mvu_vectors(m: MvuRtl, trace: golden.Trace, weights: Weights) -> MvuVectors:
                       expected=expected.reshape(-1, m.rows))
 
 
+def mvu_calls(matrices: int, call_tokens, count: int) -> list[list[int]]:
+    """The first `count` vectors (token by token, layer by layer: token * matrices + layer) as the
+    MVU's calls, the way the top runs them: each testbench call of n tokens (`call_tokens`, from
+    tb/data/calls.bin) is one call per matrix, in layer order, of those n tokens' vectors.  Each
+    call's vectors share a matrix, so one pass over its weights serves them all."""
+    calls, first = [], 0
+    for n in call_tokens:
+        for layer in range(matrices):
+            vectors = [i for i in range((first * matrices) + layer, (first + n) * matrices, matrices) if i < count]
+            if vectors:
+                calls.append(vectors)
+        first += int(n)
+    return calls
+
+
 def read_vectors(project, entry: dict) -> MvuVectors:
     n = len(entry["layers"])
     codes = np.fromfile(project / entry["codes"], dtype=np.int8).reshape(n, entry["cols"])
