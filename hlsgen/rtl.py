@@ -5,9 +5,12 @@ BitLinearPlan as the HLS kernel.  Weights come from a ROM ($readmemh of a .mem f
 per line) when the design keeps them on chip, else from an AXI-Stream of lane words (what
 hlsgen::stream_weights feeds hlsgen::mvu).  The module outputs the PE accumulators per row fold,
 the stream hlsgen::rescale consumes; the rescale (a multiply by the per-token scale) stays in HLS.
+A plan of batch B > 1 prints a unit that runs calls of n <= B tokens (an n_tokens port) on one
+pass over the weights, as hlsgen::mvu does; batch 1 prints the single-token unit.
 
 The golden vectors are the int8 codes every BitLinear quantised in the golden fixed model over the
-testbench sequence (the `.q` traces), and their exact products with the ternary matrices.
+testbench sequence (the `.q` traces), and their exact products with the ternary matrices; the
+cosim groups them into the testbench's calls (mvu_calls).
 """
 
 from __future__ import annotations

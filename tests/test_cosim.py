@@ -48,8 +48,8 @@ def test_golden_vectors_with_gaps_backpressure_and_reset(projects, name, kind, e
     assert entry["tests"] == {test: True for test in cosim.TESTS}
     golden = entry["report"]["golden_vectors"]
     assert golden["vectors"] >= 3 and golden["mismatches"] == []
-    # Gaps and backpressure really stretched the products.
-    assert min(golden["cycles"]) > entry["ideal_cycles"]
+    # Gaps and backpressure really stretched the calls (each against the ideal of its tokens).
+    assert all(cycles > ideal for cycles, ideal in zip(golden["cycles"], golden["ideals"], strict=True))
     assert entry["ideal_cycles"] <= entry["measured_cycles"] <= entry["ideal_cycles"] + PIPELINE_CYCLES
     if name.endswith("_b4_hbm"):
         assert {1, 3, 4} <= set(golden["tokens"]) and max(golden["tokens"]) == 4
