@@ -74,6 +74,14 @@ def mvu_start(b: BitLinearPlan, tokens: int) -> int:
     return folds if tokens == 1 else 2 * tokens * folds
 
 
+def mvu_cycles(b: BitLinearPlan, tokens: int) -> int:
+    """The MVU alone on a call of `tokens` tokens, pipeline fill aside: several tokens' codes are
+    loaded first (cols / SIMD beats each), then rows / PE x cols / SIMD folds, each over the tokens;
+    one token's codes go straight into its first row fold.  The RTL twin's cosim measures this."""
+    load = tokens * (b.cols // b.simd) if tokens > 1 else 0
+    return load + tokens * b.cycles_per_matrix
+
+
 def bitlinear_compute_cycles(b: BitLinearPlan, engine: BitLinearPlan, tokens: int = 1) -> int:
     """Kind `b` on its engine for a call of `tokens` tokens: the quantiser (two passes of cols /
     SIMD cycles per token), the MVU from mvu_start (rows / PE x cols / SIMD folds, each over the

@@ -5,9 +5,12 @@ BitLinearPlan as the HLS kernel.  Weights come from a ROM ($readmemh of a .mem f
 per line) when the design keeps them on chip, else from an AXI-Stream of lane words (what
 hlsgen::stream_weights feeds hlsgen::mvu).  The module outputs the PE accumulators per row fold,
 the stream hlsgen::rescale consumes; the rescale (a multiply by the per-token scale) stays in HLS.
+A plan of batch B > 1 prints a unit that runs calls of n <= B tokens (an n_tokens port) on one
+pass over the weights, as hlsgen::mvu does; batch 1 prints the single-token unit.
 
 The golden vectors are the int8 codes every BitLinear quantised in the golden fixed model over the
-testbench sequence (the `.q` traces), and their exact products with the ternary matrices.
+testbench sequence (the `.q` traces), and their exact products with the ternary matrices; the
+cosim groups them into the testbench's calls (mvu_calls).
 """
 
 from __future__ import annotations
@@ -144,6 +147,30 @@ class MvuRtl:
         return self.pe_folds - 1
 
     @property
+    def batched(self) -> bool:
+        """Calls of several tokens: an n_tokens port, a load phase and a chain of accumulators.
+        A batch-1 plan prints the single-token unit, unchanged."""
+        return self.batch > 1
+
+    @property
+    def tok_bits(self) -> int:
+        return bits_for(self.batch)
+
+    @property
+    def buffer_depth(self) -> int:
+        return self.batch * self.simd_folds
+
+    @property
+    def at_bits(self) -> int:
+        return bits_for(self.buffer_depth - 1)
+
+    @property
+    def at_of_next_sf(self) -> str:
+        """sf + 1 as an at_bits-wide Verilog expression (lint-clean: no implicit widening)."""
+        pad = self.at_bits - self.sf_bits
+        return f"{{{{{pad}{{1'b0}}}}, sf}} + 1'b1" if pad else "sf + 1'b1"
+
+    @property
     def rom_depth(self) -> int:
         return self.matrices * self.cycles_per_matrix
 
@@ -188,6 +215,8 @@ class MvuRtl:
         args.append(f"hls::stream<ap_uint<{self.sums_width}> >& sums")
         if self.has_layer:
             args.append(f"ap_uint<{self.layer_bits}> layer")
+        if self.batched:
+            args.append(f"ap_uint<{self.tok_bits}> n_tokens")
         return f"void {self.module}({', '.join(args)});"
 
 
@@ -276,6 +305,21 @@ def mvu_vectors(m: MvuRtl, trace: golden.Trace, weights: Weights) -> MvuVectors:
     layers = np.tile(np.arange(m.matrices, dtype=np.int32), tokens)
     return MvuVectors(layers=layers, codes=codes.reshape(-1, m.cols).astype(np.int8),
                       expected=expected.reshape(-1, m.rows))
+
+
+def mvu_calls(matrices: int, call_tokens, count: int) -> list[list[int]]:
+    """The first `count` vectors (token by token, layer by layer: token * matrices + layer) as the
+    MVU's calls, the way the top runs them: each testbench call of n tokens (`call_tokens`, from
+    tb/data/calls.bin) is one call per matrix, in layer order, of those n tokens' vectors.  Each
+    call's vectors share a matrix, so one pass over its weights serves them all."""
+    calls, first = [], 0
+    for n in call_tokens:
+        for layer in range(matrices):
+            vectors = [i for i in range((first * matrices) + layer, (first + n) * matrices, matrices) if i < count]
+            if vectors:
+                calls.append(vectors)
+        first += int(n)
+    return calls
 
 
 def read_vectors(project, entry: dict) -> MvuVectors:

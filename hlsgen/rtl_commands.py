@@ -83,7 +83,7 @@ def _write_cosim_report(project: Path, sim: str, results: list) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"simulator": sim, "kinds": {r.kind: {
         "module": r.module, "passed": r.passed, "tests": r.tests, "measured_cycles": r.measured_cycles,
-        "ideal_cycles": r.ideal_cycles, "cycles_per_second": r.cycles_per_second,
+        "measured_tokens": r.measured_tokens, "ideal_cycles": r.ideal_cycles, "cycles_per_second": r.cycles_per_second,
         "build_seconds": r.build_seconds, "report": r.report} for r in results}}, indent=1) + "\n")
 
 

@@ -23,9 +23,13 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from hlsgen.rtl import matrix_lanes, read_vectors
+from hlsgen.build import read_calls
+from hlsgen.perf import mvu_cycles
+from hlsgen.planner import BitLinearPlan
+from hlsgen.rtl import matrix_lanes, mvu_calls, read_vectors
 
 CLOCK_NS = 10
+CALLS = "tb/data/calls.bin"      # the testbench's calls: n tokens each, at most the batch
 RESET_CYCLES = 3
 
 
@@ -50,6 +54,23 @@ class Unit:
     def __getitem__(self, key):
         return self.entry[key]
 
+    @property
+    def plan(self) -> BitLinearPlan:
+        return BitLinearPlan(**self.entry["plan"])
+
+    @property
+    def batch(self) -> int:
+        return self.plan.batch
+
+    def calls(self, count: int | None = None) -> list[list[int]]:
+        """The first `count` vectors (all: None) in the calls the testbench makes (rtl.mvu_calls)."""
+        tokens = read_calls(self.project / CALLS)[:, 0]
+        return mvu_calls(self["matrices"], tokens, len(self.vectors.layers) if count is None else count)
+
+    def ideal(self, tokens: int) -> int:
+        """perf.py's cycles of the MVU on a call of `tokens` tokens."""
+        return mvu_cycles(self.plan, tokens)
+
     def code_beats(self, codes: np.ndarray) -> list[int]:
         """SIMD int8 codes per beat, code s at bits 8s..8s+7."""
         simd = self["simd"]
@@ -57,10 +78,12 @@ class Unit:
         return [int.from_bytes(beat.tobytes(), "little") for beat in raw]
 
     def sum_beats(self, sums: np.ndarray) -> list[int]:
-        """PE accumulators per beat, pe 0 in the low bits, two's complement in acc_width bits."""
+        """PE accumulators per beat, pe 0 in the low bits, two's complement in acc_width bits; the
+        sums of a call's n tokens [n, rows] go out per (row fold, token)."""
         pe, width = self["pe"], self["acc_width"]
         mask = (1 << width) - 1
-        rows = sums.reshape(-1, pe)
+        sums = sums.reshape(-1, self["rows"] // pe, pe)
+        rows = sums.transpose(1, 0, 2).reshape(-1, pe)
         return [sum((int(v) & mask) << (width * p) for p, v in enumerate(row)) for row in rows]
 
     def weight_lanes(self, layer: int) -> list[int]:
@@ -111,7 +134,8 @@ class Port:
 
 
 class MvuDriver:
-    """Drives one matrix-vector product at a time through the ap_ctrl_hs and AXI-Stream ports."""
+    """Drives one call (the matrix-vector products of its n tokens) at a time through the ap_ctrl_hs
+    and AXI-Stream ports."""
 
     def __init__(self, dut, unit: Unit, rng: np.random.Generator):
         self.dut, self.unit, self.rng = dut, unit, rng
@@ -120,6 +144,7 @@ class MvuDriver:
                  "codes_TREADY", "sums_TDATA", "sums_TVALID", "sums_TREADY"]
         names += ["weights_TDATA", "weights_TVALID", "weights_TREADY"] if self.stream else []
         names += ["layer"] if unit["has_layer"] else []
+        names += ["n_tokens"] if unit.batch > 1 else []
         self.p = {name: Port(getattr(dut, name)) for name in names}
         self.cycle = 0
         self.mismatches: list[str] = []
@@ -133,6 +158,8 @@ class MvuDriver:
             p["weights_TDATA"].set(0)
         if "layer" in p:
             p["layer"].set(0)
+        if "n_tokens" in p:
+            p["n_tokens"].set(0)
 
     async def tick(self):
         await RisingEdge(self.dut.ap_clk)
@@ -160,21 +187,25 @@ class MvuDriver:
             self._offer(p["weights_TVALID"], p["weights_TDATA"], lanes, sent["weights"], gaps)
         p["sums_TREADY"].set(int(backpressure == 0.0 or self.rng.random() >= backpressure))
 
-    async def product(self, index: int, gaps: float = 0.0, backpressure: float = 0.0,
-                      stop_after: int | None = None) -> int | None:
-        """Run vector `index` and check every output beat; returns the cycles from the start edge
-        to the one that sees ap_done, or None when stopped after `stop_after` cycles."""
+    async def call(self, vectors: list[int], gaps: float = 0.0, backpressure: float = 0.0,
+                   stop_after: int | None = None) -> int | None:
+        """Run the call of `vectors` (n tokens of one matrix) and check every output beat; returns
+        the cycles from the start edge to the one that sees ap_done, or None when stopped after
+        `stop_after` cycles."""
         p, unit, v = self.p, self.unit, self.unit.vectors
-        layer = int(v.layers[index])
-        codes = unit.code_beats(v.codes[index])
-        expected = unit.sum_beats(v.expected[index])
+        layer = int(v.layers[vectors[0]])
+        assert all(int(v.layers[i]) == layer for i in vectors), f"call {vectors}: one matrix per call"
+        codes = unit.code_beats(v.codes[vectors])          # token after token
+        expected = unit.sum_beats(v.expected[vectors])
         lanes = unit.weight_lanes(layer) if self.stream else []
         sent = {"codes": 0, "weights": 0}
         received, started, begin = 0, None, self.cycle
-        limit = 20 * unit["cycles_per_matrix"] + 1000
+        limit = 20 * unit.ideal(len(vectors)) + 1000
         p["ap_start"].set(1)
         if "layer" in p:
             p["layer"].set(layer)
+        if "n_tokens" in p:
+            p["n_tokens"].set(len(vectors))
         self._drive(codes, lanes, sent, gaps, backpressure)
         while True:
             await ReadOnly()      # what the coming edge transfers
@@ -189,7 +220,7 @@ class MvuDriver:
             sent["codes"] += took_code
             sent["weights"] += took_lane
             if beat is not None:
-                self._check(index, received, beat, expected)
+                self._check(vectors, received, beat, expected)
                 received += 1
             if done:
                 p["ap_start"].set(0)     # ap_ready came with ap_done: the start was taken
@@ -197,22 +228,23 @@ class MvuDriver:
             if stop_after is not None and self.cycle - begin >= stop_after:
                 return None
             if self.cycle - begin > limit:
-                raise AssertionError(f"vector {index}: no ap_done after {limit} cycles "
+                raise AssertionError(f"call {vectors}: no ap_done after {limit} cycles "
                                      f"(codes sent {sent['codes']}/{len(codes)}, sums received {received}/{len(expected)})")
             self._drive(codes, lanes, sent, gaps, backpressure)
         self.idle_inputs()
         if received != len(expected):
-            self.mismatches.append(f"vector {index}: {received} sums beats, expected {len(expected)}")
+            self.mismatches.append(f"call {vectors}: {received} sums beats, expected {len(expected)}")
         return self.cycle - started
 
-    def _check(self, index: int, beat_index: int, beat: int, expected: list[int]):
+    def _check(self, vectors: list[int], beat_index: int, beat: int, expected: list[int]):
         if beat_index >= len(expected):
-            self.mismatches.append(f"vector {index}: extra sums beat {beat_index}: {self.unit.decode(beat)}")
+            self.mismatches.append(f"call {vectors}: extra sums beat {beat_index}: {self.unit.decode(beat)}")
         elif beat != expected[beat_index]:
-            pe = self.unit["pe"]
+            pe, n = self.unit["pe"], len(vectors)
+            fold, index = beat_index // n, vectors[beat_index % n]     # beats per (row fold, token)
             self.mismatches.append(
                 f"vector {index} (layer {int(self.unit.vectors.layers[index])}), rows "
-                f"{beat_index * pe}..{beat_index * pe + pe - 1}: got {self.unit.decode(beat)} "
+                f"{fold * pe}..{fold * pe + pe - 1}: got {self.unit.decode(beat)} "
                 f"(0x{beat:x}), expected {self.unit.decode(expected[beat_index])} (0x{expected[beat_index]:x})")
 
 
@@ -236,13 +268,16 @@ def _fail_on(driver: MvuDriver, what: str):
 # ----------------------------------------------------------------------------- tests
 @cocotb.test()
 async def golden_vectors(dut):
-    """Every golden vector, with random valid gaps on the inputs and random backpressure on sums."""
+    """Every golden vector, in calls of up to the batch, with random valid gaps on the inputs and
+    random backpressure on sums."""
     run, unit, driver, report = await _setup(dut)
     count = min(len(unit.vectors.layers), run["max_vectors"] or len(unit.vectors.layers))
+    calls = unit.calls(count)
     wall, first = time.perf_counter(), driver.cycle
-    cycles = [await driver.product(i, run["gaps"], run["backpressure"]) for i in range(count)]
+    cycles = [await driver.call(c, run["gaps"], run["backpressure"]) for c in calls]
     wall = time.perf_counter() - wall
-    report.add("golden_vectors", vectors=count, of=len(unit.vectors.layers), gaps=run["gaps"],
+    report.add("golden_vectors", vectors=count, of=len(unit.vectors.layers), calls=len(calls),
+               tokens=[len(c) for c in calls], ideals=[unit.ideal(len(c)) for c in calls], gaps=run["gaps"],
                backpressure=run["backpressure"], cycles=cycles, mismatches=driver.mismatches[:20],
                sim_cycles=driver.cycle - first, wall_seconds=wall)
     _fail_on(driver, "golden_vectors")
@@ -250,15 +285,18 @@ async def golden_vectors(dut):
 
 @cocotb.test()
 async def throughput(dut):
-    """No gaps, no backpressure: cycles per product against the ideal rows*cols/(PE*SIMD)."""
+    """No gaps, no backpressure: cycles per call against perf.mvu_cycles (rows*cols/(PE*SIMD) for
+    one token).  The first calls, which are full ones of the batch when there are enough tokens."""
     run, unit, driver, report = await _setup(dut)
-    count = min(run["throughput_vectors"], len(unit.vectors.layers))
+    calls = unit.calls()[:run["throughput_vectors"]]
     wall, first = time.perf_counter(), driver.cycle
-    cycles = [await driver.product(i) for i in range(count)]
+    cycles = [await driver.call(c) for c in calls]
     wall = time.perf_counter() - wall
-    report.add("throughput", vectors=count, cycles=cycles, ideal=unit["cycles_per_matrix"],
-               ratio=max(cycles) / unit["cycles_per_matrix"], mismatches=driver.mismatches[:20],
-               sim_cycles=driver.cycle - first, wall_seconds=wall)
+    tokens, ideals = [len(c) for c in calls], [unit.ideal(len(c)) for c in calls]
+    worst = max(range(len(calls)), key=lambda i: cycles[i] / ideals[i])
+    report.add("throughput", vectors=sum(tokens), calls=len(calls), tokens=tokens, cycles=cycles, ideals=ideals,
+               ideal=ideals[worst], worst=worst, ratio=cycles[worst] / ideals[worst],
+               mismatches=driver.mismatches[:20], sim_cycles=driver.cycle - first, wall_seconds=wall)
     _fail_on(driver, "throughput")
 
 
@@ -266,16 +304,17 @@ async def throughput(dut):
 async def reset_mid_stream(dut):
     """ap_rst_n in the middle of a product: the unit goes idle, then computes the next one right."""
     run, unit, driver, report = await _setup(dut)
-    stop = int(driver.rng.integers(2, max(3, unit["cycles_per_matrix"])))
-    await driver.product(0, run["gaps"], run["backpressure"], stop_after=stop)
+    calls = unit.calls()
+    stop = int(driver.rng.integers(2, max(3, unit.ideal(len(calls[0])))))
+    await driver.call(calls[0], run["gaps"], run["backpressure"], stop_after=stop)
     driver.mismatches.clear()           # the interrupted product's beats are not checked
     await driver.reset()
     await ReadOnly()
     idle = (dut.ap_idle.value == 1, dut.sums_TVALID.value == 0, dut.codes_TREADY.value == 0)
     await driver.tick()
     assert all(idle), f"after reset: ap_idle, !sums_TVALID, !codes_TREADY = {idle}"
-    last = len(unit.vectors.layers) - 1
-    cycles = await driver.product(last, run["gaps"], run["backpressure"])
-    report.add("reset_mid_stream", reset_after=stop, then_vector=last, cycles=cycles,
+    last = calls[-1]
+    cycles = await driver.call(last, run["gaps"], run["backpressure"])
+    report.add("reset_mid_stream", reset_after=stop, then_vectors=last, cycles=cycles,
                mismatches=driver.mismatches[:20])
     _fail_on(driver, "reset_mid_stream")

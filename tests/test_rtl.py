@@ -17,13 +17,16 @@ from hlsgen.render import weight_words
 
 @pytest.fixture(scope="module")
 def projects(tmp_path_factory):
-    """Three foldings (PE=1/SIMD=1, a 64-column matrix in one fold, the example's) and off-chip weights."""
+    """Three foldings (PE=1/SIMD=1, a 64-column matrix in one fold, the example's), off-chip weights,
+    and batches of 3 and 4."""
     root = tmp_path_factory.mktemp("rtl")
     made = {}
     for name, hardware in {"p1s1": {"parallelism": {"pe": 1, "simd": 1}},
                            "p2s64": {"parallelism": {"pe": 2, "simd": 64}},
                            "p4s8": {"parallelism": {"pe": 4, "simd": 8}},
-                           "p4s8_hbm": {"parallelism": {"pe": 4, "simd": 8}, "weights": "hbm"}}.items():
+                           "p4s8_hbm": {"parallelism": {"pe": 4, "simd": 8}, "weights": "hbm"},
+                           "p1s1_b3": {"parallelism": {"pe": 1, "simd": 1}, "batch": 3},
+                           "p4s8_b4_hbm": {"parallelism": {"pe": 4, "simd": 8}, "weights": "hbm", "batch": 4}}.items():
         config = write_config(root, name, hardware=hardware)
         assert run_cli("build", config).code == 0
         made[name] = root / name
@@ -41,7 +44,7 @@ def vitis_ports(entry: dict) -> set[str]:
     ports = {"ap_clk", "ap_rst_n", "ap_start", "ap_done", "ap_idle", "ap_ready"}
     streams = ["codes", "sums"] + (["weights"] if entry["weight_stream"] else [])
     ports |= {f"{s}_{signal}" for s in streams for signal in ("TDATA", "TVALID", "TREADY")}
-    return ports | ({"layer"} if entry["has_layer"] else set())
+    return ports | ({"layer"} if entry["has_layer"] else set()) | ({"n_tokens"} if entry["plan"]["batch"] > 1 else set())
 
 
 def test_ports_follow_the_vitis_names(projects):
@@ -111,6 +114,28 @@ def test_acc_width_is_the_plan_s(projects):
         text = (project / entry["verilog"]).read_text()
         assert f"localparam integer ACC_W = {entry['acc_width']};" in text
         assert f"acc_width = {entry['acc_width']};" in config
+
+
+def test_batch_one_prints_the_single_token_unit(projects):
+    """Only a batched plan gets the n_tokens port, the load phase and the accumulator chain."""
+    for name, project in projects.items():
+        for verilog in (project / "rtl").glob("*.v"):
+            text = verilog.read_text()
+            assert ("n_tokens" in text) == ("_b" in name) and ("acc_rotated" in text) == ("_b" in name), verilog
+
+
+def test_calls_follow_the_testbench_and_share_a_matrix(projects):
+    """Vectors run token by token, layer by layer; each testbench call of n tokens is a call per matrix."""
+    assert rtl.mvu_calls(2, [3, 1], 8) == [[0, 2, 4], [1, 3, 5], [6], [7]]
+    assert rtl.mvu_calls(2, [3, 1], 3) == [[0, 2], [1]]         # --max-vectors cuts calls short
+    project = projects["p4s8_b4_hbm"]
+    entry = json.loads((project / rtl.COSIM_INDEX).read_text())["kinds"]["i"]
+    layers = rtl.read_vectors(project, entry).layers
+    tokens = build.read_calls(project / "tb/data/calls.bin")[:, 0]
+    calls = rtl.mvu_calls(entry["matrices"], tokens, len(layers))
+    assert sorted(i for c in calls for i in c) == list(range(len(layers)))
+    assert all(len({int(layers[i]) for i in c}) == 1 and len(c) <= 4 for c in calls)
+    assert max(len(c) for c in calls) == 4
 
 
 def test_planner_refuses_a_folding_that_does_not_divide():
