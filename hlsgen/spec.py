@@ -93,6 +93,10 @@ class Parallelism:
     simd: int = 1      # input columns consumed per cycle
     lm_head_pe: int = 1
     lm_head_simd: int = 1
+    # The quantiser's lanes per cycle (None: simd): only the MVU's first row fold of a single
+    # token waits on it, so it can be narrower than the MVU.
+    quantiser_simd: int | None = None
+    lm_head_quantiser_simd: int | None = None
 
 
 @dataclass(frozen=True)
@@ -331,7 +335,9 @@ def stripes_agree(layer_lanes: int, head_lanes: int) -> bool:
 def _parallelism(sec: _Section, model: ModelSpec) -> Parallelism:
     p = Parallelism(pe=sec.int("pe", 1, maximum=MAX_LANES), simd=sec.int("simd", 1, maximum=MAX_LANES),
                     lm_head_pe=sec.int("lm_head_pe", 1, maximum=MAX_LANES),
-                    lm_head_simd=sec.int("lm_head_simd", 1, maximum=MAX_LANES))
+                    lm_head_simd=sec.int("lm_head_simd", 1, maximum=MAX_LANES),
+                    quantiser_simd=sec.int("quantiser_simd", optional=True),
+                    lm_head_quantiser_simd=sec.int("lm_head_quantiser_simd", optional=True))
     sec.finish()
     # Named per dimension, not per value: when widths coincide (D == H) the message must still
     # name the dimension the user set.
