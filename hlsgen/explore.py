@@ -136,8 +136,9 @@ def narrowest(folding: tuple) -> tuple:
 
 def planned(spec: Spec, place: str, layer: tuple, head: tuple, packing: str, batch: int, side: str) -> Candidate | None:
     """The design with full-width quantisers, or (when the planner refuses that, e.g. for its logic)
-    with the narrowest on `side`, the one being varied; quantiser_variants sketches the other widths."""
-    narrowed = (narrowest(layer), head) if side == "layer" else (layer, narrowest(head))
+    with the narrowest on `side` (layer, head or both), the one being varied; quantiser_variants
+    sketches the other widths."""
+    narrowed = (narrowest(layer) if side != "head" else layer, narrowest(head) if side != "layer" else head)
     return candidate(spec, place, layer, head, packing, batch) or candidate(spec, place, *narrowed, packing, batch)
 
 
@@ -177,9 +178,10 @@ def sketch(c: Candidate, batch: int) -> tuple[Sketch, perf.Performance]:
 
 
 def narrowings(c: Candidate, side: str) -> list[tuple]:
-    """(width, its engine, its BitLinears, its quantiser's resources) of one side (`layer` or
-    `head`) of the planned design `c` at each searched quantiser width, shared by every batch."""
-    kinds = [b for b in c.plan.bitlinears if (b.kind == "lm_head") == (side == "head")]
+    """(width, its engine, its BitLinears, its quantiser's resources) of one side (`layer`, `head`,
+    or `both` on one shared engine) of the planned design `c` at each searched quantiser width,
+    shared by every batch."""
+    kinds = [b for b in c.plan.bitlinears if side == "both" or (b.kind == "lm_head") == (side == "head")]
     engine = c.plan.engine_of(kinds[0].kind).config
     out = []
     for q in quantiser_widths(engine.simd):
@@ -193,20 +195,22 @@ def quantiser_variants(s: Sketch, e: perf.Performance, side: str, widths: list[t
     """`s`, a planned design at `e.batch`, at each quantiser width on one side (narrowings),
     without planning again: the width changes that engine's quantiser and its BitLinears' compute
     cycles.  Cycles are a first guess: what the compute adds fills first the time the call waited
-    for weights, and a memory-bound call gets no faster.  Only the variants no narrower one
-    matches in speed are kept."""
+    for weights, and what it saves takes the call at most down to the transfer.  Only the variants
+    no narrower one matches in speed are kept."""
     compute = {q: sum(b.matrices * perf.bitlinear_compute_cycles(b, engine, e.batch) for b in kinds)
                for q, engine, kinds, _ in widths}
-    planned_q = (s.layer if side == "layer" else s.head)[2]
+    planned_q = (s.head if side == "head" else s.layer)[2]
     base_quantiser = next(r for q, _, _, r in widths if q == planned_q)
     waited = e.cycles_per_call > e.compute_cycles
     variants = []
     for q, engine, _, quantiser in widths:
-        cycles = e.compute_cycles + compute[q] - compute[planned_q]
+        delta = compute[q] - compute[planned_q]
+        cycles = max(e.compute_cycles + delta, e.cycles_per_call + min(delta, 0), e.memory_cycles) if waited else \
+            e.compute_cycles + delta
         folding = (engine.pe, engine.simd, q)
-        variants.append(replace(s, layer=folding if side == "layer" else s.layer,
-                                head=folding if side == "head" else s.head,
-                                cycles=max(cycles, e.cycles_per_call) if waited else cycles,
+        variants.append(replace(s, layer=s.layer if side == "head" else folding,
+                                head=s.head if side == "layer" else folding,
+                                cycles=cycles,
                                 resources={k: v + quantiser.get(k, 0) - base_quantiser.get(k, 0)
                                            for k, v in s.resources.items()}))
     return pareto(variants, key=lambda v: (v.resources["lut"], -v.speed), speed=lambda v: v.speed)
@@ -236,7 +240,8 @@ def limits(board: Board, budget: float) -> np.ndarray:
 
 
 def promising(base: Sketch, layers: list[Sketch], heads: list[Sketch], most: np.ndarray) -> list[Sketch]:
-    """combine() of every layer x head pair, on arrays: only the pairs within `most` that are on
+    """combine() of every layer x head pair of two foldings (one folding shares an engine: sketches
+    plans those), on arrays: only the pairs within `most` that are on
     this group's rough Pareto front or among its RECHECKED fastest become Sketches (the union over
     the groups holds the whole rough front and the fastest: all that search uses)."""
     if not layers or not heads:
@@ -244,13 +249,20 @@ def promising(base: Sketch, layers: list[Sketch], heads: list[Sketch], most: np.
     table = lambda group: np.array([[g.resources[k] for k in RESOURCES] + [g.cycles] for g in group])  # noqa: E731
     reference = np.array([base.resources[k] for k in RESOURCES] + [base.cycles])
     total = (table(layers)[:, None, :] + table(heads)[None, :, :] - reference).reshape(-1, len(RESOURCES) + 1)
-    fit = np.flatnonzero(np.all(total[:, :len(RESOURCES)] <= most, axis=1))
+    apart = np.array([[lo.layer[:2] != ho.head[:2] for ho in heads] for lo in layers]).reshape(-1)
+    fit = np.flatnonzero(np.all(total[:, :len(RESOURCES)] <= most, axis=1) & apart)
     lut, speed = total[fit, 0], base.batch / total[fit, -1]
     order = np.lexsort((-speed, lut))                      # as pareto(): cheapest, then fastest
     best_before = np.maximum.accumulate(np.concatenate([[-np.inf], speed[order][:-1]]))
     chosen = set(order[speed[order] > best_before]) | set(np.argsort(-speed, kind="stable")[:RECHECKED])
     pairs = (divmod(int(fit[i]), len(heads)) for i in sorted(chosen))
     return [combine(base, layers[lo], heads[ho]) for lo, ho in pairs]
+
+
+def with_engine(s: Sketch, c: Candidate, kind: str, batch: int) -> Sketch:
+    """`s` plus the engine that runs `kind` in the planned design `c`."""
+    engine = estimate.bitlinear_resources(c.plan.engine_of(kind).config, c.plan.numerics, batch)
+    return replace(s, resources={k: v + engine.get(k, 0) for k, v in s.resources.items()})
 
 
 def sketches(spec: Spec, place: str, layer_options, head_options, packing: str, searched: tuple,
@@ -260,33 +272,44 @@ def sketches(spec: Spec, place: str, layer_options, head_options, packing: str, 
     folding (a 2.7B model has tens of thousands of combinations; planning each would take
     minutes), each planned at the smallest batch and scored at the others (sketch).  Layer and
     head must stream the same number of weight stripes, so the superposition runs per stripe
-    count, around a reference pair of that count."""
+    count, around a reference pair of that count.  A layer folding that is also the head's shares
+    one engine, which a sum of two plans would count twice: those designs get a plan of their own."""
     found, least = [], min(searched)
     stripes = lambda folding: stripes_for(folding[0] * folding[1])         # noqa: E731
-    # The reference pair: the first the planner accepts, the most balanced foldings first
-    # (lopsided ones are the likeliest to exceed a packet width).
+    # The reference pair: the first the planner accepts, two engines (a shared one would be counted
+    # in every sum), the most balanced foldings first (lopsided ones are the likeliest to exceed
+    # a packet width).
     balanced = lambda folding: max(folding)                                # noqa: E731
     for count in sorted({stripes(o) for o in layer_options}):
         layers = [o for o in layer_options if stripes(o) == count]
         heads = [o for o in head_options if stripes(o) == count]
         if not heads:
             continue
-        pairs = ((lo, ho) for lo in sorted(layers, key=balanced) for ho in sorted(heads, key=balanced))
-        reference, base = next(((pair, c) for pair in pairs if (c := candidate(spec, place, *pair, packing, least))),
-                               (None, None))
+        pairs = sorted(((lo, ho) for lo in sorted(layers, key=balanced) for ho in sorted(heads, key=balanced)),
+                       key=lambda pair: pair[0] == pair[1])
+        base = next((c for lo, ho in pairs if (c := candidate(spec, place, lo, ho, packing, least)
+                                                 or candidate(spec, place, narrowest(lo), narrowest(ho), packing, least))),
+                    None)
         if base is None:
             continue
+        reference = [engine_folding(base, "i"), engine_folding(base, "lm_head")]
         planned_layers = [c for o in layers if (c := planned(spec, place, o, reference[1], packing, least, "layer"))]
         planned_heads = [c for o in heads if (c := planned(spec, place, reference[0], o, packing, least, "head"))]
-        layer_widths = [narrowings(c, "layer") for c in planned_layers]
-        head_widths = [narrowings(c, "head") for c in planned_heads]
+        shared = [c for o in layers if o in heads and (c := planned(spec, place, o, o, packing, least, "both"))]
+        widths = {id(c): narrowings(c, side) for side, group in (("layer", planned_layers), ("head", planned_heads),
+                                                                  ("both", shared)) for c in group}
         for batch in searched:      # each sketched once: combine only adds them up
             b, _ = sketch(base, batch)
-            with_layers = [v for c, w in zip(planned_layers, layer_widths)
-                           for v in quantiser_variants(*sketch(c, batch), "layer", w)]
-            with_heads = [v for c, w in zip(planned_heads, head_widths)
-                          for v in quantiser_variants(*sketch(c, batch), "head", w)]
+            variants = lambda group, side: [v for c in group  # noqa: E731
+                                            for v in quantiser_variants(*sketch(c, batch), side, widths[id(c)])]
+            # A layer folding that is the reference head's shares its engine in its plan, but not in
+            # the pairs: the reference's other engine goes back in (and likewise for the heads).
+            with_layers = [with_engine(v, base, "lm_head", batch) if v.layer[:2] == reference[1][:2] else v
+                           for v in variants(planned_layers, "layer")]
+            with_heads = [with_engine(v, base, "i", batch) if v.head[:2] == reference[0][:2] else v
+                          for v in variants(planned_heads, "head")]
             found += promising(b, with_layers, with_heads, most)
+            found += [v for v in variants(shared, "both") if np.all(np.array([v.resources[k] for k in RESOURCES]) <= most)]
     return found
 
 

@@ -370,6 +370,12 @@ def _parallelism(sec: _Section, model: ModelSpec) -> Parallelism:
         raise HlsgenError(f"{sec.where('lm_head_pe')}: lm_head_pe*lm_head_simd = {head_lanes} but pe*simd = "
                           f"{layer_lanes}; beyond 256 lanes the weights are striped over ports and every projection "
                           f"streams the same number of stripes (allowed: equal lane counts, or both <= 256)")
+    # simd is a power of two here (pe*simd is), so its divisors are the powers of two up to it.
+    for key, simd_key in (("quantiser_simd", "simd"), ("lm_head_quantiser_simd", "lm_head_simd")):
+        value, simd = getattr(p, key), getattr(p, simd_key)
+        if value is not None and simd % value:
+            raise HlsgenError(f"{sec.where(key)}: {value} does not divide {simd_key} {simd} (allowed: "
+                              f"{', '.join(str(d) for d in _divisors(simd))})")
     return p
 
 
