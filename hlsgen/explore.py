@@ -259,10 +259,13 @@ def promising(base: Sketch, layers: list[Sketch], heads: list[Sketch], most: np.
     return [combine(base, layers[lo], heads[ho]) for lo, ho in pairs]
 
 
-def with_engine(s: Sketch, c: Candidate, kind: str, batch: int) -> Sketch:
-    """`s` plus the engine that runs `kind` in the planned design `c`."""
-    engine = estimate.bitlinear_resources(c.plan.engine_of(kind).config, c.plan.numerics, batch)
-    return replace(s, resources={k: v + engine.get(k, 0) for k, v in s.resources.items()})
+def without_engines(s: Sketch, c: Candidate, side: str) -> Sketch:
+    """`s` (of the planned design `c`) less the engines that run only `side`'s kinds (layer, head
+    or both) there."""
+    runs = lambda kind: side == "both" or (kind == "lm_head") == (side == "head")   # noqa: E731
+    gone = [estimate.bitlinear_resources(e.config, c.plan.numerics, s.batch)
+            for e in c.plan.engines if all(runs(k) for k in e.kinds)]
+    return replace(s, resources={k: v - sum(g.get(k, 0) for g in gone) for k, v in s.resources.items()})
 
 
 def sketches(spec: Spec, place: str, layer_options, head_options, packing: str, searched: tuple,
@@ -272,44 +275,39 @@ def sketches(spec: Spec, place: str, layer_options, head_options, packing: str, 
     folding (a 2.7B model has tens of thousands of combinations; planning each would take
     minutes), each planned at the smallest batch and scored at the others (sketch).  Layer and
     head must stream the same number of weight stripes, so the superposition runs per stripe
-    count, around a reference pair of that count.  A layer folding that is also the head's shares
-    one engine, which a sum of two plans would count twice: those designs get a plan of their own."""
+    count, around a reference pair of that count, each side's sketch less the other side's engine
+    and the reference less both (a folding shares one engine when it runs both sides, so the sum
+    counts every engine once).  Designs whose layers and lm_head share a folding, and so an engine,
+    get a plan of their own."""
     found, least = [], min(searched)
     stripes = lambda folding: stripes_for(folding[0] * folding[1])         # noqa: E731
-    # The reference pair: the first the planner accepts, two engines (a shared one would be counted
-    # in every sum), the most balanced foldings first (lopsided ones are the likeliest to exceed
-    # a packet width).
+    # The reference pair: the first the planner accepts, the most balanced foldings first
+    # (lopsided ones are the likeliest to exceed a packet width).
     balanced = lambda folding: max(folding)                                # noqa: E731
     for count in sorted({stripes(o) for o in layer_options}):
         layers = [o for o in layer_options if stripes(o) == count]
         heads = [o for o in head_options if stripes(o) == count]
         if not heads:
             continue
-        pairs = sorted(((lo, ho) for lo in sorted(layers, key=balanced) for ho in sorted(heads, key=balanced)),
-                       key=lambda pair: pair[0] == pair[1])
-        base = next((c for lo, ho in pairs if (c := candidate(spec, place, lo, ho, packing, least)
-                                                 or candidate(spec, place, narrowest(lo), narrowest(ho), packing, least))),
-                    None)
-        if base is None:
-            continue
-        reference = [engine_folding(base, "i"), engine_folding(base, "lm_head")]
-        planned_layers = [c for o in layers if (c := planned(spec, place, o, reference[1], packing, least, "layer"))]
-        planned_heads = [c for o in heads if (c := planned(spec, place, reference[0], o, packing, least, "head"))]
         shared = [c for o in layers if o in heads and (c := planned(spec, place, o, o, packing, least, "both"))]
+        pairs = ((lo, ho) for lo in sorted(layers, key=balanced) for ho in sorted(heads, key=balanced))
+        reference, base = next(((pair, c) for pair in pairs if (c := candidate(spec, place, *pair, packing, least))),
+                               (None, None))
+        planned_layers = [c for o in layers if base and (c := planned(spec, place, o, reference[1], packing, least,
+                                                                       "layer"))]
+        planned_heads = [c for o in heads if base and (c := planned(spec, place, reference[0], o, packing, least,
+                                                                     "head"))]
         widths = {id(c): narrowings(c, side) for side, group in (("layer", planned_layers), ("head", planned_heads),
                                                                   ("both", shared)) for c in group}
         for batch in searched:      # each sketched once: combine only adds them up
-            b, _ = sketch(base, batch)
-            variants = lambda group, side: [v for c in group  # noqa: E731
-                                            for v in quantiser_variants(*sketch(c, batch), side, widths[id(c)])]
-            # A layer folding that is the reference head's shares its engine in its plan, but not in
-            # the pairs: the reference's other engine goes back in (and likewise for the heads).
-            with_layers = [with_engine(v, base, "lm_head", batch) if v.layer[:2] == reference[1][:2] else v
-                           for v in variants(planned_layers, "layer")]
-            with_heads = [with_engine(v, base, "i", batch) if v.head[:2] == reference[0][:2] else v
-                          for v in variants(planned_heads, "head")]
-            found += promising(b, with_layers, with_heads, most)
-            found += [v for v in variants(shared, "both") if np.all(np.array([v.resources[k] for k in RESOURCES]) <= most)]
+            variants = lambda group, side, less: [without_engines(v, c, less) if less else v  # noqa: E731
+                                                  for c in group
+                                                  for v in quantiser_variants(*sketch(c, batch), side, widths[id(c)])]
+            if base:
+                found += promising(without_engines(sketch(base, batch)[0], base, "both"),
+                                   variants(planned_layers, "layer", "head"), variants(planned_heads, "head", "layer"),
+                                   most)
+            found += [v for v in variants(shared, "both", None) if all(v.resources[k] <= m for k, m in zip(RESOURCES, most))]
     return found
 
 
