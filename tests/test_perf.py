@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 import yaml
 
-from hlsgen import estimate, perf, planner, spec
+from hlsgen import engines, estimate, perf, planner, spec
 
 
 def make_plan(tmp_path, *, pe=4, simd=8, place="onchip", board="u280", hidden=64, layers=2, inter=128, vocab=256,
@@ -94,6 +94,16 @@ def test_kinds_of_one_folding_share_one_engine_sized_for_the_widest(tmp_path):
     engine = p.engines[0].config
     for field in ("rows", "cols", "acc_width", "num_width", "in_width"):
         assert getattr(engine, field) == max(getattr(b, field) for b in p.bitlinears)
+
+
+def test_one_folding_with_two_quantiser_widths_is_two_engines(tmp_path):
+    """The quantiser is part of an engine's hardware: the lm_head at the layers' PE x SIMD but with
+    a narrower quantiser gets an engine of its own."""
+    p = make_plan(tmp_path, qsimd=2)          # layers and lm_head at 4 x 8, quantisers 2 wide
+    assert [(e.kinds, e.config.qsimd) for e in p.engines] == [(("i", "f", "g", "o", "gate", "down", "lm_head"), 2)]
+    split = [replace(b, quantiser_simd=1) if b.kind == "lm_head" else b for b in p.bitlinears]
+    assert [(e.name, e.kinds[-1], e.config.qsimd) for e in engines.group(split)] == [("layer", "down", 2),
+                                                                                  ("head", "lm_head", 1)]
 
 
 @pytest.mark.parametrize("pe", [1, 8, 64])
