@@ -134,7 +134,8 @@ def narrowest(folding: tuple) -> tuple:
     return (*folding[:2], quantiser_widths(folding[1])[-1])
 
 
-def planned(spec: Spec, place: str, layer: tuple, head: tuple, packing: str, batch: int, side: str) -> Candidate | None:
+def planned(spec: Spec, place: str, layer: tuple, head: tuple, packing: str, batch: int,
+            side: str) -> Candidate | None:
     """The design with full-width quantisers, or (when the planner refuses that, e.g. for its logic)
     with the narrowest on `side` (layer, head or both), the one being varied; quantiser_variants
     sketches the other widths."""
@@ -164,6 +165,7 @@ class Sketch:
 
 
 def engine_folding(c: Candidate, kind: str) -> tuple:
+    """(pe, simd, quantiser simd) of the engine that runs `kind` in the planned design `c`."""
     e = c.plan.engine_of(kind).config
     return (e.pe, e.simd, e.qsimd)
 
@@ -205,12 +207,11 @@ def quantiser_variants(s: Sketch, e: perf.Performance, side: str, widths: list[t
     variants = []
     for q, engine, _, quantiser in widths:
         delta = compute[q] - compute[planned_q]
-        cycles = max(e.compute_cycles + delta, e.cycles_per_call + min(delta, 0), e.memory_cycles) if waited else \
-            e.compute_cycles + delta
+        cycles = (max(e.compute_cycles + delta, e.cycles_per_call + min(delta, 0), e.memory_cycles) if waited
+                  else e.compute_cycles + delta)
         folding = (engine.pe, engine.simd, q)
         variants.append(replace(s, layer=s.layer if side == "head" else folding,
-                                head=s.head if side == "layer" else folding,
-                                cycles=cycles,
+                                head=s.head if side == "layer" else folding, cycles=cycles,
                                 resources={k: v + quantiser.get(k, 0) - base_quantiser.get(k, 0)
                                            for k, v in s.resources.items()}))
     return pareto(variants, key=lambda v: (v.resources["lut"], -v.speed), speed=lambda v: v.speed)
@@ -240,10 +241,10 @@ def limits(board: Board, budget: float) -> np.ndarray:
 
 
 def promising(base: Sketch, layers: list[Sketch], heads: list[Sketch], most: np.ndarray) -> list[Sketch]:
-    """combine() of every layer x head pair of two foldings (one folding shares an engine: sketches
-    plans those), on arrays: only the pairs within `most` that are on
-    this group's rough Pareto front or among its RECHECKED fastest become Sketches (the union over
-    the groups holds the whole rough front and the fastest: all that search uses)."""
+    """combine() of every layer x head pair of two foldings (one folding would share an engine:
+    sketches plans those), on arrays: only the pairs within `most` that are on this group's rough
+    Pareto front or among its RECHECKED fastest become Sketches (the union over the groups holds
+    the whole rough front and the fastest: all that search uses)."""
     if not layers or not heads:
         return []
     table = lambda group: np.array([[g.resources[k] for k in RESOURCES] + [g.cycles] for g in group])  # noqa: E731
@@ -266,6 +267,13 @@ def without_engines(s: Sketch, c: Candidate, side: str) -> Sketch:
     gone = [estimate.bitlinear_resources(e.config, c.plan.numerics, s.batch)
             for e in c.plan.engines if all(runs(k) for k in e.kinds)]
     return replace(s, resources={k: v - sum(g.get(k, 0) for g in gone) for k, v in s.resources.items()})
+
+
+def sketched(group: list[Candidate], side: str, batch: int, widths: dict, less: str | None = None) -> list[Sketch]:
+    """The planned designs `group` at `batch` and every quantiser width on `side` (widths: their
+    narrowings by id); `less`: the side whose own engines come off (without_engines)."""
+    return [without_engines(v, c, less) if less else v
+            for c in group for v in quantiser_variants(*sketch(c, batch), side, widths[id(c)])]
 
 
 def sketches(spec: Spec, place: str, layer_options, head_options, packing: str, searched: tuple,
@@ -293,21 +301,20 @@ def sketches(spec: Spec, place: str, layer_options, head_options, packing: str, 
         pairs = ((lo, ho) for lo in sorted(layers, key=balanced) for ho in sorted(heads, key=balanced))
         reference, base = next(((pair, c) for pair in pairs if (c := candidate(spec, place, *pair, packing, least))),
                                (None, None))
-        planned_layers = [c for o in layers if base and (c := planned(spec, place, o, reference[1], packing, least,
-                                                                       "layer"))]
-        planned_heads = [c for o in heads if base and (c := planned(spec, place, reference[0], o, packing, least,
-                                                                     "head"))]
+        planned_layers, planned_heads = [], []
+        if base:
+            layer_ref, head_ref = reference
+            planned_layers = [c for o in layers if (c := planned(spec, place, o, head_ref, packing, least, "layer"))]
+            planned_heads = [c for o in heads if (c := planned(spec, place, layer_ref, o, packing, least, "head"))]
         widths = {id(c): narrowings(c, side) for side, group in (("layer", planned_layers), ("head", planned_heads),
                                                                   ("both", shared)) for c in group}
         for batch in searched:      # each sketched once: combine only adds them up
-            variants = lambda group, side, less: [without_engines(v, c, less) if less else v  # noqa: E731
-                                                  for c in group
-                                                  for v in quantiser_variants(*sketch(c, batch), side, widths[id(c)])]
             if base:
                 found += promising(without_engines(sketch(base, batch)[0], base, "both"),
-                                   variants(planned_layers, "layer", "head"), variants(planned_heads, "head", "layer"),
-                                   most)
-            found += [v for v in variants(shared, "both", None) if all(v.resources[k] <= m for k, m in zip(RESOURCES, most))]
+                                   sketched(planned_layers, "layer", batch, widths, less="head"),
+                                   sketched(planned_heads, "head", batch, widths, less="layer"), most)
+            found += [v for v in sketched(shared, "both", batch, widths)
+                      if all(v.resources[k] <= m for k, m in zip(RESOURCES, most))]
     return found
 
 
@@ -409,8 +416,8 @@ def row(c: Candidate) -> list[str]:
             f"{c.usage['dsp']:.1%}"]
 
 
-HEADER = ["weights", "packing", "layer pe x simd", "lm_head pe x simd", "quantiser simd", "weight ports", "batch", "decode tok/s",
-          "of ceiling", "bound", "LUT", "BRAM+URAM", "DSP"]
+HEADER = ["weights", "packing", "layer pe x simd", "lm_head pe x simd", "quantiser simd", "weight ports", "batch",
+          "decode tok/s", "of ceiling", "bound", "LUT", "BRAM+URAM", "DSP"]
 
 
 def summary(c: Candidate) -> str:

@@ -300,7 +300,8 @@ def check_folding(kind: str, rows: int, cols: int, pe: int, simd: int, qsimd: in
         problems.append(f"quantiser_simd {qsimd} does not divide simd {simd}")
     if problems:
         raise HlsgenError(f"planner: the {kind} projection [{rows} x {cols}]: {'; '.join(problems)} "
-                          f"(allowed: pe a divisor of {rows}, simd a divisor of {cols}, pe*simd in 1, 2, 4, ..., {most}, "
+                          f"(allowed: pe a divisor of {rows}, simd a divisor of {cols}, "
+                          f"pe*simd in 1, 2, 4, ..., {most}, "
                           f"quantiser_simd a divisor of simd)")
 
 
