@@ -39,11 +39,13 @@ class Engine:
 
 
 def folding(b: "BitLinearPlan") -> tuple:
-    return (b.pe, b.simd)
+    """An engine's hardware: its MVU's folding and its quantiser's width."""
+    return (b.pe, b.simd, b.qsimd)
 
 
 def group(bitlinears) -> tuple:
-    """One engine per folding, in plan order; the one running the layers' projections is `layer`."""
+    """One engine per folding and quantiser width, in plan order; the one running the layers'
+    projections is `layer`."""
     engines = []
     for key in dict.fromkeys(folding(b) for b in bitlinears):
         members = [b for b in bitlinears if folding(b) == key]

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .planner import BitLinearPlan, HardwarePlan
 
 SELECT_BITS = 9               # a ternary term: +x, -x or 0 of an int8 code, as 9 bits
-CODE_STEPS = 7                # code_magnitude: a 7-step non-restoring division per SIMD lane
+CODE_STEPS = 7                # code_magnitude: a 7-step non-restoring division per quantiser lane
 DSP_A, DSP_B = 27, 18         # the DSP48E2 multiplier (signed 27 x 18)
 KERNEL_CONTROL = {"lut": 400, "ff": 600, "dsp": 0}       # loop counters, FIFO control, per BitLinear
 # The rest of the top, outside the lanes counted by elementwise_resources: the stage loops' control,
@@ -90,16 +90,28 @@ def code_lane_luts(y_width: int) -> int:
     return 2 * (y_width + 8) + CODE_STEPS * (y_width + 3)
 
 
+def packet_resources(b: BitLinearPlan) -> dict:
+    """A quantiser narrower than the MVU shifts its QSIMD codes a cycle into a SIMD-byte packet:
+    8 x SIMD registers (a LUT per byte for the shift enable's fan-out) and a counter of the
+    SIMD / QSIMD parts that writes the packet out."""
+    parts = b.simd // b.qsimd
+    if parts == 1:
+        return {"lut": 0, "ff": 0, "dsp": 0}
+    counter = max((parts - 1).bit_length(), 1)
+    return {"lut": b.simd + 2 * counter, "ff": 8 * b.simd + counter, "dsp": 0}
+
+
 def quantiser_resources(b: BitLinearPlan, numerics: dict) -> dict:
-    """RMSNorm-folded int8 quantiser, SIMD lanes wide: y = v * gamma in both passes and v * v,
-    |y|, the running max, and the code division; plus the per-token scale (sequential divider and
-    square root)."""
+    """RMSNorm-folded int8 quantiser, QSIMD lanes wide: y = v * gamma in both passes and v * v,
+    |y|, the running max, and the code division; the codes packet; plus the per-token scale
+    (sequential divider and square root)."""
     lane_lut = code_lane_luts(b.y_width) + 2 * b.y_width
     lane_dsp = 2 * multiplier_dsps(b.in_width, numerics["gamma_width"]) + multiplier_dsps(b.in_width, b.in_width)
     # Sequential divider and square root; the mean sumsq / cols divides by the call's shape.
     scale_lut = 4 * (b.num_width + b.root_width + b.sumsq_width)
-    return {"lut": b.simd * lane_lut + scale_lut, "ff": b.simd * lane_lut // 2 + 2 * b.num_width,
-            "dsp": b.simd * lane_dsp}
+    lanes = {"lut": b.qsimd * lane_lut + scale_lut, "ff": b.qsimd * lane_lut // 2 + 2 * b.num_width,
+             "dsp": b.qsimd * lane_dsp}
+    return add(lanes, packet_resources(b))
 
 
 def rescale_resources(b: BitLinearPlan, numerics: dict) -> dict:

@@ -1,5 +1,5 @@
-"""`hlsgen explore`: search foldings, weight placements, trit packings and batches for the fastest
-design within a budget.
+"""`hlsgen explore`: search foldings, quantiser widths, weight placements, trit packings and batches
+for the fastest design within a budget.
 
 Candidates are specs built in memory (dataclasses.replace on the loaded one), planned without
 weights by the planner itself (so its fit checks decide feasibility) and scored by perf.estimate.
@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from . import estimate, perf, planner
@@ -71,6 +72,14 @@ def foldings(pe_widths, simd_widths) -> list[tuple[int, int]]:
             if pe * simd <= MAX_LANES]
 
 
+QUANTISER_STEPS = 4    # quantiser widths searched: SIMD, SIMD / 2, SIMD / 4, SIMD / 8
+
+
+def quantiser_widths(simd: int) -> list[int]:
+    """The quantiser widths searched on an engine of `simd` columns, widest first, not below 1."""
+    return sorted({max(simd >> k, 1) for k in range(QUANTISER_STEPS)}, reverse=True)
+
+
 def layer_foldings(m) -> list[tuple[int, int]]:
     """pe divides every layer projection's rows (D, H, 2I) and the GLU's width I (the GLU runs pe
     lanes over each half of the fused gate/up output), simd every one's columns (H, D, I)."""
@@ -99,8 +108,11 @@ def within(shares: dict, budget: float) -> bool:
 
 def with_design(spec: Spec, place: str, layer: tuple, head: tuple, packing: str | None = None,
                 batch: int | None = None) -> Spec:
-    """The spec with this design; `packing` and `batch` None keep the spec's."""
-    p = Parallelism(pe=layer[0], simd=layer[1], lm_head_pe=head[0], lm_head_simd=head[1])
+    """The spec with this design: `layer` and `head` are (pe, simd) or (pe, simd, quantiser simd);
+    `packing` and `batch` None keep the spec's."""
+    quantiser = lambda folding: folding[2] if len(folding) > 2 else None   # noqa: E731
+    p = Parallelism(pe=layer[0], simd=layer[1], lm_head_pe=head[0], lm_head_simd=head[1],
+                    quantiser_simd=quantiser(layer), lm_head_quantiser_simd=quantiser(head))
     return replace(spec, hardware=replace(spec.hardware, weights=place, parallelism=p,
                                           packing=packing or spec.hardware.packing,
                                           batch=batch or spec.hardware.batch))
@@ -115,6 +127,20 @@ def candidate(spec: Spec, place: str, layer: tuple, head: tuple, packing: str | 
     except HlsgenError:
         return None
     return Candidate(s, plan, perf.estimate(plan), usage(plan))
+
+
+def narrowest(folding: tuple) -> tuple:
+    """The folding with the narrowest quantiser searched: the likeliest to fit the logic."""
+    return (*folding[:2], quantiser_widths(folding[1])[-1])
+
+
+def planned(spec: Spec, place: str, layer: tuple, head: tuple, packing: str, batch: int,
+            side: str) -> Candidate | None:
+    """The design with full-width quantisers, or (when the planner refuses that, e.g. for its logic)
+    with the narrowest on `side` (layer, head or both), the one being varied; quantiser_variants
+    sketches the other widths."""
+    narrowed = (narrowest(layer) if side != "head" else layer, narrowest(head) if side != "layer" else head)
+    return candidate(spec, place, layer, head, packing, batch) or candidate(spec, place, *narrowed, packing, batch)
 
 
 def places(board: Board) -> list[str]:
@@ -138,13 +164,57 @@ class Sketch:
         return self.batch / self.cycles
 
 
-def sketch(c: Candidate, batch: int) -> Sketch:
+def engine_folding(c: Candidate, kind: str) -> tuple:
+    """(pe, simd, quantiser simd) of the engine that runs `kind` in the planned design `c`."""
+    e = c.plan.engine_of(kind).config
+    return (e.pe, e.simd, e.qsimd)
+
+
+def sketch(c: Candidate, batch: int) -> tuple[Sketch, perf.Performance]:
     """The planned design `c` at another batch, without planning it again: the batch changes only
     the calls' cycles, the per-token registers and the per-token on-chip buffers, all of which
     the plan's own estimates follow (the planner's verdict at that batch comes with the real plan)."""
-    hw, p = c.spec.hardware, c.parallelism
-    return Sketch(hw.weights, (p.pe, p.simd), (p.lm_head_pe, p.lm_head_simd), hw.packing, batch,
-                  perf.estimate(c.plan, batch).cycles_per_call, resources(replace(c.plan, batch=batch)))
+    hw, e = c.spec.hardware, perf.estimate(c.plan, batch)
+    return (Sketch(hw.weights, engine_folding(c, "i"), engine_folding(c, "lm_head"), hw.packing, batch,
+                   e.cycles_per_call, resources(replace(c.plan, batch=batch))), e)
+
+
+def narrowings(c: Candidate, side: str) -> list[tuple]:
+    """(width, its engine, its BitLinears, its quantiser's resources) of one side (`layer`, `head`,
+    or `both` on one shared engine) of the planned design `c` at each searched quantiser width,
+    shared by every batch."""
+    kinds = [b for b in c.plan.bitlinears if side == "both" or (b.kind == "lm_head") == (side == "head")]
+    engine = c.plan.engine_of(kinds[0].kind).config
+    out = []
+    for q in quantiser_widths(engine.simd):
+        narrowed = replace(engine, quantiser_simd=q)
+        out.append((q, narrowed, [replace(b, quantiser_simd=q) for b in kinds],
+                    estimate.quantiser_resources(narrowed, c.plan.numerics)))
+    return out
+
+
+def quantiser_variants(s: Sketch, e: perf.Performance, side: str, widths: list[tuple]) -> list[Sketch]:
+    """`s`, a planned design at `e.batch`, at each quantiser width on one side (narrowings),
+    without planning again: the width changes that engine's quantiser and its BitLinears' compute
+    cycles.  Cycles are a first guess: what the compute adds fills first the time the call waited
+    for weights, and what it saves takes the call at most down to the transfer.  Only the variants
+    no narrower one matches in speed are kept."""
+    compute = {q: sum(b.matrices * perf.bitlinear_compute_cycles(b, engine, e.batch) for b in kinds)
+               for q, engine, kinds, _ in widths}
+    planned_q = (s.head if side == "head" else s.layer)[2]
+    base_quantiser = next(r for q, _, _, r in widths if q == planned_q)
+    waited = e.cycles_per_call > e.compute_cycles
+    variants = []
+    for q, engine, _, quantiser in widths:
+        delta = compute[q] - compute[planned_q]
+        cycles = (max(e.compute_cycles + delta, e.cycles_per_call + min(delta, 0), e.memory_cycles) if waited
+                  else e.compute_cycles + delta)
+        folding = (engine.pe, engine.simd, q)
+        variants.append(replace(s, layer=s.layer if side == "head" else folding,
+                                head=s.head if side == "layer" else folding, cycles=cycles,
+                                resources={k: v + quantiser.get(k, 0) - base_quantiser.get(k, 0)
+                                           for k, v in s.resources.items()}))
+    return pareto(variants, key=lambda v: (v.resources["lut"], -v.speed), speed=lambda v: v.speed)
 
 
 def combine(base: Sketch, layer: Sketch, head: Sketch) -> Sketch:
@@ -159,12 +229,64 @@ def combine(base: Sketch, layer: Sketch, head: Sketch) -> Sketch:
                   layer.cycles + head.cycles - base.cycles, {k: merge(k) for k in base.resources})
 
 
-def sketches(spec: Spec, place: str, layer_options, head_options, packing: str, searched: tuple) -> list[Sketch]:
-    """Every folding at this placement and every searched batch, from one plan per layer folding
-    and one per head folding (a 2.7B model has thousands of combinations; planning each would
-    take minutes), each planned at the smallest batch and scored at the others (sketch).  Layer
-    and head must stream the same number of weight stripes, so the superposition runs per stripe
-    count, around a reference pair of that count."""
+RESOURCES = ("lut", "ff", "dsp", "memory")
+
+
+def limits(board: Board, budget: float) -> np.ndarray:
+    """The most of each of RESOURCES a design may take: the --budget on LUTs and on-chip memory,
+    and the planner's own logic limit on LUT/FF/DSP."""
+    have, logic = board.resources, planner.LOGIC_BUDGET
+    return np.array([min(budget, logic) * have["lut"], logic * have["ff"], logic * have["dsp"],
+                     budget * board.onchip_bits])
+
+
+def promising(base: Sketch, layers: list[Sketch], heads: list[Sketch], most: np.ndarray) -> list[Sketch]:
+    """combine() of every layer x head pair of two foldings (one folding would share an engine:
+    sketches plans those), on arrays: only the pairs within `most` that are on this group's rough
+    Pareto front or among its RECHECKED fastest become Sketches (the union over the groups holds
+    the whole rough front and the fastest: all that search uses)."""
+    if not layers or not heads:
+        return []
+    table = lambda group: np.array([[g.resources[k] for k in RESOURCES] + [g.cycles] for g in group])  # noqa: E731
+    reference = np.array([base.resources[k] for k in RESOURCES] + [base.cycles])
+    total = (table(layers)[:, None, :] + table(heads)[None, :, :] - reference).reshape(-1, len(RESOURCES) + 1)
+    apart = np.array([[lo.layer[:2] != ho.head[:2] for ho in heads] for lo in layers]).reshape(-1)
+    fit = np.flatnonzero(np.all(total[:, :len(RESOURCES)] <= most, axis=1) & apart)
+    lut, speed = total[fit, 0], base.batch / total[fit, -1]
+    order = np.lexsort((-speed, lut))                      # as pareto(): cheapest, then fastest
+    best_before = np.maximum.accumulate(np.concatenate([[-np.inf], speed[order][:-1]]))
+    chosen = set(order[speed[order] > best_before]) | set(np.argsort(-speed, kind="stable")[:RECHECKED])
+    pairs = (divmod(int(fit[i]), len(heads)) for i in sorted(chosen))
+    return [combine(base, layers[lo], heads[ho]) for lo, ho in pairs]
+
+
+def without_engines(s: Sketch, c: Candidate, side: str) -> Sketch:
+    """`s` (of the planned design `c`) less the engines that run only `side`'s kinds (layer, head
+    or both) there."""
+    runs = lambda kind: side == "both" or (kind == "lm_head") == (side == "head")   # noqa: E731
+    gone = [estimate.bitlinear_resources(e.config, c.plan.numerics, s.batch)
+            for e in c.plan.engines if all(runs(k) for k in e.kinds)]
+    return replace(s, resources={k: v - sum(g.get(k, 0) for g in gone) for k, v in s.resources.items()})
+
+
+def sketched(group: list[Candidate], side: str, batch: int, widths: dict, less: str | None = None) -> list[Sketch]:
+    """The planned designs `group` at `batch` and every quantiser width on `side` (widths: their
+    narrowings by id); `less`: the side whose own engines come off (without_engines)."""
+    return [without_engines(v, c, less) if less else v
+            for c in group for v in quantiser_variants(*sketch(c, batch), side, widths[id(c)])]
+
+
+def sketches(spec: Spec, place: str, layer_options, head_options, packing: str, searched: tuple,
+             most: np.ndarray) -> list[Sketch]:
+    """The promising designs within `most` (limits) at this placement, over every folding and
+    quantiser width and every searched batch, from one plan per layer folding and one per head
+    folding (a 2.7B model has tens of thousands of combinations; planning each would take
+    minutes), each planned at the smallest batch and scored at the others (sketch).  Layer and
+    head must stream the same number of weight stripes, so the superposition runs per stripe
+    count, around a reference pair of that count, each side's sketch less the other side's engine
+    and the reference less both (a folding shares one engine when it runs both sides, so the sum
+    counts every engine once).  Designs whose layers and lm_head share a folding, and so an engine,
+    get a plan of their own."""
     found, least = [], min(searched)
     stripes = lambda folding: stripes_for(folding[0] * folding[1])         # noqa: E731
     # The reference pair: the first the planner accepts, the most balanced foldings first
@@ -175,26 +297,25 @@ def sketches(spec: Spec, place: str, layer_options, head_options, packing: str, 
         heads = [o for o in head_options if stripes(o) == count]
         if not heads:
             continue
+        shared = [c for o in layers if o in heads and (c := planned(spec, place, o, o, packing, least, "both"))]
         pairs = ((lo, ho) for lo in sorted(layers, key=balanced) for ho in sorted(heads, key=balanced))
         reference, base = next(((pair, c) for pair in pairs if (c := candidate(spec, place, *pair, packing, least))),
                                (None, None))
-        if base is None:
-            continue
-        planned_layers = [c for o in layers if (c := candidate(spec, place, o, reference[1], packing, least))]
-        planned_heads = [c for o in heads if (c := candidate(spec, place, reference[0], o, packing, least))]
+        planned_layers, planned_heads = [], []
+        if base:
+            layer_ref, head_ref = reference
+            planned_layers = [c for o in layers if (c := planned(spec, place, o, head_ref, packing, least, "layer"))]
+            planned_heads = [c for o in heads if (c := planned(spec, place, layer_ref, o, packing, least, "head"))]
+        widths = {id(c): narrowings(c, side) for side, group in (("layer", planned_layers), ("head", planned_heads),
+                                                                  ("both", shared)) for c in group}
         for batch in searched:      # each sketched once: combine only adds them up
-            b = sketch(base, batch)
-            with_layers = [sketch(c, batch) for c in planned_layers]
-            with_heads = [sketch(c, batch) for c in planned_heads]
-            found += [combine(b, lo, ho) for lo in with_layers for ho in with_heads]
+            if base:
+                found += promising(without_engines(sketch(base, batch)[0], base, "both"),
+                                   sketched(planned_layers, "layer", batch, widths, less="head"),
+                                   sketched(planned_heads, "head", batch, widths, less="layer"), most)
+            found += [v for v in sketched(shared, "both", batch, widths)
+                      if all(v.resources[k] <= m for k, m in zip(RESOURCES, most))]
     return found
-
-
-def fits(s: Sketch, board: Board, budget: float) -> bool:
-    """The --budget on LUTs and on-chip memory, and the planner's own logic limit on LUT/FF/DSP."""
-    have = board.resources
-    return (s.resources["lut"] <= budget * have["lut"] and s.resources["memory"] <= budget * board.onchip_bits
-            and all(s.resources[k] <= planner.LOGIC_BUDGET * have[k] for k in ("lut", "ff", "dsp")))
 
 
 RECHECKED = 8   # sketches beyond the rough Pareto front planned for real at each placement
@@ -207,8 +328,7 @@ def search(spec: Spec, budget: float, searched: tuple = BATCHES) -> list[Candida
     found = []
     # Every packing at every placement: on chip, 5trit only shrinks the ROMs (and adds decoders).
     for place, packing in itertools.product(places(board), PACKINGS):
-        rough = [s for s in sketches(spec, place, layer_options, head_options, packing, searched)
-                 if fits(s, board, budget)]
+        rough = sketches(spec, place, layer_options, head_options, packing, searched, limits(board, budget))
         front = pareto(rough, key=lambda s: (s.resources["lut"], -s.speed), speed=lambda s: s.speed)
         # The superposed cycles are a first guess: the fastest few off the front are planned too.
         fastest = sorted(rough, key=lambda s: -s.speed)[:RECHECKED]
@@ -278,7 +398,9 @@ def hardware_section(c: Candidate) -> dict:
     """The chosen design as the config's `hardware:` mapping."""
     hw, p = c.spec.hardware, c.parallelism
     section = {"board": hw.board, "weights": hw.weights, "packing": hw.packing, "batch": hw.batch,
-               "parallelism": {"pe": p.pe, "simd": p.simd, "lm_head_pe": p.lm_head_pe, "lm_head_simd": p.lm_head_simd}}
+               "parallelism": {"pe": p.pe, "simd": p.simd, "lm_head_pe": p.lm_head_pe, "lm_head_simd": p.lm_head_simd,
+                               "quantiser_simd": c.plan.bitlinear("i").qsimd,
+                               "lm_head_quantiser_simd": c.plan.bitlinear("lm_head").qsimd}}
     if hw.clock_mhz is not None:
         section["clock_mhz"] = hw.clock_mhz
     return section
@@ -287,14 +409,15 @@ def hardware_section(c: Candidate) -> dict:
 def row(c: Candidate) -> list[str]:
     p, e = c.parallelism, c.perf
     ceiling = "-" if e.fraction_of_ceiling is None else f"{e.fraction_of_ceiling:.0%}"
+    quantisers = f"{c.plan.bitlinear('i').qsimd}/{c.plan.bitlinear('lm_head').qsimd}"
     return [c.spec.hardware.weights, c.spec.hardware.packing, f"{p.pe}x{p.simd}", f"{p.lm_head_pe}x{p.lm_head_simd}",
-            str(c.plan.stripes) if c.plan.offchip else "-", str(c.batch),
+            quantisers, str(c.plan.stripes) if c.plan.offchip else "-", str(c.batch),
             f"{c.tokens_per_s:,.1f}", ceiling, e.bound, f"{c.usage['lut']:.1%}", f"{c.usage['memory']:.1%}",
             f"{c.usage['dsp']:.1%}"]
 
 
-HEADER = ["weights", "packing", "layer pe x simd", "lm_head pe x simd", "weight ports", "batch", "decode tok/s",
-          "of ceiling", "bound", "LUT", "BRAM+URAM", "DSP"]
+HEADER = ["weights", "packing", "layer pe x simd", "lm_head pe x simd", "quantiser simd", "weight ports", "batch",
+          "decode tok/s", "of ceiling", "bound", "LUT", "BRAM+URAM", "DSP"]
 
 
 def summary(c: Candidate) -> str:

@@ -11,10 +11,11 @@ MVUs, as far as the FIFO allows; `run_phases` follows both as a fluid model.
 A call takes n <= hardware.batch tokens that share one pass over the weights: a block of one
 sequence's prompt (prefill) or the next token of each of n sequences (batched decode); the timing
 is the same.  The stages between the BitLinears run the tokens one after another (n times a
-token's cycles).  A BitLinear quantises the tokens one after another (two passes of cols / SIMD
-cycles each); with n > 1 its MVU first takes every token's codes, then runs each weight fold over
-the n tokens (token innermost), so it reads the weights once per call at 1/n of the single-token
-pace.  The weight bytes per call are those of a single token, and n embedding rows.  Performance
+token's cycles).  A BitLinear quantises the tokens one after another (two passes of cols / QSIMD
+cycles each, QSIMD <= SIMD the quantiser's lanes); with one token the MVU's first row fold takes
+the codes at the quantiser's pace; with n > 1 its MVU first takes every token's codes, then runs
+each weight fold over the n tokens (token innermost), so it reads the weights once per call at
+1/n of the single-token pace.  The weight bytes per call are those of a single token, and n embedding rows.  Performance
 gives the rates of calls of the design's batch; `estimate(plan, 1)` is one sequence decoding alone.
 
 Every stage between the BitLinears is as wide as the BitLinear feeding it: a rescale emits one
@@ -67,11 +68,24 @@ def scale_latency(engine: BitLinearPlan) -> int:
     return engine.sumsq_width + engine.root_width // 2 + engine.num_width
 
 
+def quantiser_pass(b: BitLinearPlan) -> int:
+    """One pass of the quantiser over a token: cols / QSIMD cycles."""
+    return b.cols // b.qsimd
+
+
 def mvu_start(b: BitLinearPlan, tokens: int) -> int:
     """Cycles of quantiser before the MVU's first fold: one token's codes go straight into its
     first row fold, after pass 1; several tokens' codes are all buffered first (2 passes each)."""
-    folds = b.cols // b.simd
-    return folds if tokens == 1 else 2 * tokens * folds
+    return quantiser_pass(b) if tokens == 1 else 2 * tokens * quantiser_pass(b)
+
+
+def mvu_cycles(b: BitLinearPlan, tokens: int) -> int:
+    """The MVU from its first fold: rows / PE x cols / SIMD folds, each over the tokens.  One
+    token's first row fold takes the codes as pass 2 makes them, a packet per SIMD / QSIMD cycles;
+    the other row folds read the input buffer at II=1."""
+    if tokens == 1:
+        return quantiser_pass(b) + (b.rows // b.pe - 1) * (b.cols // b.simd)
+    return tokens * b.cycles_per_matrix
 
 
 def mvu_cycles(b: BitLinearPlan, tokens: int) -> int:
@@ -84,15 +98,15 @@ def mvu_cycles(b: BitLinearPlan, tokens: int) -> int:
 
 def bitlinear_compute_cycles(b: BitLinearPlan, engine: BitLinearPlan, tokens: int = 1) -> int:
     """Kind `b` on its engine for a call of `tokens` tokens: the quantiser (two passes of cols /
-    SIMD cycles per token), the MVU from mvu_start (rows / PE x cols / SIMD folds, each over the
-    tokens) and the rescale, overlapped.  A token's scale comes after its codes (scale_latency);
-    the sums FIFO holds the row folds meanwhile, and the rescale takes one packet per cycle in
-    order, so the last token's scale gates its first packet and every packet after it (the last
-    rows / PE with one token, (rows / PE - 1) x tokens + 1 with the tokens interleaved).  The call
-    ends at the later of the MVU's last fold and that."""
-    last_scale = 2 * tokens * (b.cols // b.simd) + scale_latency(engine)
+    QSIMD cycles per token), the MVU from mvu_start (mvu_cycles) and the rescale, overlapped.  A
+    token's scale comes after its codes (scale_latency); the sums FIFO holds the row folds
+    meanwhile, and the rescale takes one packet per cycle in order, so the last token's scale
+    gates its first packet and every packet after it (the last rows / PE with one token,
+    (rows / PE - 1) x tokens + 1 with the tokens interleaved).  The call ends at the later of the
+    MVU's last fold and that."""
+    last_scale = 2 * tokens * quantiser_pass(b) + scale_latency(engine)
     rescale_end = last_scale + (b.rows // b.pe - 1) * tokens + 1
-    mvu_end = mvu_start(b, tokens) + tokens * b.cycles_per_matrix
+    mvu_end = mvu_start(b, tokens) + mvu_cycles(b, tokens)
     return max(mvu_end, rescale_end) + 3 * PIPELINE_FILL
 
 

@@ -59,6 +59,11 @@ class BitLinearPlan:
     base_word: int = 0   # where this kind's lane words start: in the stripe buffers off chip, its engine's ROM on chip
     packing: str = "2bit"  # 2bit: lane j of a fold at a fixed bit slice; 5trit: each stripe's codes 5 per byte
     batch: int = 1       # the most tokens one call runs (spec hardware.batch): buffers and accumulators per token
+    quantiser_simd: int | None = None   # the quantiser's lanes per cycle, a divisor of simd (None: simd)
+
+    @property
+    def qsimd(self) -> int:
+        return self.quantiser_simd or self.simd
 
     @property
     def part_lanes(self) -> int:
@@ -280,7 +285,7 @@ def numerics_constants(spec: Spec) -> dict:
     }
 
 
-def check_folding(kind: str, rows: int, cols: int, pe: int, simd: int) -> None:
+def check_folding(kind: str, rows: int, cols: int, pe: int, simd: int, qsimd: int | None = None) -> None:
     """The MVU (HLS and RTL alike) has no partial folds: PE must divide the rows, SIMD the columns,
     and the 2-bit lanes of a cycle must split a 512-bit weight word evenly (or fill whole words)."""
     lanes, most = pe * simd, MAX_LANES
@@ -291,9 +296,13 @@ def check_folding(kind: str, rows: int, cols: int, pe: int, simd: int) -> None:
         problems.append(f"simd {simd} does not divide its {cols} columns")
     if lanes & (lanes - 1) or lanes > most:
         problems.append(f"pe*simd = {lanes} is not a power of two <= {most}")
+    if qsimd is not None and simd % qsimd:
+        problems.append(f"quantiser_simd {qsimd} does not divide simd {simd}")
     if problems:
         raise HlsgenError(f"planner: the {kind} projection [{rows} x {cols}]: {'; '.join(problems)} "
-                          f"(allowed: pe a divisor of {rows}, simd a divisor of {cols}, pe*simd in 1, 2, 4, ..., {most})")
+                          f"(allowed: pe a divisor of {rows}, simd a divisor of {cols}, "
+                          f"pe*simd in 1, 2, 4, ..., {most}, "
+                          f"quantiser_simd a divisor of simd)")
 
 
 def lane_words(rows: int, cols: int, pe: int, simd: int, packing: str = "2bit") -> int:
@@ -305,9 +314,9 @@ def lane_words(rows: int, cols: int, pe: int, simd: int, packing: str = "2bit") 
 
 
 def size_bitlinear(spec: Spec, kind: str, rows: int, cols: int, pe: int, simd: int, matrices: int,
-                   max_beta: int) -> BitLinearPlan:
+                   max_beta: int, quantiser_simd: int | None = None) -> BitLinearPlan:
     """Every width of one BitLinear instance, from the bounds of its values."""
-    check_folding(kind, rows, cols, pe, simd)
+    check_folding(kind, rows, cols, pe, simd, quantiser_simd)
     n = spec.numerics
     in_width = n.mix.width if kind in ("o", "down") else n.act.width
     y_width = in_width + n.gamma.width
@@ -324,7 +333,7 @@ def size_bitlinear(spec: Spec, kind: str, rows: int, cols: int, pe: int, simd: i
                          beta_width=beta_width, num_width=num_width, acc_width=acc_width,
                          words_per_matrix=lane_words(rows, cols, pe, simd, spec.hardware.packing),
                          offchip=spec.hardware.weights != "onchip", packing=spec.hardware.packing,
-                         batch=spec.hardware.batch)
+                         batch=spec.hardware.batch, quantiser_simd=quantiser_simd)
 
 
 def choose_bitlinears(spec: Spec, weights: Weights | None) -> tuple:
@@ -340,7 +349,8 @@ def choose_bitlinears(spec: Spec, weights: Weights | None) -> tuple:
             max_beta = max(nx.beta_fixed(pr.scale, spec.numerics) for pr in projs)
         plans.append(size_bitlinear(spec, kind, rows, cols,
                                     p.lm_head_pe if is_head else p.pe, p.lm_head_simd if is_head else p.simd,
-                                    1 if is_head else spec.model.layers, max_beta))
+                                    1 if is_head else spec.model.layers, max_beta,
+                                    p.lm_head_quantiser_simd if is_head else p.quantiser_simd))
     return with_stripe_offsets(plans)
 
 
@@ -494,6 +504,12 @@ def over_budget(plan: HardwarePlan, bitlinears=None) -> dict:
     return {k: (used[k], have[k]) for k in used if used[k] > LOGIC_BUDGET * have[k]}
 
 
+def fold(b: BitLinearPlan, pe: int, simd: int) -> BitLinearPlan:
+    """`b` at another folding; a quantiser width set apart from simd stays, at most the new simd."""
+    qsimd = None if b.quantiser_simd is None else min(b.quantiser_simd, simd)
+    return replace(b, pe=pe, simd=simd, quantiser_simd=qsimd)
+
+
 def smaller_parallelism(plan: HardwarePlan) -> dict | None:
     """The first folding that fits, halving the widest of simd, pe, lm_head_simd, lm_head_pe in turn
     (each is a power of two, so its half still divides the matrix sizes)."""
@@ -505,8 +521,8 @@ def smaller_parallelism(plan: HardwarePlan) -> dict | None:
         p[widest] //= 2
         if not stripes_agree(p["pe"] * p["simd"], p["lm_head_pe"] * p["lm_head_simd"]):
             continue        # the spec refuses it
-        folded = [replace(b, pe=p["lm_head_pe"], simd=p["lm_head_simd"]) if b.kind == "lm_head"
-                  else replace(b, pe=p["pe"], simd=p["simd"]) for b in plan.bitlinears]
+        folded = [fold(b, p["lm_head_pe"], p["lm_head_simd"]) if b.kind == "lm_head" else fold(b, p["pe"], p["simd"])
+                  for b in plan.bitlinears]
         if not over_budget(plan, folded):
             return {k: v for k, v in p.items() if v != start[k]}
     return None

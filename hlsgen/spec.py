@@ -93,6 +93,10 @@ class Parallelism:
     simd: int = 1      # input columns consumed per cycle
     lm_head_pe: int = 1
     lm_head_simd: int = 1
+    # The quantiser's lanes per cycle (None: simd): only the MVU's first row fold of a single
+    # token waits on it, so it can be narrower than the MVU.
+    quantiser_simd: int | None = None
+    lm_head_quantiser_simd: int | None = None
 
 
 @dataclass(frozen=True)
@@ -331,7 +335,9 @@ def stripes_agree(layer_lanes: int, head_lanes: int) -> bool:
 def _parallelism(sec: _Section, model: ModelSpec) -> Parallelism:
     p = Parallelism(pe=sec.int("pe", 1, maximum=MAX_LANES), simd=sec.int("simd", 1, maximum=MAX_LANES),
                     lm_head_pe=sec.int("lm_head_pe", 1, maximum=MAX_LANES),
-                    lm_head_simd=sec.int("lm_head_simd", 1, maximum=MAX_LANES))
+                    lm_head_simd=sec.int("lm_head_simd", 1, maximum=MAX_LANES),
+                    quantiser_simd=sec.int("quantiser_simd", optional=True),
+                    lm_head_quantiser_simd=sec.int("lm_head_quantiser_simd", optional=True))
     sec.finish()
     # Named per dimension, not per value: when widths coincide (D == H) the message must still
     # name the dimension the user set.
@@ -364,6 +370,12 @@ def _parallelism(sec: _Section, model: ModelSpec) -> Parallelism:
         raise HlsgenError(f"{sec.where('lm_head_pe')}: lm_head_pe*lm_head_simd = {head_lanes} but pe*simd = "
                           f"{layer_lanes}; beyond 256 lanes the weights are striped over ports and every projection "
                           f"streams the same number of stripes (allowed: equal lane counts, or both <= 256)")
+    # simd is a power of two here (pe*simd is), so its divisors are the powers of two up to it.
+    for key, simd_key in (("quantiser_simd", "simd"), ("lm_head_quantiser_simd", "lm_head_simd")):
+        value, simd = getattr(p, key), getattr(p, simd_key)
+        if value is not None and simd % value:
+            raise HlsgenError(f"{sec.where(key)}: {value} does not divide {simd_key} {simd} (allowed: "
+                              f"{', '.join(str(d) for d in _divisors(simd))})")
     return p
 
 

@@ -118,27 +118,33 @@ ap_uint<N::scale_width> output_scale(ap_uint<C::y_width> m, ap_uint<C::sumsq_wid
     return ap_uint<N::scale_width>(s);
 }
 
-// Fused RMSNorm + per-token int8 quantiser, one token. Pass 1: max|v*gamma| and sum v^2 (the RMS
-// factor only sets the output scale); pass 2: the codes, SIMD per cycle; then the output scale.
+// Fused RMSNorm + per-token int8 quantiser, one token, QSIMD lanes per cycle. Pass 1: max|v*gamma|
+// and sum v^2 (the RMS factor only sets the output scale); pass 2: the codes, shifted into a
+// SIMD-wide packet a QSIMD-lane part per cycle, one packet written every SIMD / QSIMD cycles; then
+// the output scale.  The MVU waits on these only in a single token's first row fold, so the
+// quantiser may be narrower than the MVU; a max and an exact integer sum do not depend on order.
 template <class N, class C, class GAMMA>
 void quantise_token(const ap_int<C::in_width> v[C::cols], const GAMMA gamma[C::cols],
                     ap_uint<C::beta_width> beta, shape_t shape, hls::stream<ap_uint<8 * C::simd> >& codes,
                     hls::stream<ap_uint<N::scale_width> >& scale) {
 #pragma HLS INLINE
+    static_assert(C::qsimd >= 1 && C::simd % C::qsimd == 0, "the quantiser's lanes divide SIMD");
+    const unsigned Q = C::qsimd, PARTS = C::simd / C::qsimd;    // PARTS: quantiser cycles per packet
     typedef ap_int<C::y_width> y_t;
     typedef ap_uint<C::y_width> mag_t;
+    typedef ap_uint<8 * C::simd> packet_t;
     mag_t m = 0;
     ap_uint<C::sumsq_width> sumsq = 0;
 quantise_stats:
-    for (unsigned sf = 0; sf < shape.cols / C::simd; sf++) {
-#pragma HLS LOOP_TRIPCOUNT max=C::cols / C::simd
+    for (unsigned qf = 0; qf < shape.cols / Q; qf++) {
+#pragma HLS LOOP_TRIPCOUNT max=C::cols / C::qsimd
 #pragma HLS PIPELINE II=1
         mag_t fold_max = 0;
         ap_uint<C::sumsq_width> fold_sumsq = 0;
     stats_lanes:
-        for (unsigned s = 0; s < C::simd; s++) {
+        for (unsigned s = 0; s < Q; s++) {
 #pragma HLS UNROLL
-            const unsigned k = sf * C::simd + s;
+            const unsigned k = qf * Q + s;
             const y_t y = y_t(v[k]) * ap_int<N::gamma_width>(gamma[k]);
             const mag_t mag = y < 0 ? mag_t(-y) : mag_t(y);
             if (mag > fold_max) fold_max = mag;
@@ -150,25 +156,29 @@ quantise_stats:
 #ifndef __SYNTHESIS__
     ap_int<8> traced[C::cols];
 #endif
+    packet_t packet = 0;
 quantise_codes:
-    for (unsigned sf = 0; sf < shape.cols / C::simd; sf++) {
-#pragma HLS LOOP_TRIPCOUNT max=C::cols / C::simd
+    for (unsigned qf = 0; qf < shape.cols / Q; qf++) {
+#pragma HLS LOOP_TRIPCOUNT max=C::cols / C::qsimd
 #pragma HLS PIPELINE II=1
-        ap_uint<8 * C::simd> packet;
+        ap_uint<8 * C::qsimd> part;
     codes_lanes:
-        for (unsigned s = 0; s < C::simd; s++) {
+        for (unsigned s = 0; s < Q; s++) {
 #pragma HLS UNROLL
-            const unsigned k = sf * C::simd + s;
+            const unsigned k = qf * Q + s;
             const y_t y = y_t(v[k]) * ap_int<N::gamma_width>(gamma[k]);
             const mag_t mag = y < 0 ? mag_t(-y) : mag_t(y);
             const ap_uint<7> q = m == 0 ? ap_uint<7>(0) : code_magnitude<C::y_width>(mag, m);
             const ap_int<8> code = y < 0 ? ap_int<8>(-ap_int<8>(q)) : ap_int<8>(q);
-            set_field<8>(packet, s, ap_uint<8>(code));
+            set_field<8>(part, s, ap_uint<8>(code));
 #ifndef __SYNTHESIS__
             traced[k] = code;
 #endif
         }
-        codes.write(packet);
+        // A part enters at the top and moves down a part per cycle: a shift register, no
+        // multiplexer; after PARTS parts the first holds lanes 0 .. Q - 1.
+        packet = PARTS == 1 ? packet_t(part) : packet_t((packet >> (8 * Q)) | (packet_t(part) << (8 * (C::simd - Q))));
+        if (qf % PARTS == PARTS - 1) codes.write(packet);
     }
     HLSGEN_TRACE(trace_scope() + ".q", traced, shape.cols);
     // The scale after the codes: the MVU starts on the codes while the square root and the
@@ -183,8 +193,8 @@ template <class N, class C, class GAMMA>
 void quantise(const ap_int<C::in_width> v[C::batch][C::cols], const GAMMA gamma[C::cols],
               ap_uint<C::beta_width> beta, shape_t shape, unsigned n, hls::stream<ap_uint<8 * C::simd> >& codes,
               hls::stream<ap_uint<N::scale_width> >& scale) {
-#pragma HLS ARRAY_PARTITION variable=v cyclic factor=C::simd dim=2
-#pragma HLS ARRAY_PARTITION variable=gamma cyclic factor=C::simd
+#pragma HLS ARRAY_PARTITION variable=v cyclic factor=C::qsimd dim=2
+#pragma HLS ARRAY_PARTITION variable=gamma cyclic factor=C::qsimd
 quantise_tokens:
     for (unsigned t = 0; t < n; t++) {
 #pragma HLS LOOP_TRIPCOUNT max=C::batch

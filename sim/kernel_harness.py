@@ -105,14 +105,14 @@ class KernelProgram:
 
     def bitlinear(self, variant: Variant, rows: int, cols: int, pe: int, simd: int, matrices: int = 1,
                   max_beta: int = 1, mix_input: bool = False, overfetching: bool = False,
-                  packing: str = "2bit", batch: int = 1) -> BitLinear:
+                  packing: str = "2bit", batch: int = 1, qsimd: int | None = None) -> BitLinear:
         """Sized by the planner as a projection fed by act values (or mix values: o, down).
 
         `overfetching` injects a fault for the stream-safety test: this instance's ROM weight
         streamer writes one lane too many, which bitlinear's drain check must turn into an error.
         """
         plan = planner.size_bitlinear(variant.spec, "o" if mix_input else "i", rows, cols, pe, simd,
-                                      matrices, max_beta)
+                                      matrices, max_beta, qsimd)
         # The kind only chose the input format; the struct needs a name of its own.
         plan = replace(plan, kind=f"bitlinear{len(variant.bitlinears)}", packing=packing, batch=batch,
                        words_per_matrix=lane_words(rows, cols, pe, simd, packing))

@@ -48,6 +48,11 @@ CONFIGS = {
                                 "parallelism": {"pe": 16, "simd": 32, "lm_head_pe": 8, "lm_head_simd": 64}}},
     # The same on chip, batch 2.
     "onchip_batch2": {"hardware": {"batch": 2}},
+    # Quantisers narrower than their MVUs (codes packets over 4 and 16 cycles) over m_axi, two
+    # stripes, calls of up to 2 tokens: the layers' quantiser 8 lanes of 32, the lm_head's 4 of 64.
+    "hbm_qsimd": {"hardware": {"weights": "hbm", "batch": 2,
+                               "parallelism": {"pe": 16, "simd": 32, "lm_head_pe": 8, "lm_head_simd": 64,
+                                               "quantiser_simd": 8, "lm_head_quantiser_simd": 4}}},
     # 4 layers, vocab 1000; H = 40 makes every matrix end inside a 512-bit word (padding).
     "four_layers": {"model": {"vocab": 1000, "hidden": 40, "layers": 4, "intermediate_size": 64},
                     "hardware": {"parallelism": {"pe": 2, "simd": 8, "lm_head_pe": 8, "lm_head_simd": 4}},

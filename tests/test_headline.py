@@ -27,3 +27,16 @@ def test_the_explored_2_7b_design_reaches_the_bandwidth_ceiling(tmp_path, board,
     assert batched.tokens_per_s >= chosen.tokens_per_s
     if board == "u280":
         assert batched.batch > 1 and batched.tokens_per_s > e.ceiling_tokens_per_s
+
+
+def test_a_narrower_quantiser_lets_the_kv260_reach_the_ceiling(tmp_path):
+    """370M on the KV260: the 16 x 64 folding needs more LUTs than the budget with SIMD-wide
+    quantisers; explore narrows them and reaches the goal, faster than the best design whose
+    quantisers are as wide as their MVUs."""
+    shape = {"vocab": 32000, "hidden": 1024, "layers": 24, "intermediate_size": 2816}
+    s = spec.load(write_config(tmp_path, "kv", model=shape, hardware={"board": "kv260"}))
+    chosen, front = explore.explore(s, budget=0.8, searched=(1,))
+    layer = chosen.plan.bitlinear("i")
+    assert layer.qsimd < layer.simd and chosen.perf.fraction_of_ceiling >= GOAL
+    full_width = [c for c in front if all(b.qsimd == b.simd for b in c.plan.bitlinears)]
+    assert full_width and max(c.tokens_per_s for c in full_width) < 0.9 * chosen.tokens_per_s

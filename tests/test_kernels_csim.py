@@ -49,11 +49,13 @@ class Shape:
     mix_input: bool = False
     packing: str = "2bit"
     batch: int = 1
+    qsimd: int | None = None       # the quantiser's lanes (None: simd)
 
     @property
     def id(self) -> str:
         return (f"{self.variant}-{self.rows}x{self.cols}-pe{self.pe}-simd{self.simd}" + ("-mix" if self.mix_input else "")
-                + ("-5trit" if self.packing == "5trit" else "") + (f"-batch{self.batch}" if self.batch > 1 else ""))
+                + ("-5trit" if self.packing == "5trit" else "") + (f"-batch{self.batch}" if self.batch > 1 else "")
+                + (f"-qsimd{self.qsimd}" if self.qsimd else ""))
 
 
 SHAPES = [
@@ -88,6 +90,15 @@ BATCH_SHAPES = [
     Shape("base", 20, 36, 2, 4, mix_input=True, batch=16),
     Shape("base", 32, 64, 16, 32, batch=4),              # two stripes
     Shape("base", 40, 12, 8, 4, packing="5trit", batch=2),
+]
+# A quantiser narrower than the MVU: each codes packet assembled over simd / qsimd cycles.
+QUANTISER_SHAPES = [
+    Shape("base", 24, 40, 4, 8, qsimd=2),
+    Shape("base", 3, 16, 1, 16, qsimd=1),                # one quantiser lane, a packet per 16 cycles
+    Shape("narrow", 12, 8, 2, 8, mix_input=True, qsimd=4),
+    Shape("base", 32, 64, 16, 32, qsimd=8),              # two stripes
+    Shape("base", 20, 36, 2, 4, mix_input=True, batch=5, qsimd=1),
+    Shape("base", 24, 40, 4, 8, packing="5trit", batch=3, qsimd=4),
 ]
 MATRICES = 2                                # every ROM holds two matrices; the cases pick one
 ELEMENTWISE_WIDTH = {"base": 40, "narrow": 12, "shifted": 8}    # K, D and I of the elementwise kernels
@@ -137,8 +148,8 @@ def main_program() -> tuple[KernelProgram, dict, dict, BitLinear]:
     variants = {name: program.variant(name, n) for name, n in (("base", BASE), ("narrow", NARROW), ("shifted", SHIFTED))}
     bitlinears = {s.id: program.bitlinear(variants[s.variant], s.rows, s.cols, s.pe, s.simd, MATRICES,
                                           max_beta(variants[s.variant].numerics), s.mix_input, packing=s.packing,
-                                          batch=s.batch)
-                  for s in SHAPES + TRIT_SHAPES + BATCH_SHAPES}
+                                          batch=s.batch, qsimd=s.qsimd)
+                  for s in SHAPES + TRIT_SHAPES + BATCH_SHAPES + QUANTISER_SHAPES}
     overfetching = program.bitlinear(variants["base"], 8, 8, 2, 2, max_beta=max_beta(BASE), overfetching=True)
     for name, variant in variants.items():
         add_elementwise(program, variant, ELEMENTWISE_WIDTH[name], LANES[name])
@@ -289,7 +300,22 @@ def test_bitlinear_batched_calls(run, shape):
         check_bitlinear(result, expected_bitlinear(bl.variant.numerics, x))
 
 
+@pytest.mark.parametrize("shape", QUANTISER_SHAPES, ids=lambda s: s.id)
+def test_bitlinear_narrow_quantiser(run, shape):
+    """A quantiser of qsimd < simd lanes: seven tokens in calls of up to `batch`, codes, scale and
+    outputs bit for bit, the MVU fed a packet per simd / qsimd quantiser cycles."""
+    bl = BITLINEARS[shape.id]
+    assert bl.plan.qsimd == shape.qsimd < bl.plan.simd
+    rng = np.random.default_rng(shape.rows * 1000 + shape.cols + shape.qsimd)
+    inputs = [random_inputs(rng, bl, tokens=7, layer=layer) for layer in range(MATRICES)]
+    cases = [(source, x) for source in SOURCES for x in inputs]
+    results = run([bitlinear_case(bl, source, x) for source, x in cases])
+    for (source, x), result in zip(cases, results):
+        check_bitlinear(result, expected_bitlinear(bl.variant.numerics, x))
+
+
 @pytest.mark.parametrize("engine, rows, cols", [(SHAPES[0], 8, 16), (SHAPES[0], 24, 8), (SHAPES[0], 4, 40),
+                                                (QUANTISER_SHAPES[0], 8, 16), (QUANTISER_SHAPES[-1], 8, 16),
                                                 (SHAPES[-2], 16, 32), (SHAPES[-1], 4, 256),
                                                 (TRIT_SHAPES[2], 8, 16), (TRIT_SHAPES[-1], 16, 32),
                                                 (BATCH_SHAPES[0], 8, 16)],

@@ -5,15 +5,17 @@ from dataclasses import replace
 import pytest
 import yaml
 
-from hlsgen import estimate, perf, planner, spec
+from hlsgen import engines, estimate, perf, planner, spec
 
 
 def make_plan(tmp_path, *, pe=4, simd=8, place="onchip", board="u280", hidden=64, layers=2, inter=128, vocab=256,
-              packing="2bit"):
+              packing="2bit", qsimd=None):
+    quantisers = {} if qsimd is None else {"quantiser_simd": qsimd, "lm_head_quantiser_simd": qsimd}
     config = {"model": {"vocab": vocab, "hidden": hidden, "layers": layers, "intermediate_size": inter},
               "weights": {"random": {"seed": 0}},
               "hardware": {"board": board, "weights": place, "packing": packing,
-                           "parallelism": {"pe": pe, "simd": simd, "lm_head_pe": pe, "lm_head_simd": simd}},
+                           "parallelism": {"pe": pe, "simd": simd, "lm_head_pe": pe, "lm_head_simd": simd,
+                                           **quantisers}},
               "project": {"name": "perf_top", "output": "out"}}
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -40,12 +42,68 @@ def test_scale_bound_bitlinear_closed_form(tmp_path):
     assert perf.bitlinear_compute_cycles(b, engine) == expected
 
 
+@pytest.mark.parametrize("qsimd", [1, 2, 4])
+def test_narrow_quantiser_one_token_closed_form(tmp_path, qsimd):
+    """One token: pass 1 (64 / QSIMD cycles), then the first row fold at the quantiser's pace
+    (64 / QSIMD), the other 63 row folds at II=1 (8 cycles each)."""
+    p = make_plan(tmp_path, qsimd=qsimd)
+    b, engine = p.bitlinear("gate"), p.engine_of("gate").config   # 256 x 64 at 4 x 8
+    assert (b.qsimd, engine.qsimd) == (qsimd, qsimd)
+    scale = engine.sumsq_width + engine.root_width // 2 + engine.num_width
+    assert 2 * 64 // qsimd + scale + 256 // 4 < 64 // qsimd + 64 // qsimd + 63 * 8
+    expected = 64 // qsimd + 64 // qsimd + 63 * 8 + 3 * perf.PIPELINE_FILL
+    assert perf.bitlinear_compute_cycles(b, engine) == expected
+    assert perf.bitlinear_stage(p, b, "gate").lead == 64 // qsimd + perf.PIPELINE_FILL
+
+
+@pytest.mark.parametrize("qsimd, tokens", [(2, 3), (1, 2), (8, 4)])
+def test_narrow_quantiser_batched_closed_form(tmp_path, qsimd, tokens):
+    """n tokens: the MVU starts after the n tokens' two passes of 64 / QSIMD cycles, then every
+    fold over the n tokens."""
+    p = make_plan(tmp_path, qsimd=qsimd)
+    b, engine = p.bitlinear("gate"), p.engine_of("gate").config
+    expected = 2 * tokens * (64 // qsimd) + tokens * (256 // 4) * (64 // 8) + 3 * perf.PIPELINE_FILL
+    assert perf.bitlinear_compute_cycles(b, engine, tokens) == expected
+    assert perf.mvu_start(b, tokens) == 2 * tokens * (64 // qsimd)
+
+
+def test_narrow_quantiser_scale_bound_closed_form(tmp_path):
+    """All 64 columns in one MVU cycle, the quantiser 8 lanes wide: the scale waits for both
+    passes (2 x 8 cycles), then the rescale drains rows / PE folds."""
+    p = make_plan(tmp_path, pe=4, simd=64, qsimd=8)
+    b, engine = p.bitlinear("gate"), p.engine_of("gate").config
+    scale = engine.sumsq_width + engine.root_width // 2 + engine.num_width
+    assert perf.bitlinear_compute_cycles(b, engine) == 2 * 8 + scale + 256 // 4 + 3 * perf.PIPELINE_FILL
+
+
+def test_narrow_quantiser_costs_fewer_luts_and_a_packet_register(tmp_path):
+    """The quantiser's lanes scale with QSIMD; a narrower one adds the SIMD-byte packet register."""
+    full, narrow = (make_plan(tmp_path, pe=4, simd=32, qsimd=q).engine_of("gate").config for q in (32, 4))
+    n = make_plan(tmp_path).numerics
+    wide_q, narrow_q = estimate.quantiser_resources(full, n), estimate.quantiser_resources(narrow, n)
+    lane_lut = estimate.code_lane_luts(full.y_width) + 2 * full.y_width
+    assert wide_q["lut"] - narrow_q["lut"] == 28 * lane_lut - estimate.packet_resources(narrow)["lut"]
+    assert estimate.packet_resources(full) == {"lut": 0, "ff": 0, "dsp": 0}
+    assert estimate.packet_resources(narrow)["ff"] >= 8 * 32
+    assert narrow_q["dsp"] * 8 == wide_q["dsp"]
+
+
 def test_kinds_of_one_folding_share_one_engine_sized_for_the_widest(tmp_path):
     p = make_plan(tmp_path, pe=4, simd=8)
     assert [e.kinds for e in p.engines] == [("i", "f", "g", "o", "gate", "down", "lm_head")]
     engine = p.engines[0].config
     for field in ("rows", "cols", "acc_width", "num_width", "in_width"):
         assert getattr(engine, field) == max(getattr(b, field) for b in p.bitlinears)
+
+
+def test_one_folding_with_two_quantiser_widths_is_two_engines(tmp_path):
+    """The quantiser is part of an engine's hardware: the lm_head at the layers' PE x SIMD but with
+    a narrower quantiser gets an engine of its own."""
+    p = make_plan(tmp_path, qsimd=2)          # layers and lm_head at 4 x 8, quantisers 2 wide
+    assert [(e.kinds, e.config.qsimd) for e in p.engines] == [(("i", "f", "g", "o", "gate", "down", "lm_head"), 2)]
+    split = [replace(b, quantiser_simd=1) if b.kind == "lm_head" else b for b in p.bitlinears]
+    assert [(e.name, e.kinds[-1], e.config.qsimd) for e in engines.group(split)] == [("layer", "down", 2),
+                                                                                  ("head", "lm_head", 1)]
 
 
 @pytest.mark.parametrize("pe", [1, 8, 64])

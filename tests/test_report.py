@@ -90,7 +90,11 @@ def test_explore_writes_a_hardware_section_the_spec_accepts(tmp_path):
     assert "* onchip" in result.out and "not searched" not in result.out
     hardware = yaml.safe_load(out.read_text())["hardware"]
     assert hardware["board"] == "kv260" and hardware["packing"] in ("2bit", "5trit") and 1 <= hardware["batch"] <= 16
-    planner.plan(spec.load(write_config(tmp_path, "chosen", hardware=hardware)))
+    plan = planner.plan(spec.load(write_config(tmp_path, "chosen", hardware=hardware)))
+    p = hardware["parallelism"]
+    assert p["quantiser_simd"] == plan.bitlinear("i").qsimd
+    assert p["lm_head_quantiser_simd"] == plan.bitlinear("lm_head").qsimd
+    assert "quantiser simd" in result.out.splitlines()[1]
 
 
 def test_explore_searches_both_packings_at_every_placement(tmp_path, monkeypatch):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hlsgen import spec
+from hlsgen import planner, spec
 from hlsgen.cli import main, parameter_count
 from hlsgen.errors import HlsgenError
 
@@ -166,6 +166,29 @@ def test_simd_that_does_not_divide_hidden(tmp_path):
     message = load_error(tmp_path, changed(config, "hardware.parallelism.simd", 48))
     assert message.startswith("hardware.parallelism.simd: 48 does not divide model.hidden 1000 (allowed: ")
     assert message.endswith(": 1, 2, 4, 8)")
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("quantiser_simd", 3, "hardware.parallelism.quantiser_simd: 3 does not divide simd 8 (allowed: 1, 2, 4, 8)"),
+    ("quantiser_simd", 16, "hardware.parallelism.quantiser_simd: 16 does not divide simd 8 (allowed: 1, 2, 4, 8)"),
+    ("quantiser_simd", 0, "hardware.parallelism.quantiser_simd: 0 is out of range (allowed: integers >= 1)"),
+    ("lm_head_quantiser_simd", 2, "hardware.parallelism.lm_head_quantiser_simd: 2 does not divide lm_head_simd 1 "
+                                  "(allowed: 1)"),
+    ("quantiser_simd", "four", "hardware.parallelism.quantiser_simd: 'four' is not an integer"),
+])
+def test_quantiser_simd_must_divide_its_simd(tmp_path, key, value, expected):
+    assert load_error(tmp_path, changed(BASE, f"hardware.parallelism.{key}", value)) == expected
+
+
+def test_quantiser_simd_defaults_to_simd_and_reaches_the_plan(tmp_path):
+    p = spec.load(write_yaml(tmp_path, BASE)).hardware.parallelism
+    assert p.quantiser_simd is None and p.lm_head_quantiser_simd is None
+    assert {b.qsimd for b in planner.plan(spec.load(write_yaml(tmp_path, BASE))).bitlinears} == {8, 1}
+    narrow = changed(changed(BASE, "hardware.parallelism.quantiser_simd", 2), "hardware.parallelism.lm_head_simd", 4)
+    narrow = changed(narrow, "hardware.parallelism.lm_head_quantiser_simd", 1)
+    plan = planner.plan(spec.load(write_yaml(tmp_path, narrow)))
+    assert {b.kind: (b.simd, b.qsimd) for b in plan.bitlinears} == {
+        **{k: (8, 2) for k in ("i", "f", "g", "o", "gate", "down")}, "lm_head": (4, 1)}
 
 
 def test_lanes_must_be_a_power_of_two(tmp_path):

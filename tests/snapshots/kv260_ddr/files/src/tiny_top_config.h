@@ -68,12 +68,13 @@ typedef int sigmoid_rom_t;
 
 // BitLinear engines: the kinds of one folding share one (hlsgen/engines.py); each is sized for the
 // widest of its kinds, and each call runs one kind's shape.
-// engine layer: up to [256 x 128], 4 PE x 8 SIMD
+// engine layer: up to [256 x 128], 4 PE x 8 SIMD, quantiser 8 lanes
 struct layer_config {
     static const unsigned rows = 256;
     static const unsigned cols = 128;
     static const unsigned pe = 4;
     static const unsigned simd = 8;
+    static const unsigned qsimd = 8;   // quantiser lanes per cycle, a divisor of simd
     static const unsigned in_width = 24;
     static const unsigned y_width = 44;
     static const unsigned sumsq_width = 54;
@@ -92,12 +93,13 @@ struct layer_config {
 typedef ap_int<layer_config::in_width> layer_in_t;   // its input vectors
 typedef hls::stream<hlsgen::lanes_t<layer_config::pe * layer_config::simd> > layer_lanes_t;   // its weight lanes
 
-// engine head: up to [256 x 64], 1 PE x 1 SIMD
+// engine head: up to [256 x 64], 1 PE x 1 SIMD, quantiser 1 lanes
 struct head_config {
     static const unsigned rows = 256;
     static const unsigned cols = 64;
     static const unsigned pe = 1;
     static const unsigned simd = 1;
+    static const unsigned qsimd = 1;   // quantiser lanes per cycle, a divisor of simd
     static const unsigned in_width = 24;
     static const unsigned y_width = 44;
     static const unsigned sumsq_width = 53;
