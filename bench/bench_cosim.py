@@ -1,7 +1,7 @@
 """Co-simulation and open synthesis of the RTL matrix-vector unit at 370M-model shapes.
 
 For [1024 x 1024] (the i projection of hidden 1024) and [1024 x 2816] (down, intermediate 2816) at
-three PE x SIMD foldings: measured cycles per call over perf.mvu_cycles (no gaps, no backpressure;
+three PE x SIMD foldings: measured cycles per call over perf.mvu_alone_cycles (no gaps, no backpressure;
 every output checked), Verilator's speed in cycles/s under the cocotb bench, and Yosys LUTs per
 PE*SIMD lane.  With --batch B the design runs calls of up to B tokens and the testbench's prompt is
 one call of B tokens: the ideal is then B*cols/SIMD load beats + B*rows*cols/(PE*SIMD) folds;

@@ -122,7 +122,7 @@ class KindResult:
     build_seconds: float
     waves: Path | None = None
 
-    # The throughput test's call furthest from its ideal (perf.mvu_cycles), and that ideal.
+    # The throughput test's call furthest from its ideal (perf.mvu_alone_cycles), and that ideal.
     @property
     def measured_cycles(self) -> int | None:
         throughput = self.report.get("throughput", {})

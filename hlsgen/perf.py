@@ -88,10 +88,11 @@ def mvu_cycles(b: BitLinearPlan, tokens: int) -> int:
     return tokens * b.cycles_per_matrix
 
 
-def mvu_cycles(b: BitLinearPlan, tokens: int) -> int:
-    """The MVU alone on a call of `tokens` tokens, pipeline fill aside: several tokens' codes are
-    loaded first (cols / SIMD beats each), then rows / PE x cols / SIMD folds, each over the tokens;
-    one token's codes go straight into its first row fold.  The RTL twin's cosim measures this."""
+def mvu_alone_cycles(b: BitLinearPlan, tokens: int) -> int:
+    """The MVU on its own, its codes always there (what the RTL twin's cosim measures), pipeline
+    fill aside: several tokens' codes are loaded first (cols / SIMD beats each), then rows / PE x
+    cols / SIMD folds, each over the tokens; one token's codes go straight into its first row fold.
+    In the engine the load overlaps the quantiser (mvu_start) and mvu_cycles follows it."""
     load = tokens * (b.cols // b.simd) if tokens > 1 else 0
     return load + tokens * b.cycles_per_matrix
 

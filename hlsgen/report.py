@@ -83,7 +83,7 @@ def calibration(project: Path, plan: planner.HardwarePlan) -> dict:
     if cosim_path.is_file():
         kinds = json.loads(cosim_path.read_text())["kinds"]
         # A call of measured_tokens tokens (older reports: one) against the MVU's model.
-        model = {kind: perf.mvu_cycles(plan.bitlinear(kind), k.get("measured_tokens") or 1) for kind, k in kinds.items()}
+        model = {kind: perf.mvu_alone_cycles(plan.bitlinear(kind), k.get("measured_tokens") or 1) for kind, k in kinds.items()}
         result["cosim_cycles"] = {
             kind: {"measured": k["measured_cycles"], "model": model[kind],
                    "error": relative_error(model[kind], k["measured_cycles"]),

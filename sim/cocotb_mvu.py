@@ -24,7 +24,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from hlsgen.build import read_calls
-from hlsgen.perf import mvu_cycles
+from hlsgen.perf import mvu_alone_cycles
 from hlsgen.planner import BitLinearPlan
 from hlsgen.rtl import matrix_lanes, mvu_calls, read_vectors
 
@@ -69,7 +69,7 @@ class Unit:
 
     def ideal(self, tokens: int) -> int:
         """perf.py's cycles of the MVU on a call of `tokens` tokens."""
-        return mvu_cycles(self.plan, tokens)
+        return mvu_alone_cycles(self.plan, tokens)
 
     def code_beats(self, codes: np.ndarray) -> list[int]:
         """SIMD int8 codes per beat, code s at bits 8s..8s+7."""
@@ -285,7 +285,7 @@ async def golden_vectors(dut):
 
 @cocotb.test()
 async def throughput(dut):
-    """No gaps, no backpressure: cycles per call against perf.mvu_cycles (rows*cols/(PE*SIMD) for
+    """No gaps, no backpressure: cycles per call against perf.mvu_alone_cycles (rows*cols/(PE*SIMD) for
     one token).  The first calls, which are full ones of the batch when there are enough tokens."""
     run, unit, driver, report = await _setup(dut)
     calls = unit.calls()[:run["throughput_vectors"]]
