@@ -399,6 +399,14 @@ def memory_ports(plan: HardwarePlan) -> list[MemoryPort]:
     return ports
 
 
+def by_bundle(ports) -> dict:
+    """m_axi bundle -> its arguments' ports, in signature order."""
+    bundles = {}
+    for p in ports:
+        bundles.setdefault(p.bundle, []).append(p)
+    return bundles
+
+
 def spread(sizes: list[int], memory: Memory, where: str, concurrent: list[bool] | None = None) -> list[tuple]:
     """Channels for buffers of these sizes: a channel (or a range, when one cannot hold the buffer)
     of its own for each while there are enough; otherwise they share: the `concurrent` ones (the
@@ -453,9 +461,7 @@ def assign_memory(plan: HardwarePlan) -> HardwarePlan:
     ports = memory_ports(plan)
     # An m_axi bundle is one AXI master, so the arguments sharing it (logits, tokens, next_tokens)
     # share its channels: the buffers are spread per bundle.
-    bundles = {}
-    for p in ports:
-        bundles.setdefault(p.bundle, []).append(p)
+    bundles = by_bundle(ports)
     channels = spread([sum(p.nbytes for p in members) for members in bundles.values()], memory,
                       f"hardware.weights: {plan.weights_place}", [members[0].stripe is not None for members in bundles.values()])
     of_bundle = dict(zip(bundles, channels))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .boards import Board
 from .errors import HlsgenError
-from .planner import HardwarePlan
+from .planner import HardwarePlan, by_bundle
 
 ALVEO_TARGETS = ("sw_emu", "hw_emu", "hw")
 FLOW_FILE = "hls/flow.json"
@@ -199,10 +199,7 @@ def channel_for_pynq(link: str) -> str:
 def bundle_ports(plan: HardwarePlan) -> dict:
     """m_axi bundle -> its first port: one AXI master each (the planner gives the ports of a bundle
     the same channels), so the block design connects each bundle once."""
-    first = {}
-    for p in plan.memory_ports:
-        first.setdefault(p.bundle, p)
-    return first
+    return {bundle: ports[0] for bundle, ports in by_bundle(plan.memory_ports).items()}
 
 
 def project_files(plan: HardwarePlan, env, context: dict) -> dict:
