@@ -273,17 +273,21 @@ def random_inputs(rng, bl: BitLinear, tokens: int, layer: int) -> BitLinearInput
                            float(rng.choice(WEIGHT_SCALES)), layer)
 
 
-@pytest.mark.parametrize("shape", SHAPES + TRIT_SHAPES, ids=lambda s: s.id)
-def test_bitlinear_random_shapes(run, shape):
-    """Random activations, codes, norm weights and scales; every folding, both weight sources and
-    packings, both matrices of the ROM; three tokens per call sequence."""
-    bl = BITLINEARS[shape.id]
-    rng = np.random.default_rng(shape.rows * 1000 + shape.cols)
-    inputs = [random_inputs(rng, bl, tokens=3, layer=layer) for layer in range(MATRICES)]
+def check_random_calls(run, bl: BitLinear, tokens: int, seed: int) -> None:
+    """Random inputs for both matrices of the ROM, through both weight sources, bit for bit."""
+    rng = np.random.default_rng(seed)
+    inputs = [random_inputs(rng, bl, tokens=tokens, layer=layer) for layer in range(MATRICES)]
     cases = [(source, x) for source in SOURCES for x in inputs]
     results = run([bitlinear_case(bl, source, x) for source, x in cases])
     for (source, x), result in zip(cases, results):
         check_bitlinear(result, expected_bitlinear(bl.variant.numerics, x))
+
+
+@pytest.mark.parametrize("shape", SHAPES + TRIT_SHAPES, ids=lambda s: s.id)
+def test_bitlinear_random_shapes(run, shape):
+    """Random activations, codes, norm weights and scales; every folding, both weight sources and
+    packings, both matrices of the ROM; three tokens per call sequence."""
+    check_random_calls(run, BITLINEARS[shape.id], 3, shape.rows * 1000 + shape.cols)
 
 
 @pytest.mark.parametrize("shape", BATCH_SHAPES, ids=lambda s: s.id)
@@ -291,13 +295,7 @@ def test_bitlinear_batched_calls(run, shape):
     """Seven tokens in calls of up to `batch` (whole calls and a partial one, or one call of
     fewer): each token's codes, scale and outputs bit for bit as if alone, and each call takes
     exactly one pass of weight lanes (the harness checks the lane stream drained after each)."""
-    bl = BITLINEARS[shape.id]
-    rng = np.random.default_rng(shape.rows * 1000 + shape.cols + shape.batch)
-    inputs = [random_inputs(rng, bl, tokens=7, layer=layer) for layer in range(MATRICES)]
-    cases = [(source, x) for source in SOURCES for x in inputs]
-    results = run([bitlinear_case(bl, source, x) for source, x in cases])
-    for (source, x), result in zip(cases, results):
-        check_bitlinear(result, expected_bitlinear(bl.variant.numerics, x))
+    check_random_calls(run, BITLINEARS[shape.id], 7, shape.rows * 1000 + shape.cols + shape.batch)
 
 
 @pytest.mark.parametrize("shape", QUANTISER_SHAPES, ids=lambda s: s.id)
@@ -306,12 +304,7 @@ def test_bitlinear_narrow_quantiser(run, shape):
     outputs bit for bit, the MVU fed a packet per simd / qsimd quantiser cycles."""
     bl = BITLINEARS[shape.id]
     assert bl.plan.qsimd == shape.qsimd < bl.plan.simd
-    rng = np.random.default_rng(shape.rows * 1000 + shape.cols + shape.qsimd)
-    inputs = [random_inputs(rng, bl, tokens=7, layer=layer) for layer in range(MATRICES)]
-    cases = [(source, x) for source in SOURCES for x in inputs]
-    results = run([bitlinear_case(bl, source, x) for source, x in cases])
-    for (source, x), result in zip(cases, results):
-        check_bitlinear(result, expected_bitlinear(bl.variant.numerics, x))
+    check_random_calls(run, bl, 7, shape.rows * 1000 + shape.cols + shape.qsimd)
 
 
 @pytest.mark.parametrize("engine, rows, cols", [(SHAPES[0], 8, 16), (SHAPES[0], 24, 8), (SHAPES[0], 4, 40),
