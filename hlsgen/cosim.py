@@ -122,16 +122,19 @@ class KindResult:
     build_seconds: float
     waves: Path | None = None
 
-    # The throughput test's call furthest from its ideal (perf.mvu_alone_cycles), and that ideal.
+    def _worst_call(self, key: str) -> int | None:
+        """`key` (cycles or tokens) of the throughput test's call furthest from its ideal
+        (perf.mvu_alone_cycles)."""
+        throughput = self.report.get("throughput", {})
+        return throughput[key][throughput["worst"]] if throughput.get("cycles") else None
+
     @property
     def measured_cycles(self) -> int | None:
-        throughput = self.report.get("throughput", {})
-        return throughput["cycles"][throughput["worst"]] if throughput.get("cycles") else None
+        return self._worst_call("cycles")
 
     @property
     def measured_tokens(self) -> int | None:
-        throughput = self.report.get("throughput", {})
-        return throughput["tokens"][throughput["worst"]] if throughput.get("cycles") else None
+        return self._worst_call("tokens")
 
     @property
     def ideal_cycles(self) -> int | None:
