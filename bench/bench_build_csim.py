@@ -18,8 +18,12 @@ from pathlib import Path
 
 import yaml
 
-from hlsgen import build, checkpoint, csim, golden
-from hlsgen import spec as spec_mod
+from hlsgen.project import build
+from hlsgen.project import calls as calls_mod
+from hlsgen.model import checkpoint
+from hlsgen.tools import csim
+from hlsgen.model import golden
+from hlsgen.model import spec as spec_mod
 
 CONFIG = {
     "model": {"vocab": 1024, "hidden": 256, "layers": 2, "intermediate_size": 512},
@@ -45,8 +49,8 @@ def best_of(run, repeat: int) -> float:
 def golden_seconds(spec, project: Path, repeat: int) -> float:
     """The golden fixed model on the testbench's own calls, one token at a time."""
     model = golden.Model(spec.model, checkpoint.load(spec), "fixed", spec.numerics)
-    calls = build.read_calls(project / "tb" / "data" / "calls.bin")
-    return best_of(lambda: build.run_calls(model, calls), repeat)
+    calls = calls_mod.read_calls(project / "tb" / "data" / "calls.bin")
+    return best_of(lambda: calls_mod.run_calls(model, calls), repeat)
 
 
 def csim_seconds(project: Path, repeat: int) -> float:
@@ -77,7 +81,7 @@ def main(argv=None) -> None:
         assert cold.passed and not cold.cached, cold.output[-2000:]
         warm, warm_s = timed(lambda: csim.run(project))
         assert warm.passed and warm.cached
-        tokens = int(build.read_calls(project / "tb" / "data" / "calls.bin")[:, 0].sum())
+        tokens = int(calls_mod.read_calls(project / "tb" / "data" / "calls.bin")[:, 0].sum())
         run_s = csim_seconds(project, args.repeat)
         golden_s = golden_seconds(spec, project, args.repeat)
 

@@ -24,8 +24,10 @@ from pathlib import Path
 
 import yaml
 
-from hlsgen import build, cosim, synth
-from hlsgen import spec as spec_mod
+from hlsgen.project import build
+from hlsgen.tools import cosim
+from hlsgen.tools import synth
+from hlsgen.model import spec as spec_mod
 
 SHAPES = {"i": "1024 x 1024", "down": "1024 x 2816"}
 

@@ -14,8 +14,9 @@ import time
 
 import numpy as np
 
-from hlsgen import golden, weights
-from hlsgen.spec import ModelSpec
+from hlsgen.model import golden
+from hlsgen.model import weights
+from hlsgen.model.spec import ModelSpec
 
 LAYER_370M = ModelSpec(vocab=256, hidden=1024, layers=1, intermediate_size=2816)
 

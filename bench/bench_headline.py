@@ -3,7 +3,7 @@
 Two designs per row: the fastest for one sequence (batch 1, the issue's goal: >= 85% of the
 bandwidth ceiling when memory-bound), and the fastest over batches 1 to 16 (decode tok/s of its
 batch of sequences together; prefill in blocks of its batch runs at the same rate).  Model
-estimates (hlsgen/perf.py, hlsgen/estimate.py), not measurements: no weights are loaded and
+estimates (hlsgen/hardware/perf.py, hlsgen/hardware/estimate.py), not measurements: no weights are loaded and
 nothing is synthesised.  Prints a Markdown table; the README's copy comes from here.
 
     python bench/bench_headline.py [--budget 0.8]
@@ -18,7 +18,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hlsgen import explore, spec  # noqa: E402
+from hlsgen.hardware import explore
+from hlsgen.model import spec  # noqa: E402
 from hlsgen.errors import HlsgenError  # noqa: E402
 
 MODELS = {"370M": (1024, 24, 2816), "1.3B": (2048, 24, 5632), "2.7B": (2560, 32, 6912)}

@@ -20,7 +20,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from hlsgen import checkpoint, spec as speclib, weights  # noqa: E402
+from hlsgen.model import checkpoint
+from hlsgen.model import spec as speclib
+from hlsgen.model import weights  # noqa: E402
 
 
 def model_370m(layers: int) -> speclib.ModelSpec:

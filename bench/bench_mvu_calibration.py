@@ -39,7 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hlsgen import estimate, synth
+from hlsgen.hardware import estimate
+from hlsgen.tools import synth
 
 # rows x cols : PE x SIMD.  The fit set of estimate.mvu_resources; tests/test_synth.py checks others.
 SHAPES = ("64x64:1x8", "256x256:1x8", "64x64:4x8", "256x1024:4x8", "128x256:8x16", "256x512:16x16",

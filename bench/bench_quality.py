@@ -15,8 +15,10 @@ import json
 import time
 from pathlib import Path
 
-from hlsgen import checkpoint, golden, quality
-from hlsgen import spec as spec_mod
+from hlsgen.model import checkpoint
+from hlsgen.model import golden
+from hlsgen.model import quality
+from hlsgen.model import spec as spec_mod
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "tiny_lm.yaml"
 

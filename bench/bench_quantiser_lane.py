@@ -34,7 +34,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hlsgen import estimate, synth  # noqa: E402
+from hlsgen.hardware import estimate
+from hlsgen.tools import synth  # noqa: E402
 
 RESTORING = """module restoring(input [YW-1:0] a, input [YW-1:0] m, output [6:0] q);
   localparam R = YW + 9;

@@ -12,7 +12,7 @@ The model is written here from MODEL_SPEC.md, not imported from any reference pa
   gate_proj (gate first); a ternary lm_head; no bias anywhere.
 
 Corpus: the top-level modules of the Python standard library of the running interpreter (PSF
-licence); see hlsgen/quality.py for the split. Outputs (config.json, model.safetensors with
+licence); see hlsgen/model/quality.py for the split. Outputs (config.json, model.safetensors with
 MMfreeLM key names and the latent fp32 weights, split.json, train_log.json, loss_curve.png) go
 to --out. At the end the exported checkpoint is evaluated with hlsgen's own float golden model on
 the same held-out windows, which must reproduce the training eval loss.
@@ -38,15 +38,16 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # run from a checkout
-from hlsgen import checkpoint, golden, quality  # noqa: E402
-from hlsgen import spec as spec_mod  # noqa: E402
+from hlsgen.model import checkpoint, golden
+from hlsgen.model import quality  # noqa: E402
+from hlsgen.model import spec as spec_mod  # noqa: E402
 
 EPS = 1e-6
 
 
 # ----------------------------------------------------------------------------- the model
 def round_half_away(x: torch.Tensor) -> torch.Tensor:
-    """Exactly as hlsgen.golden.round_half_away (floor(|x| + 0.5) misrounds 0.5 - ulp)."""
+    """Exactly as hlsgen.model.golden.round_half_away (floor(|x| + 0.5) misrounds 0.5 - ulp)."""
     whole = torch.trunc(x)
     return torch.where((x - whole).abs() == 0.5, whole + torch.sign(x), torch.round(x))
 

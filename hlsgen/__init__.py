@@ -1,3 +1,3 @@
 """hlsgen: MatMul-free (ternary) language models to restructured Vitis-HLS accelerator projects."""
 
-__version__ = "0.1.0"
+from hlsgen.version import __version__  # noqa: F401

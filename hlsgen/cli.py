@@ -18,12 +18,13 @@ from typing import Callable
 
 import numpy as np
 
-from . import build as build_mod
-from . import deploy, explore, report, vendor
-from . import checkpoint, csim, generate, golden, weights
-from . import rtl_commands
-from . import spec as spec_mod
-from .errors import HlsgenError
+from hlsgen.project import build as build_mod
+from hlsgen.hardware import explore
+from hlsgen.model import checkpoint, golden, weights
+from hlsgen.project import vendor
+from hlsgen.tools import csim, deploy, generate, report, rtl_commands
+from hlsgen.model import spec as spec_mod
+from hlsgen.errors import HlsgenError
 
 EXIT_ERROR = 2
 

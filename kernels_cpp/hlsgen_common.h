@@ -1,5 +1,5 @@
 // hlsgen kernel library: shared helpers (rounding, saturation, stream checks, csim tracing).
-// Every rounding here is the one hlsgen/numerics.py defines; the two must stay identical.
+// Every rounding here is the one hlsgen/model/numerics.py defines; the two must stay identical.
 #ifndef HLSGEN_COMMON_H
 #define HLSGEN_COMMON_H
 

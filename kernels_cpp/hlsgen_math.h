@@ -1,4 +1,4 @@
-// hlsgen kernel library: sigmoid, SiLU and the integer square root, bit-exact with hlsgen/numerics.py.
+// hlsgen kernel library: sigmoid, SiLU and the integer square root, bit-exact with hlsgen/model/numerics.py.
 // (The open hls_math.h is a non-bit-accurate stub, so nothing here uses it.)
 #ifndef HLSGEN_MATH_H
 #define HLSGEN_MATH_H

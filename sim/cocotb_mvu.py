@@ -23,10 +23,10 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from hlsgen.build import read_calls
-from hlsgen.perf import mvu_alone_cycles
-from hlsgen.planner import BitLinearPlan
-from hlsgen.rtl import matrix_lanes, mvu_calls, read_vectors
+from hlsgen.project.calls import read_calls
+from hlsgen.hardware.perf import mvu_alone_cycles
+from hlsgen.hardware.planner import BitLinearPlan
+from hlsgen.project.rtl import matrix_lanes, mvu_calls, read_vectors
 
 CLOCK_NS = 10
 CALLS = "tb/data/calls.bin"      # the testbench's calls: n tokens each, at most the batch

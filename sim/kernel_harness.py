@@ -5,7 +5,7 @@ into ONE C++ translation unit, because a TU with the ap_types headers takes seco
 The config structs are printed by the same Jinja macros as a generated project's config header
 (templates/config_structs.j2), with widths from planner.size_bitlinear, so the kernels see what
 they see in a real build.  The drivers that feed and drain each kernel are C++ templates in
-sim/kernel_harness.h.  Binaries are cached by content hash (hlsgen.csim.compile_cached).
+sim/kernel_harness.h.  Binaries are cached by content hash (hlsgen.tools.csim.compile_cached).
 
 `Binary.run` runs a list of `Case`s (an entry and its input arrays) in one process and returns,
 per case, the output arrays, the kernels' trace records and the saturation counts.
@@ -23,10 +23,14 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from hlsgen import csim, planner, render
+from hlsgen.tools import csim
+from hlsgen.hardware import planner
+from hlsgen.project import render
 from hlsgen.errors import HlsgenError
-from hlsgen.planner import BitLinearPlan, lane_words
-from hlsgen.spec import HardwareSpec, ModelSpec, NumericsSpec, ProjectSpec, Spec, WeightsSpec
+from hlsgen.hardware.planner import BitLinearPlan, lane_words
+from hlsgen.model.numerics import NumericsSpec
+from hlsgen.model.spec import HardwareSpec, ModelSpec, ProjectSpec, Spec, WeightsSpec
+from hlsgen.project.words import weight_words
 
 SIM_DIR = Path(__file__).resolve().parent
 HARNESS_HEADER = SIM_DIR / "kernel_harness.h"
@@ -86,7 +90,7 @@ class BitLinear:
         smaller than the engine's largest is packed at its own shape, as the top's kinds are)."""
         rows, cols = matrices[0].shape
         plan = replace(self.plan, rows=rows, cols=cols, words_per_matrix=self.shape(rows, cols)[2])
-        return np.concatenate([render.weight_words(codes, plan) for codes in matrices])
+        return np.concatenate([weight_words(codes, plan) for codes in matrices])
 
 
 class KernelProgram:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from hlsgen import boards
+from hlsgen.hardware import boards
 from hlsgen.errors import HlsgenError
-from hlsgen.spec import BOARDS_DIR
+from hlsgen.resources import BOARDS_DIR
 
 SHIPPED = {"u280", "u55c", "u250", "zcu104", "kv260", "pynq_z2"}
 

@@ -21,9 +21,12 @@ import numpy as np
 import pytest
 
 from conftest import CliRun, run_cli, write_config
-from hlsgen import build, planner
-from hlsgen import spec as spec_mod
-from hlsgen.render import BANNER, RenderedProject
+from hlsgen.hardware import planner
+from hlsgen.project import build
+from hlsgen.project import calls as calls_mod
+from hlsgen.model import spec as spec_mod
+from hlsgen.project.render import RenderedProject
+from hlsgen.version import BANNER
 
 pytestmark = pytest.mark.usefixtures("hlsgen_cache")
 
@@ -101,7 +104,7 @@ def test_csim_is_bit_exact(simulate, name):
     project, run = simulate(name)
     assert run.code == 0, run.out + run.err
     assert "PASS: bit-exact with the golden fixed-point model" in run.out
-    tokens = build.read_calls(project / "tb" / "data" / "calls.bin")[:, 0].sum()
+    tokens = calls_mod.read_calls(project / "tb" / "data" / "calls.bin")[:, 0].sum()
     vocab = CONFIGS[name].get("model", {}).get("vocab", 256)
     assert f"checked {tokens} tokens x {vocab} logits: 0 mismatches" in run.out
     manifest = json.loads((project / "hlsgen_manifest.json").read_text())
@@ -197,7 +200,7 @@ def report_of(project: Path) -> tuple[dict, str]:
 def test_csim_records_its_result_and_the_report_reads_it(simulate):
     project, _ = simulate("tiny")
     record = csim_record(project)
-    tokens = build.read_calls(project / "tb" / "data" / "calls.bin")[:, 0].sum()
+    tokens = calls_mod.read_calls(project / "tb" / "data" / "calls.bin")[:, 0].sum()
     manifest = json.loads((project / "hlsgen_manifest.json").read_text())
     assert record["passed"] and (record["tokens"], record["vocab"]) == (tokens, 256)
     assert record["values_compared"] == tokens * 257 and record["mismatches"] == record["max_logit_difference"] == 0

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from hlsgen import checkpoint, spec as speclib, weights
+from hlsgen.model import checkpoint
+from hlsgen.model import spec as speclib
+from hlsgen.model import weights
 from hlsgen.errors import HlsgenError
-from hlsgen.spec import ModelSpec
+from hlsgen.model.spec import ModelSpec
 
 MODEL = ModelSpec(vocab=50, hidden=16, layers=2, intermediate_size=32)
 PROJ_KEYS = {"i": "attn.i_proj", "f": "attn.f_proj", "g": "attn.g_proj", "o": "attn.o_proj",

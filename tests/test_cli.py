@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 import yaml
 
-from hlsgen import checkpoint, golden, spec, weights
+from hlsgen.model import checkpoint
+from hlsgen.model import golden
+from hlsgen.model import spec
+from hlsgen.model import weights
 from hlsgen.cli import main, parse_ids, top_k
 from hlsgen.errors import HlsgenError
 

@@ -10,8 +10,9 @@ import json
 import pytest
 from conftest import run_cli, write_config
 
-from hlsgen import cosim, perf
-from hlsgen.planner import BitLinearPlan
+from hlsgen.tools import cosim
+from hlsgen.hardware import perf
+from hlsgen.hardware.planner import BitLinearPlan
 
 PIPELINE_CYCLES = 3        # start, operand and accumulate stages, ap_done: above rows*cols/(PE*SIMD)
 

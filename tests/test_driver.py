@@ -23,11 +23,13 @@ import numpy as np
 import pytest
 
 from conftest import write_config
-from hlsgen import build, checkpoint, golden
-from hlsgen import spec as spec_mod
-from hlsgen.device import CsimDevice
+from hlsgen.model import checkpoint, golden
+from hlsgen.project import build
+from hlsgen.project import calls as calls_mod
+from hlsgen.model import spec as spec_mod
+from hlsgen.tools.device import CsimDevice
 from hlsgen.errors import HlsgenError
-from hlsgen.vendor import Flow, bundle_ports
+from hlsgen.project.vendor import Flow, bundle_ports
 
 pytestmark = pytest.mark.usefixtures("hlsgen_cache")
 
@@ -110,8 +112,8 @@ def test_csim_device_runs_calls_and_refuses_what_the_top_cannot_take(projects):
     device.upload_project_buffers()
     assert (device.vocab, device.batch) == (spec.model.vocab, BATCH)
     model = golden.Model(spec.model, checkpoint.load(spec), "fixed", spec.numerics)
-    calls = np.array([build.call_row(PROMPT[:3], False, 1), build.call_row([9, 10], True, 0b11)], np.int32)
-    expected = build.run_calls(model, calls)
+    calls = np.array([calls_mod.call_row(PROMPT[:3], False, 1), calls_mod.call_row([9, 10], True, 0b11)], np.int32)
+    expected = calls_mod.run_calls(model, calls)
     first = device.run(PROMPT[:3], batch_mode=False, reset_state=1)
     second = device.run(np.array([9, 10]), batch_mode=True, reset_state=0b11)
     assert np.array_equal(np.concatenate([first[0], second[0]]), expected)
@@ -151,8 +153,8 @@ def test_self_test_replays_the_calls_as_recorded(projects, monkeypatch):
     call = driver.backend.call
     monkeypatch.setattr(driver.backend, "call", lambda *args: seen.append(args) or call(*args))
     assert driver.self_test() == []
-    calls = build.read_calls(result.out / "tb" / "data" / "calls.bin")
-    assert [(list(t), m, r) for t, m, r in seen] == [(c[build.CALL_HEADER:build.CALL_HEADER + c[0]], c[1], c[2]) for c in calls.tolist()]
+    calls = calls_mod.read_calls(result.out / "tb" / "data" / "calls.bin")
+    assert [(list(t), m, r) for t, m, r in seen] == [(c[calls_mod.CALL_HEADER:calls_mod.CALL_HEADER + c[0]], c[1], c[2]) for c in calls.tolist()]
     assert {m for _, m, _ in seen} == {0, 1} and max(len(t) for t, _, _ in seen) == BATCH
 
 

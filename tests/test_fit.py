@@ -9,11 +9,11 @@ import re
 import pytest
 
 from conftest import write_config
-from hlsgen import estimate, planner
-from hlsgen import spec as spec_mod
-from hlsgen.boards import Memory
+from hlsgen.hardware import estimate, planner
+from hlsgen.model import spec as spec_mod
+from hlsgen.hardware.boards import Memory
 from hlsgen.errors import HlsgenError
-from hlsgen.vendor import bundle_ports
+from hlsgen.project.vendor import bundle_ports
 
 WIDE = {"pe": 8, "simd": 32, "lm_head_pe": 8, "lm_head_simd": 32}
 MODELS = {

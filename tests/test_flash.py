@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli, write_config
-from hlsgen import build, boards
-from hlsgen import spec as spec_mod
-from hlsgen.vendor import Flow
+from hlsgen.hardware import boards
+from hlsgen.project import build
+from hlsgen.model import spec as spec_mod
+from hlsgen.project.vendor import Flow
 
 OFFCHIP = {"pe": 8, "simd": 4, "lm_head_pe": 4, "lm_head_simd": 16}
 BOARDS = {"u280": "hbm", "u55c": "hbm", "u250": "ddr", "zcu104": "ddr", "kv260": "ddr", "pynq_z2": "ddr"}

@@ -1,4 +1,4 @@
-"""The golden model (hlsgen/golden.py) and its fixed-point primitives (hlsgen/numerics.py)."""
+"""The golden model (hlsgen/model/golden.py) and its fixed-point primitives (hlsgen/model/numerics.py)."""
 
 import math
 from fractions import Fraction
@@ -8,8 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hlsgen import golden, numerics, weights
-from hlsgen.spec import FixedFormat, ModelSpec, NumericsSpec
+from hlsgen.model import golden
+from hlsgen.model import numerics
+from hlsgen.model import weights
+from hlsgen.model.numerics import FixedFormat, NumericsSpec
+from hlsgen.model.spec import ModelSpec
 
 TINY = ModelSpec(vocab=256, hidden=64, layers=2, intermediate_size=128)
 MODES = ("float", "fixed")

@@ -6,7 +6,8 @@ weight streamer together: a change that breaks any of them drops these designs f
 import pytest
 
 from conftest import write_config
-from hlsgen import explore, spec
+from hlsgen.hardware import explore
+from hlsgen.model import spec
 
 SHAPE_2_7B = {"vocab": 32000, "hidden": 2560, "layers": 32, "intermediate_size": 6912}
 GOAL = 0.85

@@ -16,10 +16,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pytest
 
-from hlsgen import golden
-from hlsgen import numerics as nx
-from hlsgen.spec import FixedFormat, NumericsSpec
-from hlsgen.weights import Projection
+from hlsgen.model import golden
+from hlsgen.model import numerics as nx
+from hlsgen.model.numerics import FixedFormat, NumericsSpec
+from hlsgen.model.weights import Projection
 from sim.kernel_harness import BitLinear, Case, KernelProgram, Variant, build_all
 
 # ----------------------------------------------------------------------------- numeric formats

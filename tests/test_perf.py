@@ -1,11 +1,15 @@
-"""The analytic performance model (hlsgen/perf.py) against closed-form values."""
+"""The analytic performance model (hlsgen/hardware/perf.py) against closed-form values."""
 
 from dataclasses import replace
 
 import pytest
 import yaml
 
-from hlsgen import engines, estimate, perf, planner, spec
+from hlsgen.hardware import engines
+from hlsgen.hardware import estimate
+from hlsgen.hardware import perf
+from hlsgen.hardware import planner
+from hlsgen.model import spec
 
 
 def make_plan(tmp_path, *, pe=4, simd=8, place="onchip", board="u280", hidden=64, layers=2, inter=128, vocab=256,

@@ -24,9 +24,10 @@ import pytest
 import yaml
 
 from conftest import write_config
-from hlsgen import build, planner
-from hlsgen import spec as spec_mod
-from hlsgen.spec import BOARDS_DIR
+from hlsgen.hardware import planner
+from hlsgen.project import build
+from hlsgen.model import spec as spec_mod
+from hlsgen.resources import BOARDS_DIR
 
 TESTS = Path(__file__).resolve().parent
 SNAPSHOTS = TESTS / "snapshots"

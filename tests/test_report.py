@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from conftest import run_cli, write_config
-from hlsgen import estimate, explore, perf, planner, spec
+from hlsgen.hardware import estimate, explore, perf, planner
+from hlsgen.model import spec
 
 SHAPE_2_7B = {"vocab": 32000, "hidden": 2560, "layers": 32, "intermediate_size": 6912}
 

@@ -10,9 +10,12 @@ import numpy as np
 import pytest
 from conftest import run_cli, write_config
 
-from hlsgen import build, cosim, planner, rtl
+from hlsgen.project import calls as calls_mod
+from hlsgen.tools import cosim
+from hlsgen.hardware import planner
+from hlsgen.project import rtl
 from hlsgen.errors import HlsgenError
-from hlsgen.render import weight_words
+from hlsgen.project.words import weight_words
 
 
 @pytest.fixture(scope="module")
@@ -90,12 +93,12 @@ def test_mem_files_hold_every_matrix(projects):
 
 def test_golden_vectors_are_the_traced_codes_times_the_matrix(projects):
     """Every BitLinear of every token: the golden model's `.q` codes, and their exact products."""
-    from hlsgen import checkpoint, spec
+    from hlsgen.model import checkpoint, spec
 
     project = projects["p4s8"]
     weights = checkpoint.load(spec.load(project.parent / "p4s8.yaml"))
     index = json.loads((project / rtl.COSIM_INDEX).read_text())
-    tokens = build.read_calls(project / "tb/data/calls.bin")[:, 0].sum()
+    tokens = calls_mod.read_calls(project / "tb/data/calls.bin")[:, 0].sum()
     for kind, entry in index["kinds"].items():
         v = rtl.read_vectors(project, entry)
         assert len(v.layers) == tokens * entry["matrices"]
@@ -131,7 +134,7 @@ def test_calls_follow_the_testbench_and_share_a_matrix(projects):
     project = projects["p4s8_b4_hbm"]
     entry = json.loads((project / rtl.COSIM_INDEX).read_text())["kinds"]["i"]
     layers = rtl.read_vectors(project, entry).layers
-    tokens = build.read_calls(project / "tb/data/calls.bin")[:, 0]
+    tokens = calls_mod.read_calls(project / "tb/data/calls.bin")[:, 0]
     calls = rtl.mvu_calls(entry["matrices"], tokens, len(layers))
     assert sorted(i for c in calls for i in c) == list(range(len(layers)))
     assert all(len({int(layers[i]) for i in c}) == 1 and len(c) <= 4 for c in calls)

@@ -1,4 +1,4 @@
-"""Every error path of the config loader (hlsgen/spec.py), and the CLI's handling of them."""
+"""Every error path of the config loader (hlsgen/model/spec.py), and the CLI's handling of them."""
 
 import copy
 import json
@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hlsgen import planner, spec
+from hlsgen.hardware import planner
+from hlsgen.model import spec
 from hlsgen.cli import main, parameter_count
 from hlsgen.errors import HlsgenError
 
@@ -325,7 +326,7 @@ def test_formats_whose_products_overflow_64_bits_are_refused(tmp_path):
 
 
 def test_default_formats_fit_64_bit_products():
-    from hlsgen.numerics import product_bits
+    from hlsgen.model.numerics import product_bits
     assert max(product_bits(spec.NumericsSpec()).values()) <= 62
 
 

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from conftest import run_cli, write_config
-from hlsgen import estimate, synth
+from hlsgen.hardware import estimate
+from hlsgen.tools import synth
 
 
 def test_yosys_resources_next_to_the_estimate_and_no_dsp(tmp_path):

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 import yaml
 
-from hlsgen import checkpoint, golden, quality
-from hlsgen import generate as gen
-from hlsgen import spec as spec_mod
+from hlsgen.model import checkpoint
+from hlsgen.model import golden
+from hlsgen.model import quality
+from hlsgen.tools import generate as gen
+from hlsgen.model import spec as spec_mod
 from hlsgen.cli import main
 from hlsgen.errors import HlsgenError
 

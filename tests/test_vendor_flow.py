@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from conftest import write_config
-from hlsgen import build
-from hlsgen import spec as spec_mod
-from hlsgen.vendor import Flow, bundle_ports
+from hlsgen.project import build
+from hlsgen.project import calls as calls_mod
+from hlsgen.model import spec as spec_mod
+from hlsgen.project.vendor import Flow, bundle_ports
 
 OFFCHIP = {"pe": 8, "simd": 4, "lm_head_pe": 4, "lm_head_simd": 16}
 PROJECTS = {
@@ -304,7 +305,7 @@ def test_native_host_compiles_against_the_xrt_api(projects, name, tmp_path):
         if port.data:
             assert (project / port.data).stat().st_size == port.nbytes
     # The calls of the top as the testbench recorded them; no output register is read.
-    assert f"CALL_HEADER = {build.CALL_HEADER}, CALL_WIDTH = {build.CALL_WIDTH};" in source
+    assert f"CALL_HEADER = {calls_mod.CALL_HEADER}, CALL_WIDTH = {calls_mod.CALL_WIDTH};" in source
     assert f"BATCH = {plan.batch};" in source and "/calls.bin" in source
     assert "run.set_arg(ARG_N_TOKENS" in source and "run.set_arg(ARG_BATCH_MODE" in source
     assert Flow.of_plan(plan).host_build() in source
@@ -331,7 +332,7 @@ def test_driver_register_map_matches_the_top_function(projects, name):
                                           ("tokens", "pointer", 0x34), ("next_tokens", "pointer", 0x40)]
     assert {kind for _, kind, _ in namespace["ARGUMENTS"]} == {"scalar", "pointer"}
     assert namespace["KERNEL"] == kernel
-    assert (namespace["BATCH"], namespace["CALL_WIDTH"]) == (plan.batch, build.CALL_WIDTH)
+    assert (namespace["BATCH"], namespace["CALL_WIDTH"]) == (plan.batch, calls_mod.CALL_WIDTH)
     # Token t's logits start at int32 slot t * logit_words * 16; the buffer holds BATCH of them.
     assert namespace["LOGIT_ROW"] == plan.logit_words * 16
     logits = next(b for b in namespace["BUFFERS"] if b[0] == "logits")

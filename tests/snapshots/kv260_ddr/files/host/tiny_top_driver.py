@@ -86,10 +86,10 @@ def token_word(tokens: np.ndarray) -> np.ndarray:
 
 
 class CsimBackend:
-    """The generated C++ run as C simulation through hlsgen.device.CsimDevice."""
+    """The generated C++ run as C simulation through hlsgen.tools.device.CsimDevice."""
 
     def __init__(self, device=None):
-        from hlsgen.device import CsimDevice     # the only backend that needs hlsgen
+        from hlsgen.tools.device import CsimDevice     # the only backend that needs hlsgen
         self.device = CsimDevice(PROJECT)
         self.uploads = [name for name, _, _, _, data in BUFFERS if data]
 

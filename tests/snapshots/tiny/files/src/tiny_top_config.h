@@ -19,7 +19,7 @@ static const int LAYERS = 2;
 static const int BATCH = 1;
 static const int LOGIT_WORDS = 16;   // one token's logits, 16 int32 slots per word
 
-// Numeric formats (hlsgen/numerics.py defines every rounding and saturation).
+// Numeric formats (hlsgen/model/numerics.py defines every rounding and saturation).
 struct numerics {
     static const int act_width = 24;
     static const int act_frac = 12;
@@ -66,7 +66,7 @@ typedef int gamma_rom_t;
 typedef int sigmoid_rom_t;
 #endif
 
-// BitLinear engines: the kinds of one folding share one (hlsgen/engines.py); each is sized for the
+// BitLinear engines: the kinds of one folding share one (hlsgen/hardware/engines.py); each is sized for the
 // widest of its kinds, and each call runs one kind's shape.
 // engine layer: up to [256 x 128], 4 PE x 8 SIMD, quantiser 8 lanes
 struct layer_config {

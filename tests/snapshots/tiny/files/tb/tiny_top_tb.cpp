@@ -24,7 +24,7 @@ static std::vector<T> read_file(const char* path, size_t count) {
 }
 
 int main() {
-    // Each call: n_tokens, batch_mode, reset_state, then 16 token slots (hlsgen/build.py CALL_WIDTH).
+    // Each call: n_tokens, batch_mode, reset_state, then 16 token slots (hlsgen/project/build.py CALL_WIDTH).
     const size_t CALLS = 12, CALL_WIDTH = 3 + hlsgen::INT32_SLOTS, T = 12;
     const std::vector<int> calls = read_file<int>("data/calls.bin", CALLS * CALL_WIDTH);
     const std::vector<int> expected_logits = read_file<int>("data/expected_logits.bin", T * VOCAB);

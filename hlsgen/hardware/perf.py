@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, replace
 
-from .planner import INT32_SLOTS, WORD_BITS, BitLinearPlan, HardwarePlan, int32_words
+from hlsgen.hardware.planner import INT32_SLOTS, WORD_BITS, BitLinearPlan, HardwarePlan, int32_words
 
 PIPELINE_FILL = 12        # cycles to fill and drain one pipelined loop (an estimate; calibrate with cosim)
 M_AXI_BYTES_PER_CYCLE = WORD_BITS // 8

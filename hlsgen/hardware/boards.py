@@ -16,8 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from .errors import HlsgenError
-from .spec import BOARDS_DIR
+from hlsgen.errors import HlsgenError
+from hlsgen.resources import BOARDS_DIR
 
 BRAM36_BITS = 36 * 1024
 URAM_BITS = 288 * 1024

@@ -6,8 +6,9 @@ import json
 import shutil
 from pathlib import Path
 
-from . import cosim, synth
-from .errors import HlsgenError
+from hlsgen.tools import cosim
+from hlsgen.tools import synth
+from hlsgen.errors import HlsgenError
 
 
 def _project(path: str) -> Path:

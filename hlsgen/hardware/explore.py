@@ -16,11 +16,13 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from . import estimate, perf, planner
-from . import spec as spec_mod
-from .boards import Board
-from .errors import HlsgenError
-from .spec import MAX_BATCH, MAX_LANES, PACKINGS, Parallelism, Spec, stripes_for
+from hlsgen.hardware import estimate
+from hlsgen.hardware import perf
+from hlsgen.hardware import planner
+from hlsgen.model import spec as spec_mod
+from hlsgen.hardware.boards import Board
+from hlsgen.errors import HlsgenError
+from hlsgen.model.spec import MAX_BATCH, MAX_LANES, PACKINGS, Parallelism, Spec, stripes_for
 
 
 def batches(pin: int | None = None, maximum: int | None = None) -> tuple:

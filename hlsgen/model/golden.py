@@ -1,7 +1,7 @@
 """The NumPy golden model: one flow of the MatMul-free LM, with two kinds of arithmetic.
 
 - `FloatArith` computes MODEL_SPEC.md in fp32, as the reference does.
-- `FixedArith` computes what the hardware computes, bit for bit (hlsgen/numerics.py).
+- `FixedArith` computes what the hardware computes, bit for bit (hlsgen/model/numerics.py).
 
 `Model.forward(ids, state)` runs a block of tokens and returns the new recurrent state, so a
 full-sequence pass and token-by-token decoding are the same code and give identical results.
@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import numerics as nx
-from .spec import ModelSpec, NumericsSpec
-from .weights import Projection, Weights
+from hlsgen.model import numerics as nx
+from hlsgen.model.numerics import NumericsSpec
+from hlsgen.model.spec import ModelSpec
+from hlsgen.model.weights import Projection, Weights
 
 MODES = ("float", "fixed")
 
@@ -103,7 +104,7 @@ class FloatArith:
 
 # ----------------------------------------------------------------------------- fixed arithmetic
 class FixedArith:
-    """The hardware datapath; every rounding and saturation is defined in hlsgen/numerics.py."""
+    """The hardware datapath; every rounding and saturation is defined in hlsgen/model/numerics.py."""
 
     def __init__(self, model: ModelSpec, n: NumericsSpec):
         self.n = n

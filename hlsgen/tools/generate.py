@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import golden
-from .device import CsimDevice
-from .errors import HlsgenError
-from .spec import Spec
+from hlsgen.model import golden
+from hlsgen.tools.device import CsimDevice
+from hlsgen.errors import HlsgenError
+from hlsgen.model.spec import Spec
 
 BYTE_VOCAB = 256
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import golden
-from .errors import HlsgenError
+from hlsgen.model import golden
+from hlsgen.errors import HlsgenError
 
 HELD_OUT_EVERY = 10     # every 10th file, in sorted order starting with the 6th, is held out
 HELD_OUT_OFFSET = 5

@@ -22,14 +22,18 @@ from dataclasses import dataclass
 import jinja2
 import numpy as np
 
-from . import golden
-from .checkpoint import pack_2bit, unpack_5trit
-from .errors import HlsgenError
-from .planner import BitLinearPlan, HardwarePlan, bits_for
-from .spec import REPO_ROOT, Spec
-from .weights import Weights
+from hlsgen.model import golden
+from hlsgen.model.checkpoint import pack_2bit, unpack_5trit
+from hlsgen.errors import HlsgenError
+from hlsgen.hardware.planner import BitLinearPlan, HardwarePlan, bits_for
+from hlsgen.model.spec import Spec
+from hlsgen.resources import TEMPLATES as TEMPLATE_ROOT
+from hlsgen.model.weights import Weights
+from hlsgen.project.calls import run_calls
+from hlsgen.project.words import kind_words
+from hlsgen.version import BANNER
 
-TEMPLATES = REPO_ROOT / "templates" / "rtl"
+TEMPLATES = TEMPLATE_ROOT / "rtl"
 COSIM_INDEX = "cosim/mvu.json"
 # The golden model's trace name of each kind, per layer ("layer0." + ...) or alone (lm_head).
 TRACE_NAMES = {"i": "attn.i", "f": "attn.f", "g": "attn.g", "o": "attn.o",
@@ -232,7 +236,7 @@ def mvu_rtls(plan: HardwarePlan) -> list[MvuRtl]:
 def matrix_lanes(words: np.ndarray, lane_bits: int, count: int, packing: str = "2bit") -> list[int]:
     """The first `count` lanes of one matrix's lane words (uint64 [W, 8 * stripes], least
     significant first), in the order the MVU consumes them; lanes never straddle words.  The RTL
-    MVU takes 2-bit lanes, so 5trit words are decoded here (render.weight_words' layout)."""
+    MVU takes 2-bit lanes, so 5trit words are decoded here (words.weight_words' layout)."""
     if packing == "5trit":
         data = np.ascontiguousarray(pack_2bit(trit_folds(words, lane_bits // 2, count).reshape(-1)))
     else:
@@ -278,7 +282,6 @@ class MvuVectors:
 def traced_codes(spec: Spec, weights: Weights, calls: np.ndarray, logits: np.ndarray) -> golden.Trace:
     """The `.q` traces of the golden fixed model over the testbench sequence (checked to be the run
     whose logits the project already holds)."""
-    from .build import run_calls   # build imports render, which imports this module
 
     trace = golden.Trace()
 
@@ -361,8 +364,7 @@ def project_files(spec: Spec, plan: HardwarePlan, weights: Weights, vectors) -> 
     """rtl/ (one module and ROM image per kind) and cosim/ (golden vectors and their index).
 
     `vectors` is the render.GoldenVectors of the testbench.  The ROM images are cut from the very
-    words of the HLS ROMs (render.kind_words), so both designs hold the same bits."""
-    from .render import BANNER, kind_words   # render calls this function
+    words of the HLS ROMs (words.kind_words), so both designs hold the same bits."""
 
     trace = traced_codes(spec, weights, vectors.calls, vectors.logits)
     files, index = {}, {"generated_by": BANNER, "top": plan.top, "kinds": {}}

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .planner import BitLinearPlan
+if TYPE_CHECKING:      # type names only: plan.py imports this module
+    from hlsgen.hardware.plan import BitLinearPlan
 
 WIDEST = ("rows", "cols", "in_width", "y_width", "sumsq_width", "root_width", "beta_width", "num_width", "acc_width")
 

@@ -1,27 +1,17 @@
-"""`hlsgen build`: spec -> weights -> plan -> golden vectors -> rendered project on disk."""
+"""The top's calls as data: the testbench's list of calls, and the golden model run through them.
+
+A call is one int32 row (tb/data/calls.bin): n_tokens, batch_mode, reset_state, then the token slots.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 
-from . import checkpoint, golden, planner, render
-from .planner import HardwarePlan
-from .spec import MAX_BATCH, Spec, TestbenchSpec
+from hlsgen.model import golden
+from hlsgen.model.spec import MAX_BATCH, TestbenchSpec
 
-
-@dataclass
-class BuildResult:
-    out: Path
-    plan: HardwarePlan
-    changed: list
-    files: int
-
-
-# The testbench's calls of the top, one int32 row each (tb/data/calls.bin): n_tokens, batch_mode,
-# reset_state (a bit per state slot), then MAX_BATCH token slots (those past n_tokens are 0).
+# n_tokens, batch_mode, reset_state (a bit per state slot), then MAX_BATCH token slots (those
+# past n_tokens are 0).
 CALL_HEADER = 3
 CALL_WIDTH = CALL_HEADER + MAX_BATCH
 
@@ -73,23 +63,3 @@ def testbench_calls(model: golden.Model, tb: TestbenchSpec, batch: int) -> np.nd
                       for j, row in enumerate(side_by_side)]
             calls.append(call_row([int(t) for t in rng.integers(0, vocab, batch - 1)], True, 0))
     return np.array(calls, np.int32).reshape(-1, CALL_WIDTH)
-
-
-def golden_vectors(spec: Spec, weights) -> render.GoldenVectors:
-    model = golden.Model(spec.model, weights, "fixed", spec.numerics)
-    calls = testbench_calls(model, spec.project.testbench, spec.hardware.batch)
-    model.arith.saturations.clear()        # count over the testbench calls only
-    logits = run_calls(model, calls)
-    return render.GoldenVectors(calls=calls, logits=logits.astype(np.int32),
-                                next_tokens=np.argmax(logits, axis=1).astype(np.int32),
-                                saturations=dict(model.arith.saturations))
-
-
-def build(spec: Spec, out: Path | None = None) -> BuildResult:
-    """Everything is computed and rendered in memory first; the disk is touched once, atomically."""
-    weights = checkpoint.load(spec)
-    plan = planner.plan(spec, weights)
-    out = Path(out) if out is not None else spec.project.output
-    files = render.project(spec, plan, weights, golden_vectors(spec, weights), out.resolve())
-    changed = files.write(out)
-    return BuildResult(out=out, plan=plan, changed=changed, files=len(files))

@@ -12,12 +12,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import TYPE_CHECKING
-
-from . import engines
-
-if TYPE_CHECKING:
-    from .planner import BitLinearPlan, HardwarePlan
+from hlsgen.hardware import engines
+from hlsgen.hardware.plan import INT32_SLOTS, BitLinearPlan, HardwarePlan
 
 SELECT_BITS = 9               # a ternary term: +x, -x or 0 of an int8 code, as 9 bits
 CODE_STEPS = 7                # code_magnitude: a 7-step non-restoring division per quantiser lane
@@ -192,7 +188,6 @@ def elementwise_resources(plan: HardwarePlan) -> dict:
     residuals at the layer PE (per call site), the argmax's per-lane compare at the lm_head PE up
     to the 16 logits its output word takes per cycle (kernels_cpp/hlsgen_mixers.h), and the
     embedding's word alignment when it needs one."""
-    from .planner import INT32_SLOTS      # here: planner imports this module
     lanes = lane_resources(plan.numerics)
     layer = add(*[scaled(lanes[k], calls) for k, calls in ELEMENTWISE_CALLS.items()])
     argmax_lane = {"lut": plan.numerics["act_width"] + 32, "ff": plan.numerics["act_width"] + 32, "dsp": 0}

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import csim as csim_mod
-from . import estimate, explore, perf, planner
-from . import spec as spec_mod
-from .errors import HlsgenError
-from .render import MANIFEST
+from hlsgen.tools import csim as csim_mod
+from hlsgen.hardware import estimate, explore, perf, planner
+from hlsgen.model import spec as spec_mod
+from hlsgen.errors import HlsgenError
+from hlsgen.project.render import MANIFEST
 
 REPORT_DIR = "report"
 RESOURCE_KEYS = ("lut", "ff", "dsp")

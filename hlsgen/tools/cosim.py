@@ -19,11 +19,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import HlsgenError
-from .rtl import COSIM_INDEX
-from .spec import REPO_ROOT
+from hlsgen.errors import HlsgenError
+from hlsgen.project.rtl import COSIM_INDEX
+from hlsgen.resources import SIM_DIR
 
-BENCH_DIR = REPO_ROOT / "sim"
+BENCH_DIR = SIM_DIR
 BENCH_MODULE = "cocotb_mvu"
 TESTS = ("golden_vectors", "throughput", "reset_mid_stream")
 MIN_VERILATOR = (5, 36)     # cocotb 2.x's floor

@@ -1,4 +1,4 @@
-"""`hlsgen bitstream` and `hlsgen flash`: run the vendor flow of a generated project (hlsgen/vendor.py
+"""`hlsgen bitstream` and `hlsgen flash`: run the vendor flow of a generated project (hlsgen/project/vendor.py
 decides the commands), or print them with --dry-run.
 
 Each problem a user can fix is an HlsgenError (exit code 2): a tool that is not on PATH (the error
@@ -13,8 +13,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .errors import HlsgenError
-from .vendor import Flow, Step
+from hlsgen.errors import HlsgenError
+from hlsgen.project.vendor import Flow, Step
 
 # What a programming tool prints when it finds no board or no cable (openFPGALoader 0.10; the
 # generated JTAG Tcl prints "hlsgen: no JTAG target" and exits 3).

@@ -3,7 +3,7 @@ and link to an .xclbin; Zynq: the Vitis HLS IP export, then a Vivado block desig
 how to program the board, and how to run the on-board self-test.
 
 The templates print these commands (vendor.mk, the README) and `hlsgen bitstream` / `hlsgen
-flash` run them (hlsgen/deploy.py), so what is printed is what runs.
+flash` run them (hlsgen/tools/deploy.py), so what is printed is what runs.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from .boards import Board
-from .errors import HlsgenError
-from .planner import HardwarePlan, by_bundle
+from hlsgen.hardware.boards import Board
+from hlsgen.errors import HlsgenError
+from hlsgen.hardware.planner import HardwarePlan, by_bundle
+from hlsgen.project.calls import CALL_HEADER, CALL_WIDTH
 
 ALVEO_TARGETS = ("sw_emu", "hw_emu", "hw")
 FLOW_FILE = "hls/flow.json"
@@ -204,7 +205,6 @@ def bundle_ports(plan: HardwarePlan) -> dict:
 
 def project_files(plan: HardwarePlan, env, context: dict) -> dict:
     """The vendor flow and the host drivers of one project: {relpath: text}."""
-    from .build import CALL_HEADER, CALL_WIDTH   # build renders the project through this module
 
     flow = Flow.of_plan(plan)
     bundles = bundle_ports(plan)

@@ -9,7 +9,7 @@ identically in both languages.
 Conventions
 - `rshift_round(x, s)`: x / 2**s rounded half up (floor(x / 2**s + 1/2)), arithmetic shift.
 - `saturate(x, width)`: clamp to a signed `width`-bit range; every clamp is counted.
-- Formats (see spec.NumericsSpec): activations `act` (F fraction bits), RMSNorm weights `gamma`
+- Formats (see NumericsSpec below): activations `act` (F fraction bits), RMSNorm weights `gamma`
   (G), recurrent state `state` (S), sigmoid outputs unsigned with Q fraction bits (1.0 == 2**Q),
   and `mix` (Fin) for the small MLGRU output o and GLU product z, which only feed a BitLinear.
   A BitLinear's input v has Fin fraction bits (act.frac after a norm, mix.frac for o and z);
@@ -50,7 +50,28 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .spec import NumericsSpec
+
+@dataclass(frozen=True)
+class FixedFormat:
+    """A two's-complement integer with `frac` fraction bits, `width` bits in all."""
+    width: int
+    frac: int
+
+
+@dataclass(frozen=True)
+class NumericsSpec:
+    """Every intermediate format of the hardware datapath (see this module's docstring)."""
+    act: FixedFormat = FixedFormat(24, 12)      # residual stream, projection outputs, gates
+    gamma: FixedFormat = FixedFormat(20, 12)    # RMSNorm weights
+    mix: FixedFormat = FixedFormat(24, 18)      # MLGRU output o and GLU product z (small; feed a BitLinear only)
+    state: FixedFormat = FixedFormat(32, 20)    # MLGRU recurrent state
+    sigmoid_frac: int = 16                      # sigmoid output, unsigned, 1.0 == 2**frac
+    sigmoid_range: int = 16                     # table covers |x| < range, saturates beyond
+    sigmoid_step_bits: int = 7                  # table step 2**-step_bits, linear interpolation
+    scale_frac: int = 24                        # per-token output scale of a BitLinear
+    scale_width: int = 40
+    beta_frac: int = 32                         # weight scale mean|W|
+    rsqrt_guard: int = 8                        # extra bits of the per-token sqrt
 
 
 def product_bits(n: NumericsSpec, max_width: int = 1 << 15) -> dict[str, int]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .spec import ModelSpec
+from hlsgen.model.spec import ModelSpec
 
 PROJECTIONS_ATTN = ("i", "f", "g", "o")
 PROJECTIONS_MLP = ("gate", "down")

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import yaml
 
-from .errors import HlsgenError, did_you_mean
+from hlsgen.errors import HlsgenError, did_you_mean
+from hlsgen.model.numerics import FixedFormat, NumericsSpec, product_bits
+from hlsgen.resources import BOARDS_DIR
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-BOARDS_DIR = REPO_ROOT / "boards"
 IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 WEIGHT_PLACES = ("onchip", "ddr", "hbm")
 PACKINGS = ("2bit", "5trit")   # weight codes: four 2-bit codes per byte, or five trits per byte
@@ -62,29 +62,6 @@ class ModelSpec:
 class WeightsSpec:
     path: Path | None = None     # HF directory, .safetensors or .npz
     seed: int | None = None      # random weights instead
-
-
-@dataclass(frozen=True)
-class FixedFormat:
-    """A two's-complement integer with `frac` fraction bits, `width` bits in all."""
-    width: int
-    frac: int
-
-
-@dataclass(frozen=True)
-class NumericsSpec:
-    """Every intermediate format of the hardware datapath (see hlsgen/numerics.py)."""
-    act: FixedFormat = FixedFormat(24, 12)      # residual stream, projection outputs, gates
-    gamma: FixedFormat = FixedFormat(20, 12)    # RMSNorm weights
-    mix: FixedFormat = FixedFormat(24, 18)      # MLGRU output o and GLU product z (small; feed a BitLinear only)
-    state: FixedFormat = FixedFormat(32, 20)    # MLGRU recurrent state
-    sigmoid_frac: int = 16                      # sigmoid output, unsigned, 1.0 == 2**frac
-    sigmoid_range: int = 16                     # table covers |x| < range, saturates beyond
-    sigmoid_step_bits: int = 7                  # table step 2**-step_bits, linear interpolation
-    scale_frac: int = 24                        # per-token output scale of a BitLinear
-    scale_width: int = 40
-    beta_frac: int = 32                         # weight scale mean|W|
-    rsqrt_guard: int = 8                        # extra bits of the per-token sqrt
 
 
 @dataclass(frozen=True)
@@ -305,7 +282,6 @@ def _numerics(sec: _Section) -> NumericsSpec:
     if n.state.frac < n.act.frac:
         raise HlsgenError(f"{sec.where('state.frac')}: {n.state.frac} is below numerics.act.frac {n.act.frac} "
                           f"(allowed: >= {n.act.frac})")
-    from .numerics import product_bits   # numerics imports this module
     for product, bits in product_bits(n).items():
         if bits > 62:
             raise HlsgenError(f"{sec.path}: the product {product} needs {bits} bits with these formats "

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import weights
-from .errors import HlsgenError, did_you_mean
-from .spec import ModelSpec
+from hlsgen.model import weights
+from hlsgen.errors import HlsgenError, did_you_mean
+from hlsgen.model.spec import ModelSpec
 
 # safetensors dtype name -> little-endian storage dtype; bf16 is stored as its raw 16 bits.
 STORAGE = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2"), "F64": np.dtype("<f8")}

@@ -24,11 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint, golden
-from .build import read_calls, run_calls
-from .errors import HlsgenError
-from .render import CXXFLAGS
-from .spec import load as load_spec
+from hlsgen.model import checkpoint
+from hlsgen.model import golden
+from hlsgen.project.calls import read_calls, run_calls
+from hlsgen.errors import HlsgenError
+from hlsgen.project.render import CXXFLAGS
+from hlsgen.model.spec import load as load_spec
 
 SANITIZE_FLAGS = "-O1 -g -fsanitize=address,undefined -fno-sanitize=shift -fno-omit-frame-pointer"
 REPORT = "report/csim.json"

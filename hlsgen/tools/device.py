@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .csim import _manifest, compile_cached
-from .errors import HlsgenError
+from hlsgen.tools.csim import _manifest, compile_cached
+from hlsgen.errors import HlsgenError
 
 
 class CsimDevice:

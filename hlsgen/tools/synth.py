@@ -17,10 +17,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import estimate as planner_estimate
-from .errors import HlsgenError
-from .planner import BitLinearPlan, bits_for
-from .rtl import MvuRtl
+from hlsgen.hardware import estimate as planner_estimate
+from hlsgen.errors import HlsgenError
+from hlsgen.hardware.planner import BitLinearPlan, bits_for
+from hlsgen.project.rtl import MvuRtl
 
 REPORT = "report/synth.json"
 # Yosys cell types of each resource; BRAM counts in 36-kbit blocks.
@@ -160,7 +160,7 @@ def shape_mvu(rows: int, cols: int, pe: int, simd: int, batch: int = 1) -> MvuRt
 
 def synth_shape(command: list[str], directory: Path, m: MvuRtl) -> dict:
     """Yosys resources of one module printed into `directory`."""
-    from .rtl import render_module
+    from hlsgen.project.rtl import render_module
 
     (directory / f"{m.module}.v").write_text(render_module(m, "hlsgen synth calibration"))
     return resources(run_yosys(command, directory, m.module))
@@ -168,7 +168,7 @@ def synth_shape(command: list[str], directory: Path, m: MvuRtl) -> dict:
 
 def project_mvus(project: Path, kinds: list[str] | None = None) -> list[MvuRtl]:
     """The MVUs of a generated project, from the plans its cosim index recorded."""
-    from .cosim import load_index, select_kinds
+    from hlsgen.tools.cosim import load_index, select_kinds
 
     index = load_index(project)
     return [MvuRtl(index["top"], BitLinearPlan(**entry["plan"])) for entry in select_kinds(index, kinds)]
