@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -24,9 +26,7 @@ from hlsgen.model import checkpoint, golden, weights
 from hlsgen.project import vendor
 from hlsgen.tools import csim, deploy, generate, report, rtl_commands
 from hlsgen.model import spec as spec_mod
-from hlsgen.errors import HlsgenError
-
-EXIT_ERROR = 2
+from hlsgen.errors import EXIT_BUG, EXIT_ERROR, EXIT_INTERRUPTED, HlsgenError, format_error
 
 
 @dataclass(frozen=True)
@@ -315,7 +315,7 @@ COMMANDS = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="hlsgen", description="Turn a MatMul-free ternary language model into an HLS project.",
         epilog="examples:\n" + "\n".join(f"  {c.example.splitlines()[0]}" for c in COMMANDS),
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -329,14 +329,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):        # one `error:` line like every other failure, not a usage dump
+        raise HlsgenError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command; every failure ends as one `error: ...` line (a tool's own lines indented
+    below it) and an exit code from hlsgen.errors.  HLSGEN_DEBUG=1 adds the traceback."""
+    debug = os.environ.get("HLSGEN_DEBUG") == "1"
     try:
+        args = build_parser().parse_args(argv)
         return args.run(args)
     except HlsgenError as exc:
-        message = " ".join(str(exc).split("\n"))
-        print(f"error: {message}", file=sys.stderr)
-        return EXIT_ERROR
+        code, message = EXIT_ERROR, format_error(exc)
+    except KeyboardInterrupt:
+        code, message = EXIT_INTERRUPTED, "error: interrupted (Ctrl-C); a build in progress left the previous project intact"
+    except MemoryError:
+        code, message = EXIT_ERROR, "error: out of memory (allowed: a smaller model or sequence, or more memory)"
+    except OSError as exc:           # a file or device the input layers did not anticipate
+        where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f)
+        code, message = EXIT_ERROR, f"error: {where or 'I/O'}: {exc.strerror or exc}"
+    except Exception as exc:         # a bug in hlsgen: still one line, the traceback on request
+        code, message = EXIT_BUG, (f"error: internal error, {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+                                   f"(a bug in hlsgen; HLSGEN_DEBUG=1 shows the traceback)")
+    if debug:
+        traceback.print_exc()
+    print(message, file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import numpy as np
 from hlsgen.model import numerics as nx
 from hlsgen.errors import HlsgenError
 from hlsgen.project import rtl, swap, vendor
+from hlsgen.project.integrity import MANIFEST
 from hlsgen.hardware.planner import INT32_SLOTS, HardwarePlan
 from hlsgen.model.spec import Spec
 from hlsgen.project.words import kind_words, stripe_buffers
@@ -28,7 +29,6 @@ from hlsgen.resources import KERNELS, TEMPLATES
 from hlsgen.version import BANNER, __version__
 from hlsgen.model.weights import Weights
 
-MANIFEST = "hlsgen_manifest.json"
 CXXFLAGS = ("-std=c++17 -O2 -Wall -Wextra -Werror -Wno-unknown-pragmas -Wno-unused-label "
             "-Wno-uninitialized -Wno-maybe-uninitialized")
 
