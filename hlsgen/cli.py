@@ -22,7 +22,7 @@ import numpy as np
 
 from hlsgen.project import build as build_mod
 from hlsgen.hardware import explore
-from hlsgen.model import checkpoint, golden, weights
+from hlsgen.model import checkpoint, golden, memory, weights
 from hlsgen.project import vendor
 from hlsgen.tools import csim, deploy, generate, report, rtl_commands
 from hlsgen.model import spec as spec_mod
@@ -109,6 +109,18 @@ def _golden_arguments(parser):
     parser.add_argument("--save", metavar="FILE.npy", type=Path,
                         help="write the logits as a float32 array [T, vocab]")
     parser.add_argument("--top", metavar="K", type=int, default=5, help="tokens to show per position (default: 5)")
+    _max_memory_argument(parser)
+
+
+def _max_memory_argument(parser):
+    parser.add_argument("--max-memory", metavar="SIZE",
+                        help="refuse a run whose estimated memory exceeds SIZE, e.g. 4G (default: the memory "
+                             "available now)")
+
+
+def _testbench_tokens(spec) -> int:
+    t = spec.project.testbench
+    return max(t.prompt_tokens, t.second_prompt_tokens, spec.hardware.batch)
 
 
 def _check_output_file(path: Path) -> None:
@@ -133,6 +145,7 @@ def _golden_run(args) -> int:
         raise HlsgenError(f"--top: {args.top} is out of range (allowed: 1 to model.vocab {spec.model.vocab})")
     if args.save is not None:
         _check_output_file(args.save)
+    memory.check(spec.model, len(ids), "golden", args.max_memory)
     model = golden.Model(spec.model, load_weights(spec), args.numerics, spec.numerics)
     raw, _ = model.decode(ids) if args.decode else model.prefill(ids)
     logits = model.to_float(raw).astype(np.float32)
@@ -153,10 +166,12 @@ def _golden_run(args) -> int:
 def _build_arguments(parser):
     parser.add_argument("config", help="YAML config file or Hugging Face MMfreeLM model directory")
     parser.add_argument("-o", "--output", type=Path, help="project directory (default: project.output)")
+    _max_memory_argument(parser)
 
 
-def _build(config, output) -> "build_mod.BuildResult":
+def _build(config, output, max_memory=None) -> "build_mod.BuildResult":
     spec = spec_mod.load(config)
+    memory.check(spec.model, _testbench_tokens(spec), "build", max_memory, build=True)
     result = build_mod.build(spec, output)
     print(f"{result.out}: {result.files} files, {len(result.changed)} changed")
     for b in result.plan.bitlinears:
@@ -169,7 +184,7 @@ def _build(config, output) -> "build_mod.BuildResult":
 
 
 def _build_run(args) -> int:
-    _build(args.config, args.output)
+    _build(args.config, args.output, args.max_memory)
     return 0
 
 
@@ -218,6 +233,7 @@ def _generate_arguments(parser):
                         help="0: greedy (default); > 0: sample from softmax(logits / T)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
     parser.add_argument("-o", "--output", type=Path, help="csim: project directory (default: project.output)")
+    _max_memory_argument(parser)
 
 
 def _generate_backend(args, spec):
@@ -238,6 +254,10 @@ def _generate_run(args) -> int:
     if not 0 <= args.max_new_tokens <= 1 << 20:
         raise HlsgenError(f"--max-new-tokens: {args.max_new_tokens} is out of range (allowed: 0 to {1 << 20})")
     sampler = generate.Sampler(args.temperature, args.seed)
+    if args.backend == "csim":
+        memory.check(spec.model, _testbench_tokens(spec), "generate", args.max_memory, build=True)
+    else:
+        memory.check(spec.model, 1, "generate", args.max_memory)     # one token at a time
     backend, name = _generate_backend(args, spec)
     start = time.perf_counter()
     new = generate.generate(backend, prompt, args.max_new_tokens, sampler)
