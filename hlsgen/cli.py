@@ -357,26 +357,33 @@ class _Parser(argparse.ArgumentParser):
 def main(argv=None) -> int:
     """Run one command; every failure ends as one `error: ...` line (a tool's own lines indented
     below it) and an exit code from hlsgen.errors.  HLSGEN_DEBUG=1 adds the traceback."""
-    debug = os.environ.get("HLSGEN_DEBUG") == "1"
     try:
         args = build_parser().parse_args(argv)
         return args.run(args)
-    except HlsgenError as exc:
-        code, message = EXIT_ERROR, format_error(exc)
-    except KeyboardInterrupt:
-        code, message = EXIT_INTERRUPTED, "error: interrupted (Ctrl-C); a build in progress left the previous project intact"
-    except MemoryError:
-        code, message = EXIT_ERROR, "error: out of memory (allowed: a smaller model or sequence, or more memory)"
-    except OSError as exc:           # a file or device the input layers did not anticipate
+    except SystemExit:               # --help, --version
+        raise
+    except BaseException as exc:
+        code, message = _failure(exc)
+        if os.environ.get("HLSGEN_DEBUG") == "1":
+            traceback.print_exception(exc)
+        print(message, file=sys.stderr)
+        return code
+
+
+def _failure(exc: BaseException) -> tuple[int, str]:
+    """The exit code and the error line of a failure."""
+    if isinstance(exc, HlsgenError):
+        return EXIT_ERROR, format_error(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED, "error: interrupted (Ctrl-C); a build in progress left the previous project intact"
+    if isinstance(exc, MemoryError):
+        return EXIT_ERROR, "error: out of memory (allowed: a smaller model or sequence, or more memory)"
+    if isinstance(exc, OSError):     # a file or device the input layers did not anticipate
         where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f)
-        code, message = EXIT_ERROR, f"error: {where or 'I/O'}: {exc.strerror or exc}"
-    except Exception as exc:         # a bug in hlsgen: still one line, the traceback on request
-        code, message = EXIT_BUG, (f"error: internal error, {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
-                                   f"(a bug in hlsgen; HLSGEN_DEBUG=1 shows the traceback)")
-    if debug:
-        traceback.print_exc()
-    print(message, file=sys.stderr)
-    return code
+        return EXIT_ERROR, f"error: {where or 'I/O'}: {exc.strerror or exc}"
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return EXIT_BUG, (f"error: internal error, {type(exc).__name__}: {first} (a bug in hlsgen; HLSGEN_DEBUG=1 "
+                      f"shows the traceback)")
 
 
 if __name__ == "__main__":

@@ -185,6 +185,7 @@ class RenderedProject(dict):
             target.parent.mkdir(parents=True, exist_ok=True)
             target.unlink(missing_ok=True)      # never write through a link into the old tree
             target.write_bytes(data)
+            swap.fault_point(str(target))
             changed.append(rel)
         return changed
 

@@ -17,7 +17,8 @@
   says so on stderr.
 
 HLSGEN_TEST_PAUSE=<step> stops a build at a named step (locked, staged, parked, switched) until it
-is killed: the kill tests use it to interrupt the switch between its steps.
+is killed: the kill tests use it to interrupt the switch between its steps.  HLSGEN_TEST_FAULT=enospc
+fails the first staged write with ENOSPC, for a full disk where no small filesystem can be mounted.
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ def pause_point(step: str) -> None:
         print(f"hlsgen: paused at {step}", file=sys.stderr, flush=True)
         while True:
             time.sleep(60)
+
+
+def fault_point(step: str) -> None:
+    """A test hook where a full disk cannot be made: HLSGEN_TEST_FAULT=enospc fails the write."""
+    if os.environ.get("HLSGEN_TEST_FAULT") == "enospc":
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), step)
 
 
 def lock_path(out: Path) -> Path:

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hlsgen.errors import HlsgenError
+from hlsgen.errors import HlsgenError, tool_failure
 from hlsgen.project import integrity
 from hlsgen.project.rtl import COSIM_INDEX
 from hlsgen.resources import SIM_DIR
@@ -186,8 +186,13 @@ def _build(runner, entry: dict, project: Path, build_dir: Path, options: CosimOp
                      waves=options.waves, build_args=args, timescale=("1ns", "1ps"),
                      log_file=build_dir.parent / f"{build_dir.name}.build.log")
     except (SystemExit, RuntimeError, subprocess.CalledProcessError) as exc:
-        raise HlsgenError(f"cosim: the {options.sim} build of {entry['module']} failed ({exc}); see "
-                          f"{build_dir.parent / (build_dir.name + '.build.log')}") from None
+        log = build_dir.parent / f"{build_dir.name}.build.log"
+        try:
+            output = log.read_text(errors="replace")
+        except OSError:
+            output = str(exc)
+        raise tool_failure(f"cosim: the {options.sim} build of {entry['module']} failed ({str(exc)[:200]}); "
+                           f"full log {log}", output) from None
     return time.perf_counter() - start
 
 
@@ -220,7 +225,9 @@ def run_kind(project: Path, entry: dict, options: CosimOptions) -> KindResult:
     tests = _test_outcomes(results)
     report = integrity.read_json(report_path, f"rerun `hlsgen cosim {project}`") if report_path.is_file() else {}
     if not tests:
-        raise HlsgenError(f"cosim: no test of {entry['module']} ran; see {run_dir / 'sim.log'}")
+        log = run_dir / "sim.log"
+        raise tool_failure(f"cosim: no test of {entry['module']} ran; full log {log}",
+                           log.read_text(errors="replace") if log.is_file() else "")
     get_results(results)   # raises on an unreadable results file
     return KindResult(kind=entry["kind"], module=entry["module"], passed=all(tests.values()), tests=tests,
                       report=report, run_dir=run_dir, build_seconds=seconds, waves=_waves(run_dir, build_dir, entry, options))
