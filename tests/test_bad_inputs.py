@@ -406,7 +406,11 @@ def test_ctrl_c_during_a_build_exits_130_with_one_line_and_keeps_the_old_project
                                env={**os.environ, "PYTHONPATH": str(ROOT), "HLSGEN_TEST_PAUSE": "staged"})
     assert "paused at staged" in process.stderr.readline()
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
+    try:
+        _, stderr = process.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail(f"no exit after Ctrl-C: {process.communicate()[1]}")
     assert process.returncode == 130
     assert check_one_error_line(stderr) == ("error: interrupted (Ctrl-C); a build in progress left the previous "
                                             "project intact")
