@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -20,13 +22,11 @@ import numpy as np
 
 from hlsgen.project import build as build_mod
 from hlsgen.hardware import explore
-from hlsgen.model import checkpoint, golden, weights
+from hlsgen.model import checkpoint, golden, memory, weights
 from hlsgen.project import vendor
 from hlsgen.tools import csim, deploy, generate, report, rtl_commands
 from hlsgen.model import spec as spec_mod
-from hlsgen.errors import HlsgenError
-
-EXIT_ERROR = 2
+from hlsgen.errors import EXIT_BUG, EXIT_ERROR, EXIT_INTERRUPTED, HlsgenError, format_error
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,18 @@ def _golden_arguments(parser):
     parser.add_argument("--save", metavar="FILE.npy", type=Path,
                         help="write the logits as a float32 array [T, vocab]")
     parser.add_argument("--top", metavar="K", type=int, default=5, help="tokens to show per position (default: 5)")
+    _max_memory_argument(parser)
+
+
+def _max_memory_argument(parser):
+    parser.add_argument("--max-memory", metavar="SIZE",
+                        help="refuse a run whose estimated memory exceeds SIZE, e.g. 4G (default: the memory "
+                             "available now)")
+
+
+def _testbench_tokens(spec) -> int:
+    t = spec.project.testbench
+    return max(t.prompt_tokens, t.second_prompt_tokens, spec.hardware.batch)
 
 
 def _check_output_file(path: Path) -> None:
@@ -133,6 +145,7 @@ def _golden_run(args) -> int:
         raise HlsgenError(f"--top: {args.top} is out of range (allowed: 1 to model.vocab {spec.model.vocab})")
     if args.save is not None:
         _check_output_file(args.save)
+    memory.check(spec.model, len(ids), "golden", args.max_memory)
     model = golden.Model(spec.model, load_weights(spec), args.numerics, spec.numerics)
     raw, _ = model.decode(ids) if args.decode else model.prefill(ids)
     logits = model.to_float(raw).astype(np.float32)
@@ -153,10 +166,12 @@ def _golden_run(args) -> int:
 def _build_arguments(parser):
     parser.add_argument("config", help="YAML config file or Hugging Face MMfreeLM model directory")
     parser.add_argument("-o", "--output", type=Path, help="project directory (default: project.output)")
+    _max_memory_argument(parser)
 
 
-def _build(config, output) -> "build_mod.BuildResult":
+def _build(config, output, max_memory=None) -> "build_mod.BuildResult":
     spec = spec_mod.load(config)
+    memory.check(spec.model, _testbench_tokens(spec), "build", max_memory, build=True)
     result = build_mod.build(spec, output)
     print(f"{result.out}: {result.files} files, {len(result.changed)} changed")
     for b in result.plan.bitlinears:
@@ -169,7 +184,7 @@ def _build(config, output) -> "build_mod.BuildResult":
 
 
 def _build_run(args) -> int:
-    _build(args.config, args.output)
+    _build(args.config, args.output, args.max_memory)
     return 0
 
 
@@ -218,6 +233,7 @@ def _generate_arguments(parser):
                         help="0: greedy (default); > 0: sample from softmax(logits / T)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
     parser.add_argument("-o", "--output", type=Path, help="csim: project directory (default: project.output)")
+    _max_memory_argument(parser)
 
 
 def _generate_backend(args, spec):
@@ -238,6 +254,10 @@ def _generate_run(args) -> int:
     if not 0 <= args.max_new_tokens <= 1 << 20:
         raise HlsgenError(f"--max-new-tokens: {args.max_new_tokens} is out of range (allowed: 0 to {1 << 20})")
     sampler = generate.Sampler(args.temperature, args.seed)
+    if args.backend == "csim":
+        memory.check(spec.model, _testbench_tokens(spec), "generate", args.max_memory, build=True)
+    else:
+        memory.check(spec.model, 1, "generate", args.max_memory)     # one token at a time
     backend, name = _generate_backend(args, spec)
     start = time.perf_counter()
     new = generate.generate(backend, prompt, args.max_new_tokens, sampler)
@@ -315,7 +335,7 @@ COMMANDS = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="hlsgen", description="Turn a MatMul-free ternary language model into an HLS project.",
         epilog="examples:\n" + "\n".join(f"  {c.example.splitlines()[0]}" for c in COMMANDS),
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -329,14 +349,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):        # one `error:` line like every other failure, not a usage dump
+        raise HlsgenError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command; every failure ends as one `error: ...` line (a tool's own lines indented
+    below it) and an exit code from hlsgen.errors.  HLSGEN_DEBUG=1 adds the traceback."""
     try:
+        args = build_parser().parse_args(argv)
         return args.run(args)
-    except HlsgenError as exc:
-        message = " ".join(str(exc).split("\n"))
-        print(f"error: {message}", file=sys.stderr)
-        return EXIT_ERROR
+    except SystemExit:               # --help, --version
+        raise
+    except BaseException as exc:
+        code, message = _failure(exc)
+        if os.environ.get("HLSGEN_DEBUG") == "1":
+            traceback.print_exception(exc)
+        print(message, file=sys.stderr)
+        return code
+
+
+def _failure(exc: BaseException) -> tuple[int, str]:
+    """The exit code and the error line of a failure."""
+    if isinstance(exc, HlsgenError):
+        return EXIT_ERROR, format_error(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED, "error: interrupted (Ctrl-C); a build in progress left the previous project intact"
+    if isinstance(exc, MemoryError):
+        return EXIT_ERROR, "error: out of memory (allowed: a smaller model or sequence, or more memory)"
+    if isinstance(exc, OSError):     # a file or device the input layers did not anticipate
+        where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f)
+        return EXIT_ERROR, f"error: {where or 'I/O'}: {exc.strerror or exc}"
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return EXIT_BUG, (f"error: internal error, {type(exc).__name__}: {first} (a bug in hlsgen; HLSGEN_DEBUG=1 "
+                      f"shows the traceback)")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from hlsgen.hardware import planner
 from hlsgen.project import build
 from hlsgen.project import calls as calls_mod
 from hlsgen.model import spec as spec_mod
+from hlsgen.errors import HlsgenError
 from hlsgen.project.render import RenderedProject
 from hlsgen.version import BANNER
 
@@ -95,7 +96,7 @@ def cache_entries(cache: Path) -> set[str]:
 
 
 def leftovers(project: Path) -> list[Path]:
-    return sorted(project.parent.glob(project.name + ".hlsgen-*"))
+    return sorted(p for p in project.parent.glob(project.name + ".hlsgen-*") if not p.name.endswith("-lock"))
 
 
 # ----------------------------------------------------------------------------- bit-exact csim
@@ -140,6 +141,15 @@ def tampered_copy(project: Path, destination: Path) -> Path:
     return copy
 
 
+def record_edits(project: Path) -> None:
+    """Make deliberate edits (a simulated hardware bug) the build's own: csim refuses a project
+    whose files differ from the manifest's digests, as a broken project."""
+    path = project / "hlsgen_manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["files"] = {rel: hashlib.sha256((project / rel).read_bytes()).hexdigest() for rel in manifest["files"]}
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+
+
 def set_first_gamma(weights_header: Path, table: str, value: int) -> None:
     """Replace layer 0's first entry of GAMMA_<table> in the generated constant header."""
     text = weights_header.read_text()
@@ -151,6 +161,7 @@ def set_first_gamma(weights_header: Path, table: str, value: int) -> None:
 def test_tampered_norm_weight_is_named_as_the_first_divergence(simulate, tmp_path):
     project = tampered_copy(simulate("tiny")[0], tmp_path)
     set_first_gamma(project / "src" / "tiny_top_weights.h", "I", 100_000)   # ~24.4, far above any gamma
+    record_edits(project)
     run = run_cli("csim", project)
     assert run.code == 1
     assert re.search(r"FAIL: first divergence: token 0, tensor layer0\.attn\.i\.(q|scale)\[\d+\]: "
@@ -163,6 +174,7 @@ def test_tampered_expected_logit_fails_with_no_intermediate_differing(simulate, 
     logits = np.fromfile(logits_file, "<i4")
     logits[300] += 1
     logits.tofile(logits_file)
+    record_edits(project)
     entries = cache_entries(hlsgen_cache)
     run = run_cli("csim", project)
     assert run.code == 1
@@ -180,6 +192,7 @@ def test_tampered_offchip_word_names_its_layer_and_projection(simulate, tmp_path
     words = np.fromfile(port, np.uint8).reshape(-1, 64)
     words[b.base_word + layer * b.words_per_matrix] ^= 0x55       # every 2-bit code of the word changes value
     words.tofile(port)
+    record_edits(project)
     run = run_cli("csim", project)
     assert run.code == 1
     assert re.search(rf"first divergence: token 0, tensor {re.escape(tensor)}\[\d+\]", run.out), run.out
@@ -221,6 +234,7 @@ def test_a_failed_csim_replaces_the_recorded_pass(simulate, tmp_path):
     logits = np.fromfile(logits_file, "<i4")
     logits[300] -= 3
     logits.tofile(logits_file)
+    record_edits(project)
     assert run_cli("csim", project).code == 1
     record = csim_record(project)
     assert not record["passed"] and record["mismatches"] == 1 and record["max_logit_difference"] == 3
@@ -298,10 +312,10 @@ def test_failure_while_staging_leaves_the_previous_project_intact(tmp_path, monk
         return real_write(self, data)
 
     monkeypatch.setattr(Path, "write_bytes", write_then_fail)
-    with pytest.raises(OSError, match="simulated"):
+    with pytest.raises(HlsgenError, match="simulated"):
         build_tiny(tmp_path, hardware={"clock_mhz": 250})
     monkeypatch.undo()
-    assert writes[0].is_relative_to(project.with_name(project.name + ".hlsgen-new"))   # staging had begun
+    assert writes[0].relative_to(project.parent).parts[0].startswith(project.name + ".hlsgen-new-")   # staging had begun
     assert project_bytes(project) == before
     assert leftovers(project) == []
     assert "hls/run_hls.tcl" in build_tiny(tmp_path, hardware={"clock_mhz": 250}).changed   # nothing half-applied

@@ -148,7 +148,7 @@ def test_digest_follows_content(tmp_path):
     ("project.name", "1top", ["project.name: '1top' is not a usable C/Tcl identifier"]),
     ("project.name", "my-top", ["project.name: 'my-top' is not a usable"]),
     ("project.name", "ap_top", ["project.name: 'ap_top' is not a usable", "not starting with ap_"]),
-    ("project.name", "x" * 64, ["is not a usable C/Tcl identifier", "at most 63 characters"]),
+    ("project.name", "x" * 65, ["is not a usable C/Tcl identifier: it is 65 characters long", "at most 64 characters"]),
     ("weights", DELETE, ["weights: give exactly one of 'path'", "random: {seed: N}"]),
     ("weights", {}, ["weights: give exactly one of 'path'"]),
     ("weights", {"path": 5}, ["weights.path: 5 is not a path"]),
@@ -160,6 +160,27 @@ def test_error_names_path_and_value(tmp_path, dotted, value, expected):
     message = load_error(tmp_path, config)
     for part in expected:
         assert part in message
+
+
+@pytest.mark.parametrize("name, why", [
+    ("tiny_top\n", "is not a letter or '_' followed"),        # `$` would match before the newline
+    ("tiny top", "is not a letter or '_' followed"), ("", "is not a letter or '_' followed"), ("tóp", "is not a letter or '_' followed"),
+    ("top\x00", "is not a letter or '_' followed"), (7, "is not a letter or '_' followed"), ("int", "is a C++ keyword"),
+    ("namespace", "is a C++ keyword"), ("co_await", "is a C++ keyword"), ("main", "is a reserved name"),
+    ("__top", "is a reserved name"), ("_Top", "is a reserved name"), ("hls_top", "is a reserved name"),
+    ("t" * 65, "is 65 characters long")])
+def test_project_names_that_are_not_usable_identifiers(tmp_path, name, why):
+    message = load_error(tmp_path, changed(BASE, "project.name", name))
+    assert message.startswith(f"project.name: {name!r} is not a usable C/Tcl identifier: it {why}"
+                              if isinstance(name, str) else f"project.name: {name} is not a usable")
+    assert "at most 64 characters; not a C++ keyword, not main" in message
+
+
+@pytest.mark.parametrize("name", ["t" * 64, "_top", "top_1", "T", "main_top", "integer", "Int"])
+def test_project_names_at_the_edges_of_the_rules_are_accepted(tmp_path, name):
+    path = tmp_path / "ok.yaml"
+    path.write_text(yaml.safe_dump(changed(BASE, "project.name", name)))
+    assert spec.load(path).project.name == name
 
 
 def test_simd_that_does_not_divide_hidden(tmp_path):

@@ -21,7 +21,7 @@ from hlsgen.hardware import perf
 from hlsgen.hardware import planner
 from hlsgen.model import spec as spec_mod
 from hlsgen.hardware.boards import Board
-from hlsgen.errors import HlsgenError
+from hlsgen.errors import HlsgenError, did_you_mean
 from hlsgen.model.spec import MAX_BATCH, MAX_LANES, PACKINGS, Parallelism, Spec, stripes_for
 
 
@@ -455,8 +455,13 @@ def arguments(parser):
 def run(args) -> int:
     spec = spec_mod.load(args.config)
     if args.board:
-        Board.load(args.board)     # a clear error for an unknown board
+        known = spec_mod.board_names()     # by name only: a path would load any YAML file as a board
+        if args.board not in known:
+            raise HlsgenError(f"--board: {args.board!r} is not a known board (allowed: {', '.join(known)})"
+                              + did_you_mean(args.board, known))
         spec = replace(spec, hardware=replace(spec.hardware, board=args.board))
+    if args.write and not args.write.parent.is_dir():     # before the search, so nothing is lost
+        raise HlsgenError(f"--write: directory {args.write.parent} does not exist (allowed: a file in an existing directory)")
     searched = batches(args.batch, args.max_batch)
     start = time.perf_counter()
     chosen, front = explore(spec, args.budget, searched)
@@ -470,7 +475,10 @@ def run(args) -> int:
     print("chosen (*): " + summary(chosen))
     section = yaml.safe_dump({"hardware": hardware_section(chosen)}, sort_keys=False)
     if args.write:
-        args.write.write_text(section)
+        try:
+            args.write.write_text(section)
+        except OSError as exc:
+            raise HlsgenError(f"--write: cannot write {args.write} ({exc.strerror})") from None
         print(f"wrote the hardware section to {args.write}")
     else:
         print(section, end="")

@@ -51,6 +51,14 @@ def load(spec) -> weights.Weights:
     """The model's Weights from spec.weights: random (seeded) or read from a checkpoint."""
     if spec.weights.seed is not None:
         return weights.random_weights(spec.model, spec.weights.seed)
+    try:
+        return _load(spec)
+    except (OSError, EOFError, zipfile.BadZipFile, ValueError) as exc:   # a file damaged past its header
+        raise HlsgenError(f"weights.path: {spec.weights.path} cannot be read ({exc}) (allowed: an intact "
+                          f"checkpoint; download or export it again)") from None
+
+
+def _load(spec) -> weights.Weights:
     source = open_checkpoint(spec.weights.path)
     shapes = weights.expected_shapes(spec.model)
     # Every key, shape and dtype is checked before the (slow) import starts.
@@ -241,7 +249,7 @@ class _NpzFile:
         self.path = Path(path)
         try:
             self.archive = np.load(self.path, allow_pickle=False)
-        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise HlsgenError(f"{self.path}: not a readable .npz archive ({exc})") from None
         if not isinstance(self.archive, np.lib.npyio.NpzFile):
             raise HlsgenError(f"{self.path}: holds a single array, not an .npz archive of named tensors")

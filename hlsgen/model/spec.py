@@ -21,7 +21,21 @@ from hlsgen.errors import HlsgenError, did_you_mean
 from hlsgen.model.numerics import FixedFormat, NumericsSpec, product_bits
 from hlsgen.resources import BOARDS_DIR
 
-IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
+# \A and \Z, not ^ and $: `$` also matches before a trailing newline ("tiny_top\n").
+IDENTIFIER = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
+MAX_IDENTIFIER = 64
+# The name becomes a C++ function, namespace and file name prefix, and a Tcl/Vitis top name.
+CXX_KEYWORDS = frozenset("""
+    alignas alignof and and_eq asm auto bitand bitor bool break case catch char char8_t char16_t char32_t
+    class compl concept const consteval constexpr constinit const_cast continue co_await co_return
+    co_yield decltype default delete do double dynamic_cast else enum explicit export extern false
+    float for friend goto if inline int long mutable namespace new noexcept not not_eq nullptr operator
+    or or_eq private protected public register reinterpret_cast requires return short signed sizeof
+    static static_assert static_cast struct switch template this thread_local throw true try typedef
+    typeid typename union unsigned using virtual void volatile wchar_t while xor xor_eq
+    final override import module""".split())
+RESERVED_NAMES = frozenset({"main"})
+RESERVED_PREFIXES = ("__", "ap_", "hls", "xil")    # the compiler's and the Xilinx libraries' own
 WEIGHT_PLACES = ("onchip", "ddr", "hbm")
 PACKINGS = ("2bit", "5trit")   # weight codes: four 2-bit codes per byte, or five trits per byte
 
@@ -198,8 +212,11 @@ def _model_from_hf_config(path: Path, where: str) -> ModelSpec:
         cfg = json.loads(path.read_text())
     except FileNotFoundError:
         raise HlsgenError(f"{where}: {path} does not exist (allowed: an HF config.json of model_type hgrn_bit)") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise HlsgenError(f"{where}: {path} is not readable JSON ({exc})") from None
+    except (OSError, ValueError, RecursionError) as exc:     # ValueError: bad JSON or not UTF-8
+        raise HlsgenError(f"{where}: {path} is not readable JSON ({str(exc)[:160] or type(exc).__name__})") from None
+    if not isinstance(cfg, dict):
+        raise HlsgenError(f"{where}: {path} holds a JSON {type(cfg).__name__}, not an object (allowed: an HF "
+                          f"config.json of model_type hgrn_bit)")
     if cfg.get("model_type") != "hgrn_bit":
         raise HlsgenError(f"{where}: {path} has model_type {cfg.get('model_type')!r} (allowed: 'hgrn_bit')")
     for flag in ("use_short_conv", "tie_word_embeddings"):
@@ -245,9 +262,20 @@ def _weights(sec: _Section, base: Path) -> WeightsSpec:
         seed = rnd.int("seed", 0, minimum=0)
         rnd.finish()
         return WeightsSpec(seed=seed)
-    if not isinstance(path, str):
+    if not isinstance(path, str) or not path:
         raise HlsgenError(f"{sec.where('path')}: {_show(path)} is not a path")
-    return WeightsSpec(path=(base / path).resolve())
+    resolved = _resolve(base / path, sec.where("path"))
+    if not resolved.exists():
+        raise HlsgenError(f"{sec.where('path')}: {resolved} does not exist (allowed: an HF model directory, "
+                          f".safetensors or .npz)")
+    return WeightsSpec(path=resolved)
+
+
+def _resolve(path: Path, where: str) -> Path:
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as exc:     # a symlink loop (RuntimeError before Python 3.13)
+        raise HlsgenError(f"{where}: {path} cannot be resolved ({exc}) (allowed: a path without symlink loops)") from None
 
 
 def _format(sec: _Section, key: str, default: FixedFormat, max_width: int) -> FixedFormat:
@@ -378,14 +406,29 @@ def _hardware(sec: _Section, model: ModelSpec) -> HardwareSpec:
     return hw
 
 
+def _identifier(sec: _Section, key: str, default: str) -> str:
+    """A name that becomes a C++ function and namespace, file names and a Tcl top."""
+    name = sec.raw(key, default)
+    why = None
+    if not isinstance(name, str) or not IDENTIFIER.match(name):
+        why = "is not a letter or '_' followed by letters, digits or '_'"
+    elif len(name) > MAX_IDENTIFIER:
+        why = f"is {len(name)} characters long"
+    elif name in CXX_KEYWORDS:
+        why = "is a C++ keyword"
+    elif name in RESERVED_NAMES or name.startswith(RESERVED_PREFIXES) or re.match(r"_[A-Z]", name):
+        why = "is a reserved name"
+    if why:
+        raise HlsgenError(f"{sec.where(key)}: {_show(name)} is not a usable C/Tcl identifier: it {why} (allowed: a letter "
+                          f"or '_', then letters, digits or '_', at most {MAX_IDENTIFIER} characters; not a C++ "
+                          f"keyword, not main, not starting with ap_, hls, xil, __ or _ and a capital)")
+    return name
+
+
 def _project(sec: _Section, base: Path) -> ProjectSpec:
-    name = sec.raw("name", "mmfree_top")
-    if not isinstance(name, str) or not IDENTIFIER.match(name) or name.startswith(("ap_", "hls", "xil")):
-        raise HlsgenError(f"{sec.where('name')}: {_show(name)} is not a usable C/Tcl identifier "
-                          f"(allowed: a letter, then letters, digits or '_', at most 63 characters, "
-                          f"not starting with ap_, hls or xil)")
+    name = _identifier(sec, "name", "mmfree_top")
     output = sec.raw("output", f"build/{name}")
-    if not isinstance(output, str) or not output:
+    if not isinstance(output, str) or not output or "\0" in output:
         raise HlsgenError(f"{sec.where('output')}: {_show(output)} is not a path")
     tb = sec.sub("testbench")
     d = TestbenchSpec()
@@ -396,13 +439,19 @@ def _project(sec: _Section, base: Path) -> ProjectSpec:
                               seed=tb.int("seed", d.seed, minimum=0))
     tb.finish()
     sec.finish()
-    return ProjectSpec(name=name, output=(base / output).resolve(), testbench=testbench)
+    return ProjectSpec(name=name, output=_resolve(base / output, sec.where("output")), testbench=testbench)
 
 
 # ----------------------------------------------------------------------------- entry point
 def load(source: str | Path) -> Spec:
     """Read a YAML config or an HF model directory into a validated Spec."""
-    source = Path(source)
+    try:
+        return _load(Path(source))
+    except OSError as exc:      # an unreadable directory or file met anywhere while reading the inputs
+        raise HlsgenError(f"{exc.filename or source}: cannot be read ({exc.strerror or exc})") from None
+
+
+def _load(source: Path) -> Spec:
     if source.is_dir():
         config = source / "config.json"
         if not config.is_file():
@@ -418,12 +467,17 @@ def load(source: str | Path) -> Spec:
             raise HlsgenError(f"{source}: no such file (allowed: a YAML config or an HF model directory)") from None
         except OSError as exc:
             raise HlsgenError(f"{source}: cannot be read ({exc.strerror})") from None
+        except UnicodeDecodeError as exc:
+            raise HlsgenError(f"{source}: not a UTF-8 text file (byte {exc.object[exc.start]:#04x} at offset "
+                              f"{exc.start}; allowed: a YAML config in UTF-8)") from None
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
             raise HlsgenError(f"{source}: not valid YAML{at} ({getattr(exc, 'problem', exc)})") from None
+        except RecursionError:
+            raise HlsgenError(f"{source}: not a usable YAML config (nested too deeply)") from None
         base = source.resolve().parent
     if data is not None and not isinstance(data, dict):
         raise HlsgenError(f"{source}: the top level is {type(data).__name__} {_show(data)} "

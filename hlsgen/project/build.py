@@ -14,6 +14,7 @@ from hlsgen.project import render
 from hlsgen.project.calls import run_calls, testbench_calls
 from hlsgen.hardware.planner import HardwarePlan
 from hlsgen.model.spec import Spec
+from hlsgen.errors import HlsgenError
 
 
 @dataclass
@@ -39,6 +40,11 @@ def build(spec: Spec, out: Path | None = None) -> BuildResult:
     weights = checkpoint.load(spec)
     plan = planner.plan(spec, weights)
     out = Path(out) if out is not None else spec.project.output
-    files = render.project(spec, plan, weights, golden_vectors(spec, weights), out.resolve())
+    try:
+        root = out.resolve()
+    except (RuntimeError, OSError) as exc:      # a symlink loop (RuntimeError before Python 3.13)
+        raise HlsgenError(f"project.output: {out} cannot be resolved ({exc}) (allowed: a path without symlink "
+                          f"loops)") from None
+    files = render.project(spec, plan, weights, golden_vectors(spec, weights), root)
     changed = files.write(out)
     return BuildResult(out=out, plan=plan, changed=changed, files=len(files))

@@ -1,8 +1,9 @@
 """HardwarePlan + weights + golden vectors -> RenderedProject {relpath: text | bytes}.
 
 Templates (templates/*.j2) only print what the plan and the tables say.  Writing is atomic:
-the new tree is staged beside the old one and swapped in with renames, so a failed or
-interrupted build leaves the previous project intact; unchanged files keep their timestamps.
+the new tree is staged beside the old one and switched in under a per-output lock
+(project/swap.py), so concurrent, failed or killed builds leave a whole project, old or new;
+unchanged files keep their timestamps.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import jinja2
 import numpy as np
 
 from hlsgen.model import numerics as nx
-from hlsgen.project import rtl, vendor
+from hlsgen.errors import HlsgenError
+from hlsgen.project import rtl, swap, vendor
+from hlsgen.project.integrity import MANIFEST
 from hlsgen.hardware.planner import INT32_SLOTS, HardwarePlan
 from hlsgen.model.spec import Spec
 from hlsgen.project.words import kind_words, stripe_buffers
@@ -26,7 +29,6 @@ from hlsgen.resources import KERNELS, TEMPLATES
 from hlsgen.version import BANNER, __version__
 from hlsgen.model.weights import Weights
 
-MANIFEST = "hlsgen_manifest.json"
 CXXFLAGS = ("-std=c++17 -O2 -Wall -Wextra -Werror -Wno-unknown-pragmas -Wno-unused-label "
             "-Wno-uninitialized -Wno-maybe-uninitialized")
 
@@ -135,24 +137,33 @@ class RenderedProject(dict):
         return h.hexdigest()
 
     def write(self, out: Path) -> list[str]:
-        """Write atomically; return the relpaths whose content changed or that are gone."""
+        """Write atomically under the output's lock (project/swap.py); return the relpaths whose
+        content changed or that are gone."""
         out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        stage, backup = out.with_name(out.name + ".hlsgen-new"), out.with_name(out.name + ".hlsgen-old")
-        if backup.exists() and not out.exists():
-            backup.rename(out)                  # an earlier swap was interrupted: the old tree comes back
-        for leftover in (stage, backup):
-            shutil.rmtree(leftover, ignore_errors=True)
         try:
-            changed = self._stage(out, stage)
-        except BaseException:
-            shutil.rmtree(stage, ignore_errors=True)    # a failed build leaves no half-written tree behind
-            raise
-        if out.exists():
-            out.rename(backup)
-        stage.rename(out)
-        shutil.rmtree(backup, ignore_errors=True)
-        return changed
+            out = out.parent.resolve() / out.name      # a symlink loop above it raises here
+            if out.is_symlink():
+                out = out.resolve(strict=True)         # write the tree the link names, keep the link
+            if out.exists() and not out.is_dir():
+                raise HlsgenError(f"project.output: {out} is a file, not a directory (allowed: a new or "
+                                  f"existing project directory)")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with swap.output_lock(out):
+                swap.recover(out)
+                stage = swap.staging_name(out, swap.NEW)
+                try:
+                    changed = self._stage(out, stage)
+                    swap.pause_point("staged")
+                    swap.switch(stage, out)
+                except BaseException:
+                    shutil.rmtree(stage, ignore_errors=True)    # a failed build leaves no half-written tree
+                    raise
+            return changed
+        except OSError as exc:
+            raise HlsgenError(f"project.output: cannot write {exc.filename or out} ({exc.strerror or exc}); "
+                              f"the previous project, if any, is unchanged") from None
+        except RuntimeError as exc:                    # Path.resolve() on a symlink loop (Python < 3.13)
+            raise HlsgenError(f"project.output: {out}: {exc} (allowed: a path without symlink loops)") from None
 
     def _stage(self, out: Path, stage: Path) -> list[str]:
         """The new tree in `stage`; returns the relpaths whose content changed."""
@@ -174,6 +185,7 @@ class RenderedProject(dict):
             target.parent.mkdir(parents=True, exist_ok=True)
             target.unlink(missing_ok=True)      # never write through a link into the old tree
             target.write_bytes(data)
+            swap.fault_point(str(target))
             changed.append(rel)
         return changed
 
@@ -181,9 +193,11 @@ class RenderedProject(dict):
 def _generated_before(tree: Path) -> set[str]:
     """The relpaths the manifest in `tree` lists (empty when there is none)."""
     manifest = tree / MANIFEST
-    if not manifest.is_file():
-        return set()
-    return set(json.loads(manifest.read_text()).get("files", {})) | {MANIFEST}
+    try:
+        listed = json.loads(manifest.read_text()).get("files", {})
+    except (OSError, ValueError, AttributeError):
+        return set()       # none, or unreadable: nothing is known to be ours, so nothing is deleted
+    return set(listed) | {MANIFEST}
 
 
 def _bytes(content) -> bytes:

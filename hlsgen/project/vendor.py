@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hlsgen.hardware.boards import Board
+from hlsgen.project import integrity
 from hlsgen.errors import HlsgenError
 from hlsgen.hardware.planner import HardwarePlan, by_bundle
 from hlsgen.project.calls import CALL_HEADER, CALL_WIDTH
@@ -56,8 +57,10 @@ class Flow:
         if not path.is_file():
             raise HlsgenError(f"{project}: not an hlsgen project with a vendor flow (no {FLOW_FILE}; "
                               f"run `hlsgen build` first)")
-        data = json.loads(path.read_text())
-        return cls(data["top"], Board.load(data["board"]), data["clock_mhz"])
+        data = integrity.read_json(path)
+        if not isinstance(data.get("top"), str) or not isinstance(data.get("board"), str):
+            raise HlsgenError(f"{path}: corrupt, no 'top' or 'board' ({integrity.REBUILD})")
+        return cls(data["top"], Board.load(data["board"]), data.get("clock_mhz"))
 
     def to_json(self, banner: str) -> str:
         # JSON has no comments: the banner is a field, as in the manifest.

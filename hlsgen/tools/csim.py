@@ -15,6 +15,7 @@ import re
 import shutil
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -26,8 +27,9 @@ import numpy as np
 
 from hlsgen.model import checkpoint
 from hlsgen.model import golden
+from hlsgen.project import integrity
 from hlsgen.project.calls import read_calls, run_calls
-from hlsgen.errors import HlsgenError
+from hlsgen.errors import HlsgenError, tool_failure
 from hlsgen.project.render import CXXFLAGS
 from hlsgen.model.spec import load as load_spec
 
@@ -64,10 +66,7 @@ def ap_include() -> Path:
 
 
 def _manifest(project: Path) -> dict:
-    path = project / "hlsgen_manifest.json"
-    if not path.is_file():
-        raise HlsgenError(f"{project}: not an hlsgen project (no hlsgen_manifest.json; run `hlsgen build` first)")
-    return json.loads(path.read_text())
+    return integrity.load_manifest(project)
 
 
 def _cache_dir() -> Path:
@@ -96,19 +95,41 @@ def compile_cached(sources: list[Path], include_dirs: list[Path], hashed: dict[s
         key.update(name.encode())
         key.update(content)
     binary = _cache_dir() / key.hexdigest()[:32] / "csim.exe"
-    if binary.is_file():
+    if _cached_binary_is_whole(binary):
         return binary, True, 0.0
-    binary.parent.mkdir(parents=True, exist_ok=True)
-    # A per-process partial file: two runs compiling the same key cannot write into each other.
-    partial = binary.with_suffix(f".{os.getpid()}.partial")
     command = [compiler, *flags, "-isystem", str(include), *(f"-I{d}" for d in include_dirs),
-               *map(str, sources), "-o", str(partial)]
+               *map(str, sources), "-o"]
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise HlsgenError(f"csim: g++ failed on {what}:\n{done.stderr.strip()[:4000]}")
-    partial.rename(binary)
+    try:
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        # Per-process partial files: two runs compiling the same key cannot write into each other.
+        partial = binary.with_suffix(f".{os.getpid()}.partial")
+        done = subprocess.run(command + [str(partial)], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise tool_failure(f"csim: g++ failed (exit {done.returncode}) on {what}", done.stderr)
+        # The digest first: a binary in place always has its digest beside it.
+        digest = binary.with_suffix(f".{os.getpid()}.sha256")
+        digest.write_text(hashlib.sha256(partial.read_bytes()).hexdigest())
+        digest.rename(binary.with_suffix(".sha256"))
+        partial.rename(binary)
+    except OSError as exc:
+        raise HlsgenError(f"csim: cannot write the binary cache {_cache_dir()} ({exc.strerror or exc}: "
+                          f"{exc.filename}) (allowed: a writable directory in HLSGEN_CACHE)") from None
     return binary, False, time.perf_counter() - start
+
+
+def _cached_binary_is_whole(binary: Path) -> bool:
+    """A cached binary with the digest it was written with; a corrupt one is said so and rebuilt."""
+    try:
+        if not binary.is_file():
+            return False
+        if hashlib.sha256(binary.read_bytes()).hexdigest() == binary.with_suffix(".sha256").read_text().strip():
+            return True
+    except OSError:
+        pass
+    print(f"hlsgen: the cached binary {binary} is corrupt (its digest does not match); rebuilding it",
+          file=sys.stderr)
+    return False
 
 
 def compile_csim(project: Path, sanitize: bool = False) -> tuple[Path, bool, float]:
@@ -129,7 +150,7 @@ def _parse_saturations(output: str) -> dict:
 
 def run(project: Path, sanitize: bool = False) -> SimResult:
     project = Path(project).resolve()
-    _manifest(project)          # not a project: an error, and no record written into it
+    integrity.check(project)    # not a project, or a broken one: an error, and no record written into it
     started = time.perf_counter()
     try:
         result = _run(project, sanitize)
@@ -144,7 +165,18 @@ def run(project: Path, sanitize: bool = False) -> SimResult:
 def _run(project: Path, sanitize: bool) -> SimResult:
     binary, cached, seconds_compile = compile_csim(project, sanitize)
     start = time.perf_counter()
-    done = subprocess.run([str(binary)], cwd=project / "tb", capture_output=True, text=True)
+    try:
+        done = subprocess.run([str(binary)], cwd=project / "tb", capture_output=True, text=True)
+    except OSError as exc:
+        # A binary that passed its digest check and still does not start: drop it and compile once more.
+        print(f"hlsgen: the cached binary {binary} does not run ({exc.strerror}); rebuilding it", file=sys.stderr)
+        binary.unlink(missing_ok=True)
+        binary, cached, seconds_compile = compile_csim(project, sanitize)
+        try:
+            done = subprocess.run([str(binary)], cwd=project / "tb", capture_output=True, text=True)
+        except OSError as again:
+            raise HlsgenError(f"csim: the compiled testbench {binary} does not run ({again.strerror}); is "
+                              f"HLSGEN_CACHE on a noexec filesystem?") from None
     seconds_run = time.perf_counter() - start
     output = done.stdout + done.stderr
     result = SimResult(passed=done.returncode == 0 and "PASS" in done.stdout, output=output,

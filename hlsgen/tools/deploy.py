@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 from hlsgen.errors import HlsgenError
+from hlsgen.project import integrity
 from hlsgen.project.vendor import Flow, Step
 
 # What a programming tool prints when it finds no board or no cable (openFPGALoader 0.10; the
@@ -65,8 +66,7 @@ def run_step(project: Path, step: Step, capture: bool = False) -> subprocess.Com
 
 def project_dir(target: str | Path) -> Path:
     project = Path(target).resolve()
-    if not (project / "hlsgen_manifest.json").is_file():
-        raise HlsgenError(f"{target}: not an hlsgen project (no hlsgen_manifest.json; run `hlsgen build` first)")
+    integrity.check(project)
     return project
 
 

@@ -14,14 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from hlsgen.tools.csim import _manifest, compile_cached
+from hlsgen.project import integrity
+from hlsgen.tools.csim import compile_cached
 from hlsgen.errors import HlsgenError
 
 
 class CsimDevice:
     def __init__(self, project: Path):
         self.project = Path(project).resolve()
-        manifest = _manifest(self.project)
+        manifest = integrity.check(self.project)
         self.top = manifest["top"]
         sources = [self.project / "src" / f"{self.top}.cpp", self.project / "host" / "csim_device.cpp"]
         if not sources[1].is_file():
@@ -78,7 +79,7 @@ class CsimDevice:
 
     def upload_project_buffers(self) -> None:
         """Upload the packed buffers the build wrote (off-chip designs only)."""
-        ports = json.loads((self.project / "hlsgen_manifest.json").read_text()).get("memory_ports", [])
+        ports = integrity.load_manifest(self.project).get("memory_ports", [])
         for index, port in enumerate(ports):
             dtype = "<i4" if index == 0 else "<u8"
             self.upload(index, np.fromfile(self.project / "tb" / "data" / f"{port}.bin", dtype))

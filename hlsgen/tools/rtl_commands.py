@@ -9,13 +9,13 @@ from pathlib import Path
 from hlsgen.tools import cosim
 from hlsgen.tools import synth
 from hlsgen.errors import HlsgenError
+from hlsgen.project import integrity
 
 
 def _project(path: str) -> Path:
-    project = Path(path)
-    if not (project / "hlsgen_manifest.json").is_file():
-        raise HlsgenError(f"{project}: not an hlsgen project (no hlsgen_manifest.json; run `hlsgen build` first)")
-    return project.resolve()
+    project = Path(path).resolve()
+    integrity.check(project)
+    return project
 
 
 def _rate(value, digits=0) -> str:

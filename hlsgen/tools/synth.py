@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hlsgen.hardware import estimate as planner_estimate
-from hlsgen.errors import HlsgenError
+from hlsgen.errors import HlsgenError, tool_failure
+from hlsgen.tools import external
 from hlsgen.hardware.planner import BitLinearPlan, bits_for
 from hlsgen.project.rtl import MvuRtl
 
@@ -48,7 +49,8 @@ def yosys_command() -> list[str]:
 
 
 def yosys_version(command: list[str]) -> str:
-    done = subprocess.run([*command, "-V"], capture_output=True, text=True)
+    with external.first_run_guard(command[0]):
+        done = subprocess.run([*command, "-V"], capture_output=True, text=True)
     return (done.stdout.strip().splitlines() or ["unknown"])[-1]
 
 
@@ -56,10 +58,10 @@ def run_yosys(command: list[str], rtl_dir: Path, module: str) -> dict:
     """Synthesise one module; returns Yosys's `stat -json` cell counts by type."""
     stat = f".synth_{module}.json"
     script = f"read_verilog {module}.v; synth_xilinx -family xcup -top {module} -noiopad; tee -q -o {stat} stat -json"
-    done = subprocess.run([*command, "-q", "-p", script], cwd=rtl_dir, capture_output=True, text=True)
+    done = external.run([*command, "-q", "-p", script], rtl_dir, f"synth --open: yosys on {module}")
     stat_path = rtl_dir / stat
-    if done.returncode != 0 or not stat_path.is_file():
-        raise HlsgenError(f"synth --open: yosys failed on {module}:\n{(done.stdout + done.stderr)[-3000:]}")
+    if not stat_path.is_file():
+        raise tool_failure(f"synth --open: yosys wrote no {stat} for {module}", done.stdout + done.stderr)
     cells = json.loads(stat_path.read_text())["design"]["num_cells_by_type"]
     stat_path.unlink()
     return cells
