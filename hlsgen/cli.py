@@ -286,23 +286,23 @@ COMMANDS = [
             "hlsgen build examples/tiny.yaml\nhlsgen build examples/tiny.yaml -o /tmp/tiny_top",
             _build_arguments, _build_run),
     Command("csim", "compile and run the C simulation; compare with the golden model bit for bit",
-            "hlsgen csim build/tiny_top\nhlsgen csim examples/tiny.yaml   # build, then csim",
+            "hlsgen csim out/tiny_top\nhlsgen csim examples/tiny.yaml   # build, then csim",
             _csim_arguments, _csim_run),
     Command("generate", "generate text with a byte-level model through the golden model or the C-simulated accelerator",
             'hlsgen generate examples/tiny_lm.yaml --prompt "def " --backend csim\n'
             'hlsgen generate examples/tiny_lm.yaml --prompt "import " --temperature 0.8 --seed 1',
             _generate_arguments, _generate_run),
     Command("bitstream", "run the vendor flow to a bitstream (Alveo: v++ to an .xclbin; Zynq: Vivado to .bit/.hwh)",
-            "hlsgen bitstream build/tiny_top --dry-run\nhlsgen bitstream build/tiny_top --target hw_emu",
+            "hlsgen bitstream out/tiny_top --dry-run\nhlsgen bitstream out/tiny_top --target hw_emu",
             _bitstream_arguments, _bitstream_run),
     Command("flash", "program the board, then run the golden vectors through the host driver bit for bit",
-            "hlsgen flash build/tiny_top --dry-run\nhlsgen flash build/tiny_top --device 0000:3b:00.1",
+            "hlsgen flash out/tiny_top --dry-run\nhlsgen flash out/tiny_top --device 0000:3b:00.1",
             _flash_arguments, _flash_run),
     Command("cosim", "co-simulate the RTL matrix-vector units (cocotb) against the golden vectors, bit for bit",
-            "hlsgen cosim build/tiny_top\nhlsgen cosim build/tiny_top --sim icarus --kind i --waves",
+            "hlsgen cosim out/tiny_top\nhlsgen cosim out/tiny_top --sim icarus --kind i --waves",
             rtl_commands.cosim_arguments, rtl_commands.cosim_run),
     Command("synth", "open-source synthesis (Yosys) of the RTL matrix-vector units, next to the plan's estimate",
-            "hlsgen synth --open build/tiny_top\nhlsgen synth --open build/tiny_top --kind down",
+            "hlsgen synth --open out/tiny_top\nhlsgen synth --open out/tiny_top --kind down",
             rtl_commands.synth_arguments, rtl_commands.synth_run),
     Command("explore", "search foldings, weight placements, packings and batches for the fastest design within "
             "the board budget",
@@ -310,7 +310,7 @@ COMMANDS = [
             "hlsgen explore big.yaml --batch 1    # one sequence at a time",
             explore.arguments, explore.run),
     Command("report", "write report.md, report.json and PNG plots of a project's performance and resources",
-            "hlsgen report build/tiny_top", report.arguments, report.run),
+            "hlsgen report out/tiny_top", report.arguments, report.run),
 ]
 
 

@@ -71,8 +71,10 @@ DATA_SUFFIXES = (".bin", ".mem")
 
 
 def is_digested(rel: str) -> bool:
-    """Data, the constant tables, and the kernel headers copied from kernels_cpp/."""
-    return rel.endswith(DATA_SUFFIXES) or rel.endswith("_weights.h") or rel.startswith("src/hlsgen/")
+    """Data, the constant tables, the kernel headers copied from kernels_cpp/, and the ap_types
+    headers copied from hls4ml (third-party code: digested, never stored in this repository)."""
+    return (rel.endswith(DATA_SUFFIXES) or rel.endswith("_weights.h")
+            or rel.startswith(("src/hlsgen/", "src/ap_types/")))
 
 
 def normalised(data: bytes, tmp: Path) -> bytes:

@@ -80,7 +80,7 @@ def test_shipped_example_is_valid():
     s = spec.load(REPO / "examples" / "tiny.yaml")
     assert (s.model.vocab, s.model.hidden, s.model.layers, s.model.intermediate) == (256, 64, 2, 128)
     assert s.project.name == "tiny_top"
-    assert s.project.output == (REPO / "build" / "tiny_top").resolve()
+    assert s.project.output == (REPO / "out" / "tiny_top").resolve()
 
 
 def test_intermediate_size_defaults_to_the_reference_rule(tmp_path):

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from hlsgen.errors import HlsgenError
-from hlsgen.resources import BOARDS_DIR
+from hlsgen import resources as data_folders
 
 BRAM36_BITS = 36 * 1024
 URAM_BITS = 288 * 1024
@@ -96,7 +96,7 @@ class Board:
 
     @classmethod
     def load(cls, key: str) -> "Board":
-        return load(BOARDS_DIR / f"{key}.yaml")
+        return load(data_folders.boards() / f"{key}.yaml")
 
     @property
     def onchip_bits(self) -> int:
@@ -263,5 +263,5 @@ def _parse(path: Path, mtime_ns: int, size: int) -> Board:
 
 
 def names() -> list[str]:
-    return sorted(p.stem for p in BOARDS_DIR.glob("*.yaml"))
+    return sorted(p.stem for p in data_folders.boards().glob("*.yaml"))
 

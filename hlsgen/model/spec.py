@@ -19,7 +19,7 @@ import yaml
 
 from hlsgen.errors import HlsgenError, did_you_mean
 from hlsgen.model.numerics import FixedFormat, NumericsSpec, product_bits
-from hlsgen.resources import BOARDS_DIR
+from hlsgen import resources
 
 IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 WEIGHT_PLACES = ("onchip", "ddr", "hbm")
@@ -99,7 +99,7 @@ class TestbenchSpec:
 @dataclass(frozen=True)
 class ProjectSpec:
     name: str = "mmfree_top"
-    output: Path = Path("build")
+    output: Path = Path("out")
     testbench: TestbenchSpec = TestbenchSpec()
 
 
@@ -356,7 +356,7 @@ def _parallelism(sec: _Section, model: ModelSpec) -> Parallelism:
 
 
 def board_names() -> list[str]:
-    return sorted(p.stem for p in BOARDS_DIR.glob("*.yaml"))
+    return sorted(p.stem for p in resources.boards().glob("*.yaml"))
 
 
 def _hardware(sec: _Section, model: ModelSpec) -> HardwareSpec:
@@ -384,7 +384,7 @@ def _project(sec: _Section, base: Path) -> ProjectSpec:
         raise HlsgenError(f"{sec.where('name')}: {_show(name)} is not a usable C/Tcl identifier "
                           f"(allowed: a letter, then letters, digits or '_', at most 63 characters, "
                           f"not starting with ap_, hls or xil)")
-    output = sec.raw("output", f"build/{name}")
+    output = sec.raw("output", f"out/{name}")
     if not isinstance(output, str) or not output:
         raise HlsgenError(f"{sec.where('output')}: {_show(output)} is not a path")
     tb = sec.sub("testbench")
@@ -409,7 +409,7 @@ def load(source: str | Path) -> Spec:
             raise HlsgenError(f"{source}: directory has no config.json (allowed: a YAML config or an HF "
                               f"MMfreeLM model directory)")
         data = {"model": "config.json", "weights": {"path": "."},
-                "project": {"output": str(Path.cwd() / "build" / "mmfree_top")}}
+                "project": {"output": str(Path.cwd() / "out" / "mmfree_top")}}
         base = source
     else:
         try:

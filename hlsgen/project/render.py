@@ -22,7 +22,7 @@ from hlsgen.project import rtl, vendor
 from hlsgen.hardware.planner import INT32_SLOTS, HardwarePlan
 from hlsgen.model.spec import Spec
 from hlsgen.project.words import kind_words, stripe_buffers
-from hlsgen.resources import KERNELS, TEMPLATES
+from hlsgen import resources
 from hlsgen.version import BANNER, __version__
 from hlsgen.model.weights import Weights
 
@@ -191,8 +191,22 @@ def _bytes(content) -> bytes:
 
 
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(resources.templates()), undefined=jinja2.StrictUndefined,
                               trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+
+
+AP_TYPES_DIR = "src/ap_types"     # as hls4ml's firmware/ap_types: the Makefile's csim needs no Python
+
+
+def ap_types_files() -> dict:
+    """The ap_types headers the project compiles against, copied from the installed hls4ml
+    package.  Its hls_stream.h comes along only while kernels_cpp/ has no stream header of its own."""
+    source = resources.ap_types()
+    patterns = resources.AP_TYPES_PATTERNS
+    if not (resources.kernels() / "hls_stream.h").is_file():
+        patterns += ("hls_stream.h",)
+    return {f"{AP_TYPES_DIR}/{path.relative_to(source).as_posix()}": path.read_bytes()
+            for pattern in patterns for path in sorted(source.glob(pattern))}
 
 
 def project(spec: Spec, plan: HardwarePlan, weights: Weights, vectors: GoldenVectors, root: Path) -> RenderedProject:
@@ -211,8 +225,9 @@ def project(spec: Spec, plan: HardwarePlan, weights: Weights, vectors: GoldenVec
                           ("README.md.j2", "README.md"), ("csim_device.cpp.j2", "host/csim_device.cpp")):
         files[rel] = env.get_template(template).render(**context)
     files.update(vendor.project_files(plan, env, context))     # bitstream flow, flashing, host drivers
-    for header in sorted(KERNELS.glob("*.h")):
+    for header in sorted(resources.kernels().glob("*.h")):
         files[f"src/hlsgen/{header.name}"] = f"// {BANNER} (copied from kernels_cpp/{header.name})\n" + header.read_text()
+    files.update(ap_types_files())
     files["tb/data/calls.bin"] = vectors.calls.astype("<i4").tobytes()
     files["tb/data/expected_logits.bin"] = vectors.logits.astype("<i4").tobytes()
     files["tb/data/expected_next.bin"] = vectors.next_tokens.astype("<i4").tobytes()

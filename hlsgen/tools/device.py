@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hlsgen.tools.csim import _manifest, compile_cached
+from hlsgen.tools.csim import _manifest, compile_cached, project_ap_include
 from hlsgen.errors import HlsgenError
 
 
@@ -30,7 +30,7 @@ class CsimDevice:
                   for p in sorted((self.project / "src").rglob("*")) + sources if p.is_file()}
         library, _, _ = compile_cached(sources, [self.project / "src"], hashed,
                                        what=f"the csim device library of {self.project}",
-                                       extra_flags=("-shared", "-fPIC"))
+                                       extra_flags=("-shared", "-fPIC"), ap_types=project_ap_include(self.project))
         self.lib = ctypes.CDLL(str(library))
         ints = ctypes.POINTER(ctypes.c_int)
         self.lib.hlsgen_run.restype = ctypes.c_int
