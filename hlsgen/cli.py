@@ -25,6 +25,7 @@ from hlsgen.project import vendor
 from hlsgen.tools import csim, deploy, generate, report, rtl_commands
 from hlsgen.model import spec as spec_mod
 from hlsgen.errors import HlsgenError
+from hlsgen.hardware.boards import Board
 
 EXIT_ERROR = 2
 
@@ -69,6 +70,7 @@ def _validate_arguments(parser):
 
 def _validate_run(args) -> int:
     spec = spec_mod.load(args.config)
+    Board.load(spec.hardware.board)         # a board file given by path: checked here too
     print(f"{args.config}: valid")
     for line in _describe(spec):
         print("  " + line)
@@ -334,8 +336,10 @@ def main(argv=None) -> int:
     try:
         return args.run(args)
     except HlsgenError as exc:
-        message = " ".join(str(exc).split("\n"))
-        print(f"error: {message}", file=sys.stderr)
+        # A config's problems all at once (schema.ConfigErrors), each on its own line.
+        for message in getattr(exc, "messages", None) or [str(exc)]:
+            message = " ".join(message.split("\n"))
+            print(f"error: {message}", file=sys.stderr)
         return EXIT_ERROR
 
 

@@ -215,8 +215,13 @@ def test_top_level_must_be_a_mapping(tmp_path, text, shown):
     assert f"config.yaml: the top level is {shown}" in message
 
 
-def test_empty_file_reports_the_first_missing_value(tmp_path):
-    assert load_error(tmp_path, "").startswith("model.vocab: missing")
+def test_empty_file_reports_every_missing_value(tmp_path):
+    with pytest.raises(HlsgenError) as info:
+        spec.load(write_yaml(tmp_path, ""))
+    assert str(info.value).splitlines() == [
+        "model.vocab: missing (allowed: an integer >= 1)", "model.hidden: missing (allowed: an integer >= 1)",
+        "model.layers: missing (allowed: an integer >= 1)",
+        "weights: give exactly one of 'path' (HF directory, .safetensors or .npz) or 'random: {seed: N}'"]
 
 
 # ----------------------------------------------------------------------------- HF inputs

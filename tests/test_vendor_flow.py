@@ -355,4 +355,4 @@ def test_driver_needs_only_numpy_for_the_board_backends(projects, tmp_path):
     assert done.stdout.strip() == "['csim', 'pynq', 'xrt']"
     body = driver.read_text()
     imports = [line.strip() for line in body.splitlines() if re.match(r"\s*(from|import) hlsgen", line)]
-    assert imports == ["from hlsgen.device import CsimDevice     # the only backend that needs hlsgen"]
+    assert imports == ["from hlsgen.tools.device import CsimDevice     # the only backend that needs hlsgen"]

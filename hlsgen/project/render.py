@@ -16,11 +16,14 @@ from pathlib import Path
 
 import jinja2
 import numpy as np
+import yaml
 
+from hlsgen.model import checkpoint
 from hlsgen.model import numerics as nx
 from hlsgen.project import rtl, vendor
 from hlsgen.hardware.planner import INT32_SLOTS, HardwarePlan
-from hlsgen.model.spec import Spec
+from hlsgen.errors import HlsgenError
+from hlsgen.model.spec import Spec, load as spec_load
 from hlsgen.project.words import kind_words, stripe_buffers
 from hlsgen import resources
 from hlsgen.version import BANNER, __version__
@@ -209,6 +212,31 @@ def ap_types_files() -> dict:
             for pattern in patterns for path in sorted(source.glob(pattern))}
 
 
+CONFIG_COPY = "hlsgen_config.yaml"
+
+
+def config_files(spec: Spec, plan: HardwarePlan) -> dict:
+    """The validated config as the project keeps it (report and csim read it, not the original),
+    and the board file when the config named one by path."""
+    shipped = plan.board.shipped
+    config = spec.as_config(board=None if shipped else vendor.BOARD_COPY, weights_sha256=checkpoint.digest(spec))
+    header = (f"# {BANNER}\n# The config this project was built from, validated, with every default spelled out; "
+              f"paths are relative to this file.\n")
+    files = {CONFIG_COPY: header + yaml.safe_dump(config, sort_keys=False)}
+    if not shipped:
+        files[vendor.BOARD_COPY] = plan.board.source.read_bytes()
+    return files
+
+
+def project_spec(project: Path) -> Spec:
+    """The spec a project was built from, read from its own copy of the config."""
+    path = Path(project) / CONFIG_COPY
+    if not path.is_file():
+        raise HlsgenError(f"{project}: no {CONFIG_COPY} (allowed: a project written by this hlsgen, which keeps "
+                          f"its config there; rebuild it with `hlsgen build`)")
+    return spec_load(path)
+
+
 def project(spec: Spec, plan: HardwarePlan, weights: Weights, vectors: GoldenVectors, root: Path) -> RenderedProject:
     """Every file of the generated project. `root` is where it will live (for absolute vendor paths)."""
     env = _environment()
@@ -228,6 +256,7 @@ def project(spec: Spec, plan: HardwarePlan, weights: Weights, vectors: GoldenVec
     for header in sorted(resources.kernels().glob("*.h")):
         files[f"src/hlsgen/{header.name}"] = f"// {BANNER} (copied from kernels_cpp/{header.name})\n" + header.read_text()
     files.update(ap_types_files())
+    files.update(config_files(spec, plan))
     files["tb/data/calls.bin"] = vectors.calls.astype("<i4").tobytes()
     files["tb/data/expected_logits.bin"] = vectors.logits.astype("<i4").tobytes()
     files["tb/data/expected_next.bin"] = vectors.next_tokens.astype("<i4").tobytes()
@@ -241,7 +270,7 @@ def project(spec: Spec, plan: HardwarePlan, weights: Weights, vectors: GoldenVec
     files[MANIFEST] = json.dumps({
         "generated_by": BANNER,
         "hlsgen_version": __version__,
-        "source": str(Path(spec.source).resolve()),
+        "source": str(Path(spec.source).resolve()) if spec.source is not None else None,
         "spec_digest": spec.digest(),
         "top": top,
         "constant_saturations": dict(clamps),

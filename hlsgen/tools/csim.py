@@ -29,8 +29,7 @@ from hlsgen.model import golden
 from hlsgen.project.calls import read_calls, run_calls
 from hlsgen import resources
 from hlsgen.errors import HlsgenError
-from hlsgen.project.render import AP_TYPES_DIR, CXXFLAGS
-from hlsgen.model.spec import load as load_spec
+from hlsgen.project.render import AP_TYPES_DIR, CONFIG_COPY, CXXFLAGS, project_spec
 
 SANITIZE_FLAGS = "-O1 -g -fsanitize=address,undefined -fno-sanitize=shift -fno-omit-frame-pointer"
 REPORT = "report/csim.json"
@@ -278,9 +277,9 @@ def read_trace(path: Path) -> list[tuple[str, np.ndarray]]:
 def first_divergence(project: Path, binary: Path) -> str:
     """Re-run with per-stage dumps and name the first tensor that differs from the golden model."""
     manifest = _manifest(project)
-    spec = load_spec(manifest["source"])
+    spec = project_spec(project)
     if spec.digest() != manifest["spec_digest"]:
-        return (f"not traced: {manifest['source']} changed since this project was built, so the golden "
+        return (f"not traced: {project / CONFIG_COPY} changed since this project was built, so the golden "
                 f"model would not be the one the project was built from (rebuild it with `hlsgen build`)")
     model = golden.Model(spec.model, checkpoint.load(spec), "fixed", spec.numerics)
     data = project / "tb" / "data"
