@@ -24,8 +24,9 @@ from hlsgen.model import checkpoint, golden, weights
 from hlsgen.project import vendor
 from hlsgen.tools import csim, deploy, generate, report, rtl_commands
 from hlsgen.model import spec as spec_mod
+from hlsgen import api
 from hlsgen.errors import HlsgenError
-from hlsgen.hardware.boards import Board
+from hlsgen.version import __version__
 
 EXIT_ERROR = 2
 
@@ -69,8 +70,7 @@ def _validate_arguments(parser):
 
 
 def _validate_run(args) -> int:
-    spec = spec_mod.load(args.config)
-    Board.load(spec.hardware.board)         # a board file given by path: checked here too
+    spec = api.load_config(args.config)     # a board file given by path is checked too
     print(f"{args.config}: valid")
     for line in _describe(spec):
         print("  " + line)
@@ -129,20 +129,19 @@ def _print_top(ids, logits: np.ndarray, k: int) -> None:
 
 
 def _golden_run(args) -> int:
-    spec = spec_mod.load(args.source)
+    spec = api.load_config(args.source)
     ids = parse_ids(args.ids, spec.model.vocab)
     if not 1 <= args.top <= spec.model.vocab:
         raise HlsgenError(f"--top: {args.top} is out of range (allowed: 1 to model.vocab {spec.model.vocab})")
     if args.save is not None:
         _check_output_file(args.save)
-    model = golden.Model(spec.model, load_weights(spec), args.numerics, spec.numerics)
-    raw, _ = model.decode(ids) if args.decode else model.prefill(ids)
-    logits = model.to_float(raw).astype(np.float32)
+    run = api.run_golden(spec, ids, args.numerics, args.decode)
+    logits = run.logits.astype(np.float32)
     how = "decode, one token at a time" if args.decode else "prefill"
     print(f"{spec.project.name}: {args.numerics} numerics, {how}, {len(ids)} tokens")
     _print_top(ids, logits, args.top)
     if args.numerics == "fixed":
-        counts = model.arith.saturations
+        counts = run.saturations
         print("saturations: " + (", ".join(f"{name} {n}" for name, n in sorted(counts.items())) or "none"))
     if args.save is not None:
         with open(args.save, "wb") as f:
@@ -158,8 +157,7 @@ def _build_arguments(parser):
 
 
 def _build(config, output) -> "build_mod.BuildResult":
-    spec = spec_mod.load(config)
-    result = build_mod.build(spec, output)
+    result = api.convert(config, output).write()
     print(f"{result.out}: {result.files} files, {len(result.changed)} changed")
     for b in result.plan.bitlinears:
         print(f"  {b.kind:8s} [{b.rows} x {b.cols}] x{b.matrices}  PE {b.pe} x SIMD {b.simd}  "
@@ -235,7 +233,7 @@ def _generate_backend(args, spec):
 
 
 def _generate_run(args) -> int:
-    spec = spec_mod.load(args.config)
+    spec = api.load_config(args.config)
     prompt = generate.encode(args.prompt, spec.model.vocab)
     if not 0 <= args.max_new_tokens <= 1 << 20:
         raise HlsgenError(f"--max-new-tokens: {args.max_new_tokens} is out of range (allowed: 0 to {1 << 20})")
@@ -275,6 +273,18 @@ def _flash_run(args) -> int:
     return deploy.flash(args.project, args.method, args.device, args.dry_run)
 
 
+# ----------------------------------------------------------------------------- explore
+def _explore_run(args) -> int:
+    table = api.explore(args.config, board=args.board, budget=args.budget, batch=args.batch, max_batch=args.max_batch)
+    print(table)
+    if args.write:
+        args.write.write_text(table.hardware_yaml())
+        print(f"wrote the hardware section to {args.write}")
+    else:
+        print(table.hardware_yaml(), end="")
+    return 0
+
+
 # ----------------------------------------------------------------------------- registry
 COMMANDS = [
     Command("validate", "check a config and print a summary of the model and target",
@@ -310,7 +320,7 @@ COMMANDS = [
             "the board budget",
             "hlsgen explore examples/tiny.yaml --board kv260\nhlsgen explore big.yaml --budget 0.6 --write hw.yaml\n"
             "hlsgen explore big.yaml --batch 1    # one sequence at a time",
-            explore.arguments, explore.run),
+            explore.arguments, _explore_run),
     Command("report", "write report.md, report.json and PNG plots of a project's performance and resources",
             "hlsgen report out/tiny_top", report.arguments, report.run),
 ]
@@ -321,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="hlsgen", description="Turn a MatMul-free ternary language model into an HLS project.",
         epilog="examples:\n" + "\n".join(f"  {c.example.splitlines()[0]}" for c in COMMANDS),
         formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"hlsgen {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
         sub = commands.add_parser(command.name, help=command.help, description=command.help,
