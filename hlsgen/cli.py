@@ -26,7 +26,9 @@ from hlsgen.model import checkpoint, golden, memory, weights
 from hlsgen.project import vendor
 from hlsgen.tools import csim, deploy, generate, report, rtl_commands
 from hlsgen.model import spec as spec_mod
+from hlsgen import api
 from hlsgen.errors import EXIT_BUG, EXIT_ERROR, EXIT_INTERRUPTED, HlsgenError, format_error
+from hlsgen.version import __version__
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ def _validate_arguments(parser):
 
 
 def _validate_run(args) -> int:
-    spec = spec_mod.load(args.config)
+    spec = api.load_config(args.config)     # a board file given by path is checked too
     print(f"{args.config}: valid")
     for line in _describe(spec):
         print("  " + line)
@@ -139,21 +141,20 @@ def _print_top(ids, logits: np.ndarray, k: int) -> None:
 
 
 def _golden_run(args) -> int:
-    spec = spec_mod.load(args.source)
+    spec = api.load_config(args.source)
     ids = parse_ids(args.ids, spec.model.vocab)
     if not 1 <= args.top <= spec.model.vocab:
         raise HlsgenError(f"--top: {args.top} is out of range (allowed: 1 to model.vocab {spec.model.vocab})")
     if args.save is not None:
         _check_output_file(args.save)
     memory.check(spec.model, len(ids), "golden", args.max_memory)
-    model = golden.Model(spec.model, load_weights(spec), args.numerics, spec.numerics)
-    raw, _ = model.decode(ids) if args.decode else model.prefill(ids)
-    logits = model.to_float(raw).astype(np.float32)
+    run = api.run_golden(spec, ids, args.numerics, args.decode)
+    logits = run.logits.astype(np.float32)
     how = "decode, one token at a time" if args.decode else "prefill"
     print(f"{spec.project.name}: {args.numerics} numerics, {how}, {len(ids)} tokens")
     _print_top(ids, logits, args.top)
     if args.numerics == "fixed":
-        counts = model.arith.saturations
+        counts = run.saturations
         print("saturations: " + (", ".join(f"{name} {n}" for name, n in sorted(counts.items())) or "none"))
     if args.save is not None:
         with open(args.save, "wb") as f:
@@ -170,9 +171,9 @@ def _build_arguments(parser):
 
 
 def _build(config, output, max_memory=None) -> "build_mod.BuildResult":
-    spec = spec_mod.load(config)
-    memory.check(spec.model, _testbench_tokens(spec), "build", max_memory, build=True)
-    result = build_mod.build(spec, output)
+    project = api.convert(config, output)
+    memory.check(project.spec.model, _testbench_tokens(project.spec), "build", max_memory, build=True)
+    result = project.write()
     print(f"{result.out}: {result.files} files, {len(result.changed)} changed")
     for b in result.plan.bitlinears:
         print(f"  {b.kind:8s} [{b.rows} x {b.cols}] x{b.matrices}  PE {b.pe} x SIMD {b.simd}  "
@@ -249,7 +250,7 @@ def _generate_backend(args, spec):
 
 
 def _generate_run(args) -> int:
-    spec = spec_mod.load(args.config)
+    spec = api.load_config(args.config)
     prompt = generate.encode(args.prompt, spec.model.vocab)
     if not 0 <= args.max_new_tokens <= 1 << 20:
         raise HlsgenError(f"--max-new-tokens: {args.max_new_tokens} is out of range (allowed: 0 to {1 << 20})")
@@ -293,6 +294,23 @@ def _flash_run(args) -> int:
     return deploy.flash(args.project, args.method, args.device, args.dry_run)
 
 
+# ----------------------------------------------------------------------------- explore
+def _explore_run(args) -> int:
+    if args.write and not args.write.parent.is_dir():     # before the search, so nothing is lost
+        raise HlsgenError(f"--write: directory {args.write.parent} does not exist (allowed: a file in an existing directory)")
+    table = api.explore(args.config, board=args.board, budget=args.budget, batch=args.batch, max_batch=args.max_batch)
+    print(table)
+    if args.write:
+        try:
+            args.write.write_text(table.hardware_yaml())
+        except OSError as exc:
+            raise HlsgenError(f"--write: cannot write {args.write} ({exc.strerror})") from None
+        print(f"wrote the hardware section to {args.write}")
+    else:
+        print(table.hardware_yaml(), end="")
+    return 0
+
+
 # ----------------------------------------------------------------------------- registry
 COMMANDS = [
     Command("validate", "check a config and print a summary of the model and target",
@@ -306,31 +324,31 @@ COMMANDS = [
             "hlsgen build examples/tiny.yaml\nhlsgen build examples/tiny.yaml -o /tmp/tiny_top",
             _build_arguments, _build_run),
     Command("csim", "compile and run the C simulation; compare with the golden model bit for bit",
-            "hlsgen csim build/tiny_top\nhlsgen csim examples/tiny.yaml   # build, then csim",
+            "hlsgen csim out/tiny_top\nhlsgen csim examples/tiny.yaml   # build, then csim",
             _csim_arguments, _csim_run),
     Command("generate", "generate text with a byte-level model through the golden model or the C-simulated accelerator",
             'hlsgen generate examples/tiny_lm.yaml --prompt "def " --backend csim\n'
             'hlsgen generate examples/tiny_lm.yaml --prompt "import " --temperature 0.8 --seed 1',
             _generate_arguments, _generate_run),
     Command("bitstream", "run the vendor flow to a bitstream (Alveo: v++ to an .xclbin; Zynq: Vivado to .bit/.hwh)",
-            "hlsgen bitstream build/tiny_top --dry-run\nhlsgen bitstream build/tiny_top --target hw_emu",
+            "hlsgen bitstream out/tiny_top --dry-run\nhlsgen bitstream out/tiny_top --target hw_emu",
             _bitstream_arguments, _bitstream_run),
     Command("flash", "program the board, then run the golden vectors through the host driver bit for bit",
-            "hlsgen flash build/tiny_top --dry-run\nhlsgen flash build/tiny_top --device 0000:3b:00.1",
+            "hlsgen flash out/tiny_top --dry-run\nhlsgen flash out/tiny_top --device 0000:3b:00.1",
             _flash_arguments, _flash_run),
     Command("cosim", "co-simulate the RTL matrix-vector units (cocotb) against the golden vectors, bit for bit",
-            "hlsgen cosim build/tiny_top\nhlsgen cosim build/tiny_top --sim icarus --kind i --waves",
+            "hlsgen cosim out/tiny_top\nhlsgen cosim out/tiny_top --sim icarus --kind i --waves",
             rtl_commands.cosim_arguments, rtl_commands.cosim_run),
     Command("synth", "open-source synthesis (Yosys) of the RTL matrix-vector units, next to the plan's estimate",
-            "hlsgen synth --open build/tiny_top\nhlsgen synth --open build/tiny_top --kind down",
+            "hlsgen synth --open out/tiny_top\nhlsgen synth --open out/tiny_top --kind down",
             rtl_commands.synth_arguments, rtl_commands.synth_run),
     Command("explore", "search foldings, weight placements, packings and batches for the fastest design within "
             "the board budget",
             "hlsgen explore examples/tiny.yaml --board kv260\nhlsgen explore big.yaml --budget 0.6 --write hw.yaml\n"
             "hlsgen explore big.yaml --batch 1    # one sequence at a time",
-            explore.arguments, explore.run),
+            explore.arguments, _explore_run),
     Command("report", "write report.md, report.json and PNG plots of a project's performance and resources",
-            "hlsgen report build/tiny_top", report.arguments, report.run),
+            "hlsgen report out/tiny_top", report.arguments, report.run),
 ]
 
 
@@ -339,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="hlsgen", description="Turn a MatMul-free ternary language model into an HLS project.",
         epilog="examples:\n" + "\n".join(f"  {c.example.splitlines()[0]}" for c in COMMANDS),
         formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"hlsgen {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
         sub = commands.add_parser(command.name, help=command.help, description=command.help,

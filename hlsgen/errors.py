@@ -42,7 +42,11 @@ def tool_failure(what: str, output: str) -> HlsgenError:
 
 
 def format_error(exc: BaseException) -> str:
-    """`error: <first line>`, then the rest of the message (a tool's lines) indented, at most 20."""
+    """`error: <first line>`, then the rest of the message (a tool's lines) indented, at most 20.
+    An error that carries several problems (a config's, all found in one run) prints one
+    `error:` line for each."""
+    if getattr(exc, "messages", None):
+        return "\n".join("error: " + " ".join(m.split()) for m in exc.messages)
     first, _, rest = str(exc).strip().partition("\n")
     lines = [f"error: {first.strip() or type(exc).__name__}"]
     lines += ["    " + line for line in last_lines(rest)]

@@ -26,6 +26,7 @@ import numpy as np
 from hlsgen.tools import csim
 from hlsgen.hardware import planner
 from hlsgen.project import render
+from hlsgen import resources
 from hlsgen.errors import HlsgenError
 from hlsgen.hardware.planner import BitLinearPlan, lane_words
 from hlsgen.model.numerics import NumericsSpec
@@ -138,18 +139,18 @@ class KernelProgram:
         return entry
 
     def source(self) -> str:
-        env = render._environment().overlay(loader=jinja2.FileSystemLoader([SIM_DIR, render.TEMPLATES]))
+        env = render._environment().overlay(loader=jinja2.FileSystemLoader([SIM_DIR, resources.templates()]))
         return env.get_template("kernel_program.cpp.j2").render(name=self.name, variants=self.variants,
                                                                entries=self.entries, overfetching=self.overfetching)
 
     def build(self, sanitize: bool = False) -> "Binary":
         source = self.source()
         hashed = {"program.cpp": source.encode(), "kernel_harness.h": HARNESS_HEADER.read_bytes()}
-        hashed.update({f"kernels_cpp/{h.name}": h.read_bytes() for h in sorted(render.KERNELS.glob("*.h"))})
+        hashed.update({f"kernels_cpp/{h.name}": h.read_bytes() for h in sorted(resources.kernels().glob("*.h"))})
         with tempfile.TemporaryDirectory() as tmp:
             cpp = Path(tmp) / f"{self.name}.cpp"
             cpp.write_text(source)
-            path, cached, seconds = csim.compile_cached([cpp], [render.KERNELS, SIM_DIR], hashed, sanitize,
+            path, cached, seconds = csim.compile_cached([cpp], [resources.kernels(), SIM_DIR], hashed, sanitize,
                                                         f"kernel test program {self.name}")
         return Binary(path, cached, seconds, sanitize)
 

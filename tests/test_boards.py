@@ -57,23 +57,24 @@ def drop(key):
 
 
 @pytest.mark.parametrize("key, edit, expected", [
-    ("u280", drop("part"), "boards/u280.yaml.part: is missing (allowed: a non-empty string)"),
-    ("u280", drop("platform"), "boards/u280.yaml.platform: is missing"),
-    ("zcu104", drop("board_part"), "boards/zcu104.yaml.board_part: is missing"),
-    ("zcu104", drop("ps"), "boards/zcu104.yaml.ps: is missing (allowed: a mapping)"),
-    ("u280", lambda d: d.update(flow="versal"), "boards/u280.yaml.flow: 'versal' is not valid (allowed: alveo | zynq)"),
-    ("u280", lambda d: d["resources"].pop("dsp"), "boards/u280.yaml.resources.dsp: is missing"),
-    ("u280", lambda d: d["resources"].update(lut=-1), "resources.lut: -1 is not valid (allowed: an integer >= 0)"),
-    ("u280", lambda d: d["memory"][0].update(count=0), "memory[0].count: 0 is not valid (allowed: an integer >= 1)"),
-    ("u280", lambda d: d["memory"][0].update(gbps_each="fast"), "memory[0].gbps_each: 'fast' is not valid"),
-    ("u280", lambda d: d["memory"][0].update(kind="sram"), "memory[0].kind: 'sram' is not valid (allowed: hbm | ddr)"),
+    ("u280", drop("part"), "boards/u280.yaml.part: missing (allowed: letters, digits and _ . : -"),
+    ("u280", drop("platform"), "boards/u280.yaml.platform: missing"),
+    ("zcu104", drop("board_part"), "boards/zcu104.yaml.board_part: missing"),
+    ("zcu104", drop("ps"), "boards/zcu104.yaml.ps: missing (allowed: a mapping)"),
+    ("u280", lambda d: d.update(flow="versal"), "boards/u280.yaml.flow: 'versal' is not allowed (allowed: alveo, zynq)"),
+    ("u280", lambda d: d["resources"].pop("dsp"), "boards/u280.yaml.resources.dsp: missing"),
+    ("u280", lambda d: d["resources"].update(lut=-1), "resources.lut: -1 is out of range (allowed: integers >= 0)"),
+    ("u280", lambda d: d["memory"][0].update(count=0), "memory[0].count: 0 is out of range (allowed: integers >= 1)"),
+    ("u280", lambda d: d["memory"][0].update(gbps_each="fast"), "memory[0].gbps_each: 'fast' is not a finite number"),
+    ("u280", lambda d: d["memory"][0].update(kind="sram"), "memory[0].kind: 'sram' is not allowed (allowed: hbm, ddr)"),
     ("u280", lambda d: d["memory"][0].pop("mb_each"), "give exactly one of mb_each (per channel) and mb_total"),
     ("u280", lambda d: d.update(colour="red"), "boards/u280.yaml.colour: unknown key"),
-    ("u280", lambda d: d["program"].update(methods=["openfpgaloader"]), "program.methods: ['openfpgaloader'] is not valid"),
+    ("u280", lambda d: d["program"].update(methods=["openfpgaloader"]), "program.methods: ['openfpgaloader'] is not allowed"),
     ("zcu104", lambda d: d["ps"]["slaves"].pop(), "ps.slaves: 3 entries for 4 memory channels"),
     ("zcu104", lambda d: d["program"].update(methods=["openfpgaloader"]),
-     "program.openfpgaloader_board: is missing (allowed: required with the method openfpgaloader)"),
+     "program.openfpgaloader_board: missing (allowed: required with the method openfpgaloader)"),
     ("u250", lambda d: d.update(board_part="x:y:part0:1.0"), "board_part and ps are Zynq keys"),
 ])
 def test_broken_board_file_is_refused_with_the_key(tmp_path, key, edit, expected):
-    assert expected in broken(tmp_path, key, edit)
+    # The copy is not a shipped board: its errors name it by its path.
+    assert expected.removeprefix("boards/") in broken(tmp_path, key, edit)

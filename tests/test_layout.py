@@ -7,7 +7,6 @@ tools, then the entry points (cli, api).  Imports only needed for type names (un
 import ast
 from pathlib import Path
 
-import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "hlsgen"
 FLOORS = {"model": 1, "hardware": 2, "project": 3, "tools": 4}

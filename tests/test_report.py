@@ -188,6 +188,7 @@ def test_report_of_a_batched_design_gives_both_rates(tmp_path):
     project = tmp_path / "b"
     project.mkdir()
     (project / "hlsgen_manifest.json").write_text(json.dumps({"source": str(config), "spec_digest": s.digest(), "top": "b", "files": {}}))
+    (project / "hlsgen_config.yaml").write_text(yaml.safe_dump(s.as_config()))     # what report reads
     assert run_cli("report", project).code == 0
     data = json.loads((project / "report" / "report.json").read_text())
     p, plan = data["performance"], planner.plan(s)

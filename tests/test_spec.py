@@ -80,7 +80,7 @@ def test_shipped_example_is_valid():
     s = spec.load(REPO / "examples" / "tiny.yaml")
     assert (s.model.vocab, s.model.hidden, s.model.layers, s.model.intermediate) == (256, 64, 2, 128)
     assert s.project.name == "tiny_top"
-    assert s.project.output == (REPO / "build" / "tiny_top").resolve()
+    assert s.project.output == (REPO / "out" / "tiny_top").resolve()
 
 
 def test_intermediate_size_defaults_to_the_reference_rule(tmp_path):
@@ -236,8 +236,13 @@ def test_top_level_must_be_a_mapping(tmp_path, text, shown):
     assert f"config.yaml: the top level is {shown}" in message
 
 
-def test_empty_file_reports_the_first_missing_value(tmp_path):
-    assert load_error(tmp_path, "").startswith("model.vocab: missing")
+def test_empty_file_reports_every_missing_value(tmp_path):
+    with pytest.raises(HlsgenError) as info:
+        spec.load(write_yaml(tmp_path, ""))
+    assert str(info.value).splitlines() == [
+        "model.vocab: missing (allowed: an integer >= 1)", "model.hidden: missing (allowed: an integer >= 1)",
+        "model.layers: missing (allowed: an integer >= 1)",
+        "weights: give exactly one of 'path' (HF directory, .safetensors or .npz) or 'random: {seed: N}'"]
 
 
 # ----------------------------------------------------------------------------- HF inputs

@@ -10,14 +10,15 @@ allowed, which a generic validator would need as much custom code to say.
 from __future__ import annotations
 
 import functools
-
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from hlsgen.errors import HlsgenError
-from hlsgen.resources import BOARDS_DIR
+from hlsgen.schema import TOKEN, TOKEN_ALLOWED, Problems, Section
+from hlsgen import resources as data_folders
 
 BRAM36_BITS = 36 * 1024
 URAM_BITS = 288 * 1024
@@ -94,9 +95,16 @@ class Board:
     board_part: str | None = None
     ps: ProcessingSystem | None = None
 
+    source: Path | None = None     # the board file
+
     @classmethod
-    def load(cls, key: str) -> "Board":
-        return load(BOARDS_DIR / f"{key}.yaml")
+    def load(cls, ref: str) -> "Board":
+        """A shipped board by name, or a board file by path (as spec.hardware.board holds them)."""
+        return load(path_of(ref))
+
+    @property
+    def shipped(self) -> bool:
+        return self.source is None or self.source.parent == data_folders.boards().resolve()
 
     @property
     def onchip_bits(self) -> int:
@@ -124,97 +132,86 @@ class Board:
 
 
 # ----------------------------------------------------------------------------- schema
-class _Fields:
-    """Typed access to one mapping of a board file; every error names file and key."""
-
-    def __init__(self, data, where: str):
-        self.where = where
-        if not isinstance(data, dict):
-            raise HlsgenError(f"{where}: {data!r} is not a mapping")
-        self.data = data
-        self.used: set = set()
-
-    def _fail(self, key, problem: str, allowed: str):
-        raise HlsgenError(f"{self.where}.{key}: {problem} (allowed: {allowed})")
-
-    def get(self, key, kind, allowed: str, required=True, check=lambda v: True):
-        self.used.add(key)
-        if key not in self.data:
-            if required:
-                self._fail(key, "is missing", allowed)
-            return None
-        value = self.data[key]
-        ok_type = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
-        if not ok_type or not check(value):
-            self._fail(key, f"{value!r} is not valid", allowed)
-        return value
-
-    def text(self, key, required=True):
-        return self.get(key, str, "a non-empty string", required, check=bool)
-
-    def number(self, key, required=True):
-        return self.get(key, (int, float), "a number > 0", required, check=lambda v: v > 0)
-
-    def integer(self, key, minimum=0, required=True):
-        return self.get(key, int, f"an integer >= {minimum}", required, check=lambda v: v >= minimum)
-
-    def choice(self, key, allowed):
-        return self.get(key, str, " | ".join(allowed), check=lambda v: v in allowed)
-
-    def strings(self, key, required=True):
-        return self.get(key, list, "a list of non-empty strings", required,
-                        check=lambda v: bool(v) and all(isinstance(s, str) and s for s in v))
-
-    def sub(self, key, required=True):
-        value = self.get(key, dict, "a mapping", required)
-        return None if value is None else _Fields(value, f"{self.where}.{key}")
-
-    def finish(self):
-        extra = sorted(set(self.data) - self.used, key=str)
-        if extra:
-            raise HlsgenError(f"{self.where}.{extra[0]}: unknown key (allowed: {', '.join(sorted(self.used))})")
+# Read with the one validator of configs and boards (hlsgen/schema.py).  A board file may come from
+# anywhere (`hardware.board: path/to/board.yaml`), and its strings reach Tcl, make, shell commands
+# and C++: each is matched against a strict pattern.
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.+()/-]{0,63}$")
+NAME_ALLOWED = "letters, digits, spaces and _ . + ( ) / -, at most 64 characters"
+KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")      # the file's stem: the board's key
+DEVICE = re.compile(r"^[A-Za-z0-9_*][A-Za-z0-9_.:*-]{0,127}$")
+DEVICE_ALLOWED = "letters, digits and _ . : - *, at most 128 characters"
+# The -config of apply_bd_automation, inside Tcl braces: words and double-quoted values, nothing
+# that could close the braces or substitute ([ ] { } $ \ ;).
+AUTOMATION = re.compile(r'^[A-Za-z0-9_ ",.:=-]{1,200}$')
+AUTOMATION_ALLOWED = 'words, spaces, double quotes and , . : = -, at most 200 characters'
 
 
-def _memory(entry, where: str) -> Memory:
-    f = _Fields(entry, where)
-    memory = Memory(kind=f.choice("kind", MEMORY_KINDS), bank=f.text("bank"),
-                    count=f.integer("count", minimum=1), gbps_each=f.number("gbps_each"),
-                    mb_each=f.number("mb_each", required=False), mb_total=f.number("mb_total", required=False),
-                    gbps_total=f.number("gbps_total", required=False))
-    f.finish()
+def _memory(f: Section) -> Memory:
+    memory = Memory(kind=f.choice("kind", None, MEMORY_KINDS), bank=f.text("bank"),
+                    count=f.int("count", minimum=1), gbps_each=f.float("gbps_each", None),
+                    mb_each=f.float("mb_each", None, optional=True), mb_total=f.float("mb_total", None, optional=True),
+                    gbps_total=f.float("gbps_total", None, optional=True))
+    f.check()
     if (memory.mb_each is None) == (memory.mb_total is None):
-        raise HlsgenError(f"{where}: give exactly one of mb_each (per channel) and mb_total (shared) "
+        raise HlsgenError(f"{f.path}: give exactly one of mb_each (per channel) and mb_total (shared) "
                           f"(allowed: mb_each for HBM/DDR banks, mb_total for one DDR behind several ports)")
     return memory
 
 
-def _ps(f: _Fields, channels: int) -> ProcessingSystem:
-    ps = ProcessingSystem(ip=f.text("ip"), automation=f.text("automation"), master=f.text("master"),
-                          slaves=tuple(f.strings("slaves")), slave_enable=tuple(f.strings("slave_enable")),
+def _properties(f: Section) -> dict:
+    """PS properties: a name of the vendor's, set to a number or a word."""
+    values = {}
+    for key, value in f.data.items():
+        f.known.add(key)
+        word = isinstance(value, str) and TOKEN.match(value)
+        if not (isinstance(key, str) and TOKEN.match(key)):
+            f.fail(f"{f.where(key)}: the property name is not allowed (allowed: {TOKEN_ALLOWED})")
+        elif isinstance(value, bool) or not (isinstance(value, (int, float)) or word):
+            f.fail(f"{f.where(key)}: {value!r} is not allowed (allowed: a number, or {TOKEN_ALLOWED})")
+        else:
+            values[key] = value
+    return values
+
+
+def _ps(f: Section, channels: int) -> ProcessingSystem:
+    ps = ProcessingSystem(ip=f.text("ip"), automation=f.text("automation", pattern=AUTOMATION,
+                                                             allowed=AUTOMATION_ALLOWED),
+                          master=f.text("master"), slaves=tuple(f.strings("slaves")),
+                          slave_enable=tuple(f.strings("slave_enable")),
                           clock=f.text("clock"), clock_mhz_property=f.text("clock_mhz_property"),
-                          properties=f.get("properties", dict, "a mapping of PS property: value"),
-                          pl_base=f.integer("pl_base"))
-    f.finish()
+                          properties=_properties(f.sub("properties", required=True)),
+                          pl_base=f.int("pl_base", minimum=0))
+    f.check()
     for key, values in (("slaves", ps.slaves), ("slave_enable", ps.slave_enable)):
         if len(values) != channels:
-            raise HlsgenError(f"{f.where}.{key}: {len(values)} entries for {channels} memory channels "
+            raise HlsgenError(f"{f.where(key)}: {len(values)} entries for {channels} memory channels "
                               f"(allowed: one per channel of the memory entry)")
     return ps
 
 
-def _programming(f: _Fields, flow: str) -> Programming:
-    allowed = METHODS[flow]
-    methods = f.get("methods", list, f"a list of {', '.join(allowed)}",
-                    check=lambda v: bool(v) and all(m in allowed for m in v))
+def _programming(f: Section, flow: str) -> Programming:
+    allowed = METHODS.get(flow, ())
+    methods = f.raw("methods")
+    if not isinstance(methods, list) or not methods or not all(m in allowed for m in methods):
+        f.fail(f"{f.where('methods')}: {methods!r} is not allowed (allowed: a list of {', '.join(allowed)})")
+        methods = []
     program = Programming(methods=tuple(methods), openfpgaloader_board=f.text("openfpgaloader_board", required=False),
-                          hw_device=f.text("hw_device", required=False))
-    f.finish()
+                          hw_device=f.text("hw_device", required=False, pattern=DEVICE, allowed=DEVICE_ALLOWED))
+    f.check()
     needs = {"openfpgaloader": ("openfpgaloader_board", program.openfpgaloader_board),
              "vivado": ("hw_device", program.hw_device)}
     for method, (key, value) in needs.items():
         if method in methods and value is None:
-            raise HlsgenError(f"{f.where}.{key}: is missing (allowed: required with the method {method})")
+            raise HlsgenError(f"{f.where(key)}: missing (allowed: required with the method {method})")
     return program
+
+
+def path_of(ref) -> Path:
+    """A board file: a shipped board's name (boards/<name>.yaml) or a path (spec.py resolved it)."""
+    ref = str(ref)
+    if ref.endswith((".yaml", ".yml")) or "/" in ref:
+        return Path(ref)
+    return data_folders.boards() / f"{ref}.yaml"
 
 
 def load(path: Path) -> Board:
@@ -224,44 +221,70 @@ def load(path: Path) -> Board:
     try:
         stat = path.stat()
     except FileNotFoundError:
-        raise HlsgenError(f"boards/{path.name}: no such board file") from None
+        raise HlsgenError(f"{_where(path)}: no such board file") from None
     return _parse(path, stat.st_mtime_ns, stat.st_size)
+
+
+def _where(path: Path) -> str:
+    """How errors name a board file: boards/<name>.yaml for the shipped ones, else its path."""
+    shipped = path.parent.resolve() == data_folders.boards().resolve()
+    return f"boards/{path.name}" if shipped else str(path)
 
 
 @functools.lru_cache(maxsize=32)
 def _parse(path: Path, mtime_ns: int, size: int) -> Board:
-    where = f"boards/{path.name}"
+    where = _where(path)
     try:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise HlsgenError(f"{where}: no such board file") from None
     except yaml.YAMLError as exc:
         raise HlsgenError(f"{where}: not valid YAML ({exc})") from None
-    f = _Fields(data, where)
-    flow = f.choice("flow", FLOWS)
-    r = f.sub("resources")
-    resources = {key: r.integer(key) for key in RESOURCES}
-    r.finish()
-    entries = f.get("memory", list, "a list of memory entries", check=bool)
-    memory = tuple(_memory(entry, f"{where}.memory[{i}]") for i, entry in enumerate(entries))
-    kinds = [m.kind for m in memory]
-    if len(set(kinds)) != len(kinds):
-        raise HlsgenError(f"{where}.memory: kinds {kinds} repeat (allowed: one entry per kind)")
-    alveo = flow == "alveo"
-    board = Board(key=path.stem, name=f.text("name"), part=f.text("part"), flow=flow,
-                  clock_mhz=f.number("clock_mhz"), resources=resources, memory=memory,
-                  platform=f.text("platform", required=alveo), board_part=f.text("board_part", required=not alveo),
-                  ps=None if alveo else _ps(f.sub("ps"), memory[0].count),
-                  program=_programming(f.sub("program"), flow))
-    f.finish()
-    if alveo and (board.board_part or "ps" in data):
-        raise HlsgenError(f"{where}: board_part and ps are Zynq keys (allowed: platform for an Alveo board)")
-    if not alveo and (board.platform or len(memory) != 1 or not memory[0].shared):
-        raise HlsgenError(f"{where}: a Zynq board has no Vitis platform and one PS memory entry with mb_total "
-                          f"(allowed: board_part, ps, one memory entry)")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HlsgenError(f"{where}: cannot be read ({exc})") from None
+    problems = Problems()
+    f = Section(data, where, problems)
+    if not KEY.match(path.stem):
+        f.fail(f"{where}: the file name {path.stem!r} is not a board name (allowed: a letter or digit, then "
+               f"letters, digits, _ or -, at most 63 characters, then .yaml)")
+    board = None
+    with problems.collecting():
+        flow = f.choice("flow", None, FLOWS)
+        r = f.sub("resources", required=True)
+        resources = {key: r.int(key, minimum=0) for key in RESOURCES}
+        r.finish()
+        memory = []
+        for i, entry in enumerate(f.items("memory")):
+            with problems.collecting():
+                memory.append(_memory(Section(entry, f"{where}.memory[{i}]", problems)))
+        memory = tuple(memory)
+        kinds = [m.kind for m in memory]
+        if len(set(kinds)) != len(kinds):
+            f.fail(f"{where}.memory: kinds {kinds} repeat (allowed: one entry per kind)")
+        alveo = flow == "alveo"
+        ps = None
+        if not alveo and f.has("ps"):
+            with problems.collecting():
+                ps = _ps(f.sub("ps"), memory[0].count if memory else 0)
+        elif not alveo:
+            f.sub("ps", required=True)
+        program = None
+        with problems.collecting():
+            program = _programming(f.sub("program", required=True), flow)
+        board = Board(key=path.stem, name=f.text("name", pattern=NAME, allowed=NAME_ALLOWED), part=f.text("part"),
+                      flow=flow, clock_mhz=f.float("clock_mhz", None), resources=resources, memory=memory,
+                      platform=f.text("platform", required=alveo), board_part=f.text("board_part", required=not alveo),
+                      ps=ps, program=program, source=path.resolve())
+        f.check()
+        if alveo and (board.board_part or "ps" in data):
+            raise HlsgenError(f"{where}: board_part and ps are Zynq keys (allowed: platform for an Alveo board)")
+        if not alveo and (board.platform or len(memory) != 1 or not memory[0].shared):
+            raise HlsgenError(f"{where}: a Zynq board has no Vitis platform and one PS memory entry with mb_total "
+                              f"(allowed: board_part, ps, one memory entry)")
+    problems.raise_if_any()
     return board
 
 
 def names() -> list[str]:
-    return sorted(p.stem for p in BOARDS_DIR.glob("*.yaml"))
+    return sorted(p.stem for p in data_folders.boards().glob("*.yaml"))
 

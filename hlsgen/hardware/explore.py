@@ -9,19 +9,16 @@ The objective is decode tok/s of all the batch's sequences together (perf.Perfor
 from __future__ import annotations
 
 import itertools
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from hlsgen.hardware import estimate
 from hlsgen.hardware import perf
 from hlsgen.hardware import planner
-from hlsgen.model import spec as spec_mod
 from hlsgen.hardware.boards import Board
-from hlsgen.errors import HlsgenError, did_you_mean
+from hlsgen.errors import HlsgenError
 from hlsgen.model.spec import MAX_BATCH, MAX_LANES, PACKINGS, Parallelism, Spec, stripes_for
 
 
@@ -440,6 +437,7 @@ def table(rows: list[list[str]], header: list[str]) -> str:
 
 
 # ----------------------------------------------------------------------------- the command
+# Its run is cli._explore_run, over hlsgen.api.explore (whose ExploreTable prints the table).
 def arguments(parser):
     parser.add_argument("config", help="YAML config file or Hugging Face MMfreeLM model directory")
     parser.add_argument("--board", help="search on this board instead of hardware.board")
@@ -450,36 +448,3 @@ def arguments(parser):
     parser.add_argument("--max-batch", type=int, metavar="M",
                         help=f"search batches 1, 2, 4, ... up to M (default: {MAX_BATCH})")
     parser.add_argument("--write", metavar="FILE.yaml", type=Path, help="write the chosen hardware section here")
-
-
-def run(args) -> int:
-    spec = spec_mod.load(args.config)
-    if args.board:
-        known = spec_mod.board_names()     # by name only: a path would load any YAML file as a board
-        if args.board not in known:
-            raise HlsgenError(f"--board: {args.board!r} is not a known board (allowed: {', '.join(known)})"
-                              + did_you_mean(args.board, known))
-        spec = replace(spec, hardware=replace(spec.hardware, board=args.board))
-    if args.write and not args.write.parent.is_dir():     # before the search, so nothing is lost
-        raise HlsgenError(f"--write: directory {args.write.parent} does not exist (allowed: a file in an existing directory)")
-    searched = batches(args.batch, args.max_batch)
-    start = time.perf_counter()
-    chosen, front = explore(spec, args.budget, searched)
-    m = spec.model
-    print(f"explore {spec.project.name} (H {m.hidden}, L {m.layers}, I {m.intermediate}, V {m.vocab}) on "
-          f"{spec.hardware.board}, budget {args.budget * 100:g}% of LUT and BRAM+URAM, batch "
-          f"{', '.join(map(str, searched))}: Pareto set of {len(front)} designs in {time.perf_counter() - start:.1f} s "
-          f"(shown in steps of 10% tok/s; decode tok/s: the batch's sequences together)")
-    shown = thinned(front, chosen)
-    print(table([[("* " if c is chosen else "") + row(c)[0], *row(c)[1:]] for c in shown], HEADER))
-    print("chosen (*): " + summary(chosen))
-    section = yaml.safe_dump({"hardware": hardware_section(chosen)}, sort_keys=False)
-    if args.write:
-        try:
-            args.write.write_text(section)
-        except OSError as exc:
-            raise HlsgenError(f"--write: cannot write {args.write} ({exc.strerror})") from None
-        print(f"wrote the hardware section to {args.write}")
-    else:
-        print(section, end="")
-    return 0

@@ -11,6 +11,7 @@ never the whole checkpoint. Pickled formats are refused: unpickling runs arbitra
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 import zipfile
@@ -47,8 +48,26 @@ def _dims(shape) -> str:
 
 
 # ----------------------------------------------------------------------------- import
+def digest(spec) -> str | None:
+    """sha256 over the checkpoint files the model's tensors come from (names and bytes, in name
+    order); None for random weights.  A project's hlsgen_config.yaml names its weights by it."""
+    if spec.weights.seed is not None:
+        return None
+    source = open_checkpoint(spec.weights.path)
+    files = {source.file_of(key) for key in weights.expected_shapes(spec.model)}
+    files |= {source.index} if hasattr(source, "index") else set()
+    h = hashlib.sha256()
+    for path in sorted(files, key=lambda p: p.name):
+        h.update(path.name.encode() + b"\0")
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 24):
+                h.update(chunk)
+    return h.hexdigest()
+
+
 def load(spec) -> weights.Weights:
-    """The model's Weights from spec.weights: random (seeded) or read from a checkpoint."""
+    """The model's Weights from spec.weights: random (seeded) or read from a checkpoint (checked
+    against weights.sha256 when the config names a digest)."""
     if spec.weights.seed is not None:
         return weights.random_weights(spec.model, spec.weights.seed)
     try:
@@ -59,6 +78,10 @@ def load(spec) -> weights.Weights:
 
 
 def _load(spec) -> weights.Weights:
+    if spec.weights.sha256 is not None and (found := digest(spec)) != spec.weights.sha256:
+        raise HlsgenError(f"weights.sha256: the checkpoint at {spec.weights.path} has digest {found}, not "
+                          f"{spec.weights.sha256} (allowed: the weights the project was built from; rebuild it "
+                          f"with `hlsgen build` to use these)")
     source = open_checkpoint(spec.weights.path)
     shapes = weights.expected_shapes(spec.model)
     # Every key, shape and dtype is checked before the (slow) import starts.

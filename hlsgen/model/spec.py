@@ -7,6 +7,7 @@ directory, or `model:` may point at its config.json.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -18,8 +19,9 @@ from pathlib import Path
 import yaml
 
 from hlsgen.errors import HlsgenError, did_you_mean
+from hlsgen.schema import Problems, Section, show
 from hlsgen.model.numerics import FixedFormat, NumericsSpec, product_bits
-from hlsgen.resources import BOARDS_DIR
+from hlsgen import resources
 
 # \A and \Z, not ^ and $: `$` also matches before a trailing newline ("tiny_top\n").
 IDENTIFIER = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -76,6 +78,7 @@ class ModelSpec:
 class WeightsSpec:
     path: Path | None = None     # HF directory, .safetensors or .npz
     seed: int | None = None      # random weights instead
+    sha256: str | None = None    # the checkpoint's digest (checkpoint.digest), checked when it is read
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,7 @@ class TestbenchSpec:
 @dataclass(frozen=True)
 class ProjectSpec:
     name: str = "mmfree_top"
-    output: Path = Path("build")
+    output: Path = Path("out")
     testbench: TestbenchSpec = TestbenchSpec()
 
 
@@ -124,82 +127,46 @@ class Spec:
     numerics: NumericsSpec
     hardware: HardwareSpec
     project: ProjectSpec
-    source: Path          # the file or directory this spec was read from
+    source: Path | None   # the file or directory this spec was read from (None: a dict)
 
     def digest(self) -> str:
-        """Content hash of everything that shapes the generated project."""
+        """Content hash of everything that shapes the generated project: not where it is written
+        (project.output), and a board file by its content, so that the config copied into a
+        project (hlsgen_config.yaml) has the digest of the one it was built from, wherever it is."""
         def plain(obj):
             if dataclasses.is_dataclass(obj):
                 return {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
             return str(obj) if isinstance(obj, Path) else obj
         body = {k: plain(getattr(self, k)) for k in ("model", "weights", "numerics", "hardware", "project")}
+        del body["project"]["output"], body["weights"]["sha256"]
+        if body["hardware"]["board"].endswith(BOARD_FILE_SUFFIXES):
+            body["hardware"]["board"] = hashlib.sha256(Path(body["hardware"]["board"]).read_bytes()).hexdigest()
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+    def as_config(self, board: str | None = None, weights_sha256: str | None = None) -> dict:
+        """This spec as a complete config (every default spelled out) that load() reads back to the
+        same digest: what a project keeps as hlsgen_config.yaml, with its output `.` (the project
+        itself), `board` as the project names its board, and the weights by path and digest."""
+        def plain(obj):
+            if dataclasses.is_dataclass(obj):
+                return {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                        if getattr(obj, f.name) is not None}
+            return obj
+        w = self.weights
+        weights = ({"random": {"seed": w.seed}} if w.seed is not None
+                   else {"path": str(w.path), **({"sha256": weights_sha256} if weights_sha256 else {})})
+        hardware = plain(self.hardware)
+        hardware["board"] = board or self.hardware.board
+        project = plain(self.project)
+        project["output"] = "."
+        return {"model": plain(self.model), "weights": weights, "numerics": plain(self.numerics),
+                "hardware": hardware, "project": project}
 
 
 # ----------------------------------------------------------------------------- reading values
-class _Section:
-    """A YAML mapping being read: remembers its path and rejects keys nobody asked for."""
-
-    def __init__(self, data, path: str):
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise HlsgenError(f"{path}: expected a mapping, got {_show(data)}")
-        self.data, self.path, self.known = data, path, set()
-
-    def where(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
-
-    def raw(self, key, default=None):
-        self.known.add(key)
-        return self.data.get(key, default)
-
-    def int(self, key, default=None, minimum=1, maximum=None, optional=False):
-        value = self.raw(key, default)
-        if value is None:
-            if optional:
-                return None
-            raise HlsgenError(f"{self.where(key)}: missing (allowed: an integer >= {minimum})")
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise HlsgenError(f"{self.where(key)}: {_show(value)} is not an integer")
-        if value < minimum or (maximum is not None and value > maximum):
-            hi = f" and <= {maximum}" if maximum is not None else ""
-            raise HlsgenError(f"{self.where(key)}: {value} is out of range (allowed: integers >= {minimum}{hi})")
-        return value
-
-    def float(self, key, default, minimum=0.0):
-        value = self.raw(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise HlsgenError(f"{self.where(key)}: {_show(value)} is not a finite number")
-        if value <= minimum:
-            raise HlsgenError(f"{self.where(key)}: {value} is out of range (allowed: numbers > {minimum})")
-        return float(value)
-
-    def bool(self, key, default):
-        value = self.raw(key, default)
-        if not isinstance(value, bool):
-            raise HlsgenError(f"{self.where(key)}: {_show(value)} is not a boolean (allowed: true, false)")
-        return value
-
-    def choice(self, key, default, allowed):
-        value = self.raw(key, default)
-        if value not in allowed:
-            raise HlsgenError(f"{self.where(key)}: {_show(value)} is not allowed (allowed: {', '.join(map(str, allowed))})"
-                              + did_you_mean(value, allowed))
-        return value
-
-    def sub(self, key) -> "_Section":
-        return _Section(self.raw(key), self.where(key))
-
-    def finish(self):
-        for key in self.data:
-            if key not in self.known:
-                raise HlsgenError(f"{self.where(str(key))}: unknown key (allowed: {', '.join(sorted(self.known))})"
-                                  + did_you_mean(key, self.known))
-
-
-def _show(value) -> str:
-    return repr(value) if isinstance(value, str) else str(value)
+# One validator for configs and board files (hlsgen/schema.py): every problem of a file at once.
+_Section = Section
+_show = show
 
 
 def _divisors(n: int) -> list[int]:
@@ -207,7 +174,7 @@ def _divisors(n: int) -> list[int]:
 
 
 # ----------------------------------------------------------------------------- sections
-def _model_from_hf_config(path: Path, where: str) -> ModelSpec:
+def _model_from_hf_config(path: Path, where: str, problems: Problems) -> ModelSpec:
     try:
         cfg = json.loads(path.read_text())
     except FileNotFoundError:
@@ -227,7 +194,7 @@ def _model_from_hf_config(path: Path, where: str) -> ModelSpec:
                "intermediate_size": "intermediate_size", "rms_norm_eps": "rms_norm_eps",
                "use_lower_bound": "use_lower_bound"}
     data = {ours: cfg[theirs] for ours, theirs in mapping.items() if cfg.get(theirs) is not None}
-    return _model(_Section(data, f"{where} ({path.name})"))
+    return _model(_Section(data, f"{where} ({path.name})", problems))
 
 
 def _model(sec: _Section) -> ModelSpec:
@@ -242,7 +209,7 @@ def _model(sec: _Section) -> ModelSpec:
         rms_norm_eps=sec.float("rms_norm_eps", 1e-6),
         use_lower_bound=sec.bool("use_lower_bound", True),
     )
-    sec.finish()
+    sec.check()
     if m.inner % m.heads:
         raise HlsgenError(f"{sec.where('heads')}: {m.heads} does not divide hidden*expand_ratio {m.inner} "
                           f"(allowed: divisors of {m.inner})")
@@ -253,14 +220,18 @@ def _model(sec: _Section) -> ModelSpec:
 
 def _weights(sec: _Section, base: Path) -> WeightsSpec:
     path, random = sec.raw("path"), sec.raw("random")
-    sec.finish()
+    digest = sec.raw("sha256")
+    if digest is not None and not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)):
+        sec.fail(f"{sec.where('sha256')}: {_show(digest)} is not a digest (allowed: 64 lowercase hex digits, the "
+                 f"sha256 that `hlsgen build` wrote into the project's hlsgen_config.yaml)")
+    sec.check()
     if (path is None) == (random is None):
         raise HlsgenError(f"{sec.path}: give exactly one of 'path' (HF directory, .safetensors or .npz) "
                           f"or 'random: {{seed: N}}'")
     if random is not None:
-        rnd = _Section(random, sec.where("random"))
+        rnd = sec.sub("random")
         seed = rnd.int("seed", 0, minimum=0)
-        rnd.finish()
+        rnd.check()
         return WeightsSpec(seed=seed)
     if not isinstance(path, str) or not path:
         raise HlsgenError(f"{sec.where('path')}: {_show(path)} is not a path")
@@ -268,7 +239,7 @@ def _weights(sec: _Section, base: Path) -> WeightsSpec:
     if not resolved.exists():
         raise HlsgenError(f"{sec.where('path')}: {resolved} does not exist (allowed: an HF model directory, "
                           f".safetensors or .npz)")
-    return WeightsSpec(path=resolved)
+    return WeightsSpec(path=resolved, sha256=digest)
 
 
 def _resolve(path: Path, where: str) -> Path:
@@ -302,7 +273,7 @@ def _numerics(sec: _Section) -> NumericsSpec:
         beta_frac=sec.int("beta_frac", d.beta_frac, minimum=8, maximum=40),
         rsqrt_guard=sec.int("rsqrt_guard", d.rsqrt_guard, minimum=0, maximum=16),
     )
-    sec.finish()
+    sec.check()
     if n.sigmoid_step_bits > n.act.frac:
         # The sigmoid table is indexed by the top bits of an act value's fraction.
         raise HlsgenError(f"{sec.where('sigmoid_step_bits')}: {n.sigmoid_step_bits} exceeds numerics.act.frac "
@@ -342,7 +313,9 @@ def _parallelism(sec: _Section, model: ModelSpec) -> Parallelism:
                     lm_head_simd=sec.int("lm_head_simd", 1, maximum=MAX_LANES),
                     quantiser_simd=sec.int("quantiser_simd", optional=True),
                     lm_head_quantiser_simd=sec.int("lm_head_quantiser_simd", optional=True))
-    sec.finish()
+    sec.check()
+    if model is None:
+        return p            # the model section is wrong: nothing to check the folding against
     # Named per dimension, not per value: when widths coincide (D == H) the message must still
     # name the dimension the user set.
     dims = {"model.hidden": model.hidden, "hidden*expand_ratio": model.inner,
@@ -384,26 +357,44 @@ def _parallelism(sec: _Section, model: ModelSpec) -> Parallelism:
 
 
 def board_names() -> list[str]:
-    return sorted(p.stem for p in BOARDS_DIR.glob("*.yaml"))
+    return sorted(p.stem for p in resources.boards().glob("*.yaml"))
 
 
-def _hardware(sec: _Section, model: ModelSpec) -> HardwareSpec:
-    boards = board_names()
-    board = sec.raw("board", "u280")
-    if board not in boards:
-        raise HlsgenError(f"{sec.where('board')}: {_show(board)} is not a known board (allowed: {', '.join(boards)})"
-                          + did_you_mean(board, boards))
-    clock = sec.raw("clock_mhz")
-    if clock is not None:
-        clock = sec.float("clock_mhz", clock)
-        if clock > 1000:
-            raise HlsgenError(f"{sec.where('clock_mhz')}: {clock} is out of range (allowed: 0 < clock_mhz <= 1000)")
-    hw = HardwareSpec(board=board, clock_mhz=clock, parallelism=_parallelism(sec.sub("parallelism"), model),
-                      weights=sec.choice("weights", "onchip", WEIGHT_PLACES),
-                      packing=sec.choice("packing", "2bit", PACKINGS),
-                      batch=sec.int("batch", 1, maximum=MAX_BATCH))
-    sec.finish()
-    return hw
+BOARD_FILE_SUFFIXES = (".yaml", ".yml")
+
+
+def _board(sec: _Section, base: Path) -> str:
+    """A shipped board's name, or the absolute path of a board file (hardware/boards.py reads it
+    with the same schema as the shipped ones)."""
+    shipped = board_names()
+    value = sec.raw("board", "u280")
+    if isinstance(value, str) and value in shipped:
+        return value
+    allowed = f"allowed: {', '.join(shipped)}, or the path of a board file ending in .yaml, relative to this config"
+    if isinstance(value, str) and value.endswith(BOARD_FILE_SUFFIXES):
+        path = (base / value).resolve()
+        if path.is_file():
+            return str(path)
+        return sec.fail(f"{sec.where('board')}: {_show(value)}: no such board file {path} ({allowed})", "u280")
+    return sec.fail(f"{sec.where('board')}: {_show(value)} is not a known board ({allowed})"
+                    + did_you_mean(value, shipped), "u280")
+
+
+def _hardware(sec: _Section, model: ModelSpec | None, base: Path) -> HardwareSpec:
+    board = _board(sec, base)
+    clock = sec.float("clock_mhz", None, optional=True)
+    if clock is not None and clock > 1000:
+        clock = sec.fail(f"{sec.where('clock_mhz')}: {float(clock)} is out of range (allowed: 0 < clock_mhz <= 1000)")
+    clock = float(clock) if clock is not None else None
+    weights = sec.choice("weights", "onchip", WEIGHT_PLACES)
+    packing = sec.choice("packing", "2bit", PACKINGS)
+    batch = sec.int("batch", 1, maximum=MAX_BATCH)
+    parallelism = Parallelism()
+    with sec.problems.collecting():     # its own problems, after the rest of the section is read
+        parallelism = _parallelism(sec.sub("parallelism"), model)
+    sec.check()
+    return HardwareSpec(board=board, clock_mhz=clock, parallelism=parallelism, weights=weights, packing=packing,
+                        batch=batch)
 
 
 def _identifier(sec: _Section, key: str, default: str) -> str:
@@ -427,9 +418,9 @@ def _identifier(sec: _Section, key: str, default: str) -> str:
 
 def _project(sec: _Section, base: Path) -> ProjectSpec:
     name = _identifier(sec, "name", "mmfree_top")
-    output = sec.raw("output", f"build/{name}")
+    output = sec.raw("output", f"out/{name}")
     if not isinstance(output, str) or not output or "\0" in output:
-        raise HlsgenError(f"{sec.where('output')}: {_show(output)} is not a path")
+        sec.fail(f"{sec.where('output')}: {_show(output)} is not a path")
     tb = sec.sub("testbench")
     d = TestbenchSpec()
     testbench = TestbenchSpec(prompt_tokens=tb.int("prompt_tokens", d.prompt_tokens, maximum=4096),
@@ -437,62 +428,98 @@ def _project(sec: _Section, base: Path) -> ProjectSpec:
                               second_prompt_tokens=tb.int("second_prompt_tokens", d.second_prompt_tokens,
                                                           minimum=0, maximum=4096),
                               seed=tb.int("seed", d.seed, minimum=0))
-    tb.finish()
-    sec.finish()
+    sec.check()
     return ProjectSpec(name=name, output=_resolve(base / output, sec.where("output")), testbench=testbench)
 
 
 # ----------------------------------------------------------------------------- entry point
-def load(source: str | Path) -> Spec:
-    """Read a YAML config or an HF model directory into a validated Spec."""
-    try:
-        return _load(Path(source))
-    except OSError as exc:      # an unreadable directory or file met anywhere while reading the inputs
-        raise HlsgenError(f"{exc.filename or source}: cannot be read ({exc.strerror or exc})") from None
-
-
-def _load(source: Path) -> Spec:
+def _read(source: Path) -> tuple[dict | None, Path]:
+    """The raw config of a YAML file or an HF model directory, and the directory its paths are relative to."""
     if source.is_dir():
         config = source / "config.json"
         if not config.is_file():
             raise HlsgenError(f"{source}: directory has no config.json (allowed: a YAML config or an HF "
                               f"MMfreeLM model directory)")
-        data = {"model": "config.json", "weights": {"path": "."},
-                "project": {"output": str(Path.cwd() / "build" / "mmfree_top")}}
-        base = source
+        return {"model": "config.json", "weights": {"path": "."},
+                "project": {"output": str(Path.cwd() / "out" / "mmfree_top")}}, source
+    try:
+        text = source.read_text()
+    except FileNotFoundError:
+        raise HlsgenError(f"{source}: no such file (allowed: a YAML config or an HF model directory)") from None
+    except OSError as exc:
+        raise HlsgenError(f"{source}: cannot be read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise HlsgenError(f"{source}: not a UTF-8 text file (byte {exc.object[exc.start]:#04x} at offset "
+                          f"{exc.start}; allowed: a YAML config in UTF-8)") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise HlsgenError(f"{source}: not valid YAML{at} ({getattr(exc, 'problem', exc)})") from None
+    except RecursionError:
+        raise HlsgenError(f"{source}: not a usable YAML config (nested too deeply)") from None
+    return data, _resolve(source, str(source)).parent
+
+
+def with_overrides(data: dict, overrides: dict) -> dict:
+    """`data` with dotted keys set: {"hardware.parallelism.pe": 8} sets data["hardware"]["parallelism"]["pe"]."""
+    data = copy.deepcopy(data)
+    for dotted, value in overrides.items():
+        keys = str(dotted).split(".")
+        if not all(keys):
+            raise HlsgenError(f"override {dotted!r}: not a dotted key (allowed: e.g. hardware.parallelism.pe)")
+        node = data
+        for depth, key in enumerate(keys[:-1]):
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise HlsgenError(f"override {dotted!r}: {'.'.join(keys[:depth + 1])} is {_show(child)}, not a "
+                                  f"mapping (allowed: keys under a section, e.g. hardware.parallelism.pe)")
+            node = child
+        node[keys[-1]] = value
+    return data
+
+
+def load(source: str | Path | dict, overrides: dict | None = None, base: Path | None = None) -> Spec:
+    """Read a YAML config, an HF model directory or a config dict into a validated Spec.
+
+    Every problem of the config is reported at once (schema.ConfigErrors, one message each), the
+    unknown keys first.  `overrides`: dotted keys set on top of the config before it is checked.
+    A dict's relative paths are relative to `base` (default: the current directory)."""
+    try:
+        return _load(source, overrides, base)
+    except OSError as exc:      # an unreadable directory or file met anywhere while reading the inputs
+        raise HlsgenError(f"{exc.filename or source}: cannot be read ({exc.strerror or exc})") from None
+
+
+def _load(source, overrides, base) -> Spec:
+    if isinstance(source, dict):
+        data, base, source = source, Path(base or Path.cwd()).resolve(), None
     else:
-        try:
-            text = source.read_text()
-        except FileNotFoundError:
-            raise HlsgenError(f"{source}: no such file (allowed: a YAML config or an HF model directory)") from None
-        except OSError as exc:
-            raise HlsgenError(f"{source}: cannot be read ({exc.strerror})") from None
-        except UnicodeDecodeError as exc:
-            raise HlsgenError(f"{source}: not a UTF-8 text file (byte {exc.object[exc.start]:#04x} at offset "
-                              f"{exc.start}; allowed: a YAML config in UTF-8)") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise HlsgenError(f"{source}: not valid YAML{at} ({getattr(exc, 'problem', exc)})") from None
-        except RecursionError:
-            raise HlsgenError(f"{source}: not a usable YAML config (nested too deeply)") from None
-        base = source.resolve().parent
+        source = Path(source)
+        data, base = _read(source)
     if data is not None and not isinstance(data, dict):
         raise HlsgenError(f"{source}: the top level is {type(data).__name__} {_show(data)} "
                           f"(allowed: a mapping with sections model, weights, numerics, hardware, project)")
-    root = _Section(data, "")
-    model_value = root.raw("model")
-    if isinstance(model_value, str):
-        model = _model_from_hf_config(base / model_value, "model")
-    else:
-        model = _model(root.sub("model"))
-    spec = Spec(model=model,
-                weights=_weights(root.sub("weights"), base),
-                numerics=_numerics(root.sub("numerics")),
-                hardware=_hardware(root.sub("hardware"), model),
-                project=_project(root.sub("project"), base),
-                source=source)
+    if overrides:
+        data = with_overrides(data or {}, overrides)
+    problems = Problems()
+    root = _Section(data, "", problems)
+    model = weights = numerics = hardware = project = None
+    with problems.collecting():
+        model_value = root.raw("model")
+        if isinstance(model_value, str):
+            model = _model_from_hf_config(base / model_value, "model", problems)
+        else:
+            model = _model(root.sub("model"))
+    with problems.collecting():
+        weights = _weights(root.sub("weights"), base)
+    with problems.collecting():
+        numerics = _numerics(root.sub("numerics"))
+    with problems.collecting():
+        hardware = _hardware(root.sub("hardware"), model, base)
+    with problems.collecting():
+        project = _project(root.sub("project"), base)
     root.finish()
-    return spec
+    problems.raise_if_any()
+    return Spec(model=model, weights=weights, numerics=numerics, hardware=hardware, project=project, source=source)

@@ -17,15 +17,17 @@ from pathlib import Path
 
 import jinja2
 import numpy as np
+import yaml
 
+from hlsgen.model import checkpoint
 from hlsgen.model import numerics as nx
 from hlsgen.errors import HlsgenError
 from hlsgen.project import rtl, swap, vendor
 from hlsgen.project.integrity import MANIFEST
 from hlsgen.hardware.planner import INT32_SLOTS, HardwarePlan
-from hlsgen.model.spec import Spec
+from hlsgen.model.spec import Spec, load as spec_load
 from hlsgen.project.words import kind_words, stripe_buffers
-from hlsgen.resources import KERNELS, TEMPLATES
+from hlsgen import resources
 from hlsgen.version import BANNER, __version__
 from hlsgen.model.weights import Weights
 
@@ -205,8 +207,47 @@ def _bytes(content) -> bytes:
 
 
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(resources.templates()), undefined=jinja2.StrictUndefined,
                               trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+
+
+AP_TYPES_DIR = "src/ap_types"     # as hls4ml's firmware/ap_types: the Makefile's csim needs no Python
+
+
+def ap_types_files() -> dict:
+    """The ap_types headers the project compiles against, copied from the installed hls4ml
+    package.  Its hls_stream.h comes along only while kernels_cpp/ has no stream header of its own."""
+    source = resources.ap_types()
+    patterns = resources.AP_TYPES_PATTERNS
+    if not (resources.kernels() / "hls_stream.h").is_file():
+        patterns += ("hls_stream.h",)
+    return {f"{AP_TYPES_DIR}/{path.relative_to(source).as_posix()}": path.read_bytes()
+            for pattern in patterns for path in sorted(source.glob(pattern))}
+
+
+CONFIG_COPY = "hlsgen_config.yaml"
+
+
+def config_files(spec: Spec, plan: HardwarePlan) -> dict:
+    """The validated config as the project keeps it (report and csim read it, not the original),
+    and the board file when the config named one by path."""
+    shipped = plan.board.shipped
+    config = spec.as_config(board=None if shipped else vendor.BOARD_COPY, weights_sha256=checkpoint.digest(spec))
+    header = (f"# {BANNER}\n# The config this project was built from, validated, with every default spelled out; "
+              f"paths are relative to this file.\n")
+    files = {CONFIG_COPY: header + yaml.safe_dump(config, sort_keys=False)}
+    if not shipped:
+        files[vendor.BOARD_COPY] = plan.board.source.read_bytes()
+    return files
+
+
+def project_spec(project: Path) -> Spec:
+    """The spec a project was built from, read from its own copy of the config."""
+    path = Path(project) / CONFIG_COPY
+    if not path.is_file():
+        raise HlsgenError(f"{project}: no {CONFIG_COPY} (allowed: a project written by this hlsgen, which keeps "
+                          f"its config there; rebuild it with `hlsgen build`)")
+    return spec_load(path)
 
 
 def project(spec: Spec, plan: HardwarePlan, weights: Weights, vectors: GoldenVectors, root: Path) -> RenderedProject:
@@ -225,8 +266,10 @@ def project(spec: Spec, plan: HardwarePlan, weights: Weights, vectors: GoldenVec
                           ("README.md.j2", "README.md"), ("csim_device.cpp.j2", "host/csim_device.cpp")):
         files[rel] = env.get_template(template).render(**context)
     files.update(vendor.project_files(plan, env, context))     # bitstream flow, flashing, host drivers
-    for header in sorted(KERNELS.glob("*.h")):
+    for header in sorted(resources.kernels().glob("*.h")):
         files[f"src/hlsgen/{header.name}"] = f"// {BANNER} (copied from kernels_cpp/{header.name})\n" + header.read_text()
+    files.update(ap_types_files())
+    files.update(config_files(spec, plan))
     files["tb/data/calls.bin"] = vectors.calls.astype("<i4").tobytes()
     files["tb/data/expected_logits.bin"] = vectors.logits.astype("<i4").tobytes()
     files["tb/data/expected_next.bin"] = vectors.next_tokens.astype("<i4").tobytes()
@@ -240,7 +283,7 @@ def project(spec: Spec, plan: HardwarePlan, weights: Weights, vectors: GoldenVec
     files[MANIFEST] = json.dumps({
         "generated_by": BANNER,
         "hlsgen_version": __version__,
-        "source": str(Path(spec.source).resolve()),
+        "source": str(Path(spec.source).resolve()) if spec.source is not None else None,
         "spec_digest": spec.digest(),
         "top": top,
         "constant_saturations": dict(clamps),

@@ -27,13 +27,12 @@ from hlsgen.model.checkpoint import pack_2bit, unpack_5trit
 from hlsgen.errors import HlsgenError
 from hlsgen.hardware.planner import BitLinearPlan, HardwarePlan, bits_for
 from hlsgen.model.spec import Spec
-from hlsgen.resources import TEMPLATES as TEMPLATE_ROOT
+from hlsgen import resources
 from hlsgen.model.weights import Weights
 from hlsgen.project.calls import run_calls
 from hlsgen.project.words import kind_words
 from hlsgen.version import BANNER
 
-TEMPLATES = TEMPLATE_ROOT / "rtl"
 COSIM_INDEX = "cosim/mvu.json"
 # The golden model's trace name of each kind, per layer ("layer0." + ...) or alone (lm_head).
 TRACE_NAMES = {"i": "attn.i", "f": "attn.f", "g": "attn.g", "o": "attn.o",
@@ -334,7 +333,7 @@ def read_vectors(project, entry: dict) -> MvuVectors:
 
 # ----------------------------------------------------------------------------- project files
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(resources.templates() / "rtl"), undefined=jinja2.StrictUndefined,
                               trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
 
 

@@ -40,6 +40,10 @@ class Step:
         return prefix + shlex.join(self.argv)
 
 
+# A board given by path (hardware.board: my_board.yaml) travels with the project as this file.
+BOARD_COPY = "hlsgen_board.yaml"
+
+
 @dataclass(frozen=True)
 class Flow:
     """What the vendor flow needs of a project: its top, its board and its clock."""
@@ -60,11 +64,13 @@ class Flow:
         data = integrity.read_json(path)
         if not isinstance(data.get("top"), str) or not isinstance(data.get("board"), str):
             raise HlsgenError(f"{path}: corrupt, no 'top' or 'board' ({integrity.REBUILD})")
-        return cls(data["top"], Board.load(data["board"]), data.get("clock_mhz"))
+        board = data["board"]          # a shipped board's name, or the project's copy of its board file
+        return cls(data["top"], Board.load(Path(project) / board if board == BOARD_COPY else board), data.get("clock_mhz"))
 
     def to_json(self, banner: str) -> str:
         # JSON has no comments: the banner is a field, as in the manifest.
-        return json.dumps({"generated_by": banner, "top": self.top, "board": self.board.key,
+        board = self.board.key if self.board.shipped else BOARD_COPY
+        return json.dumps({"generated_by": banner, "top": self.top, "board": board,
                            "clock_mhz": self.clock_mhz}, indent=2) + "\n"
 
     @property

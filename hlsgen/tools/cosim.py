@@ -22,9 +22,8 @@ from pathlib import Path
 from hlsgen.errors import HlsgenError, tool_failure
 from hlsgen.project import integrity
 from hlsgen.project.rtl import COSIM_INDEX
-from hlsgen.resources import SIM_DIR
+from hlsgen import resources
 
-BENCH_DIR = SIM_DIR
 BENCH_MODULE = "cocotb_mvu"
 TESTS = ("golden_vectors", "throughput", "reset_mid_stream")
 MIN_VERILATOR = (5, 36)     # cocotb 2.x's floor
@@ -90,7 +89,8 @@ def _simulation_environment(simulator_bin: Path):
     if saved["OBJCACHE"] is None and shutil.which("ccache"):
         # Verilator's makefile compiles its runtime for every model: ccache makes that once.
         os.environ["OBJCACHE"] = "ccache"
-    sys.path.insert(0, str(BENCH_DIR))
+    bench_dir = str(resources.sim())
+    sys.path.insert(0, bench_dir)
     try:
         yield
     finally:
@@ -99,7 +99,7 @@ def _simulation_environment(simulator_bin: Path):
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        sys.path.remove(str(BENCH_DIR))
+        sys.path.remove(bench_dir)
 
 
 def lint(verilog: Path) -> str:

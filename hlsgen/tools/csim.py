@@ -2,8 +2,9 @@
 self-checking testbench, and on a mismatch name the first diverging tensor.  Each run, passed or
 failed, is recorded in <project>/report/csim.json, which `hlsgen report` reads.
 
-No Vitis is needed: the Xilinx ap_types headers come from the installed hls4ml package (or from
-$XILINX_HLS/include when Vitis is installed).  Binaries are cached by content hash.
+No Vitis is needed: a project compiles against its own copy of the Xilinx ap_types headers
+(src/ap_types, copied from the installed hls4ml package at build time), or against
+$XILINX_HLS/include when Vitis is installed.  Binaries are cached by content hash.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +29,9 @@ from hlsgen.model import checkpoint
 from hlsgen.model import golden
 from hlsgen.project import integrity
 from hlsgen.project.calls import read_calls, run_calls
+from hlsgen import resources
 from hlsgen.errors import HlsgenError, tool_failure
-from hlsgen.project.render import CXXFLAGS
-from hlsgen.model.spec import load as load_spec
+from hlsgen.project.render import AP_TYPES_DIR, CONFIG_COPY, CXXFLAGS, project_spec
 
 SANITIZE_FLAGS = "-O1 -g -fsanitize=address,undefined -fno-sanitize=shift -fno-omit-frame-pointer"
 REPORT = "report/csim.json"
@@ -50,19 +50,29 @@ class SimResult:
     record: Path | None = None       # report/csim.json
 
 
-def ap_include() -> Path:
-    """The ap_types headers: Vitis's own when installed, else the copy inside the hls4ml package."""
+def _vitis_include() -> Path | None:
     vitis = os.environ.get("XILINX_HLS")
     if vitis and (Path(vitis) / "include" / "ap_int.h").is_file():
         return Path(vitis) / "include"
-    try:
-        path = Path(str(resources.files("hls4ml") / "templates" / "vivado" / "ap_types"))
-    except ModuleNotFoundError:
-        raise HlsgenError("csim: the ap_types headers were not found (allowed: `pip install hls4ml`, "
-                          "or set XILINX_HLS to a Vitis HLS install)") from None
-    if not (path / "ap_int.h").is_file():
-        raise HlsgenError(f"csim: {path} has no ap_int.h (allowed: an hls4ml release that ships ap_types)")
-    return path
+    return None
+
+
+def ap_include() -> Path:
+    """The ap_types headers of code outside a project (the kernel tests): Vitis's own when
+    installed, else the copy inside the hls4ml package."""
+    return _vitis_include() or resources.ap_types()
+
+
+def project_ap_include(project: Path) -> Path:
+    """The ap_types headers a project compiles against: Vitis's own when installed, else its copy."""
+    vitis = _vitis_include()
+    if vitis:
+        return vitis
+    own = Path(project) / AP_TYPES_DIR
+    if not (own / "ap_int.h").is_file():
+        raise HlsgenError(f"{project}: {AP_TYPES_DIR}/ap_int.h is missing (allowed: a project built by this hlsgen, "
+                          f"which copies the ap_types headers into it; rebuild it with `hlsgen build`)")
+    return own
 
 
 def _manifest(project: Path) -> dict:
@@ -82,14 +92,18 @@ def cxx() -> str:
 
 
 def compile_cached(sources: list[Path], include_dirs: list[Path], hashed: dict[str, bytes], sanitize: bool = False,
-                   what: str = "", extra_flags: tuple = ()) -> tuple[Path, bool, float]:
+                   what: str = "", extra_flags: tuple = (), ap_types: Path | None = None) -> tuple[Path, bool, float]:
     """Compile `sources` into one binary, cached by the hash of the compiler, the flags and `hashed`
-    ({name: content} of every file the binary depends on); returns (binary, was cached, seconds)."""
+    ({name: content} of every file the binary depends on); returns (binary, was cached, seconds).
+    `ap_types`: headers whose content is in `hashed` (a project's copy), so that a moved or copied
+    project hits the cache; None: ap_include(), keyed by its path."""
     compiler = cxx()
-    include = ap_include()
+    include = ap_types or ap_include()
     flags = CXXFLAGS.split() + (SANITIZE_FLAGS.split() if sanitize else []) + list(extra_flags)
     key = hashlib.sha256()
-    for part in [compiler, *flags, str(include)]:
+    # A project's own copy is in `hashed`: its path stays out of the key, so a moved project hits the cache.
+    own_copy = ap_types is not None and ap_types != _vitis_include()
+    for part in [compiler, *flags, "the project's ap_types" if own_copy else str(include)]:
         key.update(part.encode())
     for name, content in hashed.items():
         key.update(name.encode())
@@ -138,7 +152,8 @@ def compile_csim(project: Path, sanitize: bool = False) -> tuple[Path, bool, flo
     sources = [project / "src" / f"{top}.cpp", project / "tb" / f"{top}_tb.cpp"]
     hashed = {path.relative_to(project).as_posix(): path.read_bytes()
               for path in sorted((project / "src").rglob("*")) + sources if path.is_file()}
-    return compile_cached(sources, [project / "src"], hashed, sanitize, f"the generated project {project}")
+    return compile_cached(sources, [project / "src"], hashed, sanitize, f"the generated project {project}",
+                          ap_types=project_ap_include(project))
 
 
 def _parse_saturations(output: str) -> dict:
@@ -228,7 +243,7 @@ def write_record(project: Path, result: SimResult | None, sanitize: bool, second
     except HlsgenError:
         compiler = None
     try:
-        headers = str(ap_include())
+        headers = str(project_ap_include(project))
     except HlsgenError:
         headers = None
     record = {
@@ -294,9 +309,9 @@ def read_trace(path: Path) -> list[tuple[str, np.ndarray]]:
 def first_divergence(project: Path, binary: Path) -> str:
     """Re-run with per-stage dumps and name the first tensor that differs from the golden model."""
     manifest = _manifest(project)
-    spec = load_spec(manifest["source"])
+    spec = project_spec(project)
     if spec.digest() != manifest["spec_digest"]:
-        return (f"not traced: {manifest['source']} changed since this project was built, so the golden "
+        return (f"not traced: {project / CONFIG_COPY} changed since this project was built, so the golden "
                 f"model would not be the one the project was built from (rebuild it with `hlsgen build`)")
     model = golden.Model(spec.model, checkpoint.load(spec), "fixed", spec.numerics)
     data = project / "tb" / "data"

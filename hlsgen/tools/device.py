@@ -9,13 +9,12 @@ packed buffers and the same call sequence as the board, computed by the HLS C++ 
 from __future__ import annotations
 
 import ctypes
-import json
 from pathlib import Path
 
 import numpy as np
 
 from hlsgen.project import integrity
-from hlsgen.tools.csim import compile_cached
+from hlsgen.tools.csim import compile_cached, project_ap_include
 from hlsgen.errors import HlsgenError
 
 
@@ -31,7 +30,7 @@ class CsimDevice:
                   for p in sorted((self.project / "src").rglob("*")) + sources if p.is_file()}
         library, _, _ = compile_cached(sources, [self.project / "src"], hashed,
                                        what=f"the csim device library of {self.project}",
-                                       extra_flags=("-shared", "-fPIC"))
+                                       extra_flags=("-shared", "-fPIC"), ap_types=project_ap_include(self.project))
         self.lib = ctypes.CDLL(str(library))
         ints = ctypes.POINTER(ctypes.c_int)
         self.lib.hlsgen_run.restype = ctypes.c_int

@@ -16,6 +16,7 @@ from hlsgen.hardware import estimate, explore, perf, planner
 from hlsgen.model import spec as spec_mod
 from hlsgen.errors import HlsgenError
 from hlsgen.project import integrity
+from hlsgen.project.render import CONFIG_COPY, project_spec
 
 REPORT_DIR = "report"
 RESOURCE_KEYS = ("lut", "ff", "dsp")
@@ -23,10 +24,10 @@ RESOURCE_KEYS = ("lut", "ff", "dsp")
 
 def load_plan(project: Path) -> tuple[spec_mod.Spec, planner.HardwarePlan, list[str]]:
     manifest = integrity.check(project)
-    spec = spec_mod.load(manifest["source"])
-    notes = ["plan re-derived from " + manifest["source"] + " without weights"]
+    spec = project_spec(project)
+    notes = [f"plan re-derived from the project's {CONFIG_COPY} without weights"]
     if spec.digest() != manifest["spec_digest"]:
-        notes.append("the config changed since this project was built: the figures describe the config as it is now")
+        notes.append(f"{CONFIG_COPY} changed since this project was built: the figures describe it as it is now")
     return spec, planner.plan(spec), notes
 
 
