@@ -86,6 +86,7 @@ class TokenResult:
     cycles: int
     next_token: int
     logits: list = field(default_factory=list)
+    last_writes: list = field(default_factory=list)     # per stage: the cycle of its last probed value
 
 
 class Divergence(Exception):
@@ -142,6 +143,7 @@ class CoreDriver:
         expected = g.values[t]
         stages = g.index["stages"]
         written = [0] * len(stages)
+        last_write = [0] * len(stages)
         p["token"].set(step.token)
         p["slot"].set(step.slot)
         p["reset_state"].set(int(step.reset))
@@ -158,10 +160,11 @@ class CoreDriver:
                 stage = stages[pc]
                 self._check_probe(t, stage, index, value, expected)
                 written[pc] += 1
+                last_write[pc] = self.cycle - begin
             if p["logit_valid"].read():
                 logits.append(p["logit"].signed())
             if p["done"].read():
-                result = TokenResult(self.cycle - begin, p["next_token"].read(), logits)
+                result = TokenResult(self.cycle - begin, p["next_token"].read(), logits, last_write)
             await self.tick()
             if self.cycle - begin > limit:
                 raise AssertionError(f"token {t}: no done after {limit} cycles (stage {stages[p['dbg_pc'].read()]['name']})")
@@ -207,6 +210,11 @@ async def whole_model(dut):
             report["cycles"].append(result.cycles)
             report["decode"].append(step.decode)
             report["slots"].append(step.slot)
+            if t == 0:     # where the cycles go: from one stage's last value to the next one's
+                ends = [0] + result.last_writes
+                report["stage_cycles"] = [{"name": s["name"], "layer": s["layer"], "op": s["op"],
+                                           "cycles": ends[i + 1] - ends[i]}
+                                          for i, s in enumerate(golden.index["stages"])]
             want = golden.logits[t]
             if len(result.logits) != len(want) or np.any(np.array(result.logits) != want):
                 bad = [i for i in range(len(want)) if i >= len(result.logits) or result.logits[i] != want[i]]

@@ -305,7 +305,19 @@ class WholeResult:
                 "logit_mismatches": r.get("logit_mismatches"),
                 "next_token_mismatches": r.get("next_token_mismatches"),
                 "sim_cycles": r.get("sim_cycles"), "wall_seconds": r.get("wall_seconds"),
-                "build_seconds": self.build_seconds, "run_seconds": self.run_seconds}
+                "build_seconds": self.build_seconds, "run_seconds": self.run_seconds,
+                "cycles_by_op": self.cycles_by_op, "stage_cycles": r.get("stage_cycles")}
+
+    @property
+    def cycles_by_op(self) -> dict | None:
+        """The first token's cycles per kind of stage (embed, norm, quantise, mvu, mlgru, glu)."""
+        stages = self.report.get("stage_cycles")
+        if not stages:
+            return None
+        totals = {}
+        for stage in stages:
+            totals[stage["op"]] = totals.get(stage["op"], 0) + stage["cycles"]
+        return totals
 
 
 def load_whole_index(project: Path) -> dict:

@@ -95,6 +95,8 @@ def _cosim_whole(project: Path, options, max_tokens: int | None) -> int:
     print(f"  cycles per token: prefill {_rate(result.prefill_cycles)}, decode {_rate(result.decode_cycles)} "
           f"(simulated {_rate(r.get('sim_cycles'))} cycles in {_rate(r.get('wall_seconds'), 1)} s; "
           f"build {result.build_seconds:.1f} s)")
+    if result.cycles_by_op:
+        print("  token 0 by kind of stage: " + ", ".join(f"{op} {cycles:,}" for op, cycles in result.cycles_by_op.items()))
     if result.divergence:
         print(f"  FIRST DIVERGENCE: {result.divergence['message']}")
     for what in ("logit_mismatches", "next_token_mismatches"):
