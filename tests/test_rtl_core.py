@@ -98,9 +98,11 @@ def test_weights_off_chip_have_no_core(projects):
     assert result.code == 2 and "hardware.weights: onchip" in result.err
 
 
-def test_max_tokens_needs_whole(projects):
+def test_max_tokens_needs_whole_and_whole_takes_no_kind(projects):
     result = run_cli("cosim", projects["tiny"], "--max-tokens", "2")
     assert result.code == 2 and "--max-tokens" in result.err
+    result = run_cli("cosim", projects["tiny"], "--whole", "--kind", "i")
+    assert result.code == 2 and result.err.startswith("error: --kind: i with --whole")
 
 
 def test_calls_become_starts_with_slots_and_resets():

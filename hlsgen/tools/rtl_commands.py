@@ -58,6 +58,9 @@ def cosim_run(args) -> int:
     if args.max_tokens is not None and (args.max_tokens < 1 or not args.whole):
         raise HlsgenError(f"--max-tokens: {args.max_tokens} (allowed: at least 1, with --whole)")
     if args.whole:
+        if args.kind:
+            raise HlsgenError(f"--kind: {args.kind[0]} with --whole (allowed: --whole runs every kind; "
+                              f"--kind picks MVUs of the unit cosim)")
         return _cosim_whole(project, options, args.max_tokens)
     results = cosim.run(project, options, args.kind)
     print(f"cosim {project} on {args.sim}: gaps {args.gaps}, backpressure {args.backpressure}, seed {args.seed}")
