@@ -134,11 +134,6 @@ def hex_words(values, width: int) -> str:
     return "".join(f"{int(v) & mask:0{digits}x}\n" for v in values)
 
 
-def literal(value: int, width: int) -> str:
-    """A sized Verilog literal of a (possibly negative) value, as two's complement bits."""
-    return f"{width}'h{value & ((1 << width) - 1):x}"
-
-
 class CoreRtl:
     """What core.v.j2 prints, all from the plan (and the weights' constant tables)."""
 
@@ -217,11 +212,6 @@ class CoreRtl:
     @property
     def lb_w(self) -> int:
         return max(self.sig_w, signed_width(self.lower_bounds))
-
-    @property
-    def sig_in_w(self) -> int:
-        """The widest sigmoid argument: an act value, or the state shifted to act.frac."""
-        return max(self.act_w, self.state_w - (self.c["state_frac"] - self.c["act_frac"]) + 1)
 
     def widest(self, field: str) -> int:
         return max(getattr(m.plan, field) for m in self.mvus)
@@ -359,9 +349,6 @@ class CoreRtl:
     @property
     def buffers(self) -> tuple:
         return BUFFERS
-
-    def literal(self, value: int, width: int) -> str:
-        return literal(value, width)
 
     # ------------------------------------------------------------------ files
     def rom_images(self) -> dict:
