@@ -22,7 +22,7 @@ import yaml
 from hlsgen.model import checkpoint
 from hlsgen.model import numerics as nx
 from hlsgen.errors import HlsgenError
-from hlsgen.project import rtl, swap, vendor
+from hlsgen.project import rtl, rtl_core, swap, vendor
 from hlsgen.project.integrity import MANIFEST
 from hlsgen.hardware.planner import INT32_SLOTS, HardwarePlan
 from hlsgen.model.spec import Spec, load as spec_load
@@ -280,6 +280,7 @@ def project(spec: Spec, plan: HardwarePlan, weights: Weights, vectors: GoldenVec
         for port, buffer in zip(plan.weight_ports, stripe_buffers(plan, weights)):
             files[port.data] = np.ascontiguousarray(buffer, "<u8").tobytes()
     files.update(rtl.project_files(spec, plan, weights, vectors))   # rtl/ and cosim/
+    files.update(rtl_core.project_files(spec, plan, weights, vectors))   # the whole core in RTL
     files[MANIFEST] = json.dumps({
         "generated_by": BANNER,
         "hlsgen_version": __version__,
