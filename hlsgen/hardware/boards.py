@@ -21,12 +21,15 @@ from hlsgen.resources import BOARDS_DIR
 
 BRAM36_BITS = 36 * 1024
 URAM_BITS = 288 * 1024
-FLOWS = ("alveo", "zynq")
+FLOWS = ("alveo", "zynq", "ecp5")
 MEMORY_KINDS = ("hbm", "ddr")
 # Programming methods: xbutil (Alveo), pynq (overlay load on the board, Zynq or Alveo),
 # openfpgaloader and vivado (JTAG hardware manager).
-METHODS = {"alveo": ("xbutil", "pynq"), "zynq": ("pynq", "openfpgaloader", "vivado")}
+METHODS = {"alveo": ("xbutil", "pynq"), "zynq": ("pynq", "openfpgaloader", "vivado"), "ecp5": ("openfpgaloader",)}
 RESOURCES = ("lut", "ff", "bram36", "uram", "dsp")
+# A Lattice ECP5 counts its own primitives: LUT4s, DP16KD 18 Kbit block RAMs, MULT18X18D multipliers.
+ECP5_RESOURCES = ("lut", "ff", "dp16kd", "mult18")
+DP16KD_BITS = 18 * 1024
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,21 @@ class ProcessingSystem:
 
 
 @dataclass(frozen=True)
+class Ecp5:
+    """What the open ECP5 flow needs of a board: nextpnr's device, the oscillator, the UART pins."""
+    size: str                     # nextpnr-ecp5 --<size>: 25k | 45k | 85k ...
+    package: str                  # nextpnr-ecp5 --package
+    speed: int
+    oscillator_pin: str
+    oscillator_mhz: float
+    uart_tx: str                  # the FPGA's transmit pin (the bridge's RXD)
+    uart_rx: str
+    baud: int
+    io_type: str
+    leds: tuple
+
+
+@dataclass(frozen=True)
 class Programming:
     methods: tuple                # the first is the default
     openfpgaloader_board: str | None = None
@@ -93,6 +111,7 @@ class Board:
     platform: str | None = None
     board_part: str | None = None
     ps: ProcessingSystem | None = None
+    ecp5: Ecp5 | None = None
 
     @classmethod
     def load(cls, key: str) -> "Board":
@@ -101,6 +120,8 @@ class Board:
     @property
     def onchip_bits(self) -> int:
         r = self.resources
+        if self.flow == "ecp5":
+            return r["dp16kd"] * DP16KD_BITS
         return r["bram36"] * BRAM36_BITS + r["uram"] * URAM_BITS
 
     def memory_of(self, kind: str) -> Memory:
@@ -202,6 +223,17 @@ def _ps(f: _Fields, channels: int) -> ProcessingSystem:
     return ps
 
 
+def _ecp5(f: _Fields) -> Ecp5:
+    n, osc, uart = f.sub("nextpnr"), f.sub("oscillator"), f.sub("uart")
+    ecp5 = Ecp5(size=n.text("size"), package=n.text("package"), speed=n.integer("speed", minimum=1),
+                oscillator_pin=osc.text("pin"), oscillator_mhz=osc.number("mhz"),
+                uart_tx=uart.text("tx"), uart_rx=uart.text("rx"), baud=uart.integer("baud", minimum=300),
+                io_type=f.text("io_type"), leds=tuple(f.strings("leds", required=False) or ()))
+    for sub in (n, osc, uart, f):
+        sub.finish()
+    return ecp5
+
+
 def _programming(f: _Fields, flow: str) -> Programming:
     allowed = METHODS[flow]
     methods = f.get("methods", list, f"a list of {', '.join(allowed)}",
@@ -240,20 +272,25 @@ def _parse(path: Path, mtime_ns: int, size: int) -> Board:
     f = _Fields(data, where)
     flow = f.choice("flow", FLOWS)
     r = f.sub("resources")
-    resources = {key: r.integer(key) for key in RESOURCES}
+    resources = {key: r.integer(key) for key in (ECP5_RESOURCES if flow == "ecp5" else RESOURCES)}
     r.finish()
     entries = f.get("memory", list, "a list of memory entries", check=bool)
     memory = tuple(_memory(entry, f"{where}.memory[{i}]") for i, entry in enumerate(entries))
     kinds = [m.kind for m in memory]
     if len(set(kinds)) != len(kinds):
         raise HlsgenError(f"{where}.memory: kinds {kinds} repeat (allowed: one entry per kind)")
-    alveo = flow == "alveo"
+    alveo, zynq = flow == "alveo", flow == "zynq"
     board = Board(key=path.stem, name=f.text("name"), part=f.text("part"), flow=flow,
                   clock_mhz=f.number("clock_mhz"), resources=resources, memory=memory,
-                  platform=f.text("platform", required=alveo), board_part=f.text("board_part", required=not alveo),
-                  ps=None if alveo else _ps(f.sub("ps"), memory[0].count),
+                  platform=f.text("platform", required=alveo), board_part=f.text("board_part", required=zynq),
+                  ps=_ps(f.sub("ps"), memory[0].count) if zynq else None,
+                  ecp5=_ecp5(f.sub("ecp5")) if flow == "ecp5" else None,
                   program=_programming(f.sub("program"), flow))
     f.finish()
+    if flow == "ecp5":
+        if board.platform or board.board_part or "ps" in data:
+            raise HlsgenError(f"{where}: platform, board_part and ps are Xilinx keys (allowed: ecp5 for an ECP5 board)")
+        return board
     if alveo and (board.board_part or "ps" in data):
         raise HlsgenError(f"{where}: board_part and ps are Zynq keys (allowed: platform for an Alveo board)")
     if not alveo and (board.platform or len(memory) != 1 or not memory[0].shared):
