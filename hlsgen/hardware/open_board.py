@@ -38,26 +38,36 @@ class Pll:
         return self.output_mhz * self.clkop_div
 
 
-def pll(input_mhz: float, target_mhz: float) -> Pll:
-    """The divisors nearest `target_mhz`, the VCO nearest the middle of its range on ties (what
-    ecppll chooses: 25 -> 100 MHz is 1/4/6, 25 -> 50 MHz is 1/2/12)."""
-    best, best_key = None, None
-    middle = sum(VCO_MHZ) / 2
+def _plls(input_mhz: float):
+    """Every EHXPLLL setting within the PFD and VCO ranges."""
     for clki in range(1, CLKI_MAX + 1):
         pfd = input_mhz / clki
         if not PFD_MHZ[0] <= pfd <= PFD_MHZ[1]:
             continue
         for clkfb in range(1, CLKFB_MAX + 1):
-            out = pfd * clkfb
             for clkop in range(1, CLKOP_MAX + 1):
-                vco = out * clkop
+                vco = pfd * clkfb * clkop
                 if vco > VCO_MHZ[1]:
                     break
-                if vco < VCO_MHZ[0]:
-                    continue
-                key = (round(abs(out - target_mhz), 9), abs(vco - middle))
-                if best_key is None or key < best_key:
-                    best, best_key = Pll(clki, clkfb, clkop, input_mhz), key
+                if vco >= VCO_MHZ[0]:
+                    yield Pll(clki, clkfb, clkop, input_mhz)
+
+
+def pll_at_most(input_mhz: float, limit_mhz: float) -> Pll:
+    """The fastest setting whose output does not exceed `limit_mhz` (a clock lowered to what timing met)."""
+    middle = sum(VCO_MHZ) / 2
+    found = [p for p in _plls(input_mhz) if p.output_mhz <= limit_mhz]
+    if not found:
+        raise HlsgenError(f"--allow-slow: no EHXPLLL output from {input_mhz:g} MHz is at most {limit_mhz:g} MHz")
+    return max(found, key=lambda p: (p.output_mhz, -abs(p.vco_mhz - middle)))
+
+
+def pll(input_mhz: float, target_mhz: float) -> Pll:
+    """The divisors nearest `target_mhz`, the VCO nearest the middle of its range on ties (what
+    ecppll chooses: 25 -> 100 MHz is 1/4/6, 25 -> 50 MHz is 1/2/12)."""
+    middle = sum(VCO_MHZ) / 2
+    best = min(_plls(input_mhz), default=None,
+               key=lambda p: (round(abs(p.output_mhz - target_mhz), 9), abs(p.vco_mhz - middle)))
     if best is None:
         raise HlsgenError(f"hardware.clock_mhz: {target_mhz:g} MHz cannot be made from {input_mhz:g} MHz by an "
                           f"EHXPLLL (allowed: about 3 to 400 MHz)")
