@@ -18,7 +18,7 @@ import jinja2
 import numpy as np
 
 from hlsgen.model import numerics as nx
-from hlsgen.project import rtl, vendor
+from hlsgen.project import rtl, rtl_core, vendor
 from hlsgen.hardware.planner import INT32_SLOTS, HardwarePlan
 from hlsgen.model.spec import Spec
 from hlsgen.project.words import kind_words, stripe_buffers
@@ -223,6 +223,7 @@ def project(spec: Spec, plan: HardwarePlan, weights: Weights, vectors: GoldenVec
         for port, buffer in zip(plan.weight_ports, stripe_buffers(plan, weights)):
             files[port.data] = np.ascontiguousarray(buffer, "<u8").tobytes()
     files.update(rtl.project_files(spec, plan, weights, vectors))   # rtl/ and cosim/
+    files.update(rtl_core.project_files(spec, plan, weights, vectors))   # the whole core in RTL
     files[MANIFEST] = json.dumps({
         "generated_by": BANNER,
         "hlsgen_version": __version__,

@@ -1,0 +1,440 @@
+"""RTL of the whole accelerator: one core that runs a token through every layer, from the plan.
+
+templates/rtl/core.v.j2 prints `<top>_core`: the MVUs of rtl.py (one per projection kind, each
+with its ROM of every layer's matrix, one running at a time), one elementwise unit (embedding,
+norm, the fused quantiser with its output scale, MLGRU, GLU, the rescale with the residual, the
+lm_head's argmax), and a sequencer that steps through a program of stages printed from the plan
+(`program`).  Tables (embedding, norm weights, lower bounds, sigmoid) are ROM images read with
+$readmemh.  The numerics are those of hlsgen/model/numerics.py, bit for bit.
+
+Every value the unit writes goes past a probe (dbg_pc, dbg_wr_valid, dbg_wr_index, dbg_wr_value),
+so the whole-model cosim (sim/cocotb_whole.py) compares each stage of each token with the golden
+fixed model and names the first one that differs.  The golden values of every stage are written
+here (cosim/whole_expected.bin, indexed by cosim/whole.json).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import jinja2
+import numpy as np
+
+from hlsgen.errors import HlsgenError
+from hlsgen.hardware.planner import HardwarePlan, bits_for
+from hlsgen.model import golden
+from hlsgen.model import numerics as nx
+from hlsgen.model.spec import Spec
+from hlsgen.model.weights import Weights
+from hlsgen.project.calls import run_calls
+from hlsgen.project.rtl import TEMPLATES, TRACE_NAMES, mvu_rtls
+from hlsgen.version import BANNER
+
+WHOLE_INDEX = "cosim/whole.json"
+WHOLE_EXPECTED = "cosim/whole_expected.bin"
+
+# Operations of the sequencer (the `op` field of an instruction).
+OPS = ("embed", "norm", "quantise", "mvu", "mlgru", "glu")
+# Where each projection kind's rescaled outputs go; o and down add the residual on the way.
+MVU_DESTINATIONS = {"i": "i", "f": "f", "g": "g", "o": "r", "gate": "gu", "down": "h", "lm_head": "logit"}
+RESIDUAL_SOURCES = {"o": "h", "down": "r"}
+BUFFERS = ("h", "r", "x", "i", "f", "g", "gu")       # the vector buffers (x: a BitLinear's input)
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """One stage of a token: what the sequencer runs, and what the cosim calls it."""
+    op: str
+    name: str                # stage name in reports: "attn.i", "attn_norm", ...
+    layer: int               # -1 outside the layers
+    length: int = 0          # elements of the pass (or rows of an MVU)
+    kind: str = ""           # projection kind (quantise, mvu)
+    source: str = "h"        # norm: h or r
+    gamma_base: int = 0      # into the norm-weight ROM
+    beta: int = 0            # quantise: the kind's weight scale of this layer
+    golden: str = ""         # the golden model's trace name of what the stage writes
+
+    @property
+    def probe_length(self) -> int:
+        """Values the probe shows: a quantiser's codes then its scale; an MVU's rows; else the pass."""
+        return self.length + 1 if self.op == "quantise" else self.length
+
+
+@dataclass(frozen=True)
+class GammaTable:
+    """The norm-weight ROM: every RMSNorm weight vector, one after another, and where each starts."""
+    values: np.ndarray
+    bases: dict              # (layer, name) -> base
+
+
+def gamma_table(weights: Weights, fixed: golden.FixedArith) -> GammaTable:
+    parts, bases, at = [], {}, 0
+
+    def add(layer, name, vector):
+        nonlocal at
+        bases[(layer, name)] = at
+        parts.append(fixed.gamma(vector))
+        at += len(vector)
+
+    for l, layer in enumerate(weights.layers):
+        add(l, "attn_norm", layer.attn_norm)
+        for kind in ("i", "f", "g", "o"):
+            add(l, kind, getattr(layer, kind).norm)
+        add(l, "g_norm", layer.g_norm)
+        add(l, "mlp_norm", layer.mlp_norm)
+        add(l, "gate", layer.gate.norm)
+        add(l, "down", layer.down.norm)
+    add(-1, "final_norm", weights.final_norm)
+    add(-1, "lm_head", weights.lm_head.norm)
+    return GammaTable(np.concatenate(parts).astype(np.int64), bases)
+
+
+def program(plan: HardwarePlan, weights: Weights, gammas: GammaTable, n: nx.NumericsSpec) -> list[Instruction]:
+    """The stages of one token, in order (MODEL_SPEC.md's forward pass)."""
+    H, D, I = plan.hidden, plan.inner, plan.intermediate
+
+    def traced(layer, name):
+        return f"layer{layer}.{name}" if layer >= 0 else name
+
+    def bitlinear(layer, kind, name, projection, length):
+        beta = nx.beta_fixed(projection.scale, n)
+        rows = plan.bitlinear(kind).rows
+        output = {"o": "attn.residual", "down": "mlp.residual"}.get(kind, TRACE_NAMES[kind])
+        return [Instruction("quantise", f"{name}.quantise", layer, length, kind, gamma_base=gammas.bases[(layer, kind)],
+                            beta=beta, golden=traced(layer, TRACE_NAMES[kind])),
+                Instruction("mvu", name, layer, rows, kind, golden=traced(layer, output))]
+
+    prog = [Instruction("embed", "embedding", -1, H, golden="embedding")]
+    for l, layer in enumerate(weights.layers):
+        prog.append(Instruction("norm", "attn_norm", l, H, source="h", gamma_base=gammas.bases[(l, "attn_norm")]))
+        for kind in ("i", "f", "g"):
+            prog += bitlinear(l, kind, f"attn.{kind}", getattr(layer, kind), H)
+        prog.append(Instruction("mlgru", "attn.mlgru", l, D, gamma_base=gammas.bases[(l, "g_norm")],
+                                golden=traced(l, "attn.mlgru_out")))
+        prog += bitlinear(l, "o", "attn.o+residual", layer.o, D)
+        prog.append(Instruction("norm", "mlp_norm", l, H, source="r", gamma_base=gammas.bases[(l, "mlp_norm")]))
+        prog += bitlinear(l, "gate", "mlp.gate", layer.gate, H)
+        prog.append(Instruction("glu", "mlp.glu", l, I, golden=traced(l, "mlp.glu")))
+        prog += bitlinear(l, "down", "mlp.down+residual", layer.down, I)
+    prog.append(Instruction("norm", "final_norm", -1, H, source="h", gamma_base=gammas.bases[(-1, "final_norm")]))
+    prog += bitlinear(-1, "lm_head", "lm_head", weights.lm_head, H)
+    return prog
+
+
+def signed_width(values: np.ndarray) -> int:
+    """Two's-complement bits that hold every value."""
+    lo, hi = int(np.min(values, initial=0)), int(np.max(values, initial=0))
+    return max(bits_for(hi) + 1, bits_for(-lo - 1) + 1 if lo < 0 else 1)
+
+
+def hex_words(values, width: int) -> str:
+    mask = (1 << width) - 1
+    digits = -(-width // 4)
+    return "".join(f"{int(v) & mask:0{digits}x}\n" for v in values)
+
+
+def literal(value: int, width: int) -> str:
+    """A sized Verilog literal of a (possibly negative) value, as two's complement bits."""
+    return f"{width}'h{value & ((1 << width) - 1):x}"
+
+
+class CoreRtl:
+    """What core.v.j2 prints, all from the plan (and the weights' constant tables)."""
+
+    def __init__(self, spec: Spec, plan: HardwarePlan, weights: Weights):
+        if plan.offchip:
+            raise HlsgenError("rtl core: needs hardware.weights: onchip (the ROMs hold every ternary weight)")
+        self.plan, self.top, self.n = plan, plan.top, spec.numerics
+        self.c = plan.numerics
+        self.mvus = mvu_rtls(plan)
+        fixed = golden.FixedArith(spec.model, spec.numerics)
+        self.gammas = gamma_table(weights, fixed)
+        self.program = program(plan, weights, self.gammas, spec.numerics)
+        self.embedding = fixed.embed(weights.embeddings, np.arange(plan.vocab)).reshape(-1)
+        self.lower_bounds = nx.to_fixed(weights.lower_bounds, spec.numerics.sigmoid_frac).reshape(-1)
+        self.sigmoid = nx.SigmoidTable.build(spec.numerics).values
+
+    # ------------------------------------------------------------------ names
+    @property
+    def module(self) -> str:
+        return f"{self.top}_core"
+
+    @property
+    def verilog_path(self) -> str:
+        return f"rtl/{self.module}.v"
+
+    def rom_file(self, table: str) -> str:
+        return f"{self.module}_{table}.mem"
+
+    # ------------------------------------------------------------------ widths (all from the plan)
+    @property
+    def token_w(self) -> int:
+        return bits_for(self.plan.vocab - 1)
+
+    @property
+    def slot_w(self) -> int:
+        return max(1, bits_for(self.plan.batch - 1))
+
+    @property
+    def act_w(self) -> int:
+        return self.c["act_width"]
+
+    @property
+    def mix_w(self) -> int:
+        return self.c["mix_width"]
+
+    @property
+    def in_w(self) -> int:
+        return max(self.act_w, self.mix_w)
+
+    @property
+    def gamma_w(self) -> int:
+        return self.c["gamma_width"]
+
+    @property
+    def state_w(self) -> int:
+        return self.c["state_width"]
+
+    @property
+    def sig_w(self) -> int:
+        """A sigmoid value 0 .. 2**Q, signed."""
+        return self.c["sigmoid_frac"] + 2
+
+    @property
+    def lb_w(self) -> int:
+        return max(self.sig_w, signed_width(self.lower_bounds))
+
+    @property
+    def sig_in_w(self) -> int:
+        """The widest sigmoid argument: an act value, or the state shifted to act.frac."""
+        return max(self.act_w, self.state_w - (self.c["state_frac"] - self.c["act_frac"]) + 1)
+
+    def widest(self, field: str) -> int:
+        return max(getattr(m.plan, field) for m in self.mvus)
+
+    @property
+    def y_w(self) -> int:
+        return self.widest("y_width")
+
+    @property
+    def sumsq_w(self) -> int:
+        return self.widest("sumsq_width")
+
+    @property
+    def root_w(self) -> int:
+        return self.widest("root_width")
+
+    @property
+    def beta_w(self) -> int:
+        return self.widest("beta_width")
+
+    @property
+    def num_w(self) -> int:
+        return self.widest("num_width")
+
+    @property
+    def acc_w(self) -> int:
+        return self.widest("acc_width")
+
+    @property
+    def div_w(self) -> int:
+        """The sequential divider: sum of squares by K, and the scale's numerator by its denominator."""
+        return max(self.num_w, self.sumsq_w, self.root_w)
+
+    @property
+    def simd_max(self) -> int:
+        return max(m.simd for m in self.mvus)
+
+    @property
+    def pe_max(self) -> int:
+        return max(m.pe for m in self.mvus)
+
+    @property
+    def vec_len(self) -> int:
+        """The longest pass or output vector (the index width)."""
+        return max([self.plan.hidden, self.plan.inner, 2 * self.plan.intermediate, self.plan.vocab]
+                   + [m.cols for m in self.mvus])
+
+    @property
+    def index_w(self) -> int:
+        return bits_for(self.vec_len)
+
+    @property
+    def code_beats(self) -> int:
+        return max(m.cols // m.simd for m in self.mvus)
+
+    @property
+    def code_beats_w(self) -> int:
+        return bits_for(self.code_beats - 1)
+
+    @property
+    def pc_w(self) -> int:
+        return bits_for(len(self.program) - 1)
+
+    @property
+    def layer_w(self) -> int:
+        return bits_for(max(self.plan.layers - 1, 1))
+
+    @property
+    def kind_w(self) -> int:
+        return bits_for(len(self.mvus) - 1)
+
+    def kind_index(self, kind: str) -> int:
+        return [m.kind for m in self.mvus].index(kind)
+
+    @property
+    def gamma_depth(self) -> int:
+        return len(self.gammas.values)
+
+    @property
+    def gamma_addr_w(self) -> int:
+        return bits_for(self.gamma_depth - 1)
+
+    @property
+    def state_depth(self) -> int:
+        return self.plan.batch * self.plan.layers * self.plan.inner
+
+    @property
+    def state_addr_w(self) -> int:
+        return bits_for(self.state_depth - 1)
+
+    @property
+    def emb_addr_w(self) -> int:
+        return bits_for(len(self.embedding) - 1)
+
+    @property
+    def lb_addr_w(self) -> int:
+        return bits_for(len(self.lower_bounds) - 1)
+
+    @property
+    def sig_entries(self) -> int:
+        return len(self.sigmoid)
+
+    @property
+    def sig_addr_w(self) -> int:
+        return bits_for(self.sig_entries - 1)
+
+    @property
+    def sig_fine(self) -> int:
+        return self.c["act_frac"] - self.c["sigmoid_step_bits"]
+
+    @property
+    def sig_max_mag(self) -> int:
+        return (self.c["sigmoid_range"] << self.c["act_frac"]) - 1
+
+    @property
+    def scale_exponent(self) -> int:
+        return self.c["scale_exponent"]
+
+    @property
+    def fresh_bits(self) -> int:
+        return self.plan.batch * self.plan.layers
+
+    @property
+    def fresh_w(self) -> int:
+        return max(bits_for(self.fresh_bits - 1), self.slot_w, self.layer_w)
+
+    def buffer_depth(self, name: str) -> int:
+        p = self.plan
+        return {"h": p.hidden, "r": p.hidden, "x": max(p.hidden, p.inner, p.intermediate),
+                "i": p.inner, "f": p.inner, "g": p.inner, "gu": 2 * p.intermediate}[name]
+
+    def buffer_width(self, name: str) -> int:
+        return self.in_w if name == "x" else self.act_w
+
+    @property
+    def buffers(self) -> tuple:
+        return BUFFERS
+
+    def literal(self, value: int, width: int) -> str:
+        return literal(value, width)
+
+    # ------------------------------------------------------------------ files
+    def rom_images(self) -> dict:
+        return {
+            "emb": hex_words(self.embedding, self.act_w),
+            "gamma": hex_words(self.gammas.values, self.gamma_w),
+            "lb": hex_words(self.lower_bounds, self.lb_w),
+            "sigmoid": hex_words(self.sigmoid, self.sig_w),
+        }
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
+                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+
+
+def render_core(core: CoreRtl, banner: str = BANNER) -> str:
+    return _environment().get_template("core.v.j2").render(c=core, banner=banner,
+                                                           MVU_DESTINATIONS=MVU_DESTINATIONS,
+                                                           RESIDUAL_SOURCES=RESIDUAL_SOURCES)
+
+
+# ----------------------------------------------------------------------------- golden probe values
+def expected_stages(spec: Spec, weights: Weights, core: CoreRtl, calls: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    """What the probe must show, per token [T, sum of probe lengths], from the golden fixed model's
+    trace over the testbench's calls (checked to be the run whose logits the project holds)."""
+    trace = golden.Trace()
+    model = golden.Model(spec.model, weights, "fixed", spec.numerics)
+    if not np.array_equal(run_calls(model, calls, trace), logits):
+        raise HlsgenError("rtl core: the golden model did not reproduce the testbench logits")
+    fixed = golden.FixedArith(spec.model, spec.numerics)
+    get = trace.get
+    tokens = len(logits)
+    L = spec.model.layers
+
+    def residual_in(l):
+        return get("embedding") if l == 0 else get(f"layer{l - 1}.mlp.residual")
+
+    columns = []
+    for ins in core.program:
+        if ins.op == "norm":
+            l = ins.layer
+            if ins.name == "attn_norm":
+                source, weight = residual_in(l), weights.layers[l].attn_norm
+            elif ins.name == "mlp_norm":
+                source, weight = get(f"layer{l}.attn.residual"), weights.layers[l].mlp_norm
+            else:
+                source, weight = residual_in(L), weights.final_norm
+            columns.append(fixed.norm(source, weight))
+        elif ins.op == "quantise":
+            columns.append(np.concatenate([get(ins.golden + ".q"), get(ins.golden + ".scale").reshape(tokens, 1)], axis=1))
+        else:
+            columns.append(get(ins.golden))
+    for ins, column in zip(core.program, columns):
+        if column.shape != (tokens, ins.probe_length):
+            raise HlsgenError(f"rtl core: stage {ins.name} has {column.shape[1]} golden values, "
+                              f"the probe shows {ins.probe_length}")
+    return np.concatenate([np.asarray(c, dtype=np.int64) for c in columns], axis=1)
+
+
+def whole_index(core: CoreRtl) -> dict:
+    stages, offset = [], 0
+    for pc, ins in enumerate(core.program):
+        stages.append({"pc": pc, "op": ins.op, "name": ins.name, "layer": ins.layer, "kind": ins.kind,
+                       "length": ins.probe_length, "offset": offset})
+        offset += ins.probe_length
+    return {
+        "generated_by": BANNER, "module": core.module, "verilog": core.verilog_path,
+        "sources": [core.verilog_path] + [m.verilog_path for m in core.mvus],
+        "mems": [f"rtl/{core.rom_file(t)}" for t in core.rom_images()] + [f"rtl/{m.mem_file}" for m in core.mvus],
+        "expected": WHOLE_EXPECTED, "values_per_token": offset, "stages": stages,
+        "vocab": core.plan.vocab, "batch": core.plan.batch, "layers": core.plan.layers,
+        "token_w": core.token_w, "slot_w": core.slot_w, "act_w": core.act_w,
+        "mvu_cycles": sum(m.cycles_per_matrix * m.matrices for m in core.mvus),
+    }
+
+
+def project_files(spec: Spec, plan: HardwarePlan, weights: Weights, vectors) -> dict:
+    """rtl/<top>_core.v and its ROM images, and the golden probe values of the whole-model cosim.
+    Designs with weights off chip have no core (the ROMs would not hold them)."""
+    if plan.offchip:
+        return {}
+    core = CoreRtl(spec, plan, weights)
+    files = {core.verilog_path: render_core(core)}
+    for table, text in core.rom_images().items():
+        files[f"rtl/{core.rom_file(table)}"] = text
+    files[WHOLE_EXPECTED] = expected_stages(spec, weights, core, vectors.calls, vectors.logits).astype("<i8").tobytes()
+    files[WHOLE_INDEX] = json.dumps(whole_index(core), indent=1) + "\n"
+    return files
