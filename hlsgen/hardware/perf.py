@@ -280,3 +280,50 @@ def estimate(plan: HardwarePlan, tokens: int | None = None) -> Performance:
     return Performance(batch=n, cycles_per_call=cycles, clock_mhz=plan.clock_mhz, offchip_bytes_per_call=offchip,
                        compute_cycles=sum(s.compute_cycles for s in stages),
                        memory_cycles=latency + weight_bytes / rate, ceiling_tokens_per_s=ceiling)
+
+
+# ----------------------------------------------------------------------------- the RTL core (ECP5)
+# The whole accelerator as one RTL core (hlsgen/project/rtl_core.py, on an ECP5 board) runs a token
+# as a program of stages, one after another: element passes issue one element per cycle and drain
+# a fixed pipeline; a quantiser makes two passes (absmax and sum of squares, then the codes) and
+# computes its output scale with bit-serial division and square root; an MVU folds rows/PE x
+# cols/SIMD.  The per-stage overheads are calibrated against `hlsgen cosim --whole` (bench/
+# bench_open_board.py measures them again).
+RTL_PASS_OVERHEAD = 14       # cycles an element pass takes beyond its elements (pipeline drain, stage switch)
+RTL_SCALE_CYCLES = 0         # a quantiser's scale computation after its two passes
+RTL_MVU_OVERHEAD = 0         # an MVU beyond its folds (pipeline fill, rescale drain, stage switch)
+RTL_TOKEN_OVERHEAD = 0       # start to the first stage and the last stage to done
+
+
+def rtl_core_stages(plan: HardwarePlan) -> list[tuple[str, int]]:
+    """(stage, cycles) of one token through the RTL core, in program order."""
+    H, D, I = plan.hidden, plan.inner, plan.intermediate
+
+    def element(n):
+        return n + RTL_PASS_OVERHEAD
+
+    def bitlinear(layer, kind, cols):
+        b = plan.bitlinear(kind)
+        return [(f"{layer}{kind}.quantise", 2 * element(cols) + RTL_SCALE_CYCLES),
+                (f"{layer}{kind}", b.cycles_per_matrix + RTL_MVU_OVERHEAD)]
+
+    stages = [("embedding", element(H))]
+    for l in range(plan.layers):
+        at = f"layer{l}."
+        stages.append((at + "attn_norm", element(H)))
+        for kind in ("i", "f", "g"):
+            stages += bitlinear(at, kind, H)
+        stages.append((at + "mlgru", element(D)))
+        stages += bitlinear(at, "o", D)
+        stages.append((at + "mlp_norm", element(H)))
+        stages += bitlinear(at, "gate", H)
+        stages.append((at + "glu", element(I)))
+        stages += bitlinear(at, "down", I)
+    stages.append(("final_norm", element(H)))
+    stages += bitlinear("", "lm_head", H)
+    return stages
+
+
+def rtl_core_cycles_per_token(plan: HardwarePlan) -> int:
+    """The RTL core runs one token at a time: prefill and decode take the same cycles per token."""
+    return RTL_TOKEN_OVERHEAD + sum(cycles for _, cycles in rtl_core_stages(plan))
