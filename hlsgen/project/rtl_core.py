@@ -164,6 +164,19 @@ class CoreRtl:
     def verilog_path(self) -> str:
         return f"rtl/{self.module}.v"
 
+    @property
+    def sigmoid_module(self) -> str:
+        return f"{self.module}_sigmoid"
+
+    @property
+    def sigmoid_path(self) -> str:
+        return f"rtl/{self.sigmoid_module}.v"
+
+    @property
+    def sources(self) -> list[str]:
+        """Every Verilog file of the core, itself first."""
+        return [self.verilog_path, self.sigmoid_path] + [m.verilog_path for m in self.mvus]
+
     def rom_file(self, table: str) -> str:
         return f"{self.module}_{table}.mem"
 
@@ -365,10 +378,12 @@ def _environment() -> jinja2.Environment:
                               trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
 
 
-def render_core(core: CoreRtl, banner: str = BANNER) -> str:
-    return _environment().get_template("core.v.j2").render(c=core, banner=banner,
-                                                           MVU_DESTINATIONS=MVU_DESTINATIONS,
-                                                           RESIDUAL_SOURCES=RESIDUAL_SOURCES)
+def render_core(core: CoreRtl, banner: str = BANNER) -> dict:
+    """The core's own Verilog files (the MVUs are rtl.py's)."""
+    env = _environment()
+    return {core.verilog_path: env.get_template("core.v.j2").render(
+                c=core, banner=banner, MVU_DESTINATIONS=MVU_DESTINATIONS, RESIDUAL_SOURCES=RESIDUAL_SOURCES),
+            core.sigmoid_path: env.get_template("core_sigmoid.v.j2").render(c=core, banner=banner)}
 
 
 # ----------------------------------------------------------------------------- golden probe values
@@ -417,7 +432,7 @@ def whole_index(core: CoreRtl) -> dict:
         offset += ins.probe_length
     return {
         "generated_by": BANNER, "module": core.module, "verilog": core.verilog_path,
-        "sources": [core.verilog_path] + [m.verilog_path for m in core.mvus],
+        "sources": core.sources,
         "mems": [f"rtl/{core.rom_file(t)}" for t in core.rom_images()] + [f"rtl/{m.mem_file}" for m in core.mvus],
         "expected": WHOLE_EXPECTED, "values_per_token": offset, "stages": stages,
         "vocab": core.plan.vocab, "batch": core.plan.batch, "layers": core.plan.layers,
@@ -432,7 +447,7 @@ def project_files(spec: Spec, plan: HardwarePlan, weights: Weights, vectors) -> 
     if plan.offchip:
         return {}
     core = CoreRtl(spec, plan, weights)
-    files = {core.verilog_path: render_core(core)}
+    files = render_core(core)
     for table, text in core.rom_images().items():
         files[f"rtl/{core.rom_file(table)}"] = text
     files[WHOLE_EXPECTED] = expected_stages(spec, weights, core, vectors.calls, vectors.logits).astype("<i8").tobytes()

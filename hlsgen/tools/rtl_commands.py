@@ -35,6 +35,11 @@ def cosim_arguments(parser):
     parser.add_argument("--backpressure", type=float, default=0.3,
                         help="probability sums_TREADY is low in a cycle (default: 0.3)")
     parser.add_argument("--max-vectors", type=int, metavar="N", help="golden vectors per kind (default: all)")
+    parser.add_argument("--whole", action="store_true",
+                        help="the whole accelerator in RTL (rtl/<top>_core.v) over the testbench's calls, "
+                             "against the golden model stage by stage, instead of each MVU alone")
+    parser.add_argument("--max-tokens", type=int, metavar="N",
+                        help="with --whole: only the first N tokens of the calls (default: all)")
 
 
 def _check_rate(name: str, value: float):
@@ -50,6 +55,10 @@ def cosim_run(args) -> int:
         raise HlsgenError(f"--max-vectors: {args.max_vectors} (allowed: at least 1)")
     options = cosim.CosimOptions(sim=args.sim, waves=args.waves, seed=args.seed, gaps=args.gaps,
                                  backpressure=args.backpressure, max_vectors=args.max_vectors)
+    if args.max_tokens is not None and (args.max_tokens < 1 or not args.whole):
+        raise HlsgenError(f"--max-tokens: {args.max_tokens} (allowed: at least 1, with --whole)")
+    if args.whole:
+        return _cosim_whole(project, options, args.max_tokens)
     results = cosim.run(project, options, args.kind)
     print(f"cosim {project} on {args.sim}: gaps {args.gaps}, backpressure {args.backpressure}, seed {args.seed}")
     print(f"  {'kind':8s} {'tests':>5s} {'vectors':>8s} {'cycles':>9s} {'ideal':>9s} {'ratio':>6s} {'cycles/s':>9s}")
@@ -79,10 +88,41 @@ def cosim_run(args) -> int:
     return 0 if passed else 1
 
 
+def _cosim_whole(project: Path, options, max_tokens: int | None) -> int:
+    result = cosim.run_whole(project, options, max_tokens)
+    r = result.report
+    print(f"cosim --whole {project} on {options.sim}: {result.module}, {r.get('tokens', 0)} of {r.get('of', 0)} tokens")
+    print(f"  cycles per token: prefill {_rate(result.prefill_cycles)}, decode {_rate(result.decode_cycles)} "
+          f"(simulated {_rate(r.get('sim_cycles'))} cycles in {_rate(r.get('wall_seconds'), 1)} s; "
+          f"build {result.build_seconds:.1f} s)")
+    if result.divergence:
+        print(f"  FIRST DIVERGENCE: {result.divergence['message']}")
+    for what in ("logit_mismatches", "next_token_mismatches"):
+        for line in (r.get(what) or [])[:5]:
+            print(f"  MISMATCH {what}: {line}")
+    if not result.passed:
+        print(f"  see {result.run_dir / 'sim.log'}")
+    _update_cosim_report(project, "whole", {"simulator": options.sim, **result.summary()})
+    print("PASS: every stage, logit and next token matches the golden model" if result.passed else "FAIL")
+    return 0 if result.passed else 1
+
+
+def _update_cosim_report(project: Path, section: str, value: dict) -> None:
+    """report/cosim.json keeps the other command's section (the MVUs' kinds, or `whole`)."""
+    path = project / "report" / "cosim.json"
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data.setdefault("simulator", value.get("simulator"))
+    data.setdefault("kinds", {})      # what `hlsgen report` reads: no MVU cosim yet
+    data[section] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1) + "\n")
+
+
 def _write_cosim_report(project: Path, sim: str, results: list) -> None:
     path = project / "report" / "cosim.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"simulator": sim, "kinds": {r.kind: {
+    whole = json.loads(path.read_text()).get("whole") if path.is_file() else None
+    path.write_text(json.dumps({"simulator": sim, **({"whole": whole} if whole else {}), "kinds": {r.kind: {
         "module": r.module, "passed": r.passed, "tests": r.tests, "measured_cycles": r.measured_cycles,
         "measured_tokens": r.measured_tokens, "ideal_cycles": r.ideal_cycles, "cycles_per_second": r.cycles_per_second,
         "build_seconds": r.build_seconds, "report": r.report} for r in results}}, indent=1) + "\n")
