@@ -287,12 +287,14 @@ def estimate(plan: HardwarePlan, tokens: int | None = None) -> Performance:
 # as a program of stages, one after another: element passes issue one element per cycle and drain
 # a fixed pipeline; a quantiser makes two passes (absmax and sum of squares, then the codes) and
 # computes its output scale with bit-serial division and square root; an MVU folds rows/PE x
-# cols/SIMD.  The per-stage overheads are calibrated against `hlsgen cosim --whole` (bench/
-# bench_open_board.py measures them again).
-RTL_PASS_OVERHEAD = 14       # cycles an element pass takes beyond its elements (pipeline drain, stage switch)
-RTL_SCALE_CYCLES = 0         # a quantiser's scale computation after its two passes
-RTL_MVU_OVERHEAD = 0         # an MVU beyond its folds (pipeline fill, rescale drain, stage switch)
-RTL_TOKEN_OVERHEAD = 0       # start to the first stage and the last stage to done
+# cols/SIMD.  The overheads were measured per stage (serial_sim.stage_cycles, the sequencer's pc
+# cycle by cycle) on the random two-layer H=64 model; the totals are checked against
+# `hlsgen cosim --whole` by bench/bench_open_board.py and tests/test_open_board.py.
+RTL_PASS_OVERHEAD = 15       # an element pass beyond its elements: fetch, init, the 12-stage pipeline's drain
+RTL_SCALE_CYCLES = 212       # a quantiser's output scale after its passes: bit-serial mean, root, division
+                             # (at the default numerics' widths)
+RTL_MVU_OVERHEAD = 12        # an MVU beyond its folds: fetch, init, the unit's latency, the rescale's drain
+RTL_TOKEN_OVERHEAD = 1       # start to the first stage
 
 
 def rtl_core_stages(plan: HardwarePlan) -> list[tuple[str, int]]:
