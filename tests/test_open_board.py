@@ -133,7 +133,7 @@ def test_weights_beyond_the_block_rams_are_refused_with_numbers(tmp_path):
                           hardware=ULX3S)
     result = run_cli("build", str(config))
     assert result.code == 2
-    assert "the weight ROMs need" in result.err and "DP16KD blocks" in result.err and "has 208" in result.err
+    assert "the weight and embedding ROMs need" in result.err and "DP16KD blocks" in result.err and "has 208" in result.err
 
 
 def test_weights_off_chip_are_refused_on_an_ecp5_board(tmp_path):

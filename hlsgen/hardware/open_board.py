@@ -166,23 +166,27 @@ def rom_blocks(depth: int, width: int) -> int:
     return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in DP16KD_SHAPES)
 
 
-def weight_blocks(plan) -> dict:
-    """Block RAM of the ternary weight ROMs: each engine's lane words, one per fold."""
-    return {f"weights {', '.join(e.kinds)}": rom_blocks(sum(plan.bitlinear(k).words for k in e.kinds),
-                                                        e.config.lane_word_bits) for e in plan.engines}
+def rom_blocks_of(plan) -> dict:
+    """Block RAM of the core's largest ROMs (hlsgen/project/rtl_core.py): one per projection kind
+    with every layer's lane words, and the embedding table, one entry per word."""
+    blocks = {f"{b.kind} weights": rom_blocks(b.matrices * b.rows * b.cols // (b.pe * b.simd), 2 * b.pe * b.simd)
+              for b in plan.bitlinears}
+    blocks["embedding"] = rom_blocks(plan.vocab * plan.hidden, plan.numerics["act_width"])
+    return blocks
 
 
 def check_plan(plan) -> None:
-    """At build time: the weights stay on chip, and their ROMs fit the DP16KD blocks."""
+    """At build time: the weights stay on chip, and the weight and embedding ROMs fit the DP16KD
+    blocks (the netlist's own count is checked again before place and route)."""
     board = plan.board
     if plan.offchip:
         raise HlsgenError(f"hardware.weights: {plan.weights_place!r} on {board.key} (allowed: onchip; the ECP5 design "
                           f"keeps its weights in DP16KD ROMs)")
-    blocks = weight_blocks(plan)
+    blocks = rom_blocks_of(plan)
     need, have = sum(blocks.values()), board.resources["dp16kd"]
     if need > have:
         detail = ", ".join(f"{name} {n}" for name, n in blocks.items())
-        raise HlsgenError(f"hardware: the weight ROMs need {need} DP16KD blocks ({detail}) but {board.key} has "
+        raise HlsgenError(f"hardware: the weight and embedding ROMs need {need} DP16KD blocks ({detail}) but {board.key} has "
                           f"{have} ({have * DP16KD_BITS / 8192:.0f} KB) (allowed: a smaller model)")
 
 
