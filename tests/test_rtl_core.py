@@ -152,11 +152,11 @@ def test_random_configs_are_bit_exact_over_every_call(projects, name):
         assert set(json.loads((project / "cosim/run/verilator/whole/report.json").read_text())["slots"]) == {0, 1, 2, 3}
 
 
-@pytest.mark.parametrize("rom, line, stage, layer", [
-    ("tiny_top_core_gamma.mem", 0, "attn_norm", 0),         # layer 0's attn_norm weight 0
-    ("tiny_top_mvu_gate.mem", None, "mlp.gate", 1),          # a lane word of layer 1's gate matrix
+@pytest.mark.parametrize("rom, line, bit, stage, layer", [
+    ("tiny_top_core_gamma.mem", 0, 18, "attn_norm", 0),      # layer 0's attn_norm weight 0, a high bit
+    ("tiny_top_mvu_gate.mem", None, 0, "mlp.gate", 1),       # a code of layer 1's gate matrix
 ])
-def test_a_broken_rom_word_is_named_as_the_first_divergence(projects, rom, line, stage, layer):
+def test_a_broken_rom_word_is_named_as_the_first_divergence(projects, rom, line, bit, stage, layer):
     """One bit of one ROM word flipped (in place: $readmemh reads it at run time, no rebuild), then
     restored; through cosim.run_whole, below the command's project checks."""
     project = projects["tiny"]
@@ -165,7 +165,7 @@ def test_a_broken_rom_word_is_named_as_the_first_divergence(projects, rom, line,
     lines = original.splitlines()
     if line is None:     # the first lane word of layer 1's matrix
         line = json.loads((project / "cosim/mvu.json").read_text())["kinds"]["gate"]["cycles_per_matrix"]
-    lines[line] = f"{int(lines[line], 16) ^ 1:0{len(lines[line])}x}"
+    lines[line] = f"{int(lines[line], 16) ^ (1 << bit):0{len(lines[line])}x}"
     try:
         mem.write_text("\n".join(lines) + "\n")
         result = cosim.run_whole(project, cosim.CosimOptions(), max_tokens=1)

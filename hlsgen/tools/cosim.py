@@ -345,10 +345,19 @@ def run_whole(project: Path, options: CosimOptions, max_tokens: int | None = Non
         runner = get_runner(options.sim)
         seconds = _build_sources(runner, [project / s for s in index["sources"]], index["module"], build_dir, options)
         start = time.perf_counter()
-        results = runner.test(test_module=WHOLE_MODULE, hdl_toplevel=index["module"], build_dir=build_dir,
-                              test_dir=run_dir, testcase=["whole_model"], seed=options.seed, waves=options.waves,
-                              timescale=("1ns", "1ps"), log_file=run_dir / "sim.log",
-                              extra_env={"HLSGEN_WHOLE_RUN": str(run_file)})
+        # Under pytest the runner exits on a failing test instead of returning its results; a
+        # divergence is this command's result (and a test's expectation), so it is read here.
+        pytest_test = os.environ.pop("PYTEST_CURRENT_TEST", None)
+        try:
+            results = runner.test(test_module=WHOLE_MODULE, hdl_toplevel=index["module"], build_dir=build_dir,
+                                  test_dir=run_dir, testcase=["whole_model"], seed=options.seed, waves=options.waves,
+                                  timescale=("1ns", "1ps"), log_file=run_dir / "sim.log",
+                                  extra_env={"HLSGEN_WHOLE_RUN": str(run_file)})
+        except SystemExit:
+            raise HlsgenError(f"cosim: the simulator failed on {index['module']}; see {run_dir / 'sim.log'}") from None
+        finally:
+            if pytest_test is not None:
+                os.environ["PYTEST_CURRENT_TEST"] = pytest_test
         run_seconds = time.perf_counter() - start
     tests = _test_outcomes(results)
     if not tests:
