@@ -286,13 +286,13 @@ def estimate(plan: HardwarePlan, tokens: int | None = None) -> Performance:
 # The whole accelerator as one RTL core (hlsgen/project/rtl_core.py, on an ECP5 board) runs a token
 # as a program of stages, one after another: element passes issue one element per cycle and drain
 # a fixed pipeline; a quantiser makes two passes (absmax and sum of squares, then the codes) and
-# computes its output scale with bit-serial division and square root; an MVU folds rows/PE x
-# cols/SIMD.  The overheads were measured per stage (serial_sim.stage_cycles, the sequencer's pc
+# computes its output scale (bit-serial square root and division) beside the second; an MVU folds
+# rows/PE x cols/SIMD.  The overheads were measured per stage (serial_sim.stage_cycles, the sequencer's pc
 # cycle by cycle) on the random two-layer H=64 model; the totals are checked against
 # `hlsgen cosim --whole` by bench/bench_open_board.py and tests/test_open_board.py.
 RTL_PASS_OVERHEAD = 15       # an element pass beyond its elements: fetch, init, the 12-stage pipeline's drain
-RTL_SCALE_CYCLES = 212       # a quantiser's output scale after its passes: bit-serial mean, root, division
-                             # (at the default numerics' widths)
+RTL_SCALE_CYCLES = 142       # a quantiser's output scale, beside its codes pass: bit-serial root and division
+                             # (at the default numerics' widths, K a power of two: the mean is a shift)
 RTL_MVU_OVERHEAD = 12        # an MVU beyond its folds: fetch, init, the unit's latency, the rescale's drain
 RTL_TOKEN_OVERHEAD = 1       # start to the first stage
 
@@ -306,7 +306,7 @@ def rtl_core_stages(plan: HardwarePlan) -> list[tuple[str, int]]:
 
     def bitlinear(layer, kind, cols):
         b = plan.bitlinear(kind)
-        return [(f"{layer}{kind}.quantise", 2 * element(cols) + RTL_SCALE_CYCLES),
+        return [(f"{layer}{kind}.quantise", element(cols) + max(element(cols), RTL_SCALE_CYCLES)),
                 (f"{layer}{kind}", b.cycles_per_matrix + RTL_MVU_OVERHEAD)]
 
     stages = [("embedding", element(H))]
