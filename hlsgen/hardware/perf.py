@@ -329,3 +329,13 @@ def rtl_core_stages(plan: HardwarePlan) -> list[tuple[str, int]]:
 def rtl_core_cycles_per_token(plan: HardwarePlan) -> int:
     """The RTL core runs one token at a time: prefill and decode take the same cycles per token."""
     return RTL_TOKEN_OVERHEAD + sum(cycles for _, cycles in rtl_core_stages(plan))
+
+
+def rtl_core_split(plan: HardwarePlan) -> dict:
+    """A token's cycles by kind of stage: the MVUs, the quantisers, the other element passes."""
+    mvus = {f"{prefix}{kind}" for kind in ("i", "f", "g", "o", "gate", "down")
+            for prefix in (f"layer{l}." for l in range(plan.layers))} | {"lm_head"}
+    split = {"mvu": 0, "quantisers": 0, "element passes": 0}
+    for name, cycles in rtl_core_stages(plan):
+        split["mvu" if name in mvus else "quantisers" if name.endswith(".quantise") else "element passes"] += cycles
+    return split

@@ -64,6 +64,7 @@ def gather(project: Path, plan, notes: list) -> dict:
         "cosim_passed": cycles["passed"] if cycles else None,
         "measured": measured,
         "model": {"cycles_per_token": model, "tokens_per_s": rate(clock or plan.clock_mhz, model), "error": error,
+                  "split": perf.rtl_core_split(plan),
                   "within_target": None if error is None else abs(error) <= CALIBRATION_TARGET},
         "link": {"baud": link.baud, "tokens_per_s": links},
         "bound": None if decode is None else ("compute" if decode <= links["generate"] else "serial link"),
@@ -106,7 +107,9 @@ def markdown(d: dict) -> str:
               f"perf.rtl_core_cycles_per_token: {model['cycles_per_token']:,} cycles per token, "
               f"{_n(model['tokens_per_s'])} tok/s"
               + ("" if model["error"] is None else f"; {100 * model['error']:+.1f}% against the measured decode cycles "
-                 f"(target within {CALIBRATION_TARGET:.0%}: {'yes' if model['within_target'] else 'no'})") + ".", ""]
+                 f"(target within {CALIBRATION_TARGET:.0%}: {'yes' if model['within_target'] else 'no'})") + ".",
+              "A token's cycles by kind of stage: " + ", ".join(f"{k} {v:,}" for k, v in model["split"].items())
+              + " (the MVUs fold by PE x SIMD; the element passes go one element per cycle).", ""]
     r = d["resources"]
     if r:
         lines += ["## Resources (nextpnr, after place and route)", "", "| resource | used | chip | share |",
