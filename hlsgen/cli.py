@@ -274,10 +274,12 @@ def _bitstream_arguments(parser):
     parser.add_argument("--target", choices=vendor.ALVEO_TARGETS, default="hw",
                         help="Alveo: sw_emu, hw_emu or hw (default); Zynq boards build hw only")
     parser.add_argument("--dry-run", action="store_true", help="print the exact commands instead of running them")
+    parser.add_argument("--allow-slow", action="store_true",
+                        help="ECP5: when place and route misses the clock, build at the clock it meets instead of failing")
 
 
 def _bitstream_run(args) -> int:
-    return deploy.bitstream(args.project, args.target, args.dry_run)
+    return deploy.bitstream(args.project, args.target, args.dry_run, args.allow_slow)
 
 
 def _flash_arguments(parser):
@@ -288,10 +290,13 @@ def _flash_arguments(parser):
     parser.add_argument("--method", choices=("xbutil", "pynq", "openfpgaloader", "vivado"),
                         help="how to program (default: the first of the board file's program.methods)")
     parser.add_argument("--dry-run", action="store_true", help="print the exact commands instead of running them")
+    parser.add_argument("--persist", action="store_true",
+                        help="openfpgaloader: write the configuration flash (-f), not only the SRAM")
+    parser.add_argument("--port", help="ECP5: the serial port of the self-test (default /dev/ttyUSB0)")
 
 
 def _flash_run(args) -> int:
-    return deploy.flash(args.project, args.method, args.device, args.dry_run)
+    return deploy.flash(args.project, args.method, args.device, args.dry_run, args.persist, args.port)
 
 
 # ----------------------------------------------------------------------------- explore

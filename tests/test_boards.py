@@ -21,12 +21,14 @@ def test_the_six_boards_ship():
 def test_shipped_board_file_is_valid_and_complete(key):
     board = boards.Board.load(key)
     assert board.part and board.clock_mhz > 0
-    assert set(board.resources) == set(boards.RESOURCES)
+    assert set(board.resources) == set(boards.ECP5_RESOURCES if board.flow == "ecp5" else boards.RESOURCES)
     assert all(board.memory) and all(m.count >= 1 and m.gbps_each > 0 for m in board.memory)
     assert board.program.methods
     if board.flow == "alveo":
         assert board.platform.startswith(f"xilinx_{key}_")
         assert board.resources["uram"] > 0 and "xbutil" in board.program.methods
+    elif board.flow == "ecp5":       # the open-tool board: tests/test_open_board.py
+        assert board.ecp5 and board.program.methods == ("openfpgaloader",)
     else:
         assert board.board_part.count(":") == 3
         assert len(board.ps.slaves) == board.memory[0].count == len(board.ps.slave_enable)
@@ -61,7 +63,7 @@ def drop(key):
     ("u280", drop("platform"), "boards/u280.yaml.platform: missing"),
     ("zcu104", drop("board_part"), "boards/zcu104.yaml.board_part: missing"),
     ("zcu104", drop("ps"), "boards/zcu104.yaml.ps: missing (allowed: a mapping)"),
-    ("u280", lambda d: d.update(flow="versal"), "boards/u280.yaml.flow: 'versal' is not allowed (allowed: alveo, zynq)"),
+    ("u280", lambda d: d.update(flow="versal"), "boards/u280.yaml.flow: 'versal' is not allowed (allowed: alveo, zynq, ecp5)"),
     ("u280", lambda d: d["resources"].pop("dsp"), "boards/u280.yaml.resources.dsp: missing"),
     ("u280", lambda d: d["resources"].update(lut=-1), "resources.lut: -1 is out of range (allowed: integers >= 0)"),
     ("u280", lambda d: d["memory"][0].update(count=0), "memory[0].count: 0 is out of range (allowed: integers >= 1)"),

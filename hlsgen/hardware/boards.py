@@ -22,12 +22,15 @@ from hlsgen import resources as data_folders
 
 BRAM36_BITS = 36 * 1024
 URAM_BITS = 288 * 1024
-FLOWS = ("alveo", "zynq")
+FLOWS = ("alveo", "zynq", "ecp5")
 MEMORY_KINDS = ("hbm", "ddr")
 # Programming methods: xbutil (Alveo), pynq (overlay load on the board, Zynq or Alveo),
 # openfpgaloader and vivado (JTAG hardware manager).
-METHODS = {"alveo": ("xbutil", "pynq"), "zynq": ("pynq", "openfpgaloader", "vivado")}
+METHODS = {"alveo": ("xbutil", "pynq"), "zynq": ("pynq", "openfpgaloader", "vivado"), "ecp5": ("openfpgaloader",)}
 RESOURCES = ("lut", "ff", "bram36", "uram", "dsp")
+# A Lattice ECP5 counts its own primitives: LUT4s, DP16KD 18 Kbit block RAMs, MULT18X18D multipliers.
+ECP5_RESOURCES = ("lut", "ff", "dp16kd", "mult18")
+DP16KD_BITS = 18 * 1024
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,21 @@ class ProcessingSystem:
 
 
 @dataclass(frozen=True)
+class Ecp5:
+    """What the open ECP5 flow needs of a board: nextpnr's device, the oscillator, the UART pins."""
+    size: str                     # nextpnr-ecp5 --<size>: 25k | 45k | 85k ...
+    package: str                  # nextpnr-ecp5 --package
+    speed: int
+    oscillator_pin: str
+    oscillator_mhz: float
+    uart_tx: str                  # the FPGA's transmit pin (the bridge's RXD)
+    uart_rx: str
+    baud: int
+    io_type: str
+    leds: tuple
+
+
+@dataclass(frozen=True)
 class Programming:
     methods: tuple                # the first is the default
     openfpgaloader_board: str | None = None
@@ -94,6 +112,7 @@ class Board:
     platform: str | None = None
     board_part: str | None = None
     ps: ProcessingSystem | None = None
+    ecp5: Ecp5 | None = None
 
     source: Path | None = None     # the board file
 
@@ -109,6 +128,8 @@ class Board:
     @property
     def onchip_bits(self) -> int:
         r = self.resources
+        if self.flow == "ecp5":
+            return r["dp16kd"] * DP16KD_BITS
         return r["bram36"] * BRAM36_BITS + r["uram"] * URAM_BITS
 
     def memory_of(self, kind: str) -> Memory:
@@ -189,6 +210,18 @@ def _ps(f: Section, channels: int) -> ProcessingSystem:
     return ps
 
 
+def _ecp5(f: Section) -> Ecp5:
+    n, osc, uart = f.sub("nextpnr", required=True), f.sub("oscillator", required=True), f.sub("uart", required=True)
+    ecp5 = Ecp5(size=n.text("size"), package=n.text("package"), speed=n.int("speed", minimum=1),
+                oscillator_pin=osc.text("pin"), oscillator_mhz=osc.float("mhz", None),
+                uart_tx=uart.text("tx"), uart_rx=uart.text("rx"), baud=uart.int("baud", minimum=300),
+                io_type=f.text("io_type"), leds=tuple(f.strings("leds") if f.has("leds") else ()))
+    for sub in (n, osc, uart):
+        sub.finish()
+    f.finish()
+    return ecp5
+
+
 def _programming(f: Section, flow: str) -> Programming:
     allowed = METHODS.get(flow, ())
     methods = f.raw("methods")
@@ -251,7 +284,7 @@ def _parse(path: Path, mtime_ns: int, size: int) -> Board:
     with problems.collecting():
         flow = f.choice("flow", None, FLOWS)
         r = f.sub("resources", required=True)
-        resources = {key: r.int(key, minimum=0) for key in RESOURCES}
+        resources = {key: r.int(key, minimum=0) for key in (ECP5_RESOURCES if flow == "ecp5" else RESOURCES)}
         r.finish()
         memory = []
         for i, entry in enumerate(f.items("memory")):
@@ -261,24 +294,29 @@ def _parse(path: Path, mtime_ns: int, size: int) -> Board:
         kinds = [m.kind for m in memory]
         if len(set(kinds)) != len(kinds):
             f.fail(f"{where}.memory: kinds {kinds} repeat (allowed: one entry per kind)")
-        alveo = flow == "alveo"
-        ps = None
-        if not alveo and f.has("ps"):
+        alveo, zynq = flow == "alveo", flow == "zynq"
+        ps = ecp5 = None
+        if zynq and f.has("ps"):
             with problems.collecting():
                 ps = _ps(f.sub("ps"), memory[0].count if memory else 0)
-        elif not alveo:
+        elif zynq:
             f.sub("ps", required=True)
+        if flow == "ecp5":
+            with problems.collecting():
+                ecp5 = _ecp5(f.sub("ecp5", required=True))
         program = None
         with problems.collecting():
             program = _programming(f.sub("program", required=True), flow)
         board = Board(key=path.stem, name=f.text("name", pattern=NAME, allowed=NAME_ALLOWED), part=f.text("part"),
                       flow=flow, clock_mhz=f.float("clock_mhz", None), resources=resources, memory=memory,
-                      platform=f.text("platform", required=alveo), board_part=f.text("board_part", required=not alveo),
-                      ps=ps, program=program, source=path.resolve())
+                      platform=f.text("platform", required=alveo), board_part=f.text("board_part", required=zynq),
+                      ps=ps, ecp5=ecp5, program=program, source=path.resolve())
         f.check()
+        if flow == "ecp5" and (board.platform or board.board_part or "ps" in data):
+            raise HlsgenError(f"{where}: platform, board_part and ps are Xilinx keys (allowed: ecp5 for an ECP5 board)")
         if alveo and (board.board_part or "ps" in data):
             raise HlsgenError(f"{where}: board_part and ps are Zynq keys (allowed: platform for an Alveo board)")
-        if not alveo and (board.platform or len(memory) != 1 or not memory[0].shared):
+        if zynq and (board.platform or len(memory) != 1 or not memory[0].shared):
             raise HlsgenError(f"{where}: a Zynq board has no Vitis platform and one PS memory entry with mb_total "
                               f"(allowed: board_part, ps, one memory entry)")
     problems.raise_if_any()

@@ -324,6 +324,10 @@ def search(spec: Spec, budget: float, searched: tuple = BATCHES) -> list[Candida
     """The Pareto set of feasible designs within the budget, each planned and estimated for real."""
     layer_options, head_options = layer_foldings(spec.model), head_foldings(spec.model)
     board = Board.load(spec.hardware.board)
+    if board.flow == "ecp5":
+        raise HlsgenError(f"explore: {board.key} is an ECP5 board, whose RTL core the HLS resource model does not "
+                          f"describe (allowed: an AMD board; on {board.key} set hardware.parallelism and measure "
+                          f"with `hlsgen bitstream` and `hlsgen report`)")
     found = []
     # Every packing at every placement: on chip, 5trit only shrinks the ROMs (and adds decoders).
     for place, packing in itertools.product(places(board), PACKINGS):

@@ -280,3 +280,62 @@ def estimate(plan: HardwarePlan, tokens: int | None = None) -> Performance:
     return Performance(batch=n, cycles_per_call=cycles, clock_mhz=plan.clock_mhz, offchip_bytes_per_call=offchip,
                        compute_cycles=sum(s.compute_cycles for s in stages),
                        memory_cycles=latency + weight_bytes / rate, ceiling_tokens_per_s=ceiling)
+
+
+# ----------------------------------------------------------------------------- the RTL core (ECP5)
+# The whole accelerator as one RTL core (hlsgen/project/rtl_core.py, on an ECP5 board) runs a token
+# as a program of stages, one after another: element passes issue one element per cycle and drain
+# a fixed pipeline; a quantiser makes two passes (absmax and sum of squares, then the codes) and
+# computes its output scale (bit-serial square root and division) beside the second; an MVU folds
+# rows/PE x cols/SIMD.  The overheads were measured per stage (serial_sim.stage_cycles, the sequencer's pc
+# cycle by cycle) on the random two-layer H=64 model; the totals are checked against
+# `hlsgen cosim --whole` by bench/bench_open_board.py and tests/test_open_board.py.
+RTL_PASS_OVERHEAD = 15       # an element pass beyond its elements: fetch, init, the 12-stage pipeline's drain
+RTL_SCALE_CYCLES = 142       # a quantiser's output scale, beside its codes pass: bit-serial root and division
+                             # (at the default numerics' widths, K a power of two: the mean is a shift)
+RTL_MVU_OVERHEAD = 12        # an MVU beyond its folds: fetch, init, the unit's latency, the rescale's drain
+RTL_TOKEN_OVERHEAD = 1       # start to the first stage
+
+
+def rtl_core_stages(plan: HardwarePlan) -> list[tuple[str, int]]:
+    """(stage, cycles) of one token through the RTL core, in program order."""
+    H, D, I = plan.hidden, plan.inner, plan.intermediate
+
+    def element(n):
+        return n + RTL_PASS_OVERHEAD
+
+    def bitlinear(layer, kind, cols):
+        b = plan.bitlinear(kind)
+        return [(f"{layer}{kind}.quantise", element(cols) + max(element(cols), RTL_SCALE_CYCLES)),
+                (f"{layer}{kind}", b.cycles_per_matrix + RTL_MVU_OVERHEAD)]
+
+    stages = [("embedding", element(H))]
+    for l in range(plan.layers):
+        at = f"layer{l}."
+        stages.append((at + "attn_norm", element(H)))
+        for kind in ("i", "f", "g"):
+            stages += bitlinear(at, kind, H)
+        stages.append((at + "mlgru", element(D)))
+        stages += bitlinear(at, "o", D)
+        stages.append((at + "mlp_norm", element(H)))
+        stages += bitlinear(at, "gate", H)
+        stages.append((at + "glu", element(I)))
+        stages += bitlinear(at, "down", I)
+    stages.append(("final_norm", element(H)))
+    stages += bitlinear("", "lm_head", H)
+    return stages
+
+
+def rtl_core_cycles_per_token(plan: HardwarePlan) -> int:
+    """The RTL core runs one token at a time: prefill and decode take the same cycles per token."""
+    return RTL_TOKEN_OVERHEAD + sum(cycles for _, cycles in rtl_core_stages(plan))
+
+
+def rtl_core_split(plan: HardwarePlan) -> dict:
+    """A token's cycles by kind of stage: the MVUs, the quantisers, the other element passes."""
+    mvus = {f"{prefix}{kind}" for kind in ("i", "f", "g", "o", "gate", "down")
+            for prefix in (f"layer{l}." for l in range(plan.layers))} | {"lm_head"}
+    split = {"mvu": 0, "quantisers": 0, "element passes": 0}
+    for name, cycles in rtl_core_stages(plan):
+        split["mvu" if name in mvus else "quantisers" if name.endswith(".quantise") else "element passes"] += cycles
+    return split

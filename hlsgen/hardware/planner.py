@@ -11,6 +11,7 @@ from dataclasses import replace
 from hlsgen.hardware import engines
 from hlsgen.hardware import estimate
 from hlsgen.model import numerics as nx
+from hlsgen.hardware import open_board
 from hlsgen.hardware.boards import Board, Memory
 from hlsgen.hardware.plan import (INT32_SLOTS, PREFETCH_LANES, TRITS_PER_WORD, WORD_BITS,  # noqa: F401 (re-exported)
                                   Argument, BitLinearPlan, HardwarePlan, MemoryPort, bits_for, even, int32_words)
@@ -305,6 +306,9 @@ def check_fit(plan: HardwarePlan) -> HardwarePlan:
     """The build-time fit checks, in order: on-chip memory, memory channels, logic. Returns the
     plan with its m_axi ports linked to channels and its register map."""
     check_packet_widths(plan)
+    if plan.board.flow == "ecp5":      # the RTL design: its own fit check, in the chip's primitives
+        open_board.check_plan(plan)
+        return assign_registers(assign_memory(plan))
     check_onchip_memory(plan)
     plan = assign_registers(assign_memory(plan))
     check_logic(plan)

@@ -255,7 +255,7 @@ def project(spec: Spec, plan: HardwarePlan, weights: Weights, vectors: GoldenVec
     env = _environment()
     top = plan.top
     clamps = ConstantSaturations()
-    context = dict(banner=BANNER, top=top, plan=plan, root=str(root), cxxflags=CXXFLAGS,
+    context = dict(banner=BANNER, top=top, plan=plan, root=str(root), cxxflags=CXXFLAGS, spec_digest=spec.digest(),
                    tb=dict(calls=len(vectors.calls), tokens=len(vectors.logits)),
                    tables=constant_tables(spec, plan, weights, clamps))
     files = RenderedProject()

@@ -332,13 +332,14 @@ def read_vectors(project, entry: dict) -> MvuVectors:
 
 
 # ----------------------------------------------------------------------------- project files
-def _environment() -> jinja2.Environment:
+def environment() -> jinja2.Environment:
+    """The Jinja2 environment of every RTL template (templates/rtl/)."""
     return jinja2.Environment(loader=jinja2.FileSystemLoader(resources.templates() / "rtl"), undefined=jinja2.StrictUndefined,
                               trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
 
 
 def render_module(m: MvuRtl, banner: str) -> str:
-    return _environment().get_template("mvu.v.j2").render(m=m, banner=banner)
+    return environment().get_template("mvu.v.j2").render(m=m, banner=banner)
 
 
 def index_entry(plan: HardwarePlan, m: MvuRtl, vectors: MvuVectors) -> dict:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-import jinja2
 import numpy as np
 
 from hlsgen.errors import HlsgenError
@@ -28,7 +27,7 @@ from hlsgen.model import numerics as nx
 from hlsgen.model.spec import Spec
 from hlsgen.model.weights import Weights
 from hlsgen.project.calls import run_calls
-from hlsgen.project.rtl import TEMPLATES, TRACE_NAMES, mvu_rtls
+from hlsgen.project.rtl import TRACE_NAMES, environment, mvu_rtls
 from hlsgen.version import BANNER
 
 WHOLE_INDEX = "cosim/whole.json"
@@ -360,14 +359,9 @@ class CoreRtl:
         }
 
 
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
-                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-
-
 def render_core(core: CoreRtl, banner: str = BANNER) -> dict:
     """The core's own Verilog files (the MVUs are rtl.py's)."""
-    env = _environment()
+    env = environment()
     return {core.verilog_path: env.get_template("core.v.j2").render(
                 c=core, banner=banner, MVU_DESTINATIONS=MVU_DESTINATIONS, RESIDUAL_SOURCES=RESIDUAL_SOURCES),
             core.sigmoid_path: env.get_template("core_sigmoid.v.j2").render(c=core, banner=banner)}

@@ -17,6 +17,7 @@ from hlsgen.hardware.boards import Board
 from hlsgen.project import integrity
 from hlsgen.errors import HlsgenError
 from hlsgen.hardware.planner import HardwarePlan, by_bundle
+from hlsgen.project import open_board
 from hlsgen.project.calls import CALL_HEADER, CALL_WIDTH
 
 ALVEO_TARGETS = ("sw_emu", "hw_emu", "hw")
@@ -76,6 +77,11 @@ class Flow:
     @property
     def alveo(self) -> bool:
         return self.board.flow == "alveo"
+
+    @property
+    def ecp5(self) -> bool:
+        """An open-tool ECP5 board: the RTL design, built by hlsgen itself (tools/deploy.py)."""
+        return self.board.flow == "ecp5"
 
     @property
     def kernel(self) -> str:
@@ -159,16 +165,21 @@ class Flow:
                               f"(allowed: {', '.join(allowed)})")
         return method
 
-    def program_steps(self, method: str, device: str | None) -> list[Step]:
-        """Commands that put the bitstream on the board (pynq: the driver's load() does it)."""
+    def program_steps(self, method: str, device: str | None, persist: bool = False) -> list[Step]:
+        """Commands that put the bitstream on the board (pynq: the driver's load() does it).
+        `persist`: into the configuration flash (openFPGALoader -f), not only the SRAM."""
         p = self.board.program
+        if persist and method != "openfpgaloader":
+            raise HlsgenError(f"--persist: {method} cannot write the configuration flash (allowed: --method openfpgaloader)")
         if method == "xbutil":
             target = ("--device", device) if device else ()
             return [Step("program the card", ("xbutil", "program", *target, "--user", self.bitstream))]
         if method == "openfpgaloader":
             cable = ("--ftdi-serial", device) if device else ()
-            return [Step("program the PL over JTAG", ("openFPGALoader", "-b", p.openfpgaloader_board, *cable,
-                                                      self.bitstream))]
+            flash = ("-f",) if persist else ()
+            what = "write the configuration flash over JTAG" if persist else "program the FPGA's SRAM over JTAG"
+            return [Step(what if self.ecp5 else "program the PL over JTAG",
+                         ("openFPGALoader", "-b", p.openfpgaloader_board, *cable, *flash, self.bitstream))]
         if method == "vivado":
             target = (device,) if device else ()
             return [Step("program the PL over JTAG (Vivado hardware manager)",
@@ -176,14 +187,20 @@ class Flow:
                           "-tclargs", self.bitstream, *target))]
         return []
 
-    @staticmethod
-    def driver_backend(method: str) -> str:
+    def driver_backend(self, method: str) -> str:
+        if self.ecp5:
+            return "serial"
         return "xrt" if method == "xbutil" else "pynq"
 
-    def self_test_step(self, method: str, device: str | None) -> Step:
+    def self_test_step(self, method: str, device: str | None, port: str | None = None) -> Step:
         """Golden vectors through the driver, bit for bit. After JTAG it must run on the board's PS
-        (with PYNQ), which drives the PL; `pynq` loads the overlay itself."""
+        (with PYNQ), which drives the PL; `pynq` loads the overlay itself.  An ECP5 board is driven
+        from this host over its USB serial bridge (`port`)."""
         backend = self.driver_backend(method)
+        if self.ecp5:
+            target = ("--device", port) if port else ()
+            return Step("self-test over the serial link: the golden vectors through the driver, bit for bit",
+                        ("python3", self.driver, "--backend", "serial", *target, "--self-test"))
         target = ("--device", device) if device and backend == "xrt" else ()
         what = "self-test: the golden vectors through the driver, bit for bit"
         if method == "pynq":
@@ -225,6 +242,12 @@ def project_files(plan: HardwarePlan, env, context: dict) -> dict:
                    pynq_memory={name: channel_for_pynq(link) for name, link in links.items()} if flow.alveo else {},
                    targets={t: flow.build_steps(t) for t in (ALVEO_TARGETS if flow.alveo else ("hw",))},
                    make_host_build=flow.host_build("$(XILINX_XRT)"), host_build=flow.host_build())
+    if flow.ecp5:      # the RTL design: board top, UART and pins; bitstream by hlsgen itself
+        context = dict(context, **open_board.context(plan, context["spec_digest"]))
+        files = open_board.project_files(plan, env, context)
+        files[flow.driver] = env.get_template("host/driver.py.j2").render(**context)
+        files[FLOW_FILE] = flow.to_json(context["banner"])
+        return files
     templates = [("host/driver.py.j2", flow.driver), ("vendor/vendor.mk.j2", "vendor.mk")]
     if flow.alveo:
         templates += [("vendor/link.cfg.j2", "hls/link.cfg"), ("host/xrt_host.cpp.j2", f"host/{plan.top}_host.cpp")]

@@ -16,12 +16,13 @@ from pathlib import Path
 from hlsgen.errors import HlsgenError
 from hlsgen.project import integrity
 from hlsgen.project.vendor import Flow, Step
+from hlsgen.tools import board_build
 
 # What a programming tool prints when it finds no board or no cable (openFPGALoader 0.10; the
 # generated JTAG Tcl prints "hlsgen: no JTAG target" and exits 3).
 NO_BOARD = ("unable to open ftdi device", "JTAG init failed", "no JTAG target", "device on the JTAG chain",
             "No devices found", "no devices found")
-PYTHON_MODULE = {"pynq": "pynq", "xrt": "pyxrt"}   # what the driver's backend imports
+PYTHON_MODULE = {"pynq": "pynq", "xrt": "pyxrt", "serial": "serial"}   # what the driver's backend imports
 
 
 def commands_text(project: Path, steps: list[Step]) -> str:
@@ -71,9 +72,18 @@ def project_dir(target: str | Path) -> Path:
 
 
 # ----------------------------------------------------------------------------- bitstream
-def bitstream(target: str | Path, build_target: str = "hw", dry_run: bool = False) -> int:
+def bitstream(target: str | Path, build_target: str = "hw", dry_run: bool = False, allow_slow: bool = False) -> int:
     project = project_dir(target)
     flow = Flow.of_project(project)
+    if flow.ecp5:          # open tools, run by hlsgen itself
+        if build_target != "hw":
+            raise HlsgenError(f"--target: {build_target} is an Alveo emulation target (allowed: hw on {flow.board.key})")
+        if dry_run:
+            board_build.print_commands(project, flow)
+            return 0
+        return board_build.bitstream(project, allow_slow)
+    if allow_slow:
+        raise HlsgenError(f"--allow-slow: the vendor flow of {flow.board.key} sets its own clock (allowed: an ECP5 board)")
     steps = flow.build_steps(build_target)
     if dry_run:
         print_steps(project, steps)
@@ -113,12 +123,15 @@ def program(project: Path, step: Step) -> None:
     raise HlsgenError(f"flash: `{step.shell}` failed with exit code {done.returncode} ({tail})")
 
 
-def flash(target: str | Path, method: str | None = None, device: str | None = None, dry_run: bool = False) -> int:
+def flash(target: str | Path, method: str | None = None, device: str | None = None, dry_run: bool = False,
+          persist: bool = False, port: str | None = None) -> int:
     project = project_dir(target)
     flow = Flow.of_project(project)
     method = flow.method(method)
-    steps = flow.program_steps(method, device)
-    self_test = flow.self_test_step(method, device)
+    if port and not flow.ecp5:
+        raise HlsgenError(f"--port: {flow.board.key} is not driven over a serial port (allowed: an ECP5 board)")
+    steps = flow.program_steps(method, device, persist)
+    self_test = flow.self_test_step(method, device, port)
     if dry_run:
         print(f"# {flow.board.name}: program with {method}, then the self-test")
         print_steps(project, steps + [self_test])

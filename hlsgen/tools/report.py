@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from hlsgen.tools import csim as csim_mod
+from hlsgen.tools import open_board_report
 from hlsgen.hardware import estimate, explore, perf, planner
 from hlsgen.model import spec as spec_mod
 from hlsgen.errors import HlsgenError
@@ -138,6 +139,8 @@ def csim_line(record: dict | None) -> str:
 
 def gather(project: Path) -> dict:
     spec, plan, notes = load_plan(project)
+    if plan.board.flow == "ecp5":
+        return open_board_report.gather(project, plan, notes)
     e, single = perf.estimate(plan), perf.estimate(plan, 1)
     used = estimate.design_resources(plan)
     return {
@@ -306,9 +309,13 @@ def calibration_lines(cal: dict) -> list[str]:
 def write(project: Path) -> Path:
     project = Path(project)
     data = gather(project)
-    plt = pyplot()
     out = project / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
+    if data.get("flow") == "ecp5":      # measured: place and route and the whole-model cosim
+        (out / "report.json").write_text(json.dumps(data, indent=1) + "\n")
+        (out / "report.md").write_text(open_board_report.markdown(data))
+        return out
+    plt = pyplot()
     for name, plot in PLOTS.items():
         plot(plt, data, out / name)
     (out / "report.json").write_text(json.dumps(data, indent=1) + "\n")
@@ -322,5 +329,9 @@ def arguments(parser):
 
 def run(args) -> int:
     out = write(args.project)
+    if (out / "report.json").is_file() and json.loads((out / "report.json").read_text()).get("flow") == "ecp5":
+        print((out / "report.md").read_text())
+        print(f"wrote {out}/report.md, report.json")
+        return 0
     print(f"wrote {out}/report.md, report.json, " + ", ".join(PLOTS))
     return 0
