@@ -150,7 +150,7 @@ def set_first_gamma(weights_header: Path, table: str, value: int) -> None:
 
 def test_tampered_norm_weight_is_named_as_the_first_divergence(simulate, tmp_path):
     project = tampered_copy(simulate("tiny")[0], tmp_path)
-    set_first_gamma(project / "src" / "tiny_top_weights.h", "I", 100_000)   # ~24.4, far above any gamma
+    set_first_gamma(project / "src" / "tiny_top_weights.h", "LAYER", 100_000)   # row 0: layer 0 of i; ~24.4, far above any gamma
     run = run_cli("csim", project)
     assert run.code == 1
     assert re.search(r"FAIL: first divergence: token 0, tensor layer0\.attn\.i\.(q|scale)\[\d+\]: "
