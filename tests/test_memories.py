@@ -213,3 +213,80 @@ def test_counted_sigmoid_reads_fit_the_plan(projects):
     assert set(counted) == set(planned) == {"mlgru_folds", "glu_gate"}
     for loop, count in counted.items():
         assert 0 < count <= planned[loop] <= memories.PORTS, (loop, count, planned[loop])
+
+
+# ----------------------------------------------------------------------------- hlsgen's csim streams
+DEPTH_PROGRAM = r"""
+#include "hlsgen_common.h"
+int main(int argc, char**) {
+    hls::stream<int, 2> fifo("fifo");
+    hls::stream<int>& any_depth = fifo;          // a stream<T, D> is a stream<T>, as in Vitis
+    for (int k = 0; k < 1 + argc; k++) any_depth << k;   // argc 1: 2 values; 2: 3 values
+    int x = 0;
+    fifo >> x;
+    bool ok = fifo.read_nb(x) && x == 1 && fifo.empty() && !fifo.read_nb(x);
+    hlsgen::check_depth(fifo, "fifo");             // exits 3 when the peak exceeded the depth
+    std::printf("%s\n", ok || argc > 1 ? "held" : "wrong");
+    return 0;
+}
+"""
+
+
+def test_a_stream_deeper_than_its_declared_depth_fails_the_csim(tmp_path):
+    source = tmp_path / "depth.cpp"
+    source.write_text(DEPTH_PROGRAM)
+    kernels = Path(__file__).resolve().parent.parent / "kernels_cpp"
+    binary, _, _ = csim.compile_cached([source], [kernels], {"depth.cpp": DEPTH_PROGRAM.encode()} | {
+        p.name: p.read_bytes() for p in kernels.glob("*.h")}, what="the stream depth program")
+    within = subprocess.run([str(binary)], capture_output=True, text=True)
+    assert (within.returncode, within.stdout) == (0, "held\n"), within.stderr
+    beyond = subprocess.run([str(binary), "x"], capture_output=True, text=True)
+    assert beyond.returncode == 3
+    assert beyond.stderr == "hlsgen csim error: stream 'fifo' held 3 values at once, more than its depth 2\n"
+
+
+# ----------------------------------------------------------------------------- hlsgen csynth
+def csynth_xml(module: str, loops: dict, resources: dict | None = None) -> str:
+    """A csynth report with the element names of Vitis HLS's csynth.xml (no real report was at hand)."""
+    loop_xml = "".join(f"<{name}><TripCount>{trip}</TripCount><Latency>{trip * ii + 3}</Latency>"
+                       f"<PipelineII>{ii}</PipelineII><PipelineDepth>4</PipelineDepth></{name}>"
+                       for name, (trip, ii) in loops.items())
+    area = "".join(f"<{k}>{v}</{k}>" for k, v in (resources or {}).items())
+    return (f"<?xml version='1.0' encoding='UTF-8'?><profile><ReportVersion><Version>2023.2</Version></ReportVersion>"
+            f"<UserAssignments><Part>xcu280</Part><TopModelName>{module}</TopModelName>"
+            f"<TargetClockPeriod>3.33</TargetClockPeriod></UserAssignments>"
+            f"<PerformanceEstimates><SummaryOfTimingAnalysis><EstimatedClockPeriod>2.9</EstimatedClockPeriod>"
+            f"</SummaryOfTimingAnalysis><SummaryOfOverallLatency><Best-caseLatency>100</Best-caseLatency>"
+            f"<Worst-caseLatency>2000</Worst-caseLatency><Interval-min>101</Interval-min><Interval-max>2001</Interval-max>"
+            f"</SummaryOfOverallLatency><SummaryOfLoopLatency>{loop_xml}</SummaryOfLoopLatency></PerformanceEstimates>"
+            f"<AreaEstimates><Resources>{area}</Resources></AreaEstimates></profile>")
+
+
+def test_csynth_report_is_read_loop_by_loop_against_the_plan(tmp_path):
+    from hlsgen.tools import csynth
+    reports = tmp_path / "syn" / "report"
+    reports.mkdir(parents=True)
+    (reports / "csynth.xml").write_text(csynth_xml("tiny_top_top", {}, {"BRAM_18K": 12, "DSP": 3, "FF": 9000,
+                                                                         "LUT": 15000, "URAM": 0}))
+    (reports / "mlgru_csynth.xml").write_text(csynth_xml("mlgru", {"mlgru_folds": (16, 3)}))
+    (reports / "mvu_csynth.xml").write_text(csynth_xml("mvu", {"mvu_fold": (512, 1)}))
+    record = csynth.parse_reports(reports, "tiny_top", {"lut": 14000, "ff": 8000, "dsp": 3})
+    assert record["clock_estimated_ns"] == 2.9
+    assert record["resources"]["lut"] == {"csynth": 15000, "estimate": 14000}
+    assert record["resources"]["bram_18k"] == {"csynth": 12, "estimate": None}
+    loops = {l["loop"]: l for l in record["loops"]}
+    assert loops["mlgru_folds"] == {**loops["mlgru_folds"], "module": "mlgru", "planned_ii": 1, "achieved_ii": 3,
+                                    "meets_plan": False, "trip_count": 16}
+    assert loops["mvu_fold"]["meets_plan"] is True
+    assert [m["module"] for m in record["modules"]] == ["tiny_top_top", "mlgru", "mvu"]
+    assert "| mlgru_folds | mlgru | 1 | 3 |" in csynth.markdown(record)
+
+
+def test_csynth_without_vitis_names_the_tool_and_the_command(projects, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    project = projects["tiny"][1]
+    run = run_cli("csynth", project)
+    assert run.code == 2
+    assert re.fullmatch(rf"error: csynth: vitis_hls is not on PATH \(allowed: source a Vitis HLS settings64.sh, then "
+                        rf"run `cd {re.escape(str(project.resolve()))} && vitis_hls -f hls/run_hls.tcl -tclargs csynth`"
+                        rf", then `hlsgen csynth .*` again\)\n", run.err), run.err
