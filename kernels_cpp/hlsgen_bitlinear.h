@@ -263,6 +263,7 @@ struct matrix_words {
 // Whatever depends on the data (the 5-trit decode, which fold needs a new word) comes after it.
 template <class C, class SRC>
 void read_matrix(SRC src, unsigned layer, shape_t shape, raw_stream_t raw[C::stripes]) {
+#pragma HLS INLINE
     const unsigned base = matrix_words<C>::base(layer, shape), words = matrix_words<C>::count(shape);
 read_words:
     for (unsigned w = 0; w < words; w++) {
@@ -284,6 +285,7 @@ struct unpack_matrix;
 template <class C>
 struct unpack_matrix<C, PACK_2BIT> {
     static void run(shape_t shape, raw_stream_t raw[C::stripes], lane_stream_t<C> lanes[C::stripes]) {
+#pragma HLS INLINE
         typedef fold_parts<C::pe * C::simd> fold_t;
         const unsigned LANES_PER_WORD = 512 / fold_t::PART_BITS;
         weight_word_t words[fold_t::PARTS];
@@ -311,6 +313,7 @@ struct unpack_matrix<C, PACK_2BIT> {
 template <class C>
 struct unpack_matrix<C, PACK_5TRIT> {
     static void run(shape_t shape, raw_stream_t raw[C::stripes], lane_stream_t<C> lanes[C::stripes]) {
+#pragma HLS INLINE
         typedef fold_parts<C::pe * C::simd> fold_t;
         const unsigned PART = fold_t::PART_BITS / 2;
         const unsigned G = gcd(PART, TRITS_PER_WORD), UNITS = TRITS_PER_WORD / G, STEP = PART / G;
@@ -355,7 +358,8 @@ struct unpack_matrix<C, PACK_5TRIT> {
 
 // Streams the weight lanes of matrix `layer` in the order the MVU consumes them, as C::packing
 // lays them out: the burst reader and the decoder in DATAFLOW, a FIFO of raw words per stripe
-// between them.
+// between them. (The generated top runs the same two over a whole call as two processes of its
+// own DATAFLOW, so that they do not restart per matrix; the kernel tests use this one.)
 template <class C, class SRC>
 void stream_weights(SRC src, unsigned layer, shape_t shape, lane_stream_t<C> lanes[C::stripes]) {
     static_assert(fold_parts<C::pe * C::simd>::PARTS == int(C::stripes), "one lane stream per weight stripe");

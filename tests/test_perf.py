@@ -173,8 +173,8 @@ def test_more_lanes_never_mean_fewer_tokens_per_second(tmp_path, place):
 @pytest.mark.parametrize("pe, simd, stripes", [(8, 8, 1), (16, 32, 2), (32, 64, 8)])
 def test_weight_transfer_uses_every_stripe_closed_form(tmp_path, pe, simd, stripes):
     """A BitLinear's transfer: its lane words at the stripes' bandwidth (each stripe on an HBM
-    pseudo-channel of its own: at most one 512-bit word per cycle), plus its stream_weights call's
-    first-word latency and the reader's and decoder's pipeline fill."""
+    pseudo-channel of its own: at most one 512-bit word per cycle), plus the fill and drain of the
+    streamer's loops for this matrix."""
     p = make_plan(tmp_path, pe=pe, simd=simd, place="hbm")
     assert p.stripes == stripes
     hbm = p.board.memory_of("hbm")
@@ -183,7 +183,7 @@ def test_weight_transfer_uses_every_stripe_closed_form(tmp_path, pe, simd, strip
     nbytes = b.rows * b.cols * 2 // 8
     stage = perf.bitlinear_stage(p, b, "gate")
     assert stage.weight_bytes == nbytes
-    overhead = perf.M_AXI_LATENCY + 2 * perf.PIPELINE_FILL
+    overhead = perf.PIPELINE_FILL
     assert stage.memory_cycles == pytest.approx(nbytes / (stripes * per_stripe) + overhead)
 
 
@@ -243,13 +243,12 @@ def test_the_streamer_writes_at_most_a_lane_per_cycle():
 
 def test_offchip_memory_bound_designs_overlap_everything_but_the_latency(tmp_path):
     """ZCU104, 1024 lanes on its four HP ports: the token takes its transfer plus at most the
-    compute that the FIFO cannot hide; the model's own figure, within 5% of the ceiling here (the
-    streamer's dead cycles per matrix, perf.stream_call_overhead, cost about 4.5%)."""
+    compute that the FIFO cannot hide; the model's own figure, within 3% of the ceiling here."""
     p = make_plan(tmp_path, pe=16, simd=64, place="ddr", board="zcu104", hidden=1024, layers=2, inter=2048, vocab=1024)
     e = perf.estimate(p)
     assert e.bound == "memory" and p.stripes == 4
     assert e.memory_cycles <= e.cycles_per_token < e.memory_cycles + e.compute_cycles
-    assert e.fraction_of_ceiling >= 0.95
+    assert e.fraction_of_ceiling >= 0.97
 
 
 # ----------------------------------------------------------------------------- calls of n tokens (hardware.batch)
@@ -337,7 +336,7 @@ def test_batching_a_memory_bound_design_never_costs_tokens_per_second(tmp_path, 
     rates = [e.decode_tokens_per_s for e in runs]
     assert rates == sorted(rates)
     for n, e in enumerate(runs[:memory_bound_up_to], start=1):
-        assert e.fraction_of_ceiling >= 0.94      # the streamer's dead cycles per matrix: about 5%
+        assert e.fraction_of_ceiling >= 0.95
         assert e.decode_tokens_per_s >= 0.95 * n * runs[0].decode_tokens_per_s
 
 

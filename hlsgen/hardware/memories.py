@@ -70,7 +70,16 @@ class Memory:
             out.append(f"ARRAY_PARTITION variable={self.name} complete dim=1")
         if self.split_dim and self.factor > 1:
             out.append(f"ARRAY_PARTITION variable={self.name} cyclic factor={self.factor} dim={self.split_dim}")
+        # The storage the budget assumes, bound explicitly (UG1399 BIND_STORAGE): constant tables
+        # as two-port ROMs, the others as two-port RAMs.
+        kind = "rom_2p" if self.constant else "ram_2p"
+        out.append(f"BIND_STORAGE variable={self.name} type={kind} impl={self.storage.lower()}")
         return out
+
+    @property
+    def constant(self) -> bool:
+        """The generated constant tables are the upper-case names."""
+        return self.name.isupper()
 
     def as_dict(self) -> dict:
         return {"name": self.name, "storage": self.storage, "banks": self.banks, "copies": self.copies,

@@ -30,8 +30,8 @@ Every pipelined loop runs at the II the code is written for (hardware/memories.p
 bank within its two ports: the sigmoid table has a copy per two calls, so MLGRU and GLU are at
 II = 1 like the rest; the argmax at 16 / P when the lm_head's P logits per packet are fewer than a
 word).  The weights come in bursts (an unconditional reader loop per matrix and port, the 5-trit
-decode after a FIFO); each matrix is one stream_weights call, whose reader and decoder pipelines
-fill and drain and whose first word waits the memory latency (stream_call_overhead).
+decode after a FIFO); the reader and the decoder run over the whole call, and each matrix's loops
+fill and drain once (stream_call_overhead).
 """
 
 from __future__ import annotations
@@ -155,10 +155,13 @@ def bitlinear_stage(plan: HardwarePlan, b: BitLinearPlan, name: str, tokens: int
 
 
 def stream_call_overhead(plan: HardwarePlan) -> int:
-    """Dead cycles of one stream_weights call (kernels_cpp/hlsgen_bitlinear.h): the burst reader's
-    first word (the m_axi latency, or a ROM read) and the fill and drain of the reader's and the
-    decoder's pipelines; the next matrix's call starts after both have drained."""
-    return (M_AXI_LATENCY if plan.offchip else ROM_LATENCY) + 2 * PIPELINE_FILL
+    """Dead cycles per matrix of the weight streamer (templates/top.cpp.j2: read_call_weights and
+    unpack_call_weights, processes that run over the whole call): each matrix's burst loop and
+    decode loop fill and drain once.  The reader issues the next matrix's burst while the decoder
+    drains the last one, so the memory's first-word latency is paid once per call (run_phases),
+    not per matrix."""
+    del plan
+    return PIPELINE_FILL
 
 
 def embed_words(plan: HardwarePlan) -> int:

@@ -40,21 +40,35 @@ static unsigned step_kind(unsigned step) { return step < unsigned(LAYERS * LAYER
 static unsigned step_layer(unsigned step) { return step < unsigned(LAYERS * LAYER_STEPS) ? step / LAYER_STEPS : 0u; }
 static const unsigned STEPS = LAYERS * LAYER_STEPS + 1;
 
-// The weight streamer: every projection's lanes, once per call, in the order the engines take them
-// (the same loop over steps as the compute, one stream_weights call per engine). A process of its
-// own, it runs ahead of the compute as far as the lane FIFOs allow, so the memory latency and the
-// work between the BitLinears overlap the weight transfer.
-static void stream_call_weights(layer_lanes_t layer_lanes[layer_config::stripes], head_lanes_t head_lanes[head_config::stripes]) {
+// The weight streamer, two processes of the top's DATAFLOW: the reader takes every projection's
+// lane words, once per call, in the order the engines take them, one burst per matrix and port
+// (an unconditional loop at affine addresses, hlsgen::read_matrix) into a FIFO per stripe; the
+// decoder turns them into each engine's lanes (hlsgen::unpack_matrix: the 5-trit decode and every
+// data-dependent choice). Neither restarts between matrices, so a matrix's first word waits for
+// the memory only while the previous matrix is still being decoded, and the two run ahead of the
+// compute as far as the FIFOs allow.
+static void read_call_weights(hlsgen::raw_stream_t raw[1]) {
 #pragma HLS ARRAY_RESHAPE variable=ROM_LAYER complete dim=2
 #pragma HLS ARRAY_RESHAPE variable=ROM_HEAD complete dim=2
 
-weights_steps:
+read_steps:
     for (unsigned step = 0; step < STEPS; step++) {
         const unsigned kind = step_kind(step), l = step_layer(step);
         if (STEP_ENGINE[kind] == 0)
-            hlsgen::stream_weights<layer_config>(ROM_LAYER, l, LAYER_SHAPES[STEP_INDEX[kind]], layer_lanes);
+            hlsgen::read_matrix<layer_config>(ROM_LAYER, l, LAYER_SHAPES[STEP_INDEX[kind]], raw);
         if (STEP_ENGINE[kind] == 1)
-            hlsgen::stream_weights<head_config>(ROM_HEAD, l, HEAD_SHAPES[STEP_INDEX[kind]], head_lanes);
+            hlsgen::read_matrix<head_config>(ROM_HEAD, l, HEAD_SHAPES[STEP_INDEX[kind]], raw);
+    }
+}
+
+static void unpack_call_weights(hlsgen::raw_stream_t raw[1], layer_lanes_t layer_lanes[layer_config::stripes], head_lanes_t head_lanes[head_config::stripes]) {
+unpack_steps:
+    for (unsigned step = 0; step < STEPS; step++) {
+        const unsigned kind = step_kind(step);
+        if (STEP_ENGINE[kind] == 0)
+            hlsgen::unpack_matrix<layer_config, layer_config::packing>::run(LAYER_SHAPES[STEP_INDEX[kind]], raw, layer_lanes);
+        if (STEP_ENGINE[kind] == 1)
+            hlsgen::unpack_matrix<head_config, head_config::packing>::run(HEAD_SHAPES[STEP_INDEX[kind]], raw, head_lanes);
     }
 }
 
@@ -76,21 +90,36 @@ static void run_call(ap_uint<32> n_tokens, ap_uint<1> batch_mode, ap_uint<32> re
     // Every array's and table's partition, set here once for all its readers and writers
     // (hlsgen/hardware/memories.py: the port budget of every pipelined loop).
 #pragma HLS ARRAY_PARTITION variable=h cyclic factor=16 dim=2
+#pragma HLS BIND_STORAGE variable=h type=ram_2p impl=lutram
 #pragma HLS ARRAY_PARTITION variable=r cyclic factor=4 dim=2
+#pragma HLS BIND_STORAGE variable=r type=ram_2p impl=lutram
 #pragma HLS ARRAY_PARTITION variable=state cyclic factor=4 dim=3
+#pragma HLS BIND_STORAGE variable=state type=ram_2p impl=bram
 #pragma HLS ARRAY_PARTITION variable=layer_in cyclic factor=8 dim=3
+#pragma HLS BIND_STORAGE variable=layer_in type=ram_2p impl=bram
 #pragma HLS ARRAY_PARTITION variable=GAMMA_LAYER cyclic factor=8 dim=2
+#pragma HLS BIND_STORAGE variable=GAMMA_LAYER type=rom_2p impl=bram
 #pragma HLS ARRAY_PARTITION variable=head_in cyclic factor=4 dim=3
+#pragma HLS BIND_STORAGE variable=head_in type=ram_2p impl=lutram
+#pragma HLS BIND_STORAGE variable=GAMMA_HEAD type=rom_2p impl=bram
 #pragma HLS ARRAY_PARTITION variable=ATTN_NORM cyclic factor=4 dim=2
+#pragma HLS BIND_STORAGE variable=ATTN_NORM type=rom_2p impl=lutram
 #pragma HLS ARRAY_PARTITION variable=MLP_NORM cyclic factor=4 dim=2
+#pragma HLS BIND_STORAGE variable=MLP_NORM type=rom_2p impl=lutram
 #pragma HLS ARRAY_PARTITION variable=FINAL_NORM cyclic factor=4 dim=2
+#pragma HLS BIND_STORAGE variable=FINAL_NORM type=rom_2p impl=lutram
 #pragma HLS ARRAY_PARTITION variable=G_NORM cyclic factor=4 dim=2
+#pragma HLS BIND_STORAGE variable=G_NORM type=rom_2p impl=lutram
 #pragma HLS ARRAY_PARTITION variable=LOWER_BOUND cyclic factor=4 dim=2
+#pragma HLS BIND_STORAGE variable=LOWER_BOUND type=rom_2p impl=lutram
 #pragma HLS ARRAY_PARTITION variable=SIGMOID_MLGRU complete dim=1
 #pragma HLS ARRAY_PARTITION variable=SIGMOID_MLGRU cyclic factor=2 dim=2
+#pragma HLS BIND_STORAGE variable=SIGMOID_MLGRU type=rom_2p impl=bram
 #pragma HLS ARRAY_PARTITION variable=SIGMOID_GLU complete dim=1
 #pragma HLS ARRAY_PARTITION variable=SIGMOID_GLU cyclic factor=2 dim=2
+#pragma HLS BIND_STORAGE variable=SIGMOID_GLU type=rom_2p impl=bram
 #pragma HLS ARRAY_PARTITION variable=EMBEDDING cyclic factor=16 dim=2
+#pragma HLS BIND_STORAGE variable=EMBEDDING type=rom_2p impl=bram
 
     // Each engine's outputs: a stream per projection and token, holding its whole vector as packets
     // of PE values: the stages run one after another, each a packet per cycle.
@@ -237,9 +266,12 @@ void tiny_top_top(ap_uint<32> n_tokens, ap_uint<1> batch_mode, ap_uint<32> reset
 #pragma HLS DATAFLOW
     layer_lanes_t layer_lanes[layer_config::stripes];
     head_lanes_t head_lanes[head_config::stripes];
-    stream_call_weights(layer_lanes, head_lanes);
+    hlsgen::raw_stream_t raw[1];
+    read_call_weights(raw);
+    unpack_call_weights(raw, layer_lanes, head_lanes);
     run_call(n_tokens, batch_mode, reset_state, logits, tokens, next_tokens, layer_lanes, head_lanes);
 #ifndef __SYNTHESIS__
+    for (unsigned s = 0; s < 1; s++) hlsgen::check_drained(raw[s], "raw weights");
     for (unsigned s = 0; s < layer_config::stripes; s++) hlsgen::check_drained(layer_lanes[s], "layer_lanes");
     for (unsigned s = 0; s < head_config::stripes; s++) hlsgen::check_drained(head_lanes[s], "head_lanes");
 #endif
