@@ -12,9 +12,10 @@
 #include <ap_int.h>
 #include <cstdint>   // uint64_t in the ROM fetch, under synthesis too
 
-// Synthesis takes the tool's streams; C simulation hlsgen's own (hlsgen_stream.h: same interface,
-// plus the peak occupancy that check_depth compares with the declared depth).
-#if defined(__SYNTHESIS__) || defined(HLSGEN_VENDOR_STREAM)
+// Vitis (synthesis, and its own csim and cosim, which define __VITIS_HLS__) takes the tool's
+// streams; a plain g++ csim hlsgen's own (hlsgen_stream.h: the same interface, plus the peak
+// occupancy that check_depth compares with the declared depth).
+#if defined(__SYNTHESIS__) || defined(__VITIS_HLS__) || defined(HLSGEN_VENDOR_STREAM)
 #include <hls_stream.h>
 #else
 #include "hlsgen_stream.h"
