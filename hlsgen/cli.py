@@ -352,6 +352,9 @@ COMMANDS = [
             "hlsgen explore examples/tiny.yaml --board kv260\nhlsgen explore big.yaml --budget 0.6 --write hw.yaml\n"
             "hlsgen explore big.yaml --batch 1    # one sequence at a time",
             explore.arguments, _explore_run),
+    Command("csynth", "Vitis HLS C synthesis; per loop the achieved II against the plan's, resources against the "
+            "estimate (report/csynth.json)",
+            "hlsgen csynth out/tiny_top", report.csynth_arguments, report.csynth_run),
     Command("report", "write report.md, report.json and PNG plots of a project's performance and resources",
             "hlsgen report out/tiny_top", report.arguments, report.run),
 ]

@@ -58,19 +58,23 @@ fetch_chunks:
 }
 
 // The 2-bit codes of one MVU fold (PE * SIMD lanes). An ap_uint is at most 4096 bits wide in
-// Vitis HLS, so a fold of more than 256 lanes travels as 512-bit parts, one per weight stripe:
-// lane j is bits [2 (j % 256), 2 (j % 256) + 2) of part j / 256.
+// Vitis HLS, so a fold of more than 256 lanes travels as 512-bit parts, one per weight stripe, each
+// in a FIFO of its own (plain ap_uint payloads): lane j is bits [2 (j % 256), 2 (j % 256) + 2) of
+// part j / 256.
 template <int LANES>
-struct lanes_t {
+struct fold_parts {
     static const int PARTS = LANES > 256 ? LANES / 256 : 1;
     static const int PART_BITS = LANES > 256 ? 512 : 2 * LANES;
-    ap_uint<PART_BITS> part[PARTS];
-
-    ap_uint<2> code(unsigned j) const {
-#pragma HLS INLINE
-        return get_field<2>(part[j / 256], j % 256);
-    }
 };
+template <class C>
+using lane_part_t = ap_uint<fold_parts<C::pe * C::simd>::PART_BITS>;
+// An engine's weight lanes: an array of fold_parts::PARTS streams, lane_depth folds deep each.
+template <class C>
+using lane_stream_t = hls::stream<lane_part_t<C>, C::lane_depth>;
+
+// Raw weight words between the burst reader and the decoder: a burst's worth per stripe.
+static const int RAW_DEPTH = 64;
+typedef hls::stream<weight_word_t, RAW_DEPTH> raw_stream_t;
 
 // round_half_away(127 |y| / m) exactly, for |y| <= m: floor(n / d), n = 254 |y| + m, d = 2 m, by
 // non-restoring long division.  The quotient is below 128, so the partial remainder p stays in
@@ -124,9 +128,9 @@ ap_uint<N::scale_width> output_scale(ap_uint<C::y_width> m, ap_uint<C::sumsq_wid
 // the output scale.  The MVU waits on these only in a single token's first row fold, so the
 // quantiser may be narrower than the MVU; a max and an exact integer sum do not depend on order.
 template <class N, class C, class GAMMA>
-void quantise_token(const ap_int<C::in_width> v[C::cols], const GAMMA gamma[C::cols],
-                    ap_uint<C::beta_width> beta, shape_t shape, hls::stream<ap_uint<8 * C::simd> >& codes,
-                    hls::stream<ap_uint<N::scale_width> >& scale) {
+void quantise_token(const ap_int<C::in_width> v[][C::batch][C::cols], unsigned slot, unsigned t,
+                    const GAMMA gamma[][C::cols], unsigned row, ap_uint<C::beta_width> beta, shape_t shape,
+                    hls::stream<ap_uint<8 * C::simd> >& codes, hls::stream<ap_uint<N::scale_width> >& scale) {
 #pragma HLS INLINE
     static_assert(C::qsimd >= 1 && C::simd % C::qsimd == 0, "the quantiser's lanes divide SIMD");
     const unsigned Q = C::qsimd, PARTS = C::simd / C::qsimd;    // PARTS: quantiser cycles per packet
@@ -145,10 +149,10 @@ quantise_stats:
         for (unsigned s = 0; s < Q; s++) {
 #pragma HLS UNROLL
             const unsigned k = qf * Q + s;
-            const y_t y = y_t(v[k]) * ap_int<N::gamma_width>(gamma[k]);
+            const y_t y = y_t(v[slot][t][k]) * ap_int<N::gamma_width>(gamma[row][k]);
             const mag_t mag = y < 0 ? mag_t(-y) : mag_t(y);
             if (mag > fold_max) fold_max = mag;
-            fold_sumsq += ap_uint<C::sumsq_width>(ap_int<2 * C::in_width>(v[k]) * v[k]);
+            fold_sumsq += ap_uint<C::sumsq_width>(ap_int<2 * C::in_width>(v[slot][t][k]) * v[slot][t][k]);
         }
         if (fold_max > m) m = fold_max;
         sumsq += fold_sumsq;
@@ -166,7 +170,7 @@ quantise_codes:
         for (unsigned s = 0; s < Q; s++) {
 #pragma HLS UNROLL
             const unsigned k = qf * Q + s;
-            const y_t y = y_t(v[k]) * ap_int<N::gamma_width>(gamma[k]);
+            const y_t y = y_t(v[slot][t][k]) * ap_int<N::gamma_width>(gamma[row][k]);
             const mag_t mag = y < 0 ? mag_t(-y) : mag_t(y);
             const ap_uint<7> q = m == 0 ? ap_uint<7>(0) : code_magnitude<C::y_width>(mag, m);
             const ap_int<8> code = y < 0 ? ap_int<8>(-ap_int<8>(q)) : ap_int<8>(q);
@@ -188,17 +192,17 @@ quantise_codes:
     HLSGEN_TRACE(trace_scope() + ".scale", &s, 1);
 }
 
-// The quantiser of a call: its n tokens one after another (codes, then scale, per token).
+// The quantiser of a call: its n tokens one after another (codes, then scale, per token). The
+// input is v[slot][t], the norm weights gamma[row]: whole arrays and indices, partitioned where
+// they are declared (the top), as the planner's port budget says (hlsgen/hardware/memories.py).
 template <class N, class C, class GAMMA>
-void quantise(const ap_int<C::in_width> v[C::batch][C::cols], const GAMMA gamma[C::cols],
-              ap_uint<C::beta_width> beta, shape_t shape, unsigned n, hls::stream<ap_uint<8 * C::simd> >& codes,
-              hls::stream<ap_uint<N::scale_width> >& scale) {
-#pragma HLS ARRAY_PARTITION variable=v cyclic factor=C::qsimd dim=2
-#pragma HLS ARRAY_PARTITION variable=gamma cyclic factor=C::qsimd
+void quantise(const ap_int<C::in_width> v[][C::batch][C::cols], unsigned slot, const GAMMA gamma[][C::cols],
+              unsigned row, ap_uint<C::beta_width> beta, shape_t shape, unsigned n,
+              hls::stream<ap_uint<8 * C::simd> >& codes, hls::stream<ap_uint<N::scale_width> >& scale) {
 quantise_tokens:
     for (unsigned t = 0; t < n; t++) {
 #pragma HLS LOOP_TRIPCOUNT max=C::batch
-        quantise_token<N, C>(v[t], gamma, beta, shape, codes, scale);
+        quantise_token<N, C>(v, slot, t, gamma, row, beta, shape, codes, scale);
     }
 }
 
@@ -240,95 +244,132 @@ trits_bytes:
 constexpr unsigned gcd(unsigned a, unsigned b) { return b == 0 ? a : gcd(b, a % b); }
 constexpr int unsigned_bits(unsigned v) { return v < 2 ? 1 : 1 + unsigned_bits(v >> 1); }   // to hold v
 
-// 2-bit packing: a fold of fewer than 256 lanes takes a slice of a 512-bit word, a wider one a
-// word from every stripe.
+// The lane words of one matrix, where the streamer reads them and how many: a matrix starts at a
+// word boundary; 2-bit folds narrower than a word share it, 5-trit folds run on over words.
+template <class C>
+struct matrix_words {
+    typedef fold_parts<C::pe * C::simd> fold_t;
+    static unsigned base(unsigned layer, shape_t shape) { return shape.base_word + layer * shape.words_per_matrix; }
+    static unsigned folds(shape_t shape) { return shape.rows / C::pe * (shape.cols / C::simd); }
+    static unsigned count(shape_t shape) {
+        const unsigned part = fold_t::PART_BITS / 2;     // codes per stripe per fold
+        return C::packing == PACK_5TRIT ? (folds(shape) * part + TRITS_PER_WORD - 1) / TRITS_PER_WORD
+                                        : (folds(shape) + 512 / fold_t::PART_BITS - 1) / (512 / fold_t::PART_BITS);
+    }
+};
+
+// The burst reader: every word of the matrix from every stripe, one per cycle, in an unconditional
+// loop at affine addresses (UG1399's preconditions for burst inference), into a FIFO per stripe.
+// Whatever depends on the data (the 5-trit decode, which fold needs a new word) comes after it.
 template <class C, class SRC>
-void stream_2bit(SRC src, unsigned base, unsigned folds, hls::stream<lanes_t<C::pe * C::simd> >& lanes) {
+void read_matrix(SRC src, unsigned layer, shape_t shape, raw_stream_t raw[C::stripes]) {
 #pragma HLS INLINE
-    typedef lanes_t<C::pe * C::simd> fold_t;
-    const unsigned LANES_PER_WORD = 512 / fold_t::PART_BITS;
-    weight_word_t words[fold_t::PARTS];
-#pragma HLS ARRAY_PARTITION variable=words complete
-weights_fold:
-    for (unsigned i = 0; i < folds; i++) {
+    const unsigned base = matrix_words<C>::base(layer, shape), words = matrix_words<C>::count(shape);
+read_words:
+    for (unsigned w = 0; w < words; w++) {
 #pragma HLS LOOP_TRIPCOUNT max=C::rows / C::pe * (C::cols / C::simd)
 #pragma HLS PIPELINE II=1
-        const unsigned lane = i % LANES_PER_WORD;
-        fold_t fold;
-    weights_stripes:
-        for (int s = 0; s < fold_t::PARTS; s++) {
+    read_stripes:
+        for (unsigned s = 0; s < C::stripes; s++) {
 #pragma HLS UNROLL
-            if (lane == 0) words[s] = fetch_stripe(src, base + i / LANES_PER_WORD, s);
-            fold.part[s] = ap_uint<fold_t::PART_BITS>(words[s] >> (fold_t::PART_BITS * lane));
+            raw[s].write(fetch_stripe(src, base + w, s));
         }
-        lanes.write(fold);
     }
 }
+
+template <class C, int PACKING>
+struct unpack_matrix;
+
+// 2-bit packing: a fold of fewer than 256 lanes takes a slice of a 512-bit word, a wider one a
+// word from every stripe.
+template <class C>
+struct unpack_matrix<C, PACK_2BIT> {
+    static void run(shape_t shape, raw_stream_t raw[C::stripes], lane_stream_t<C> lanes[C::stripes]) {
+#pragma HLS INLINE
+        typedef fold_parts<C::pe * C::simd> fold_t;
+        const unsigned LANES_PER_WORD = 512 / fold_t::PART_BITS;
+        weight_word_t words[fold_t::PARTS];
+#pragma HLS ARRAY_PARTITION variable=words complete
+    unpack_2bit_folds:
+        for (unsigned i = 0; i < matrix_words<C>::folds(shape); i++) {
+#pragma HLS LOOP_TRIPCOUNT max=C::rows / C::pe * (C::cols / C::simd)
+#pragma HLS PIPELINE II=1
+            const unsigned lane = i % LANES_PER_WORD;
+        unpack_2bit_stripes:
+            for (int s = 0; s < fold_t::PARTS; s++) {
+#pragma HLS UNROLL
+                if (lane == 0) words[s] = pop(raw[s], "weights.raw");
+                lanes[s].write(lane_part_t<C>(words[s] >> (fold_t::PART_BITS * lane)));
+            }
+        }
+    }
+};
 
 // 5-trit packing: each stripe decodes a word into 320 codes; a fold's part starts at code
 // (i * PART) mod 320 of the word `lo` and may run into the next, `hi` (PART <= 256 < 320, so a
-// fold needs at most one word it does not hold yet: one read per cycle).  The starts are
+// fold needs at most one word it does not hold yet: one FIFO read per cycle).  The starts are
 // multiples of G = gcd(PART, 320), so the window shifts by `unit` * G codes, unit < 320 / G:
 // a multiplexer of the offsets that occur, not a full barrel shifter.
-template <class C, class SRC>
-void stream_5trit(SRC src, unsigned base, unsigned folds, hls::stream<lanes_t<C::pe * C::simd> >& lanes) {
+template <class C>
+struct unpack_matrix<C, PACK_5TRIT> {
+    static void run(shape_t shape, raw_stream_t raw[C::stripes], lane_stream_t<C> lanes[C::stripes]) {
 #pragma HLS INLINE
-    typedef lanes_t<C::pe * C::simd> fold_t;
-    const unsigned PART = fold_t::PART_BITS / 2;
-    const unsigned G = gcd(PART, TRITS_PER_WORD), UNITS = TRITS_PER_WORD / G, STEP = PART / G;
-    trit_word_t lo[fold_t::PARTS], hi[fold_t::PARTS];
+        typedef fold_parts<C::pe * C::simd> fold_t;
+        const unsigned PART = fold_t::PART_BITS / 2;
+        const unsigned G = gcd(PART, TRITS_PER_WORD), UNITS = TRITS_PER_WORD / G, STEP = PART / G;
+        trit_word_t lo[fold_t::PARTS], hi[fold_t::PARTS];
 #pragma HLS ARRAY_PARTITION variable=lo complete
 #pragma HLS ARRAY_PARTITION variable=hi complete
-clear_words:
-    for (int s = 0; s < fold_t::PARTS; s++) {
-#pragma HLS UNROLL
-        lo[s] = 0;      // never read before a word lands, but a defined start reads better in waves
-        hi[s] = 0;
-    }
-    ap_uint<unsigned_bits(UNITS - 1)> unit = 0;   // the fold's first code in lo, in G codes
-    bool lo_valid = false;                         // false at a word's first fold
-    unsigned next = base;                          // the next word to read, the same in every stripe
-weights_fold:
-    for (unsigned i = 0; i < folds; i++) {
-#pragma HLS LOOP_TRIPCOUNT max=C::rows / C::pe * (C::cols / C::simd)
-#pragma HLS PIPELINE II=1
-        const ap_uint<unsigned_bits(UNITS + STEP)> end = unit + STEP;
-        const bool spans = end > UNITS;            // runs past lo: needs the next word in hi
-        fold_t fold;
-    weights_stripes:
+    clear_words:
         for (int s = 0; s < fold_t::PARTS; s++) {
 #pragma HLS UNROLL
-            if (!lo_valid || spans) {
-                const trit_word_t word = decode_trit_word(fetch_stripe(src, next, s));
-                if (lo_valid) hi[s] = word; else lo[s] = word;
+            lo[s] = 0;      // never read before a word lands, but a defined start reads better in waves
+            hi[s] = 0;
+        }
+        ap_uint<unsigned_bits(UNITS - 1)> unit = 0;   // the fold's first code in lo, in G codes
+        bool lo_valid = false;                         // false at a word's first fold
+    unpack_5trit_folds:
+        for (unsigned i = 0; i < matrix_words<C>::folds(shape); i++) {
+#pragma HLS LOOP_TRIPCOUNT max=C::rows / C::pe * (C::cols / C::simd)
+#pragma HLS PIPELINE II=1
+            const ap_uint<unsigned_bits(UNITS + STEP)> end = unit + STEP;
+            const bool spans = end > UNITS;            // runs past lo: needs the next word in hi
+        unpack_5trit_stripes:
+            for (int s = 0; s < fold_t::PARTS; s++) {
+#pragma HLS UNROLL
+                if (!lo_valid || spans) {
+                    const trit_word_t word = decode_trit_word(pop(raw[s], "weights.raw"));
+                    if (lo_valid) hi[s] = word; else lo[s] = word;
+                }
+                const ap_uint<4 * TRITS_PER_WORD> window = (ap_uint<4 * TRITS_PER_WORD>(hi[s]) << (2 * TRITS_PER_WORD)) | lo[s];
+                lanes[s].write(lane_part_t<C>(window >> (2 * G * unit)));
+                if (end >= UNITS) lo[s] = hi[s];       // the next fold starts in hi (or in the next word)
             }
-            const ap_uint<4 * TRITS_PER_WORD> window = (ap_uint<4 * TRITS_PER_WORD>(hi[s]) << (2 * TRITS_PER_WORD)) | lo[s];
-            fold.part[s] = ap_uint<fold_t::PART_BITS>(window >> (2 * G * unit));
-            if (end >= UNITS) lo[s] = hi[s];       // the next fold starts in hi (or in the next word)
+            if (end >= UNITS) {
+                lo_valid = spans;
+                unit = end - UNITS;
+            } else {
+                lo_valid = true;
+                unit = end;
+            }
         }
-        if (!lo_valid || spans) next++;
-        if (end >= UNITS) {
-            lo_valid = spans;
-            unit = end - UNITS;
-        } else {
-            lo_valid = true;
-            unit = end;
-        }
-        lanes.write(fold);
     }
-}
+};
 
 // Streams the weight lanes of matrix `layer` in the order the MVU consumes them, as C::packing
-// lays them out.
+// lays them out: the burst reader and the decoder in DATAFLOW, a FIFO of raw words per stripe
+// between them. (The generated top runs the same two over a whole call as two processes of its
+// own DATAFLOW, so that they do not restart per matrix; the kernel tests use this one.)
 template <class C, class SRC>
-void stream_weights(SRC src, unsigned layer, shape_t shape, hls::stream<lanes_t<C::pe * C::simd> >& lanes) {
-    const unsigned base = shape.base_word + layer * shape.words_per_matrix;
-    const unsigned folds = shape.rows / C::pe * (shape.cols / C::simd);
-    if (C::packing == PACK_5TRIT) {
-        stream_5trit<C>(src, base, folds, lanes);
-    } else {
-        stream_2bit<C>(src, base, folds, lanes);
-    }
+void stream_weights(SRC src, unsigned layer, shape_t shape, lane_stream_t<C> lanes[C::stripes]) {
+    static_assert(fold_parts<C::pe * C::simd>::PARTS == int(C::stripes), "one lane stream per weight stripe");
+#pragma HLS DATAFLOW
+    raw_stream_t raw[C::stripes];
+    read_matrix<C>(src, layer, shape, raw);
+    unpack_matrix<C, C::packing>::run(shape, raw, lanes);
+#ifndef __SYNTHESIS__
+    for (unsigned s = 0; s < C::stripes; s++) check_drained(raw[s], "weights.raw");
+#endif
 }
 
 // Sum of N ternary terms as a balanced adder tree (N is a power of two).
@@ -363,8 +404,8 @@ rotate_positions:
 // buffered: one token's codes straight from the quantiser during the first row fold; several
 // tokens' codes (which arrive token after token) loaded first.
 template <class C>
-void mvu(shape_t shape, unsigned n, hls::stream<ap_uint<8 * C::simd> >& codes,
-         hls::stream<lanes_t<C::pe * C::simd> >& weights, hls::stream<ap_uint<C::pe * C::acc_width> >& sums) {
+void mvu(shape_t shape, unsigned n, hls::stream<ap_uint<8 * C::simd> >& codes, lane_stream_t<C> weights[C::stripes],
+         hls::stream<ap_uint<C::pe * C::acc_width> >& sums) {
     static_assert((C::pe & (C::pe - 1)) == 0 && (C::simd & (C::simd - 1)) == 0, "PE and SIMD are powers of two");
     // |sum| <= 127 * cols must fit a signed acc_width-bit accumulator.
     static_assert(127ULL * C::cols < (1ULL << (C::acc_width - 1)), "accumulator too narrow");
@@ -384,7 +425,8 @@ void mvu(shape_t shape, unsigned n, hls::stream<ap_uint<8 * C::simd> >& codes,
     }
     unsigned sf = 0, t = 0, at = 0;    // at = t * SF + sf, kept by additions
     bool first_fold = true;
-    lanes_t<C::pe * C::simd> w;
+    lane_part_t<C> w[C::stripes];     // the fold's codes, a part per stripe
+#pragma HLS ARRAY_PARTITION variable=w complete
 mvu_fold:
     for (unsigned i = 0; i < shape.rows / C::pe * SF * n; i++) {
 #pragma HLS LOOP_TRIPCOUNT max=C::rows / C::pe * (C::cols / C::simd) * C::batch
@@ -396,7 +438,13 @@ mvu_fold:
         } else {
             x = input_buffer[at];
         }
-        if (t == 0) w = pop(weights, "mvu.weights");
+        if (t == 0) {
+        mvu_parts:
+            for (unsigned s = 0; s < C::stripes; s++) {
+#pragma HLS UNROLL
+                w[s] = pop(weights[s], "mvu.weights");
+            }
+        }
         ap_uint<C::pe * C::acc_width> packet;
     mvu_pe:
         for (unsigned pe = 0; pe < C::pe; pe++) {
@@ -407,7 +455,8 @@ mvu_fold:
             for (unsigned s = 0; s < C::simd; s++) {
 #pragma HLS UNROLL
                 const ap_int<9> a = ap_int<8>(get_field<8>(x, s));
-                const ap_uint<2> c = w.code(pe * C::simd + s);
+                const unsigned j = pe * C::simd + s;
+                const ap_uint<2> c = get_field<2>(w[j / 256], j % 256);
                 terms[s] = c == 1 ? a : (c == 3 ? ap_int<9>(-a) : ap_int<9>(0));   // select, never multiply
             }
             const acc_t sum = (sf == 0 ? acc_t(0) : acc[pe][0]) + adder_tree<C::simd, C::acc_width>::sum(terms);
@@ -431,9 +480,10 @@ mvu_fold:
 // out[t] = saturate(rshift_round(acc * S_t, scale_frac)): the sums arrive row fold by row fold,
 // the tokens innermost; one packet of PE sums in and one packet of PE outputs out per cycle
 // (n * rows / PE cycles), lane p in bits [p * act_width, (p + 1) * act_width) of token t's stream.
-template <class N, class C>
+template <class N, class C, int DEPTH>
 void rescale(shape_t shape, unsigned n, hls::stream<ap_uint<C::pe * C::acc_width> >& sums,
-             hls::stream<ap_uint<N::scale_width> >& scale, hls::stream<ap_uint<C::pe * N::act_width> > out[C::batch]) {
+             hls::stream<ap_uint<N::scale_width> >& scale,
+             hls::stream<ap_uint<C::pe * N::act_width>, DEPTH> out[][C::batch], unsigned k) {
     typedef ap_uint<N::scale_width> scale_t;
     scale_t scales[C::batch];
 #pragma HLS ARRAY_PARTITION variable=scales complete
@@ -464,7 +514,7 @@ rescale_folds:
             traced[t * shape.rows + r * C::pe + p] = y;
 #endif
         }
-        out[t].write(outputs);
+        out[k][t].write(outputs);
         rotate<C::batch>(scales, s, n);
         if (++t == n) {
             t = 0;
@@ -477,24 +527,22 @@ rescale_folds:
 }
 
 // One BitLinear on the n tokens of a call, the projection `shape` on engine C: norm-folded
-// quantiser, MVU and rescale in DATAFLOW; token t's input is v[t] and its output stream out[t].
-// The weight lanes come from `lanes`, which the call's weight streamer (stream_weights, a process
-// of its own) fills ahead of the compute, so the memory's latency and the work between the
-// BitLinears overlap the weight transfer.
-template <class N, class C, class GAMMA>
-void bitlinear(const ap_int<C::in_width> v[C::batch][C::cols], const GAMMA gamma[C::cols], ap_uint<C::beta_width> beta,
-               hls::stream<lanes_t<C::pe * C::simd> >& lanes, shape_t shape, unsigned n,
-               hls::stream<ap_uint<C::pe * N::act_width> > out[C::batch]) {
+// quantiser, MVU and rescale in DATAFLOW; token t's input is v[slot][t], its norm weights
+// gamma[row], its output stream out[k][t] (whole arrays and indices: the caller's single call site
+// selects the projection by index). The weight lanes come from `lanes`, which the call's weight
+// streamer (stream_weights, a process of its own) fills ahead of the compute, so the memory's
+// latency and the work between the BitLinears overlap the weight transfer.
+template <class N, class C, class GAMMA, int OUT_DEPTH>
+void bitlinear(const ap_int<C::in_width> v[][C::batch][C::cols], unsigned slot, const GAMMA gamma[][C::cols],
+               unsigned row, ap_uint<C::beta_width> beta, lane_stream_t<C> lanes[C::stripes], shape_t shape, unsigned n,
+               hls::stream<ap_uint<C::pe * N::act_width>, OUT_DEPTH> out[][C::batch], unsigned k) {
 #pragma HLS DATAFLOW
-    hls::stream<ap_uint<8 * C::simd> > codes;
-#pragma HLS STREAM variable=codes depth=C::code_depth
-    hls::stream<ap_uint<C::pe * C::acc_width> > sums;
-#pragma HLS STREAM variable=sums depth=C::sum_depth
-    hls::stream<ap_uint<N::scale_width> > scale;
-#pragma HLS STREAM variable=scale depth=2
-    quantise<N, C>(v, gamma, beta, shape, n, codes, scale);
+    hls::stream<ap_uint<8 * C::simd>, C::code_depth> codes;
+    hls::stream<ap_uint<C::pe * C::acc_width>, C::sum_depth> sums;
+    hls::stream<ap_uint<N::scale_width>, 2> scale;
+    quantise<N, C>(v, slot, gamma, row, beta, shape, n, codes, scale);
     mvu<C>(shape, n, codes, lanes, sums);
-    rescale<N, C>(shape, n, sums, scale, out);
+    rescale<N, C>(shape, n, sums, scale, out, k);
 #ifndef __SYNTHESIS__
     check_drained(codes, "bitlinear.codes");
     check_drained(sums, "bitlinear.sums");

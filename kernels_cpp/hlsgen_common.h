@@ -5,15 +5,23 @@
 
 // Vitis HLS takes ap_int widths up to 4096 bits when told before ap_int.h (UG1399); the widest
 // types here are the MVU's packets, which the planner keeps within it (wider weight lanes are
-// split into 512-bit parts, hlsgen::lanes_t).
+// split into 512-bit parts, one stream per stripe: hlsgen::fold_parts).
 #ifndef AP_INT_MAX_W
 #define AP_INT_MAX_W 4096
 #endif
 #include <ap_int.h>
+#include <cstdint>   // uint64_t in the ROM fetch, under synthesis too
+
+// Vitis (synthesis, and its own csim and cosim, which define __VITIS_HLS__) takes the tool's
+// streams; a plain g++ csim hlsgen's own (hlsgen_stream.h: the same interface, plus the peak
+// occupancy that check_depth compares with the declared depth).
+#if defined(__SYNTHESIS__) || defined(__VITIS_HLS__) || defined(HLSGEN_VENDOR_STREAM)
 #include <hls_stream.h>
+#else
+#include "hlsgen_stream.h"
+#endif
 
 #ifndef __SYNTHESIS__
-#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -83,6 +91,7 @@ inline ap_int<WIDTH> saturate(wide_t x, const char* site) {
 // `label` names the stream in the error (the open hls_stream.h keeps its name private).
 template <typename T>
 inline T pop(hls::stream<T>& s, const char* label) {
+#pragma HLS INLINE
 #ifndef __SYNTHESIS__
     if (s.empty()) {
         std::fprintf(stderr, "hlsgen csim error: read from empty stream '%s'\n", label);
@@ -107,6 +116,64 @@ inline void check_drained(hls::stream<T>& s, const char* label) {
     (void)label;
 #endif
 }
+
+// A FIFO between stages of a sequential region holds everything its writer produces before its
+// reader starts; csim runs them in that order, so the peak it saw must fit the declared depth
+// (hls::stream<T, DEPTH>), or the hardware would stall. Dataflow channels are not checked here:
+// their processes overlap in hardware but not in csim.
+template <typename T>
+inline void check_depth(hls::stream<T>& s, const char* label) {
+#if !defined(__SYNTHESIS__) && defined(HLSGEN_STREAM_H)
+    if (s.declared_depth() > 0 && s.peak() > size_t(s.declared_depth())) {
+        std::fprintf(stderr, "hlsgen csim error: stream '%s' held %d values at once, more than its depth %d\n",
+                     label, (int)s.peak(), s.declared_depth());
+        std::exit(3);
+    }
+#else
+    (void)s;
+    (void)label;
+#endif
+}
+
+#if defined(HLSGEN_COUNT_ACCESSES) && !defined(__SYNTHESIS__)
+// A csim build mode for the port budget (hlsgen/hardware/memories.py): the table reads of each
+// iteration of a pipelined loop, per table copy and bank (entries split even / odd), and the most
+// any bank took in one iteration, per loop. HLSGEN_ITERATION starts an iteration of `loop`.
+struct access_counts {
+    std::string loop;
+    std::map<std::string, std::map<std::pair<const void*, unsigned>, int> > now;   // table -> (copy, bank) -> reads
+    std::map<std::string, int> worst;                                            // "loop table" -> reads
+    void flush() {
+        for (const auto& table : now)
+            for (const auto& bank : table.second) {
+                int& w = worst[loop + " " + table.first];
+                if (bank.second > w) w = bank.second;
+            }
+        now.clear();
+    }
+    ~access_counts() {
+        flush();
+        for (const auto& w : worst) std::printf("accesses per bank per iteration: %s %d\n", w.first.c_str(), w.second);
+    }
+};
+inline access_counts& counts() {
+    static access_counts c;
+    return c;
+}
+inline void count_iteration(const char* loop) {
+    counts().flush();
+    counts().loop = loop;
+}
+template <class T>
+inline void count_read(const char* table, const T* copy, unsigned index) {
+    counts().now[table][std::make_pair((const void*)copy, index % 2)]++;
+}
+#define HLSGEN_ITERATION(loop) ::hlsgen::count_iteration(loop)
+#define HLSGEN_COUNT_READ(name, table, copy, index) ::hlsgen::count_read(name, table[copy], index)
+#else
+#define HLSGEN_ITERATION(loop)
+#define HLSGEN_COUNT_READ(name, table, copy, index)
+#endif
 
 #ifndef __SYNTHESIS__
 // Per-stage dumps for divergence reports: records of (name, count, int64 values).

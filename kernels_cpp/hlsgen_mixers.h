@@ -6,8 +6,11 @@
 //   embed, argmax (the m_axi ends: 512-bit words of 16 int32 slots)
 // E is the PE of the BitLinear that feeds the stage: its rescale emits one packet of E act values
 // per cycle (hlsgen_bitlinear.h), and the stage consumes one packet per cycle, so no stage is
-// narrower than its producer. Arrays are partitioned cyclic by E (element k in bank k % E), so
-// the E lanes of a cycle touch E different banks; the lane loops are unrolled.
+// narrower than its producer. The lane loops are unrolled; the arrays they touch are partitioned
+// where they are declared (the top), cyclic by a multiple of E (element k in bank k % factor), so
+// the E lanes of a cycle touch E different banks (hlsgen/hardware/memories.py checks the budget).
+// Every kernel takes whole arrays and indices (token t, layer l, input slot, projection k), never
+// a row pointer, and whole arrays of streams with the index of the one it reads.
 #ifndef HLSGEN_MIXERS_H
 #define HLSGEN_MIXERS_H
 
@@ -28,13 +31,12 @@ inline wide_t act_lane(const ap_uint<P>& packet, unsigned p) {
 }
 
 // OUT (norm, mlgru, glu): the element type of the next BitLinear engine's input, at least as
-// wide as the value written (an engine shared by act and mix inputs takes the wider).
-template <class N, int K, int E, class GAMMA, class OUT>
-void norm(const ap_int<N::act_width> h[K], const GAMMA gamma[K], OUT v[K]) {
-    static_assert(K % E == 0, "the lanes divide the vector");
-#pragma HLS ARRAY_PARTITION variable=h cyclic factor=E
-#pragma HLS ARRAY_PARTITION variable=gamma cyclic factor=E
-#pragma HLS ARRAY_PARTITION variable=v cyclic factor=E
+// wide as the value written (an engine shared by act and mix inputs takes the wider); the stage
+// writes v[slot][t][0 .. K), the engine's input row, which may be longer.
+template <class N, int K, int E, class GAMMA, class OUT, int B, int COLS>
+void norm(const ap_int<N::act_width> h[][K], unsigned t, const GAMMA gamma[][K], unsigned l, OUT v[][B][COLS],
+          unsigned slot) {
+    static_assert(K % E == 0 && K <= COLS, "the lanes divide the vector, which fits the row");
 norm_folds:
     for (int c = 0; c < K / E; c++) {
 #pragma HLS PIPELINE II=1
@@ -42,32 +44,30 @@ norm_folds:
         for (int p = 0; p < E; p++) {
 #pragma HLS UNROLL
             const int k = c * E + p;
-            v[k] = saturate<N::act_width>(rshift_round<N::gamma_frac>(wide_t(h[k]) * wide_t(gamma[k])), "norm");
+            v[slot][t][k] = saturate<N::act_width>(rshift_round<N::gamma_frac>(wide_t(h[t][k]) * wide_t(gamma[l][k])), "norm");
         }
     }
 }
 
 // MLGRU on one token. i, f, g arrive as E-wide packets from their BitLinears (which share the
-// layer PE); `state` persists. Each lane evaluates three sigmoids, i.e. reads the constant
-// sigmoid table at six data-dependent addresses per cycle (the GLU: two per lane), which cyclic
-// partitioning cannot serve: at II=1 the table needs that many read ports (ROM copies).
-template <class N, int D, int E, class LB, class GAMMA, class TABLE, class OUT>
-void mlgru(hls::stream<ap_uint<E * N::act_width> >& i_in, hls::stream<ap_uint<E * N::act_width> >& f_in,
-           hls::stream<ap_uint<E * N::act_width> >& g_in, const LB lower_bound[D], const GAMMA g_norm[D],
-           ap_int<N::state_width> state[D], const TABLE sigmoid_table[N::sigmoid_entries], OUT o[D]) {
-    static_assert(D % E == 0, "the lanes divide the vector");
-#pragma HLS ARRAY_PARTITION variable=lower_bound cyclic factor=E
-#pragma HLS ARRAY_PARTITION variable=g_norm cyclic factor=E
-#pragma HLS ARRAY_PARTITION variable=state cyclic factor=E
-#pragma HLS ARRAY_PARTITION variable=o cyclic factor=E
+// layer PE), from streams[ik][t], streams[fk][t], streams[gk][t]; state[slot][l] persists. Each
+// lane evaluates three sigmoids, i.e. reads the constant sigmoid table at six data-dependent
+// addresses per cycle, which no partition of one table can serve: call c of lane p reads its own
+// copy's pair of banks (sigmoid_copy), ceil(3E / 2) copies in all.
+template <class N, int D, int E, class LB, class GAMMA, class TABLE, class OUT, int B, int DEPTH, int L, int COLS>
+void mlgru(hls::stream<ap_uint<E * N::act_width>, DEPTH> streams[][B], unsigned ik, unsigned fk, unsigned gk, unsigned t,
+           const LB lower_bound[][D], const GAMMA g_norm[][D], unsigned l, ap_int<N::state_width> state[][L][D],
+           unsigned slot, const TABLE sigmoid_table[][N::sigmoid_entries], OUT o[][B][COLS], unsigned o_slot) {
+    static_assert(D % E == 0 && D <= COLS, "the lanes divide the vector, which fits the row");
     const int F = N::act_frac, Q = N::sigmoid_frac, S = N::state_frac;
     const wide_t one = wide_t(1) << Q;
 mlgru_folds:
     for (int c = 0; c < D / E; c++) {
 #pragma HLS PIPELINE II=1
-        const ap_uint<E * N::act_width> i_packet = pop(i_in, "mlgru.i");
-        const ap_uint<E * N::act_width> f_packet = pop(f_in, "mlgru.f");
-        const ap_uint<E * N::act_width> g_packet = pop(g_in, "mlgru.g");
+        HLSGEN_ITERATION("mlgru_folds");
+        const ap_uint<E * N::act_width> i_packet = pop(streams[ik][t], "mlgru.i");
+        const ap_uint<E * N::act_width> f_packet = pop(streams[fk][t], "mlgru.f");
+        const ap_uint<E * N::act_width> g_packet = pop(streams[gk][t], "mlgru.g");
     mlgru_lanes:
         for (int p = 0; p < E; p++) {
 #pragma HLS UNROLL
@@ -75,70 +75,71 @@ mlgru_folds:
             const wide_t i = act_lane<N>(i_packet, p);
             const wide_t f = act_lane<N>(f_packet, p);
             const wide_t g = act_lane<N>(g_packet, p);
-            const wide_t lb = wide_t(lower_bound[k]);
-            const wide_t forget = lb + rshift_round<Q>((one - lb) * sigmoid<N, TABLE>(f, sigmoid_table));
-            const wide_t silu_i = rshift_round<F + Q - S>(i * sigmoid<N, TABLE>(i, sigmoid_table));
+            const wide_t lb = wide_t(lower_bound[l][k]);
+            const wide_t forget =
+                lb + rshift_round<Q>((one - lb) * sigmoid<N, TABLE>(f, sigmoid_table, sigmoid_copy(3, p, 0)));
+            const wide_t silu_i = rshift_round<F + Q - S>(i * sigmoid<N, TABLE>(i, sigmoid_table, sigmoid_copy(3, p, 1)));
             const wide_t candidate = rshift_round<Q>(silu_i * (one - forget));
             const ap_int<N::state_width> s =
-                saturate<N::state_width>(rshift_round<Q>(forget * state[k]) + candidate, "state");
-            state[k] = s;
-            const wide_t silu_s =
-                rshift_round<Q>(wide_t(s) * sigmoid<N, TABLE>(rshift_round<S - F>(s), sigmoid_table));
-            const wide_t gated = saturate<N::act_width>(rshift_round<N::gamma_frac>(g * wide_t(g_norm[k])), "g_norm");
-            o[k] = saturate<N::mix_width>(rshift_round<F + S - N::mix_frac>(gated * silu_s), "mlgru_out");
+                saturate<N::state_width>(rshift_round<Q>(forget * state[slot][l][k]) + candidate, "state");
+            state[slot][l][k] = s;
+            const wide_t silu_s = rshift_round<Q>(
+                wide_t(s) * sigmoid<N, TABLE>(rshift_round<S - F>(s), sigmoid_table, sigmoid_copy(3, p, 2)));
+            const wide_t gated = saturate<N::act_width>(rshift_round<N::gamma_frac>(g * wide_t(g_norm[l][k])), "g_norm");
+            o[o_slot][t][k] = saturate<N::mix_width>(rshift_round<F + S - N::mix_frac>(gated * silu_s), "mlgru_out");
         }
     }
 }
 
 // GLU on one token: the fused gate_proj streams the gate half first, then the up half, E values
-// per packet (E divides I, so no packet straddles the halves).
-template <class N, int I, int E, class TABLE, class OUT>
-void glu(hls::stream<ap_uint<E * N::act_width> >& gate_up, const TABLE sigmoid_table[N::sigmoid_entries],
-         OUT z[I]) {
-    static_assert(I % E == 0, "the lanes divide the intermediate size");
-#pragma HLS ARRAY_PARTITION variable=z cyclic factor=E
+// per packet (E divides I, so no packet straddles the halves), on streams[k][t]. One sigmoid per
+// lane: lane p reads copy p / 2 (sigmoid_copy).
+template <class N, int I, int E, class TABLE, class OUT, int B, int DEPTH, int COLS>
+void glu(hls::stream<ap_uint<E * N::act_width>, DEPTH> streams[][B], unsigned k, unsigned t,
+         const TABLE sigmoid_table[][N::sigmoid_entries], OUT z[][B][COLS], unsigned z_slot) {
+    static_assert(I % E == 0 && I <= COLS, "the lanes divide the intermediate size, which fits the row");
     ap_int<N::mix_width + N::act_width> silu_gate[I];
 #pragma HLS ARRAY_PARTITION variable=silu_gate cyclic factor=E
 glu_gate:
     for (int c = 0; c < I / E; c++) {
 #pragma HLS PIPELINE II=1
-        const ap_uint<E * N::act_width> packet = pop(gate_up, "glu.gate");
+        HLSGEN_ITERATION("glu_gate");
+        const ap_uint<E * N::act_width> packet = pop(streams[k][t], "glu.gate");
     glu_gate_lanes:
         for (int p = 0; p < E; p++) {
 #pragma HLS UNROLL
             const wide_t gate = act_lane<N>(packet, p);
-            silu_gate[c * E + p] =
-                rshift_round<N::act_frac + N::sigmoid_frac - N::mix_frac>(gate * sigmoid<N, TABLE>(gate, sigmoid_table));
+            silu_gate[c * E + p] = rshift_round<N::act_frac + N::sigmoid_frac - N::mix_frac>(
+                gate * sigmoid<N, TABLE>(gate, sigmoid_table, sigmoid_copy(1, p, 0)));
         }
     }
 glu_up:
     for (int c = 0; c < I / E; c++) {
 #pragma HLS PIPELINE II=1
-        const ap_uint<E * N::act_width> packet = pop(gate_up, "glu.up");
+        const ap_uint<E * N::act_width> packet = pop(streams[k][t], "glu.up");
     glu_up_lanes:
         for (int p = 0; p < E; p++) {
 #pragma HLS UNROLL
-            const int k = c * E + p;
-            z[k] = saturate<N::mix_width>(rshift_round<N::act_frac>(act_lane<N>(packet, p) * silu_gate[k]), "glu");
+            const int j = c * E + p;
+            z[z_slot][t][j] = saturate<N::mix_width>(rshift_round<N::act_frac>(act_lane<N>(packet, p) * silu_gate[j]), "glu");
         }
     }
 }
 
-template <class N, int K, int E>
-void residual(const ap_int<N::act_width> h[K], hls::stream<ap_uint<E * N::act_width> >& delta,
-              ap_int<N::act_width> out[K]) {
+// out[t] = h[t] + the delta on streams[k][t].
+template <class N, int K, int E, int B, int DEPTH>
+void residual(const ap_int<N::act_width> h[][K], unsigned t, hls::stream<ap_uint<E * N::act_width>, DEPTH> streams[][B],
+              unsigned k, ap_int<N::act_width> out[][K]) {
     static_assert(K % E == 0, "the lanes divide the vector");
-#pragma HLS ARRAY_PARTITION variable=h cyclic factor=E
-#pragma HLS ARRAY_PARTITION variable=out cyclic factor=E
 residual_folds:
     for (int c = 0; c < K / E; c++) {
 #pragma HLS PIPELINE II=1
-        const ap_uint<E * N::act_width> packet = pop(delta, "residual.delta");
+        const ap_uint<E * N::act_width> packet = pop(streams[k][t], "residual.delta");
     residual_lanes:
         for (int p = 0; p < E; p++) {
 #pragma HLS UNROLL
-            const int k = c * E + p;
-            out[k] = saturate<N::act_width>(wide_t(h[k]) + act_lane<N>(packet, p), "residual");
+            const int j = c * E + p;
+            out[t][j] = saturate<N::act_width>(wide_t(h[t][j]) + act_lane<N>(packet, p), "residual");
         }
     }
 }
@@ -168,38 +169,42 @@ inline int int32_slot(const int32_word_t* words, size_t k) {
 // off-chip table: the ROM is split into that many banks along the row (more BRAM ports, the same
 // bits), ceil(H / INT32_SLOTS) cycles per token.
 template <class N, int V, int H, class ACT>
-void embed(ap_uint<32> token, const ACT table[V][H], ap_int<N::act_width> h[H]) {
+void embed(ap_uint<32> token, const ACT table[V][H], ap_int<N::act_width> h[][H], unsigned t) {
     const int S = INT32_SLOTS;
-#pragma HLS ARRAY_PARTITION variable=table cyclic factor=S dim=2
-#pragma HLS ARRAY_PARTITION variable=h cyclic factor=S
 embed_chunks:
     for (int c = 0; c < (H + S - 1) / S; c++) {
 #pragma HLS PIPELINE II=1
     embed_lanes:
         for (int p = 0; p < S; p++) {
 #pragma HLS UNROLL
-            if (c * S + p < H) h[c * S + p] = ap_int<N::act_width>(table[token][c * S + p]);
+            if (c * S + p < H) h[t][c * S + p] = ap_int<N::act_width>(table[token][c * S + p]);
         }
     }
 }
 
-// From the off-chip table (m_axi, row-major [V][H] int32 in words of INT32_SLOTS): one word per
-// cycle, written into h as INT32_SLOTS elements. When H is not a multiple of the word, a row
-// starts `offset` slots into its first word and each chunk of h straddles two words: then the
-// loop runs one cycle behind its reads (LAG), shifting the last two words into place, and
-// reads only the row's own words (the last one may be the buffer's zero padding).
+// From the off-chip table (m_axi, row-major [V][H] int32 in words of INT32_SLOTS): the row's
+// words in one unconditional loop at affine addresses (a burst), into a buffer; then INT32_SLOTS
+// elements of h per cycle. When H is not a multiple of the word, a row starts `offset` slots into
+// its first word and each chunk of h straddles two words: then the second loop runs one cycle
+// behind (LAG), shifting the last two words into place (the word past the row's own reads as 0).
 template <class N, int V, int H>
-void embed(ap_uint<32> token, const int32_word_t* table, ap_int<N::act_width> h[H]) {
+void embed(ap_uint<32> token, const int32_word_t* table, ap_int<N::act_width> h[][H], unsigned t) {
     const int S = INT32_SLOTS, CHUNKS = (H + S - 1) / S, LAG = H % S ? 1 : 0;
-#pragma HLS ARRAY_PARTITION variable=h cyclic factor=S
     const unsigned long long start = (unsigned long long)token * H;
     const unsigned offset = LAG ? unsigned(start % S) : 0u;
     const unsigned words = (offset + H + S - 1) / S;
+    int32_word_t row[CHUNKS + LAG];
+embed_read:
+    for (unsigned i = 0; i < words; i++) {
+#pragma HLS LOOP_TRIPCOUNT max=CHUNKS + LAG
+#pragma HLS PIPELINE II=1
+        row[i] = table[start / S + i];
+    }
     int32_word_t previous = 0;
 embed_words:
     for (int i = 0; i < CHUNKS + LAG; i++) {
 #pragma HLS PIPELINE II=1
-        const int32_word_t word = unsigned(i) < words ? table[start / S + i] : int32_word_t(0);
+        const int32_word_t word = unsigned(i) < words ? row[i] : int32_word_t(0);
         const ap_uint<64 * S> pair = (ap_uint<64 * S>(word) << (32 * S)) | ap_uint<64 * S>(previous);
         const int32_word_t chunk = LAG ? int32_word_t(pair >> (32 * offset)) : word;
         previous = word;
@@ -208,23 +213,27 @@ embed_words:
         for (int p = 0; p < S; p++) {
 #pragma HLS UNROLL
             if (c >= 0 && c * S + p < H)
-                h[c * S + p] = ap_int<N::act_width>(ap_int<32>(get_field<32>(chunk, p)));
+                h[t][c * S + p] = ap_int<N::act_width>(ap_int<32>(get_field<32>(chunk, p)));
         }
     }
 }
 
 // Writes the logits out and returns the first index of the largest one (greedy decoding).
-// The logits arrive E per packet; the m_axi port takes one word of INT32_SLOTS per cycle. Each
-// step handles G = min(E, INT32_SLOTS) logits, so the loop takes max(V / E, V / INT32_SLOTS)
-// cycles (a packet wider than a word is popped once per E / G steps and written G at a time; a
-// narrower one fills a word over INT32_SLOTS / G steps, the last word padded with zeros). E and
-// the word divide one another: lm_head PEs are powers of two (planner.check_folding).
+// The logits arrive E per packet on streams[k][t]; token t's logits go to words
+// t * WORDS .. t * WORDS + WORDS - 1 of the m_axi port, one word of INT32_SLOTS per iteration, an
+// unconditional write at an affine address (a burst). Each step handles G = min(E, INT32_SLOTS)
+// logits, PER_WORD = INT32_SLOTS / G steps per word: an iteration takes PER_WORD packets when E is
+// narrower than the word (II = PER_WORD, the packets' rate: max(V / E, V / INT32_SLOTS) cycles as
+// before), and a packet wider than a word is popped once per E / G iterations. E and the word
+// divide one another: lm_head PEs are powers of two (planner.check_folding).
 // Lane p of the G compare lanes sees indices p, p + G, p + 2G, ... in increasing order and keeps
 // its first maximum (strictly greater replaces); the lanes' winners are then reduced pairwise in
 // a tree that prefers the lower index on equal values, so the result is the first maximum overall.
-template <class N, int V, int E>
-ap_uint<32> argmax(hls::stream<ap_uint<E * N::act_width> >& logits_in, int32_word_t* logits) {
+template <class N, int V, int E, int B, int DEPTH>
+ap_uint<32> argmax(hls::stream<ap_uint<E * N::act_width>, DEPTH> streams[][B], unsigned k, unsigned t,
+                   int32_word_t* logits) {
     const int S = INT32_SLOTS, G = E < S ? E : S, SLICES = E / G, PER_WORD = S / G, W = N::act_width;
+    const int STEPS = V / G, WORDS = (V + S - 1) / S;
     static_assert(V % E == 0, "the lanes divide the vocabulary");
     static_assert(E % S == 0 || S % E == 0, "the packet and the logit word divide one another");
     ap_int<W> best[G];
@@ -232,26 +241,30 @@ ap_uint<32> argmax(hls::stream<ap_uint<E * N::act_width> >& logits_in, int32_wor
 #pragma HLS ARRAY_PARTITION variable=best complete
 #pragma HLS ARRAY_PARTITION variable=best_index complete
     ap_uint<E * W> packet = 0;
-    int32_word_t word = 0;
-argmax_steps:
-    for (int t = 0; t < V / G; t++) {
-#pragma HLS PIPELINE II=1
-        if (t % SLICES == 0) packet = pop(logits_in, "argmax.logits");
-        const ap_uint<G * W> slice = get_field<G * W>(packet, t % SLICES);
-    argmax_lanes:
-        for (int p = 0; p < G; p++) {
+argmax_words:
+    for (int w = 0; w < WORDS; w++) {
+#pragma HLS PIPELINE II=PER_WORD
+        int32_word_t word = 0;
+    argmax_steps:
+        for (int q = 0; q < PER_WORD; q++) {
 #pragma HLS UNROLL
-            const ap_int<W> x = ap_int<W>(get_field<W>(slice, p));
-            set_field<32>(word, (t % PER_WORD) * G + p, ap_uint<32>(ap_int<32>(x)));
-            if (t == 0 || x > best[p]) {
-                best[p] = x;
-                best_index[p] = t * G + p;
+            const int step = w * PER_WORD + q;
+            if (step < STEPS) {
+                if (step % SLICES == 0) packet = pop(streams[k][t], "argmax.logits");
+                const ap_uint<G * W> slice = get_field<G * W>(packet, step % SLICES);
+            argmax_lanes:
+                for (int p = 0; p < G; p++) {
+#pragma HLS UNROLL
+                    const ap_int<W> x = ap_int<W>(get_field<W>(slice, p));
+                    set_field<32>(word, q * G + p, ap_uint<32>(ap_int<32>(x)));
+                    if (step == 0 || x > best[p]) {
+                        best[p] = x;
+                        best_index[p] = step * G + p;
+                    }
+                }
             }
         }
-        if (t % PER_WORD == PER_WORD - 1 || t == V / G - 1) {
-            logits[t / PER_WORD] = word;
-            word = 0;
-        }
+        logits[t * WORDS + w] = word;
     }
 argmax_reduce:
     for (int step = 1; step < G; step *= 2) {

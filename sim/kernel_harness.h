@@ -114,30 +114,32 @@ void run_bitlinear(const Case& c, SOURCE weights) {
     if (shape.rows > C::rows || shape.cols > C::cols) fail("the case's shape is larger than its engine");
     const values_t v = c.input("v");
     const values_t gamma_in = c.input("gamma");
-    int gamma[C::cols] = {0};
-    for (unsigned k = 0; k < shape.cols; k++) gamma[k] = (int)gamma_in.at(k);
+    int gamma[1][C::cols] = {{0}};
+    for (unsigned k = 0; k < shape.cols; k++) gamma[0][k] = (int)gamma_in.at(k);
     const ap_uint<C::beta_width> beta = (unsigned long long)c.scalar("beta");
     const unsigned layer = (unsigned)c.scalar("layer");
     const size_t T = tokens(v, shape.cols);
     values_t out;
     for (size_t first = 0; first < T; first += C::batch) {
         const unsigned n = (unsigned)std::min<size_t>(C::batch, T - first);
-        static ap_int<C::in_width> x[C::batch][C::cols];
+        static ap_int<C::in_width> x[1][C::batch][C::cols];
         for (unsigned t = 0; t < n; t++)
             for (unsigned k = 0; k < C::cols; k++) {
                 const size_t at = (first + t) * shape.cols + k;
-                x[t][k] = k < shape.cols && at < v.size() ? v[at] : 0;
+                x[0][t][k] = k < shape.cols && at < v.size() ? v[at] : 0;
             }
-        hls::stream<ap_uint<C::pe * N::act_width> > y[C::batch];
-        hls::stream<hlsgen::lanes_t<C::pe * C::simd> > lanes;
+        // Outputs as deep as the engine's rows: what a sequential caller must hold (check_depth).
+        hls::stream<ap_uint<C::pe * N::act_width>, C::rows / C::pe> y[1][C::batch];
+        hlsgen::lane_stream_t<C> lanes[C::stripes];
         HLSGEN_SCOPE("bitlinear");
         hlsgen::stream_weights<C>(weights, layer, shape, lanes);      // as the top's weight streamer does
-        hlsgen::bitlinear<N, C>(x, gamma, beta, lanes, shape, n, y);
+        hlsgen::bitlinear<N, C>(x, 0, gamma, 0, beta, lanes, shape, n, y, 0);
         for (unsigned t = 0; t < C::batch; t++) {
-            if (t < n) collect_packed<N::act_width, C::pe>(y[t], shape.rows, out);
-            hlsgen::check_drained(y[t], "harness.bitlinear.out");
+            hlsgen::check_depth(y[0][t], "harness.bitlinear.out");
+            if (t < n) collect_packed<N::act_width, C::pe>(y[0][t], shape.rows, out);
+            hlsgen::check_drained(y[0][t], "harness.bitlinear.out");
         }
-        hlsgen::check_drained(lanes, "bitlinear.weights");
+        for (unsigned s = 0; s < C::stripes; s++) hlsgen::check_drained(lanes[s], "bitlinear.weights");
     }
     c.output("out", out);
 }
@@ -169,8 +171,22 @@ void bitlinear_axi(const Case& c) {
 // hlsgen::stream_weights with it for an "overfetching" config, to show that bitlinear fails when a
 // stream still holds data at the end of the call.
 template <class C>
-void overfetch(hls::stream<hlsgen::lanes_t<C::pe * C::simd> >& lanes) {
-    for (unsigned i = 0; i < C::rows / C::pe * (C::cols / C::simd) + 1; i++) lanes.write(hlsgen::lanes_t<C::pe * C::simd>());
+void overfetch(hlsgen::lane_stream_t<C> lanes[C::stripes]) {
+    for (unsigned i = 0; i < C::rows / C::pe * (C::cols / C::simd) + 1; i++)
+        for (unsigned s = 0; s < C::stripes; s++) lanes[s].write(hlsgen::lane_part_t<C>(0));
+}
+
+// The sigmoid table as `copies` copies, as the generated weights header declares a stage's
+// (hlsgen_math.h, sigmoid_copy): row-major [copies][entries].
+inline std::vector<int> table_copies(const values_t& table, int copies) {
+    std::vector<int> rows;
+    for (int c = 0; c < copies; c++) rows.insert(rows.end(), table.begin(), table.end());
+    return rows;
+}
+template <class N>
+const int (*as_copies(const std::vector<int>& rows))[N::sigmoid_entries] {
+    if (rows.size() % N::sigmoid_entries) fail("the sigmoid table does not have sigmoid_entries entries");
+    return reinterpret_cast<const int (*)[N::sigmoid_entries]>(rows.data());
 }
 
 // ----------------------------------------------------------------------------- elementwise kernels
@@ -182,14 +198,14 @@ void overfetch(hls::stream<hlsgen::lanes_t<C::pe * C::simd> >& lanes) {
 template <class N, int K, int E>
 void norm(const Case& c) {
     const values_t h = c.input("h");
-    int gamma[K];
-    load(gamma, c.input("gamma"), 0);
+    int gamma[1][K];
+    load(gamma[0], c.input("gamma"), 0);
     values_t out;
     for (size_t t = 0; t < tokens(h, K); t++) {
-        ap_int<N::act_width> x[K], v[K];
-        load(x, h, t * K);
-        hlsgen::norm<N, K, E>(x, gamma, v);
-        append(out, v);
+        ap_int<N::act_width> x[1][K], v[1][1][K];
+        load(x[0], h, t * K);
+        hlsgen::norm<N, K, E>(x, 0, gamma, 0, v, 0);
+        append(out, v[0][0]);
     }
     c.output("v", out);
 }
@@ -198,26 +214,26 @@ void norm(const Case& c) {
 //   -> o [T, D], state [T, D] (after each token)
 template <class N, int D, int E>
 void mlgru(const Case& c) {
-    const values_t i = c.input("i"), f = c.input("f"), g = c.input("g"), table = c.input("sigmoid_table");
-    const std::vector<int> sigmoid_table(table.begin(), table.end());
-    int lower_bound[D], g_norm[D];
-    load(lower_bound, c.input("lower_bound"), 0);
-    load(g_norm, c.input("g_norm"), 0);
-    ap_int<N::state_width> state[D];
-    load(state, c.input("state"), 0);
+    const values_t i = c.input("i"), f = c.input("f"), g = c.input("g");
+    const std::vector<int> sigmoid_table = table_copies(c.input("sigmoid_table"), (3 * E + 1) / 2);
+    int lower_bound[1][D], g_norm[1][D];
+    load(lower_bound[0], c.input("lower_bound"), 0);
+    load(g_norm[0], c.input("g_norm"), 0);
+    ap_int<N::state_width> state[1][1][D];
+    load(state[0][0], c.input("state"), 0);
     values_t o_out, state_out;
     for (size_t t = 0; t < tokens(i, D); t++) {
-        hls::stream<ap_uint<E * N::act_width> > i_in, f_in, g_in;
-        feed_packed<N::act_width, E>(i_in, i, t * D, D);
-        feed_packed<N::act_width, E>(f_in, f, t * D, D);
-        feed_packed<N::act_width, E>(g_in, g, t * D, D);
-        ap_int<N::mix_width> o[D];
-        hlsgen::mlgru<N, D, E>(i_in, f_in, g_in, lower_bound, g_norm, state, sigmoid_table.data(), o);
-        hlsgen::check_drained(i_in, "harness.mlgru.i");
-        hlsgen::check_drained(f_in, "harness.mlgru.f");
-        hlsgen::check_drained(g_in, "harness.mlgru.g");
-        append(o_out, o);
-        append(state_out, state);
+        hls::stream<ap_uint<E * N::act_width>, D / E> in[3][1];     // i, f, g
+        feed_packed<N::act_width, E>(in[0][0], i, t * D, D);
+        feed_packed<N::act_width, E>(in[1][0], f, t * D, D);
+        feed_packed<N::act_width, E>(in[2][0], g, t * D, D);
+        ap_int<N::mix_width> o[1][1][D];
+        hlsgen::mlgru<N, D, E>(in, 0, 1, 2, 0, lower_bound, g_norm, 0, state, 0, as_copies<N>(sigmoid_table), o, 0);
+        hlsgen::check_drained(in[0][0], "harness.mlgru.i");
+        hlsgen::check_drained(in[1][0], "harness.mlgru.f");
+        hlsgen::check_drained(in[2][0], "harness.mlgru.g");
+        append(o_out, o[0][0]);
+        append(state_out, state[0][0]);
     }
     c.output("o", o_out);
     c.output("state", state_out);
@@ -226,17 +242,17 @@ void mlgru(const Case& c) {
 // gate, up [T, I], sigmoid_table -> z [T, I]; the fused gate_proj streams the gate half first.
 template <class N, int I, int E>
 void glu(const Case& c) {
-    const values_t gate = c.input("gate"), up = c.input("up"), table = c.input("sigmoid_table");
-    const std::vector<int> sigmoid_table(table.begin(), table.end());
+    const values_t gate = c.input("gate"), up = c.input("up");
+    const std::vector<int> sigmoid_table = table_copies(c.input("sigmoid_table"), (E + 1) / 2);
     values_t out;
     for (size_t t = 0; t < tokens(gate, I); t++) {
-        hls::stream<ap_uint<E * N::act_width> > gate_up;
-        feed_packed<N::act_width, E>(gate_up, gate, t * I, I);
-        feed_packed<N::act_width, E>(gate_up, up, t * I, I);
-        ap_int<N::mix_width> z[I];
-        hlsgen::glu<N, I, E>(gate_up, sigmoid_table.data(), z);
-        hlsgen::check_drained(gate_up, "harness.glu.gate_up");
-        append(out, z);
+        hls::stream<ap_uint<E * N::act_width>, 2 * I / E> gate_up[1][1];
+        feed_packed<N::act_width, E>(gate_up[0][0], gate, t * I, I);
+        feed_packed<N::act_width, E>(gate_up[0][0], up, t * I, I);
+        ap_int<N::mix_width> z[1][1][I];
+        hlsgen::glu<N, I, E>(gate_up, 0, 0, as_copies<N>(sigmoid_table), z, 0);
+        hlsgen::check_drained(gate_up[0][0], "harness.glu.gate_up");
+        append(out, z[0][0]);
     }
     c.output("z", out);
 }
@@ -247,13 +263,13 @@ void residual(const Case& c) {
     const values_t h = c.input("h"), delta = c.input("delta");
     values_t out;
     for (size_t t = 0; t < tokens(h, K); t++) {
-        ap_int<N::act_width> x[K], y[K];
-        load(x, h, t * K);
-        hls::stream<ap_uint<E * N::act_width> > delta_in;
-        feed_packed<N::act_width, E>(delta_in, delta, t * K, K);
-        hlsgen::residual<N, K, E>(x, delta_in, y);
-        hlsgen::check_drained(delta_in, "harness.residual.delta");
-        append(out, y);
+        ap_int<N::act_width> x[1][K], y[1][K];
+        load(x[0], h, t * K);
+        hls::stream<ap_uint<E * N::act_width>, K / E> delta_in[1][1];
+        feed_packed<N::act_width, E>(delta_in[0][0], delta, t * K, K);
+        hlsgen::residual<N, K, E>(x, 0, delta_in, 0, y);
+        hlsgen::check_drained(delta_in[0][0], "harness.residual.delta");
+        append(out, y[0]);
     }
     c.output("out", out);
 }
@@ -268,9 +284,9 @@ void embed(const Case& c) {
     const std::vector<hlsgen::int32_word_t> words = hlsgen::int32_words(values.data(), values.size(), -1);
     values_t out;
     for (long long t : token) {
-        ap_int<N::act_width> h[H];
-        hlsgen::embed<N, V, H>(ap_uint<32>(t), words.data(), h);
-        append(out, h);
+        ap_int<N::act_width> h[1][H];
+        hlsgen::embed<N, V, H>(ap_uint<32>(t), words.data(), h, 0);
+        append(out, h[0]);
     }
     c.output("h", out);
 }
@@ -282,12 +298,12 @@ void argmax(const Case& c) {
     const values_t logits = c.input("logits");
     values_t index, echo, padding;
     for (size_t t = 0; t < tokens(logits, V); t++) {
-        hls::stream<ap_uint<E * N::act_width> > logits_in;
-        feed_packed<N::act_width, E>(logits_in, logits, t * V, V);
+        hls::stream<ap_uint<E * N::act_width>, V / E> logits_in[1][1];
+        feed_packed<N::act_width, E>(logits_in[0][0], logits, t * V, V);
         const std::vector<int> unwritten(V, 0x5a5a5a5a);
         std::vector<hlsgen::int32_word_t> written = hlsgen::int32_words(unwritten.data(), V, 0x5a5a5a5a);
-        index.push_back(as_int64(hlsgen::argmax<N, V, E>(logits_in, written.data())));
-        hlsgen::check_drained(logits_in, "harness.argmax.logits");
+        index.push_back(as_int64(hlsgen::argmax<N, V, E>(logits_in, 0, 0, written.data())));
+        hlsgen::check_drained(logits_in[0][0], "harness.argmax.logits");
         for (size_t k = 0; k < written.size() * hlsgen::INT32_SLOTS; k++)
             (k < size_t(V) ? echo : padding).push_back(hlsgen::int32_slot(written.data(), k));
     }
@@ -300,10 +316,10 @@ void argmax(const Case& c) {
 // x [n] (act_frac), sigmoid_table -> y [n] (sigmoid_frac)
 template <class N>
 void sigmoid(const Case& c) {
-    const values_t x = c.input("x"), table = c.input("sigmoid_table");
-    const std::vector<int> sigmoid_table(table.begin(), table.end());
+    const values_t x = c.input("x");
+    const std::vector<int> sigmoid_table = table_copies(c.input("sigmoid_table"), 1);
     values_t y;
-    for (long long value : x) y.push_back(as_int64(hlsgen::sigmoid<N, int>(value, sigmoid_table.data())));
+    for (long long value : x) y.push_back(as_int64(hlsgen::sigmoid<N, int>(value, as_copies<N>(sigmoid_table), 0)));
     c.output("y", y);
 }
 

@@ -57,6 +57,8 @@ CONFIGS = {
     "hbm_qsimd": {"hardware": {"weights": "hbm", "batch": 2,
                                "parallelism": {"pe": 16, "simd": 32, "lm_head_pe": 8, "lm_head_simd": 64,
                                                "quantiser_simd": 8, "lm_head_quantiser_simd": 4}}},
+    # The lm_head on the layers' folding: one engine runs all seven kinds from its one call site.
+    "one_engine": {"hardware": {"batch": 2, "parallelism": {"pe": 4, "simd": 8, "lm_head_pe": 4, "lm_head_simd": 8}}},
     # 4 layers, vocab 1000; H = 40 makes every matrix end inside a 512-bit word (padding).
     "four_layers": {"model": {"vocab": 1000, "hidden": 40, "layers": 4, "intermediate_size": 64},
                     "hardware": {"parallelism": {"pe": 2, "simd": 8, "lm_head_pe": 8, "lm_head_simd": 4}},
@@ -160,7 +162,7 @@ def set_first_gamma(weights_header: Path, table: str, value: int) -> None:
 
 def test_tampered_norm_weight_is_named_as_the_first_divergence(simulate, tmp_path):
     project = tampered_copy(simulate("tiny")[0], tmp_path)
-    set_first_gamma(project / "src" / "tiny_top_weights.h", "I", 100_000)   # ~24.4, far above any gamma
+    set_first_gamma(project / "src" / "tiny_top_weights.h", "LAYER", 100_000)   # row 0: layer 0 of i; ~24.4, far above any gamma
     record_edits(project)
     run = run_cli("csim", project)
     assert run.code == 1

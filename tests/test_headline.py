@@ -19,7 +19,9 @@ def test_the_explored_2_7b_design_reaches_the_bandwidth_ceiling(tmp_path, board,
     chosen, _ = explore.explore(s, budget=0.8, searched=(1,))
     e = chosen.perf
     assert chosen.batch == e.batch == 1
-    assert chosen.spec.hardware.weights == place and e.bound == "memory"
+    # Memory-bound, or balanced within 2%: the fastest design may be one whose compute just matches
+    # the transfer (which includes the streamer's loop fill per matrix, perf.stream_call_overhead).
+    assert chosen.spec.hardware.weights == place and e.memory_cycles >= 0.98 * e.compute_cycles
     assert e.fraction_of_ceiling >= GOAL, f"{board}: {e.decode_tokens_per_s:.0f} tok/s, {e.fraction_of_ceiling:.0%}"
     # The streamer hides the compute: the token takes little more than its transfer.
     assert e.cycles_per_token <= 1.1 * e.memory_cycles

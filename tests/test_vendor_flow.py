@@ -108,6 +108,18 @@ def test_makefile_targets_compile_and_link_with_one_target_and_platform(projects
         run = next(c for c in commands if "impl/host impl/" in c)
         assert ("XCL_EMULATION_MODE=" + target in run) == (target != "hw")
         assert ("emconfigutil" in " ".join(commands)) == (target != "hw")
+        # HLS schedules for the clock the compile step gets (UG1393 "Managing Clock Frequencies").
+        assert f" --hls.clock {round(plan.clock_mhz * 1e6)}:{plan.top}_top " in vpp[0] + " "
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_makefile_has_the_unified_flow_beside_the_tcl_flow(projects):
+    project, _ = projects[ALVEO[0]]
+    for target, command in (("vitis-run-csim", "vitis-run --mode hls --csim --config hls/hls_config.cfg"),
+                            ("vitis-run-cosim", "vitis-run --mode hls --cosim --config hls/hls_config.cfg"),
+                            ("vitis-csim", "vitis_hls -f hls/run_hls.tcl -tclargs csim")):
+        out = subprocess.run(["make", "-n", "-B", target], cwd=project, capture_output=True, text=True, check=True).stdout
+        assert command in out, (target, out)
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")

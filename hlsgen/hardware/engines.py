@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:      # type names only: plan.py imports this module
     from hlsgen.hardware.plan import BitLinearPlan
 
+# The array each projection kind reads its input from (the top's engine input slots).
+INPUT_OF = {"i": "v", "f": "v", "g": "v", "gate": "v", "o": "o", "down": "z", "lm_head": "x_head"}
+
 WIDEST = ("rows", "cols", "in_width", "y_width", "sumsq_width", "root_width", "beta_width", "num_width", "acc_width")
 
 
@@ -32,6 +35,18 @@ class Engine:
     def function(self) -> str:
         """The generated wrapper the top calls for every kind it runs (one hardware instance)."""
         return f"{self.name}_engine"
+
+    @property
+    def inputs(self) -> tuple:
+        """Its input arrays, one slot each of the engine's input buffer, in kind order."""
+        return tuple(dict.fromkeys(INPUT_OF[k] for k in self.kinds))
+
+    def slot(self, kind: str) -> int:
+        return self.inputs.index(INPUT_OF[kind])
+
+    def index(self, kind: str) -> int:
+        """The kind's projection index in the engine: its output streams, shape and norm rows."""
+        return self.kinds.index(kind)
 
     def source(self, offchip: bool) -> str:
         """What its weight streamer reads: the weight ports off chip, else its ROM."""

@@ -161,8 +161,8 @@ def scaled(part: dict, times: int) -> dict:
 
 def sigmoid_lane(n: dict) -> dict:
     """One sigmoid: |x|, the clamp, the table index, and the interpolation (hi - lo) * fine.
-    (The table itself is on-chip memory, not logic; the read ports a wide MLGRU/GLU needs, i.e.
-    table copies per lane, are not yet in planner.onchip_bits.)"""
+    (The table itself is on-chip memory, not logic: its copies, one per two sigmoid calls per
+    cycle (hardware/memories.py), are counted in HardwarePlan.onchip_bits.)"""
     fine = n["act_frac"] - n["sigmoid_step_bits"]
     q = n["sigmoid_frac"] + 1
     bits = 3 * n["act_width"] + q

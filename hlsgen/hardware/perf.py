@@ -25,6 +25,13 @@ elements per cycle (k / E cycles for a k-vector, plus the pipeline fill).  The t
 P logits and writes a word per 16 logits, max(V / P, V / 16) cycles; the embedding reads its row
 16 entries per cycle, a word off chip (a cycle more when H is not a multiple of 16: the row then
 straddles words) or 16 banks of the on-chip ROM.
+
+Every pipelined loop runs at the II the code is written for (hardware/memories.py keeps every
+bank within its two ports: the sigmoid table has a copy per two calls, so MLGRU and GLU are at
+II = 1 like the rest; the argmax at 16 / P when the lm_head's P logits per packet are fewer than a
+word).  The weights come in bursts (an unconditional reader loop per matrix and port, the 5-trit
+decode after a FIFO); the reader and the decoder run over the whole call, and each matrix's loops
+fill and drain once (stream_call_overhead).
 """
 
 from __future__ import annotations
@@ -51,6 +58,17 @@ class Stage:
     memory_cycles: float = 0.0
     lead: int = 0
     lane_bytes: float = 0.0        # one fold's packed codes: the most the streamer takes per cycle
+    stream_overhead: float = 0.0   # streamer cycles of its stream_weights call that move no data
+
+    def feeding(self, rate: float) -> float:
+        """The streamer's average pace over this matrix's stream_weights call: a lane per cycle at
+        most, the ports' `rate`, and the call's dead cycles (its bursts' first-word latency and the
+        reader's and decoder's pipeline fill and drain: a dataflow region called once per matrix
+        starts only when the previous call has drained)."""
+        peak = min(rate, self.lane_bytes)
+        if not self.weight_bytes or not self.stream_overhead:
+            return peak
+        return self.weight_bytes / (self.weight_bytes / peak + self.stream_overhead)
 
     @property
     def cycles(self) -> float:
@@ -130,21 +148,38 @@ def bitlinear_stage(plan: HardwarePlan, b: BitLinearPlan, name: str, tokens: int
     weight_bytes_per_cycle of the plan, when the caller has it."""
     compute = bitlinear_compute_cycles(b, plan.engine_of(b.kind).config, tokens)
     nbytes = b.words_per_matrix * b.lane_word_bits // 8
-    memory = nbytes / (rate or weight_bytes_per_cycle(plan)) if plan.offchip else 0.0
+    overhead = stream_call_overhead(plan)
+    memory = nbytes / (rate or weight_bytes_per_cycle(plan)) + overhead if plan.offchip else 0.0
     return Stage(name, compute, nbytes, memory, lead=mvu_start(b, tokens) + PIPELINE_FILL,
-                 lane_bytes=b.packed_lane_bytes)
+                 lane_bytes=b.packed_lane_bytes, stream_overhead=overhead)
+
+
+def stream_call_overhead(plan: HardwarePlan) -> int:
+    """Dead cycles per matrix of the weight streamer (templates/top.cpp.j2: read_call_weights and
+    unpack_call_weights, processes that run over the whole call): each matrix's burst loop and
+    decode loop fill and drain once.  The reader issues the next matrix's burst while the decoder
+    drains the last one, so the memory's first-word latency is paid once per call (run_phases),
+    not per matrix."""
+    del plan
+    return PIPELINE_FILL
+
+
+def embed_words(plan: HardwarePlan) -> int:
+    """The words of an embedding row: a word more when a row can start inside a word (off chip)."""
+    return int32_words(plan.hidden) + (plan.offchip and plan.hidden % INT32_SLOTS != 0)
 
 
 def embed_cycles(plan: HardwarePlan) -> int:
-    """kernels_cpp/hlsgen_mixers.h embed: 16 entries per cycle; off chip, a cycle more (and a
-    word more read) when a row can start inside a word."""
-    straddles = plan.offchip and plan.hidden % INT32_SLOTS != 0
-    return int32_words(plan.hidden) + straddles
+    """kernels_cpp/hlsgen_mixers.h embed: 16 entries per cycle; off chip, the row is first read in
+    one burst into a buffer (a word per cycle, its own pipeline), then unpacked."""
+    return embed_words(plan) + (embed_words(plan) + PIPELINE_FILL if plan.offchip else 0)
 
 
 def argmax_cycles(plan: HardwarePlan) -> int:
-    """The lm_head's packets in, one 16-logit word out per cycle: whichever is slower."""
-    return max(plan.vocab // plan.head_pe, plan.logit_words)
+    """One 16-logit word written per iteration, at II = 16 / min(P, 16) (the packets it takes per
+    word, one per cycle): the lm_head's packets in or the words out, whichever is slower."""
+    per_word = INT32_SLOTS // min(plan.head_pe, INT32_SLOTS)
+    return max(plan.logit_words * per_word, plan.logit_words)
 
 
 def call_parts(plan: HardwarePlan, tokens: int) -> tuple[list[Stage], list[Stage], list[Stage]]:
@@ -181,9 +216,9 @@ def run_phases(stages: list[Stage], rate: float, depth: float, latency: float) -
     (negative while the first word is in flight)."""
     upcoming = [s for s in stages if s.weight_bytes]
     t, waited = 0.0, 0.0
-    level = -min(rate, upcoming[0].lane_bytes) * latency if upcoming else 0.0
+    level = -upcoming[0].feeding(rate) * latency if upcoming else 0.0
     for stage in stages:
-        feeding = min(rate, upcoming[0].lane_bytes) if upcoming else 0.0    # what the streamer writes now
+        feeding = upcoming[0].feeding(rate) if upcoming else 0.0    # what the streamer writes now
         idle = stage.lead if stage.weight_bytes else stage.compute_cycles
         t += idle
         level = min(depth, level + feeding * idle)
@@ -218,7 +253,8 @@ class Performance:
     clock_mhz: float
     offchip_bytes_per_call: int             # the weights once, an embedding row per token
     compute_cycles: float                   # the call's stages with their weights always there
-    memory_cycles: float                    # the call's weights at the ports' bandwidth, plus the latency
+    memory_cycles: float                    # the call's weights at the ports' bandwidth, plus the latency and
+                                            # every stream_weights call's dead cycles
     ceiling_tokens_per_s: float | None      # board bandwidth / off-chip bytes per token at this batch
 
     @property
@@ -272,14 +308,15 @@ def estimate(plan: HardwarePlan, tokens: int | None = None) -> Performance:
     if plan.offchip:
         rate, latency = weight_bytes_per_cycle(plan), M_AXI_LATENCY
         memory = plan.board.memory_of(plan.weights_place)
-        offchip = weight_bytes + n * embed_cycles(plan) * M_AXI_BYTES_PER_CYCLE   # and each token's embedding row
+        offchip = weight_bytes + n * embed_words(plan) * M_AXI_BYTES_PER_CYCLE   # and each token's embedding row
         ceiling = memory.bandwidth_gbps * 1e9 * n / offchip
     else:
         rate, latency, offchip, ceiling = float("inf"), ROM_LATENCY, 0, None   # a ROM keeps up with any MVU
     cycles, _ = run_phases(stages, rate, prefetch_bytes(plan), latency)
     return Performance(batch=n, cycles_per_call=cycles, clock_mhz=plan.clock_mhz, offchip_bytes_per_call=offchip,
                        compute_cycles=sum(s.compute_cycles for s in stages),
-                       memory_cycles=latency + weight_bytes / rate, ceiling_tokens_per_s=ceiling)
+                       memory_cycles=latency + weight_bytes / rate + sum(s.stream_overhead for s in stages),
+                       ceiling_tokens_per_s=ceiling)
 
 
 # ----------------------------------------------------------------------------- the RTL core (ECP5)

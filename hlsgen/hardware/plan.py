@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
-from hlsgen.hardware import engines
+from hlsgen.hardware import engines, memories
 from hlsgen.hardware.boards import Board
 from hlsgen.model.spec import LANES_PER_WORD, stripes_for
 
@@ -245,7 +245,9 @@ class HardwarePlan:
         gammas = (L * (6 * H + 2 * D + I) + 2 * H) * n["gamma_width"]
         used = {"recurrent state": self.batch * L * D * n["state_width"],   # a slot per batched sequence
                 "norm weights": gammas,
-                "lower bounds + sigmoid": L * D * (n["sigmoid_frac"] + 1) + n["sigmoid_entries"] * (n["sigmoid_frac"] + 1)}
+                # the sigmoid table once per copy the stages' read ports need (hardware/memories.py)
+                "lower bounds + sigmoid": L * D * (n["sigmoid_frac"] + 1) + n["sigmoid_entries"] * (n["sigmoid_frac"] + 1)
+                * sum(memories.sigmoid_copies(kernel, self.layer_pe) for kernel in memories.SIGMOID_CALLS)}
         # Per engine: the weight lanes the streamer runs ahead, the sums of a token's row folds,
         # and the MVU's int8 input buffer of a call's tokens.
         used["engine FIFOs"] = sum(e.config.lane_depth * e.config.lane_bits + e.config.rows * e.config.acc_width

@@ -9,7 +9,7 @@ import numpy as np
 
 from hlsgen.model import checkpoint
 from hlsgen.model import golden
-from hlsgen.hardware import planner
+from hlsgen.hardware import memories, planner
 from hlsgen.project import render
 from hlsgen.project.calls import run_calls, testbench_calls
 from hlsgen.hardware.planner import HardwarePlan
@@ -39,6 +39,7 @@ def build(spec: Spec, out: Path | None = None) -> BuildResult:
     """Everything is computed and rendered in memory first; the disk is touched once, atomically."""
     weights = checkpoint.load(spec)
     plan = planner.plan(spec, weights)
+    memories.check_budget(memories.plan_memories(plan))     # every pipelined loop within its banks' ports
     out = Path(out) if out is not None else spec.project.output
     try:
         root = out.resolve()

@@ -24,6 +24,7 @@ from hlsgen.model import numerics as nx
 from hlsgen.errors import HlsgenError
 from hlsgen.project import rtl, rtl_core, swap, vendor
 from hlsgen.project.integrity import MANIFEST
+from hlsgen.hardware.memories import plan_memories
 from hlsgen.hardware.planner import INT32_SLOTS, HardwarePlan
 from hlsgen.model.spec import Spec, load as spec_load
 from hlsgen.project.words import kind_words, stripe_buffers
@@ -74,6 +75,40 @@ def fixed_embedding(spec: Spec, weights: Weights, clamps: ConstantSaturations) -
     return clamps.fixed("EMBEDDING", weights.embeddings, n.act.frac, n.act.width)
 
 
+def sigmoid_tables(plan: HardwarePlan, values: np.ndarray) -> list[Table]:
+    """The sigmoid table once per copy the port budget gives each stage (hardware/memories.py): the
+    values once, as a macro, and each copy array a list of that macro."""
+    body = "HLSGEN_SIGMOID_VALUES"
+    out = [Table("SIGMOID_VALUES: sigmoid(k * 2**-step_bits), the body of every copy below", "", "", "",
+                 f"#define {body} " + c_literal(values))]
+    for m in plan_memories(plan):
+        if m.name.startswith("SIGMOID_"):
+            out.append(Table(f"{m.name}: {m.copies} copies, {m.accesses} reads per bank per cycle", "sigmoid_rom_t",
+                             m.name, f"[{m.copies}][{len(values)}]", "{" + ", ".join([body] * m.copies) + "}"))
+    return out
+
+
+def engine_norm_tables(spec: Spec, plan: HardwarePlan, e, weights: Weights, clamps: ConstantSaturations) -> list[Table]:
+    """GAMMA_<ENGINE> [kinds x matrices][cols] and BETA_<ENGINE> [kinds x matrices]: row
+    k * matrices + l is projection k of the engine in layer l (rows padded with zeros to the
+    engine's columns; the lm_head has one matrix), so the engine's single call site picks its
+    norm weights and scale by index."""
+    n = spec.numerics
+    matrices = max(plan.bitlinear(k).matrices for k in e.kinds)
+    gammas = np.zeros((len(e.kinds) * matrices, e.config.cols), np.int64)
+    betas = np.zeros(len(e.kinds) * matrices, np.uint64)
+    for j, kind in enumerate(e.kinds):
+        projs = weights.of_kind(kind)[:plan.bitlinear(kind).matrices]
+        norms = clamps.fixed(f"GAMMA_{kind.upper()}", np.stack([p.norm for p in projs]), n.gamma.frac, n.gamma.width)
+        gammas[j * matrices:j * matrices + len(projs), :norms.shape[1]] = norms
+        betas[j * matrices:j * matrices + len(projs)] = [nx.beta_fixed(p.scale, n) for p in projs]
+    name = e.name.upper()
+    return [table(f"GAMMA_{name}: each projection's own norm weights, row k * {matrices} + layer", "gamma_rom_t",
+                  f"GAMMA_{name}", gammas),
+            table(f"BETA_{name}: weight scale mean|W|, row k * {matrices} + layer", "unsigned long long",
+                  f"BETA_{name}", betas, "ULL")]
+
+
 def constant_tables(spec: Spec, plan: HardwarePlan, weights: Weights, clamps: ConstantSaturations) -> list[Table]:
     n = spec.numerics
     layers = weights.layers
@@ -86,28 +121,16 @@ def constant_tables(spec: Spec, plan: HardwarePlan, weights: Weights, clamps: Co
         gammas("ATTN_NORM", [l.attn_norm for l in layers]),
         gammas("G_NORM", [l.g_norm for l in layers]),
         gammas("MLP_NORM", [l.mlp_norm for l in layers]),
-        table("FINAL_NORM", "gamma_rom_t", "FINAL_NORM", clamps.fixed("FINAL_NORM", weights.final_norm, n.gamma.frac, n.gamma.width)),
+        table("FINAL_NORM", "gamma_rom_t", "FINAL_NORM",
+              clamps.fixed("FINAL_NORM", weights.final_norm, n.gamma.frac, n.gamma.width)[None]),
         table(f"LOWER_BOUND: forget-gate lower bounds, {n.sigmoid_frac} fraction bits", "sigmoid_rom_t", "LOWER_BOUND",
               nx.to_fixed(weights.lower_bounds, n.sigmoid_frac)),
-        table("SIGMOID_TABLE: sigmoid(k * 2**-step_bits)", "sigmoid_rom_t", "SIGMOID_TABLE", nx.SigmoidTable.build(n).values),
-    ]
+    ] + sigmoid_tables(plan, nx.SigmoidTable.build(n).values)
     if not plan.offchip:
         tables.append(table(f"EMBEDDING: {n.act.frac} fraction bits", "act_rom_t", "EMBEDDING",
                             fixed_embedding(spec, weights, clamps)))
-    for b in plan.bitlinears:
-        name = b.kind.upper()
-        projs = weights.of_kind(b.kind)
-        norms = np.stack([p.norm for p in projs])
-        betas = np.array([nx.beta_fixed(p.scale, n) for p in projs], dtype=np.uint64)
-        if b.kind == "lm_head":
-            norms, betas = norms[0], betas[0:1]
-        tables.append(table(f"GAMMA_{name}: the {b.kind} projection's own norm weights", "gamma_rom_t", f"GAMMA_{name}",
-                            clamps.fixed(f"GAMMA_{name}", norms, n.gamma.frac, n.gamma.width)))
-        beta_table = table(f"BETA_{name}: weight scale mean|W|, {n.beta_frac} fraction bits", "unsigned long long",
-                           f"BETA_{name}", betas, "ULL")
-        if b.kind == "lm_head":   # one matrix: a scalar, not an array
-            beta_table = Table(beta_table.comment, "unsigned long long", "BETA_LM_HEAD", "", f"{int(betas[0])}ULL")
-        tables.append(beta_table)
+    for e in plan.engines:
+        tables += engine_norm_tables(spec, plan, e, weights, clamps)
     for e in plan.engines if not plan.offchip else ():
         # One ROM per engine: its kinds' lane words one after another (each from its base_word).
         words = np.concatenate([kind_words(plan, weights, kind) for kind in e.kinds])
@@ -257,7 +280,10 @@ def project(spec: Spec, plan: HardwarePlan, weights: Weights, vectors: GoldenVec
     clamps = ConstantSaturations()
     context = dict(banner=BANNER, top=top, plan=plan, root=str(root), cxxflags=CXXFLAGS, spec_digest=spec.digest(),
                    tb=dict(calls=len(vectors.calls), tokens=len(vectors.logits)),
-                   tables=constant_tables(spec, plan, weights, clamps))
+                   tables=constant_tables(spec, plan, weights, clamps), memories=plan_memories(plan),
+                   engine_matrices={e.name: max(plan.bitlinear(k).matrices for k in e.kinds) for e in plan.engines},
+                   engine_out_depth={e.name: max(plan.bitlinear(k).rows // e.config.pe for k in e.kinds)
+                                     for e in plan.engines})
     files = RenderedProject()
     for template, rel in (("top.h.j2", f"src/{top}.h"), ("config.h.j2", f"src/{top}_config.h"),
                           ("weights.h.j2", f"src/{top}_weights.h"), ("top.cpp.j2", f"src/{top}.cpp"),

@@ -121,8 +121,12 @@ class Flow:
         common = ("-t", target, "--platform", self.board.platform, "--save-temps", "--temp_dir", f"{out}/tmp")
         clock = () if self.clock_mhz == self.board.clock_mhz else ("--kernel_frequency", f"{self.clock_mhz:g}")
         xo = self.xo(target)
+        # HLS schedules for the clock it is given at compile time (UG1393 2023.1 "Managing Clock
+        # Frequencies": v++ -c --hls.clock <Hz>:<kernel>); the link's clock does not reach it.
+        compile_clock = ("--hls.clock", f"{round(self.clock_mhz * 1e6)}:{self.kernel}")
         return [Step(f"compile the kernel to {xo}",
-                     ("v++", "-c", *common, "-k", self.kernel, "-I", "src", "-o", xo, f"src/{self.top}.cpp")),
+                     ("v++", "-c", *common, *compile_clock, "-k", self.kernel, "-I", "src", "-o", xo,
+                      f"src/{self.top}.cpp")),
                 Step(f"link it into {self.xclbin(target)}",
                      ("v++", "-l", *common, *clock, "--config", "hls/link.cfg", "-o", self.xclbin(target), xo))]
 

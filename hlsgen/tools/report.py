@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 
 from hlsgen.tools import csim as csim_mod
-from hlsgen.tools import open_board_report
-from hlsgen.hardware import estimate, explore, perf, planner
+from hlsgen.hardware import estimate, explore, memories, perf, planner
+from hlsgen.tools import csynth, open_board_report
 from hlsgen.model import spec as spec_mod
 from hlsgen.errors import HlsgenError
 from hlsgen.project import integrity
@@ -160,6 +160,8 @@ def gather(project: Path) -> dict:
         "cycles": cycles_per_layer(plan),
         "roofline": roofline_points(spec, plan),
         "csim": csim_record(project),
+        "memories": [m.as_dict() for m in memories.plan_memories(plan)],
+        "csynth": csynth.read_record(project),
         "calibration": calibration(project, plan),
         "notes": notes,
     }
@@ -278,11 +280,22 @@ def markdown(data: dict) -> str:
               "![resources](resources.png)", "", "## Cycles per layer", "", "![cycles](cycles.png)", "",
               "## Measured", "", f"- csim: {csim_line(data['csim'])}", ""]
     lines += calibration_lines(data["calibration"])
+    lines += ["", "## Port budget (hardware/memories.py)", ""] + memory_table(data["memories"])
+    lines += ["", "## C synthesis", ""] + csynth.markdown(data["csynth"])
     lines += ["", "## Notes", ""] + [f"- {n}" for n in data["notes"]]
     return "\n".join(lines) + "\n"
 
 
 CALIBRATION_TARGET = 0.10   # issue 7: the model within 10% of what was measured
+
+
+def memory_table(entries: list[dict]) -> list[str]:
+    """Every on-chip array: storage, banks, copies, the most accesses a bank takes per cycle in any
+    pipelined loop, and its ports."""
+    lines = ["| array | storage | banks | copies | max accesses / bank / cycle | ports |", "|---|---|---:|---:|---:|---:|"]
+    lines += [f"| {m['name']} | {m['storage']} | {m['banks']} | {m['copies']} | {m['max_accesses_per_bank']} | "
+              f"{m['ports']} |" for m in entries]
+    return lines
 
 
 def calibration_lines(cal: dict) -> list[str]:
@@ -323,6 +336,18 @@ def write(project: Path) -> Path:
     return out
 
 
+def csynth_arguments(parser):
+    parser.add_argument("project", type=Path, help="a generated project directory")
+
+
+def csynth_run(args) -> int:
+    """`hlsgen csynth DIR`: Vitis HLS C synthesis, its report next to the plan (tools/csynth.py)."""
+    _, plan, _ = load_plan(Path(args.project))
+    record = csynth.run(args.project, estimate.design_resources(plan))
+    print("\n".join(csynth.markdown(record)))
+    return 0
+
+
 def arguments(parser):
     parser.add_argument("project", type=Path, help="a generated project directory")
 
@@ -333,5 +358,6 @@ def run(args) -> int:
         print((out / "report.md").read_text())
         print(f"wrote {out}/report.md, report.json")
         return 0
+    print("\n".join(memory_table(json.loads((out / "report.json").read_text())["memories"])))
     print(f"wrote {out}/report.md, report.json, " + ", ".join(PLOTS))
     return 0

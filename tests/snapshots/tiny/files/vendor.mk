@@ -10,7 +10,7 @@ sw_emu: impl/sw_emu/tiny_top.xclbin
 
 impl/sw_emu/tiny_top.xo: src/*.cpp src/*.h src/hlsgen/*.h
 	mkdir -p impl/sw_emu
-	v++ -c -t sw_emu --platform xilinx_u280_gen3x16_xdma_1_202211_1 --save-temps --temp_dir impl/sw_emu/tmp -k tiny_top_top -I src -o impl/sw_emu/tiny_top.xo src/tiny_top.cpp
+	v++ -c -t sw_emu --platform xilinx_u280_gen3x16_xdma_1_202211_1 --save-temps --temp_dir impl/sw_emu/tmp --hls.clock 300000000:tiny_top_top -k tiny_top_top -I src -o impl/sw_emu/tiny_top.xo src/tiny_top.cpp
 
 impl/sw_emu/tiny_top.xclbin: impl/sw_emu/tiny_top.xo hls/link.cfg
 	v++ -l -t sw_emu --platform xilinx_u280_gen3x16_xdma_1_202211_1 --save-temps --temp_dir impl/sw_emu/tmp --config hls/link.cfg -o impl/sw_emu/tiny_top.xclbin impl/sw_emu/tiny_top.xo
@@ -22,7 +22,7 @@ hw_emu: impl/hw_emu/tiny_top.xclbin
 
 impl/hw_emu/tiny_top.xo: src/*.cpp src/*.h src/hlsgen/*.h
 	mkdir -p impl/hw_emu
-	v++ -c -t hw_emu --platform xilinx_u280_gen3x16_xdma_1_202211_1 --save-temps --temp_dir impl/hw_emu/tmp -k tiny_top_top -I src -o impl/hw_emu/tiny_top.xo src/tiny_top.cpp
+	v++ -c -t hw_emu --platform xilinx_u280_gen3x16_xdma_1_202211_1 --save-temps --temp_dir impl/hw_emu/tmp --hls.clock 300000000:tiny_top_top -k tiny_top_top -I src -o impl/hw_emu/tiny_top.xo src/tiny_top.cpp
 
 impl/hw_emu/tiny_top.xclbin: impl/hw_emu/tiny_top.xo hls/link.cfg
 	v++ -l -t hw_emu --platform xilinx_u280_gen3x16_xdma_1_202211_1 --save-temps --temp_dir impl/hw_emu/tmp --config hls/link.cfg -o impl/hw_emu/tiny_top.xclbin impl/hw_emu/tiny_top.xo
@@ -34,7 +34,7 @@ hw: impl/hw/tiny_top.xclbin
 
 impl/hw/tiny_top.xo: src/*.cpp src/*.h src/hlsgen/*.h
 	mkdir -p impl/hw
-	v++ -c -t hw --platform xilinx_u280_gen3x16_xdma_1_202211_1 --save-temps --temp_dir impl/hw/tmp -k tiny_top_top -I src -o impl/hw/tiny_top.xo src/tiny_top.cpp
+	v++ -c -t hw --platform xilinx_u280_gen3x16_xdma_1_202211_1 --save-temps --temp_dir impl/hw/tmp --hls.clock 300000000:tiny_top_top -k tiny_top_top -I src -o impl/hw/tiny_top.xo src/tiny_top.cpp
 
 impl/hw/tiny_top.xclbin: impl/hw/tiny_top.xo hls/link.cfg
 	v++ -l -t hw --platform xilinx_u280_gen3x16_xdma_1_202211_1 --save-temps --temp_dir impl/hw/tmp --config hls/link.cfg -o impl/hw/tiny_top.xclbin impl/hw/tiny_top.xo

@@ -15,6 +15,7 @@ Only numpy is needed besides the backend's own package.
 """
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -256,6 +257,9 @@ class Driver:
         _, token = self.prefill(prompt_ids)
         first = time.perf_counter()
         tokens = []
+        decode = getattr(self.backend, "decode", None)     # the backend decodes on the device itself
+        if decode and eos_token is None and max_new_tokens > 0:
+            tokens = [token] + decode(token, max_new_tokens - 1)
         while len(tokens) < max_new_tokens:
             tokens.append(token)
             if len(tokens) == max_new_tokens or token == eos_token:

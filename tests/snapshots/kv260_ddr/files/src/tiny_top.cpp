@@ -13,55 +13,116 @@ static std::string layer_name(unsigned layer, const char* what) {
 
 using namespace tiny_top;
 
-// Engine `layer`: the i, f, g, o, gate, down projections on one quantiser + MVU + rescale,
-// each call with its kind's shape (run_call's ALLOCATION keeps it one instance).
-static void layer_engine(const layer_in_t v[BATCH][layer_config::cols], const gamma_rom_t gamma[layer_config::cols],
-                         ap_uint<layer_config::beta_width> beta, layer_lanes_t& lanes, hlsgen::shape_t shape,
-                         unsigned n, hls::stream<ap_uint<layer_config::pe * numerics::act_width> > out[BATCH]) {
+// Engine `layer`: the i, f, g, o, gate, down projections on one quantiser + MVU + rescale. The top
+// calls it from one place, in the loop over a call's projections, with the projection's index k:
+// its input v[slot], norm row gamma[row] and output streams out[k] (so one instance, no ALLOCATION).
+static void layer_engine(const layer_in_t v[][BATCH][layer_config::cols], unsigned slot,
+                         const gamma_rom_t gamma[][layer_config::cols], unsigned row, ap_uint<layer_config::beta_width> beta,
+                         layer_lanes_t lanes[layer_config::stripes], hlsgen::shape_t shape, unsigned n,
+                         layer_out_t out[][BATCH], unsigned k) {
 #pragma HLS INLINE off
-    hlsgen::bitlinear<numerics, layer_config>(v, gamma, beta, lanes, shape, n, out);
+    hlsgen::bitlinear<numerics, layer_config>(v, slot, gamma, row, beta, lanes, shape, n, out, k);
 }
 
-// Engine `head`: the lm_head projection on one quantiser + MVU + rescale,
-// each call with its kind's shape (run_call's ALLOCATION keeps it one instance).
-static void head_engine(const head_in_t v[BATCH][head_config::cols], const gamma_rom_t gamma[head_config::cols],
-                         ap_uint<head_config::beta_width> beta, head_lanes_t& lanes, hlsgen::shape_t shape,
-                         unsigned n, hls::stream<ap_uint<head_config::pe * numerics::act_width> > out[BATCH]) {
+// Engine `head`: the lm_head projection on one quantiser + MVU + rescale. The top
+// calls it from one place, in the loop over a call's projections, with the projection's index k:
+// its input v[slot], norm row gamma[row] and output streams out[k] (so one instance, no ALLOCATION).
+static void head_engine(const head_in_t v[][BATCH][head_config::cols], unsigned slot,
+                         const gamma_rom_t gamma[][head_config::cols], unsigned row, ap_uint<head_config::beta_width> beta,
+                         head_lanes_t lanes[head_config::stripes], hlsgen::shape_t shape, unsigned n,
+                         head_out_t out[][BATCH], unsigned k) {
 #pragma HLS INLINE off
-    hlsgen::bitlinear<numerics, head_config>(v, gamma, beta, lanes, shape, n, out);
+    hlsgen::bitlinear<numerics, head_config>(v, slot, gamma, row, beta, lanes, shape, n, out, k);
 }
 
-// The weight streamer: every projection's lanes, once per call, in the order the engines take them.
-// A process of its own, it runs ahead of the compute as far as the lane FIFOs allow, so the
-// memory latency and the work between the BitLinears overlap the weight transfer.
-static void stream_call_weights(const hlsgen::weight_word_t* w0, layer_lanes_t& layer_lanes, head_lanes_t& head_lanes) {
+// Step `step` of a call's pass: its kind (index into STEP_*) and its layer.
+static unsigned step_kind(unsigned step) { return step < unsigned(LAYERS * LAYER_STEPS) ? step % LAYER_STEPS : LAYER_STEPS; }
+static unsigned step_layer(unsigned step) { return step < unsigned(LAYERS * LAYER_STEPS) ? step / LAYER_STEPS : 0u; }
+static const unsigned STEPS = LAYERS * LAYER_STEPS + 1;
+
+// The weight streamer, two processes of the top's DATAFLOW: the reader takes every projection's
+// lane words, once per call, in the order the engines take them, one burst per matrix and port
+// (an unconditional loop at affine addresses, hlsgen::read_matrix) into a FIFO per stripe; the
+// decoder turns them into each engine's lanes (hlsgen::unpack_matrix: the 5-trit decode and every
+// data-dependent choice). Neither restarts between matrices, so a matrix's first word waits for
+// the memory only while the previous matrix is still being decoded, and the two run ahead of the
+// compute as far as the FIFOs allow.
+static void read_call_weights(const hlsgen::weight_word_t* w0, hlsgen::raw_stream_t raw[1]) {
     // Every lane word comes from all 1 weight port(s) at once.
     const hlsgen::weight_stripes<1> weight_ports = {{w0}};
-weights_layers:
-    for (unsigned l = 0; l < LAYERS; l++) {
-        hlsgen::stream_weights<layer_config>(weight_ports, l, I_SHAPE, layer_lanes);
-        hlsgen::stream_weights<layer_config>(weight_ports, l, F_SHAPE, layer_lanes);
-        hlsgen::stream_weights<layer_config>(weight_ports, l, G_SHAPE, layer_lanes);
-        hlsgen::stream_weights<layer_config>(weight_ports, l, O_SHAPE, layer_lanes);
-        hlsgen::stream_weights<layer_config>(weight_ports, l, GATE_SHAPE, layer_lanes);
-        hlsgen::stream_weights<layer_config>(weight_ports, l, DOWN_SHAPE, layer_lanes);
+read_steps:
+    for (unsigned step = 0; step < STEPS; step++) {
+        const unsigned kind = step_kind(step), l = step_layer(step);
+        if (STEP_ENGINE[kind] == 0)
+            hlsgen::read_matrix<layer_config>(weight_ports, l, LAYER_SHAPES[STEP_INDEX[kind]], raw);
+        if (STEP_ENGINE[kind] == 1)
+            hlsgen::read_matrix<head_config>(weight_ports, l, HEAD_SHAPES[STEP_INDEX[kind]], raw);
     }
-    hlsgen::stream_weights<head_config>(weight_ports, 0, LM_HEAD_SHAPE, head_lanes);
 }
 
-// The compute: a call's n tokens through the layers, taking each projection's lanes from its
-// engine's FIFO once for all of them.  Between the BitLinears the tokens go one after another.
+static void unpack_call_weights(hlsgen::raw_stream_t raw[1], layer_lanes_t layer_lanes[layer_config::stripes], head_lanes_t head_lanes[head_config::stripes]) {
+unpack_steps:
+    for (unsigned step = 0; step < STEPS; step++) {
+        const unsigned kind = step_kind(step);
+        if (STEP_ENGINE[kind] == 0)
+            hlsgen::unpack_matrix<layer_config, layer_config::packing>::run(LAYER_SHAPES[STEP_INDEX[kind]], raw, layer_lanes);
+        if (STEP_ENGINE[kind] == 1)
+            hlsgen::unpack_matrix<head_config, head_config::packing>::run(HEAD_SHAPES[STEP_INDEX[kind]], raw, head_lanes);
+    }
+}
+
+// The compute: a call's n tokens through the layers, one step per projection, taking each
+// projection's lanes from its engine's FIFO once for all of them.  Between the BitLinears the
+// tokens go one after another; the stage before and after a projection runs in its step.
 static void run_call(ap_uint<32> n_tokens, ap_uint<1> batch_mode, ap_uint<32> reset_state, hlsgen::int32_word_t* logits,
                      const hlsgen::int32_word_t* tokens, hlsgen::int32_word_t* next_tokens,
-                     const hlsgen::int32_word_t* emb_table, layer_lanes_t& layer_lanes, head_lanes_t& head_lanes) {
-#pragma HLS ALLOCATION function instances=layer_engine limit=1
-#pragma HLS ALLOCATION function instances=head_engine limit=1
+                     const hlsgen::int32_word_t* emb_table, layer_lanes_t layer_lanes[layer_config::stripes], head_lanes_t head_lanes[head_config::stripes]) {
     // 1 <= n <= BATCH (the drivers check it): a value outside would leave the weight FIFOs undrained.
     const unsigned n = n_tokens == 0 ? 1u : (n_tokens > unsigned(BATCH) ? unsigned(BATCH) : unsigned(n_tokens));
-    // The recurrent state: the only thing carried from one call to the next, a slot per sequence
-    // (LAYER_PE lanes, as mlgru reads and writes it).  Token t uses slot t in batch mode, else slot 0.
+    // The recurrent state: the only thing carried from one call to the next, a slot per sequence.
+    // Token t uses slot t in batch mode, else slot 0.
     static state_t state[BATCH][LAYERS][INNER];
-#pragma HLS ARRAY_PARTITION variable=state cyclic factor=LAYER_PE dim=3
+    // Per token: the residual stream and each engine's input vectors (in its input type, as long
+    // as its widest input; slot s of {engine}_in is its s-th input array).
+    act_t h[BATCH][HIDDEN], r[BATCH][HIDDEN];
+    layer_in_t layer_in[3][BATCH][layer_config::cols];   // v, o, z
+    head_in_t head_in[1][BATCH][head_config::cols];   // x_head
+    // Every array's and table's partition, set here once for all its readers and writers
+    // (hlsgen/hardware/memories.py: the port budget of every pipelined loop).
+#pragma HLS ARRAY_PARTITION variable=h cyclic factor=16 dim=2
+#pragma HLS BIND_STORAGE variable=h type=ram_2p impl=lutram
+#pragma HLS ARRAY_PARTITION variable=r cyclic factor=4 dim=2
+#pragma HLS BIND_STORAGE variable=r type=ram_2p impl=lutram
+#pragma HLS ARRAY_PARTITION variable=state cyclic factor=4 dim=3
+#pragma HLS BIND_STORAGE variable=state type=ram_2p impl=bram
+#pragma HLS ARRAY_PARTITION variable=layer_in cyclic factor=8 dim=3
+#pragma HLS BIND_STORAGE variable=layer_in type=ram_2p impl=bram
+#pragma HLS ARRAY_PARTITION variable=GAMMA_LAYER cyclic factor=8 dim=2
+#pragma HLS BIND_STORAGE variable=GAMMA_LAYER type=rom_2p impl=bram
+#pragma HLS ARRAY_PARTITION variable=head_in cyclic factor=4 dim=3
+#pragma HLS BIND_STORAGE variable=head_in type=ram_2p impl=lutram
+#pragma HLS BIND_STORAGE variable=GAMMA_HEAD type=rom_2p impl=bram
+#pragma HLS ARRAY_PARTITION variable=ATTN_NORM cyclic factor=4 dim=2
+#pragma HLS BIND_STORAGE variable=ATTN_NORM type=rom_2p impl=lutram
+#pragma HLS ARRAY_PARTITION variable=MLP_NORM cyclic factor=4 dim=2
+#pragma HLS BIND_STORAGE variable=MLP_NORM type=rom_2p impl=lutram
+#pragma HLS ARRAY_PARTITION variable=FINAL_NORM cyclic factor=4 dim=2
+#pragma HLS BIND_STORAGE variable=FINAL_NORM type=rom_2p impl=lutram
+#pragma HLS ARRAY_PARTITION variable=G_NORM cyclic factor=4 dim=2
+#pragma HLS BIND_STORAGE variable=G_NORM type=rom_2p impl=lutram
+#pragma HLS ARRAY_PARTITION variable=LOWER_BOUND cyclic factor=4 dim=2
+#pragma HLS BIND_STORAGE variable=LOWER_BOUND type=rom_2p impl=lutram
+#pragma HLS ARRAY_PARTITION variable=SIGMOID_MLGRU complete dim=1
+#pragma HLS ARRAY_PARTITION variable=SIGMOID_MLGRU cyclic factor=2 dim=2
+#pragma HLS BIND_STORAGE variable=SIGMOID_MLGRU type=rom_2p impl=bram
+#pragma HLS ARRAY_PARTITION variable=SIGMOID_GLU complete dim=1
+#pragma HLS ARRAY_PARTITION variable=SIGMOID_GLU cyclic factor=2 dim=2
+#pragma HLS BIND_STORAGE variable=SIGMOID_GLU type=rom_2p impl=bram
+
+    // Each engine's outputs: a stream per projection and token, holding its whole vector as packets
+    // of PE values: the stages run one after another, each a packet per cycle.
+    layer_out_t layer_out[LAYER_KINDS][BATCH];
+    head_out_t head_out[HEAD_KINDS][BATCH];
 reset_slots:
     for (int s = 0; s < BATCH; s++) {
         if (!reset_state[s]) continue;
@@ -79,110 +140,112 @@ reset_slots:
         }
     }
 
-    // Per token: the residual stream and the BitLinears' input vectors (in their engine's input
-    // type, as long as its widest input).
-    act_t h[BATCH][HIDDEN], r[BATCH][HIDDEN];
-    layer_in_t v[BATCH][layer_config::cols];
-    layer_in_t o[BATCH][layer_config::cols];
-    layer_in_t z[BATCH][layer_config::cols];
-    head_in_t x_head[BATCH][head_config::cols];
-    // A stream per token holds its whole vector, as packets of PE values (the PE of the BitLinear
-    // that writes it): the stages run one after another, each a packet per cycle.
-    hls::stream<layer_packet_t> i_out[BATCH], f_out[BATCH], g_out[BATCH], o_out[BATCH], gate_up_out[BATCH], down_out[BATCH];
-    hls::stream<head_packet_t> logits_out[BATCH];
-#pragma HLS STREAM variable=i_out depth=16
-#pragma HLS STREAM variable=f_out depth=16
-#pragma HLS STREAM variable=g_out depth=16
-#pragma HLS STREAM variable=o_out depth=16
-#pragma HLS STREAM variable=gate_up_out depth=64
-#pragma HLS STREAM variable=down_out depth=16
-#pragma HLS STREAM variable=logits_out depth=256
-
     // The call's tokens: one word of 16 int32 slots, token t in slot t.
     const hlsgen::int32_word_t token_word = tokens[0];
 embed_tokens:
     for (unsigned t = 0; t < n; t++) {
 #pragma HLS LOOP_TRIPCOUNT max=BATCH
         // The embedding row arrives 16 entries per cycle (one 512-bit word of int32).
-        hlsgen::embed<numerics, VOCAB, HIDDEN>(hlsgen::get_field<32>(token_word, t), emb_table, h[t]);
+        hlsgen::embed<numerics, VOCAB, HIDDEN>(hlsgen::get_field<32>(token_word, t), emb_table, h, t);
         HLSGEN_TRACE("embedding", h[t], HIDDEN);
     }
-layers:
-    for (unsigned l = 0; l < LAYERS; l++) {
-        // Token mixer (MLGRU).
-    attn_norm:
-        for (unsigned t = 0; t < n; t++) {
-#pragma HLS LOOP_TRIPCOUNT max=BATCH
-            hlsgen::norm<numerics, HIDDEN, LAYER_PE>(h[t], ATTN_NORM[l], v[t]);
-        }
-        HLSGEN_SCOPE(layer_name(l, "attn.i"));
-        layer_engine(v, GAMMA_I[l], BETA_I[l], layer_lanes, I_SHAPE, n, i_out);
-        HLSGEN_SCOPE(layer_name(l, "attn.f"));
-        layer_engine(v, GAMMA_F[l], BETA_F[l], layer_lanes, F_SHAPE, n, f_out);
-        HLSGEN_SCOPE(layer_name(l, "attn.g"));
-        layer_engine(v, GAMMA_G[l], BETA_G[l], layer_lanes, G_SHAPE, n, g_out);
-    attn_mlgru:
-        for (unsigned t = 0; t < n; t++) {
-#pragma HLS LOOP_TRIPCOUNT max=BATCH
-            const unsigned slot = batch_mode ? t : 0u;
-            hlsgen::mlgru<numerics, INNER, LAYER_PE>(i_out[t], f_out[t], g_out[t], LOWER_BOUND[l], G_NORM[l], state[slot][l],
-                                                     SIGMOID_TABLE, o[t]);
-            HLSGEN_TRACE(layer_name(l, "attn.state"), state[slot][l], INNER);
-            HLSGEN_TRACE(layer_name(l, "attn.mlgru_out"), o[t], INNER);
-        }
-        HLSGEN_SCOPE(layer_name(l, "attn.o"));
-        layer_engine(o, GAMMA_O[l], BETA_O[l], layer_lanes, O_SHAPE, n, o_out);
-    attn_residual:
-        for (unsigned t = 0; t < n; t++) {
-#pragma HLS LOOP_TRIPCOUNT max=BATCH
-            hlsgen::residual<numerics, HIDDEN, LAYER_PE>(h[t], o_out[t], r[t]);
-            HLSGEN_TRACE(layer_name(l, "attn.residual"), r[t], HIDDEN);
-            // Channel mixer (GLU).
-            hlsgen::norm<numerics, HIDDEN, LAYER_PE>(r[t], MLP_NORM[l], v[t]);
-        }
-        HLSGEN_SCOPE(layer_name(l, "mlp.gate"));
-        layer_engine(v, GAMMA_GATE[l], BETA_GATE[l], layer_lanes, GATE_SHAPE, n, gate_up_out);
-    mlp_glu:
-        for (unsigned t = 0; t < n; t++) {
-#pragma HLS LOOP_TRIPCOUNT max=BATCH
-            hlsgen::glu<numerics, INTERMEDIATE, LAYER_PE>(gate_up_out[t], SIGMOID_TABLE, z[t]);
-            HLSGEN_TRACE(layer_name(l, "mlp.glu"), z[t], INTERMEDIATE);
-        }
-        HLSGEN_SCOPE(layer_name(l, "mlp.down"));
-        layer_engine(z, GAMMA_DOWN[l], BETA_DOWN[l], layer_lanes, DOWN_SHAPE, n, down_out);
-    mlp_residual:
-        for (unsigned t = 0; t < n; t++) {
-#pragma HLS LOOP_TRIPCOUNT max=BATCH
-            hlsgen::residual<numerics, HIDDEN, LAYER_PE>(r[t], down_out[t], h[t]);
-            HLSGEN_TRACE(layer_name(l, "mlp.residual"), h[t], HIDDEN);
-        }
-    }
-final_norm:
-    for (unsigned t = 0; t < n; t++) {
-#pragma HLS LOOP_TRIPCOUNT max=BATCH
-        hlsgen::norm<numerics, HIDDEN, LAYER_PE>(h[t], FINAL_NORM, x_head[t]);
-    }
-    HLSGEN_SCOPE("lm_head");
-    head_engine(x_head, GAMMA_LM_HEAD, BETA_LM_HEAD, head_lanes, LM_HEAD_SHAPE, n, logits_out);
-    // Token t's logits go out from word t * LOGIT_WORDS, one 512-bit word of 16 int32 slots
-    // (act_t sign-extended) per cycle; its greedy next token into slot t of one word.
     hlsgen::int32_word_t next_word = 0;
-argmax_tokens:
-    for (unsigned t = 0; t < n; t++) {
+#ifndef __SYNTHESIS__
+    static const char* const STEP_NAME[7] = {"attn.i", "attn.f", "attn.g", "attn.o", "mlp.gate", "mlp.down", "lm_head"};
+#endif
+steps:
+    for (unsigned step = 0; step < STEPS; step++) {
+        const unsigned kind = step_kind(step), l = step_layer(step);
+        // Before the projection: the norm that makes its input.
+        if (kind == 0) {
+        attn_norm:
+            for (unsigned t = 0; t < n; t++) {
 #pragma HLS LOOP_TRIPCOUNT max=BATCH
-        hlsgen::set_field<32>(next_word, t, hlsgen::argmax<numerics, VOCAB, HEAD_PE>(logits_out[t], logits + t * LOGIT_WORDS));
+                hlsgen::norm<numerics, HIDDEN, LAYER_PE>(h, t, ATTN_NORM, l, layer_in, 0);
+            }
+        }
+        if (kind == LAYER_STEPS) {
+        final_norm:
+            for (unsigned t = 0; t < n; t++) {
+#pragma HLS LOOP_TRIPCOUNT max=BATCH
+                hlsgen::norm<numerics, HIDDEN, LAYER_PE>(h, t, FINAL_NORM, 0, head_in, 0);
+            }
+        }
+        // The projection, on its engine (one call site each).
+#ifndef __SYNTHESIS__
+        HLSGEN_SCOPE(kind == LAYER_STEPS ? std::string(STEP_NAME[kind]) : layer_name(l, STEP_NAME[kind]));
+#endif
+        if (STEP_ENGINE[kind] == 0) {
+            const unsigned k = STEP_INDEX[kind], row = k * LAYER_MATRICES + l;
+            layer_engine(layer_in, STEP_SLOT[kind], GAMMA_LAYER, row, BETA_LAYER[row], layer_lanes,
+                         LAYER_SHAPES[k], n, layer_out, k);
+        }
+        if (STEP_ENGINE[kind] == 1) {
+            const unsigned k = STEP_INDEX[kind], row = k * HEAD_MATRICES + l;
+            head_engine(head_in, STEP_SLOT[kind], GAMMA_HEAD, row, BETA_HEAD[row], head_lanes,
+                         HEAD_SHAPES[k], n, head_out, k);
+        }
+        // After it: the stage that takes its outputs.
+        if (kind == 2) {
+        attn_mlgru:
+            for (unsigned t = 0; t < n; t++) {
+#pragma HLS LOOP_TRIPCOUNT max=BATCH
+                const unsigned slot = batch_mode ? t : 0u;
+                hlsgen::mlgru<numerics, INNER, LAYER_PE>(layer_out, 0, 1, 2, t, LOWER_BOUND,
+                                                         G_NORM, l, state, slot, SIGMOID_MLGRU, layer_in, 1);
+                HLSGEN_TRACE(layer_name(l, "attn.state"), state[slot][l], INNER);
+                HLSGEN_TRACE(layer_name(l, "attn.mlgru_out"), layer_in[1][t], INNER);
+            }
+        }
+        if (kind == 3) {
+        attn_residual:
+            for (unsigned t = 0; t < n; t++) {
+#pragma HLS LOOP_TRIPCOUNT max=BATCH
+                hlsgen::residual<numerics, HIDDEN, LAYER_PE>(h, t, layer_out, 3, r);
+                HLSGEN_TRACE(layer_name(l, "attn.residual"), r[t], HIDDEN);
+                // Channel mixer (GLU).
+                hlsgen::norm<numerics, HIDDEN, LAYER_PE>(r, t, MLP_NORM, l, layer_in, 0);
+            }
+        }
+        if (kind == 4) {
+        mlp_glu:
+            for (unsigned t = 0; t < n; t++) {
+#pragma HLS LOOP_TRIPCOUNT max=BATCH
+                hlsgen::glu<numerics, INTERMEDIATE, LAYER_PE>(layer_out, 4, t, SIGMOID_GLU, layer_in, 2);
+                HLSGEN_TRACE(layer_name(l, "mlp.glu"), layer_in[2][t], INTERMEDIATE);
+            }
+        }
+        if (kind == 5) {
+        mlp_residual:
+            for (unsigned t = 0; t < n; t++) {
+#pragma HLS LOOP_TRIPCOUNT max=BATCH
+                hlsgen::residual<numerics, HIDDEN, LAYER_PE>(r, t, layer_out, 5, h);
+                HLSGEN_TRACE(layer_name(l, "mlp.residual"), h[t], HIDDEN);
+            }
+        }
+        if (kind == LAYER_STEPS) {
+            // Token t's logits go out from word t * LOGIT_WORDS, one 512-bit word of 16 int32 slots
+            // (act_t sign-extended) per cycle; its greedy next token into slot t of one word.
+        argmax_tokens:
+            for (unsigned t = 0; t < n; t++) {
+#pragma HLS LOOP_TRIPCOUNT max=BATCH
+                hlsgen::set_field<32>(next_word, t, hlsgen::argmax<numerics, VOCAB, HEAD_PE>(head_out, 0, t, logits));
+            }
+        }
     }
     next_tokens[0] = next_word;
 #ifndef __SYNTHESIS__
-    for (unsigned t = 0; t < BATCH; t++) {
-        hlsgen::check_drained(i_out[t], "i_out");
-        hlsgen::check_drained(f_out[t], "f_out");
-        hlsgen::check_drained(g_out[t], "g_out");
-        hlsgen::check_drained(o_out[t], "o_out");
-        hlsgen::check_drained(gate_up_out[t], "gate_up_out");
-        hlsgen::check_drained(down_out[t], "down_out");
-        hlsgen::check_drained(logits_out[t], "logits_out");
-    }
+    // What a BitLinear wrote before its stage read it must have fit each stream's depth.
+    for (unsigned k = 0; k < LAYER_KINDS; k++)
+        for (unsigned t = 0; t < BATCH; t++) {
+            hlsgen::check_depth(layer_out[k][t], "layer_out");
+            hlsgen::check_drained(layer_out[k][t], "layer_out");
+        }
+    for (unsigned k = 0; k < HEAD_KINDS; k++)
+        for (unsigned t = 0; t < BATCH; t++) {
+            hlsgen::check_depth(head_out[k][t], "head_out");
+            hlsgen::check_drained(head_out[k][t], "head_out");
+        }
 #endif
 }
 
@@ -205,14 +268,15 @@ void tiny_top_top(ap_uint<32> n_tokens, ap_uint<1> batch_mode, ap_uint<32> reset
 #pragma HLS INTERFACE mode=s_axilite port=w0 bundle=control
 #pragma HLS INTERFACE mode=s_axilite port=return bundle=control
 #pragma HLS DATAFLOW
-    layer_lanes_t layer_lanes;
-#pragma HLS STREAM variable=layer_lanes depth=layer_config::lane_depth
-    head_lanes_t head_lanes;
-#pragma HLS STREAM variable=head_lanes depth=head_config::lane_depth
-    stream_call_weights(w0, layer_lanes, head_lanes);
+    layer_lanes_t layer_lanes[layer_config::stripes];
+    head_lanes_t head_lanes[head_config::stripes];
+    hlsgen::raw_stream_t raw[1];
+    read_call_weights(w0, raw);
+    unpack_call_weights(raw, layer_lanes, head_lanes);
     run_call(n_tokens, batch_mode, reset_state, logits, tokens, next_tokens, emb_table, layer_lanes, head_lanes);
 #ifndef __SYNTHESIS__
-    hlsgen::check_drained(layer_lanes, "layer_lanes");
-    hlsgen::check_drained(head_lanes, "head_lanes");
+    for (unsigned s = 0; s < 1; s++) hlsgen::check_drained(raw[s], "raw weights");
+    for (unsigned s = 0; s < layer_config::stripes; s++) hlsgen::check_drained(layer_lanes[s], "layer_lanes");
+    for (unsigned s = 0; s < head_config::stripes; s++) hlsgen::check_drained(head_lanes[s], "head_lanes");
 #endif
 }

@@ -91,7 +91,12 @@ struct layer_config {
 };
 
 typedef ap_int<layer_config::in_width> layer_in_t;   // its input vectors
-typedef hls::stream<hlsgen::lanes_t<layer_config::pe * layer_config::simd> > layer_lanes_t;   // its weight lanes
+typedef hlsgen::lane_stream_t<layer_config> layer_lanes_t;   // its weight lanes, a stream per stripe
+// Its projections (i, f, g, o, gate, down) by index k: their outputs, a stream per token, each as deep as
+// the longest output vector (the stage after a BitLinear starts when it has written all of it).
+static const int LAYER_KINDS = 6;
+static const int LAYER_MATRICES = 2;   // norm rows per projection
+typedef hls::stream<ap_uint<layer_config::pe * numerics::act_width>, 64> layer_out_t;
 
 // engine head: up to [256 x 64], 1 PE x 1 SIMD, quantiser 1 lanes
 struct head_config {
@@ -116,7 +121,12 @@ struct head_config {
 };
 
 typedef ap_int<head_config::in_width> head_in_t;   // its input vectors
-typedef hls::stream<hlsgen::lanes_t<head_config::pe * head_config::simd> > head_lanes_t;   // its weight lanes
+typedef hlsgen::lane_stream_t<head_config> head_lanes_t;   // its weight lanes, a stream per stripe
+// Its projections (lm_head) by index k: their outputs, a stream per token, each as deep as
+// the longest output vector (the stage after a BitLinear starts when it has written all of it).
+static const int HEAD_KINDS = 1;
+static const int HEAD_MATRICES = 1;   // norm rows per projection
+typedef hls::stream<ap_uint<head_config::pe * numerics::act_width>, 256> head_out_t;
 
 // The projections, as their engines run them: {rows, cols, lane words per matrix, first lane word}.
 // i: [64 x 64] x 2, 128 cycles per matrix
@@ -140,6 +150,15 @@ static const hlsgen::shape_t DOWN_SHAPE = {64, 128, 32, 256};
 // lm_head: [256 x 64] x 1, 16384 cycles per matrix
 static const hlsgen::shape_t LM_HEAD_SHAPE = {256, 64, 64, 320};
 
+static const hlsgen::shape_t LAYER_SHAPES[LAYER_KINDS] = {I_SHAPE, F_SHAPE, G_SHAPE, O_SHAPE, GATE_SHAPE, DOWN_SHAPE};
+static const hlsgen::shape_t HEAD_SHAPES[HEAD_KINDS] = {LM_HEAD_SHAPE};
+
+// A call's pass: per layer the projections i, f, g, o, gate, down, then the lm_head. Step kind k
+// runs on engine STEP_ENGINE[k] as its projection STEP_INDEX[k], input slot STEP_SLOT[k].
+static const int LAYER_STEPS = 6;
+static const unsigned STEP_ENGINE[7] = {0, 0, 0, 0, 0, 0, 1};
+static const unsigned STEP_INDEX[7] = {0, 1, 2, 3, 4, 5, 0};
+static const unsigned STEP_SLOT[7] = {0, 0, 0, 1, 0, 2, 0};
 }  // namespace tiny_top
 
 #endif
