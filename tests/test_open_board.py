@@ -66,9 +66,9 @@ def test_ulx3s_board_file():
 
 
 @pytest.mark.parametrize("edit, expected", [
-    (lambda d: d["ecp5"].pop("uart"), "boards/ulx3s_85f.yaml.ecp5.uart: is missing (allowed: a mapping)"),
-    (lambda d: d["ecp5"]["uart"].update(baud=100), "boards/ulx3s_85f.yaml.ecp5.uart.baud: 100 is not valid"),
-    (lambda d: d["resources"].pop("dp16kd"), "boards/ulx3s_85f.yaml.resources.dp16kd: is missing"),
+    (lambda d: d["ecp5"].pop("uart"), "boards/ulx3s_85f.yaml.ecp5.uart: missing (allowed: a mapping)"),
+    (lambda d: d["ecp5"]["uart"].update(baud=100), "boards/ulx3s_85f.yaml.ecp5.uart.baud: 100 is out of range"),
+    (lambda d: d["resources"].pop("dp16kd"), "boards/ulx3s_85f.yaml.resources.dp16kd: missing"),
     (lambda d: d.update(board_part="x:y:z:1"), "boards/ulx3s_85f.yaml: platform, board_part and ps are Xilinx keys"),
     (lambda d: d["program"].update(methods=["vivado"]), "boards/ulx3s_85f.yaml.program.methods"),
 ])
@@ -79,7 +79,7 @@ def test_broken_ecp5_board_files_are_refused(tmp_path, edit, expected):
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(HlsgenError) as error:
         boards.load(path)
-    assert str(error.value).startswith(expected)
+    assert expected.removeprefix("boards/") in str(error.value)     # a board file outside boards/ is named by path
 
 
 # ecppll -i 25 -o F, run here (../shared/OPEN_BOARD.md): CLKI, CLKFB, CLKOP divisors.
