@@ -79,7 +79,7 @@ class Section:
 
     def __init__(self, data, path: str, problems: Problems | None = None):
         self.problems = problems if problems is not None else Problems()
-        self.path, self.known, self.failed, self.children = path, set(), False, []
+        self.path, self.known, self.failed, self.children, self.finished = path, set(), False, [], False
         if data is None:
             data = {}
         self.silent = False
@@ -108,7 +108,12 @@ class Section:
         return key in self.data
 
     def finish(self) -> None:
-        """Record the keys nobody asked for."""
+        """Record the keys nobody asked for, here and in the mappings read under this one (once)."""
+        if self.finished:
+            return
+        self.finished = True
+        for child in self.children:
+            child.finish()
         for key in self.data:
             if key not in self.known:
                 self.failed = True

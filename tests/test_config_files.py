@@ -139,3 +139,13 @@ def test_the_project_config_names_the_weights_by_digest(tmp_path):
     config["weights"]["sha256"] = "0" * 64
     with pytest.raises(HlsgenError, match=r"^weights.sha256: the checkpoint at .* has digest [0-9a-f]{64}, not 0{64}"):
         checkpoint.load(spec.load(config, base=tmp_path))
+
+
+def test_unknown_keys_are_found_in_nested_mappings_too(tmp_path):
+    config = write_config(tmp_path, "tiny", weights={"random": {"seed": 0, "sed": 1}},
+                          numerics={"act": {"width": 24, "frak": 12}}, project={"testbench": {"prompt_token": 3}},
+                          hardware={"parallelism": {"pe": 4, "simd": 8, "sim": 2}})
+    run = run_cli("validate", config)
+    assert run.code == 2
+    assert [line.split(":")[1].strip() for line in run.err.splitlines()] == [
+        "weights.random.sed", "numerics.act.frak", "hardware.parallelism.sim", "project.testbench.prompt_token"]
