@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from hlsgen import progress
 from hlsgen.errors import HlsgenError
 from hlsgen.hardware import explore as explore_mod
 from hlsgen.hardware import planner
@@ -227,5 +228,7 @@ def explore(config, board: str | None = None, budget: float = planner.LOGIC_BUDG
         spec = load_config(config)
     searched = explore_mod.batches(batch, max_batch)
     start = time.perf_counter()
-    chosen, front = explore_mod.explore(spec, budget, searched)
+    # Silent when quick; past two seconds, a line per (placement, packing) searched.
+    tick = progress.Ticker(f"explore {spec.hardware.board}: placements x packings searched")
+    chosen, front = explore_mod.explore(spec, budget, searched, tick=tick)
     return ExploreTable(spec, budget, searched, chosen, front, time.perf_counter() - start)

@@ -222,9 +222,10 @@ def _csim_run(args) -> int:
 
 # ----------------------------------------------------------------------------- generate
 def _generate_arguments(parser):
-    parser.add_argument("config", help="YAML config or HF model directory of a byte-level model (vocab 256)")
-    parser.add_argument("--prompt", required=True, help="text to continue (fed as UTF-8 bytes)")
-    parser.add_argument("--max-new-tokens", type=int, default=64, metavar="N", help="bytes to generate (default: 64)")
+    parser.add_argument("config", help="YAML config or HF model directory: its tokenizer.json, or UTF-8 bytes "
+                                       "for a byte-level model (vocab 256)")
+    parser.add_argument("--prompt", required=True, help="text to continue")
+    parser.add_argument("--max-new-tokens", type=int, default=64, metavar="N", help="tokens to generate (default: 64)")
     parser.add_argument("--backend", choices=("golden", "csim"), default="golden",
                         help="golden: the NumPy golden model (default); csim: build the project and run the "
                              "C-simulated accelerator (the prompt in blocks of hardware.batch, then a token per call)")
@@ -251,7 +252,8 @@ def _generate_backend(args, spec):
 
 def _generate_run(args) -> int:
     spec = api.load_config(args.config)
-    prompt = generate.encode(args.prompt, spec.model.vocab)
+    tokenizer = generate.tokenizer_for(spec)
+    prompt = tokenizer.encode(args.prompt)
     if not 0 <= args.max_new_tokens <= 1 << 20:
         raise HlsgenError(f"--max-new-tokens: {args.max_new_tokens} is out of range (allowed: 0 to {1 << 20})")
     sampler = generate.Sampler(args.temperature, args.seed)
@@ -261,10 +263,12 @@ def _generate_run(args) -> int:
         memory.check(spec.model, 1, "generate", args.max_memory)     # one token at a time
     backend, name = _generate_backend(args, spec)
     start = time.perf_counter()
-    new = generate.generate(backend, prompt, args.max_new_tokens, sampler)
+    stream = generate.Streamer(tokenizer, prompt, sys.stdout)      # the text as the tokens come
+    new = generate.generate(backend, prompt, args.max_new_tokens, sampler, on_token=stream)
+    stream.finish()
     seconds = time.perf_counter() - start
-    print(generate.decode(prompt + new))
-    print(f"{name}: {len(prompt)} prompt + {len(new)} new tokens in {seconds:.2f} s", file=sys.stderr)
+    print(f"{name}: {len(prompt)} prompt + {len(new)} new tokens in {seconds:.2f} s (tokenizer: {tokenizer.name})",
+          file=sys.stderr)
     return 0
 
 
@@ -331,7 +335,7 @@ COMMANDS = [
     Command("csim", "compile and run the C simulation; compare with the golden model bit for bit",
             "hlsgen csim out/tiny_top\nhlsgen csim examples/tiny.yaml   # build, then csim",
             _csim_arguments, _csim_run),
-    Command("generate", "generate text with a byte-level model through the golden model or the C-simulated accelerator",
+    Command("generate", "generate text through the golden model or the C-simulated accelerator, streamed as it comes",
             'hlsgen generate examples/tiny_lm.yaml --prompt "def " --backend csim\n'
             'hlsgen generate examples/tiny_lm.yaml --prompt "import " --temperature 0.8 --seed 1',
             _generate_arguments, _generate_run),

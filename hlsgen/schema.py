@@ -79,7 +79,7 @@ class Section:
 
     def __init__(self, data, path: str, problems: Problems | None = None):
         self.problems = problems if problems is not None else Problems()
-        self.path, self.known, self.failed, self.children = path, set(), False, []
+        self.path, self.known, self.failed, self.children, self.finished = path, set(), False, [], False
         if data is None:
             data = {}
         self.silent = False
@@ -107,8 +107,14 @@ class Section:
     def has(self, key) -> bool:
         return key in self.data
 
-    def finish(self) -> None:
-        """Record the keys nobody asked for."""
+    def finish(self, nested: bool = False) -> None:
+        """Record the keys nobody asked for (once); nested: in the mappings read under this one too.
+        A section whose reading an error cut short never gets here: its keys were not all asked for."""
+        if self.finished:
+            return
+        self.finished = True
+        for child in self.children if nested else ():
+            child.finish(nested=True)
         for key in self.data:
             if key not in self.known:
                 self.failed = True
@@ -121,8 +127,9 @@ class Section:
         return self.failed or any(child.bad for child in self.children)
 
     def check(self) -> None:
-        """finish(), then stop this section's further checks when any of its values was bad."""
-        self.finish()
+        """finish() here and below (the reading is complete), then stop this section's further
+        checks when any of its values was bad."""
+        self.finish(nested=True)
         if self.bad:
             raise _Invalid()
 

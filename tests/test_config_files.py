@@ -6,6 +6,7 @@ or C++; and the config a project keeps (hlsgen_config.yaml) that report and csim
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import shutil
 
 import pytest
@@ -13,6 +14,7 @@ import yaml
 from conftest import run_cli, write_config
 
 from hlsgen import resources
+from hlsgen.errors import HlsgenError
 from hlsgen.project.render import project_spec
 
 
@@ -123,3 +125,27 @@ def test_spec_load_takes_a_dict_and_dotted_overrides(tmp_path):
     with pytest.raises(Exception) as info:
         spec.load(TINY, overrides={"hardware.parallelism.pee": 8})
     assert str(info.value).startswith("hardware.parallelism.pee: unknown key")
+
+
+def test_the_project_config_names_the_weights_by_digest(tmp_path):
+    from hlsgen.model import checkpoint, spec
+    repo = Path(__file__).resolve().parent.parent
+    original = spec.load(repo / "examples" / "tiny_lm.yaml")
+    config = original.as_config(weights_sha256=checkpoint.digest(original))
+    assert config["weights"] == {"path": str(repo / "examples" / "tiny_lm"), "sha256": checkpoint.digest(original)}
+    again = spec.load(config, base=tmp_path)
+    assert again.digest() == original.digest()
+    checkpoint.load(again)                                          # the same weights: read
+    config["weights"]["sha256"] = "0" * 64
+    with pytest.raises(HlsgenError, match=r"^weights.sha256: the checkpoint at .* has digest [0-9a-f]{64}, not 0{64}"):
+        checkpoint.load(spec.load(config, base=tmp_path))
+
+
+def test_unknown_keys_are_found_in_nested_mappings_too(tmp_path):
+    config = write_config(tmp_path, "tiny", weights={"random": {"seed": 0, "sed": 1}},
+                          numerics={"act": {"width": 24, "frak": 12}}, project={"testbench": {"prompt_token": 3}},
+                          hardware={"parallelism": {"pe": 4, "simd": 8, "sim": 2}})
+    run = run_cli("validate", config)
+    assert run.code == 2
+    assert [line.split(":")[1].strip() for line in run.err.splitlines()] == [
+        "weights.random.sed", "numerics.act.frak", "hardware.parallelism.sim", "project.testbench.prompt_token"]

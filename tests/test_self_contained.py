@@ -5,7 +5,6 @@ PATH), and a missing data folder or header package is one clear error."""
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
 import subprocess
 from pathlib import Path

@@ -2,7 +2,8 @@
 installed into a fresh virtual environment, and the shipped example run from a directory outside
 the repository (validate, build, csim, generate through the csim device, cosim of one kind).
 
-It takes a minute or two (two cold g++ compiles and a Verilator build); CI runs it with the rest.
+An editable install of the same sdist finds the folders beside the package.  It takes a minute
+or two (two cold g++ compiles and a Verilator build); CI runs it with the rest.
 `pytest -m "not wheel"` leaves it out locally.
 """
 
@@ -50,6 +51,21 @@ def wheel(tmp_path_factory) -> Path:
     run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", dist, source], cwd=dist)
     (built,) = dist.glob("hlsgen-*.whl")
     return built
+
+
+def test_an_editable_install_finds_the_data_folders_beside_the_package(wheel, tmp_path):
+    """`pip install -e` of the unpacked sdist: no hlsgen/_data there, the folders at the top."""
+    (source,) = (wheel.parent / "src").iterdir()
+    venv = tmp_path / "venv"
+    run([sys.executable, "-m", "venv", "--system-site-packages", venv], cwd=tmp_path)
+    run([venv / "bin" / "python", "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--ignore-installed",
+         "-q", "-e", source], cwd=tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    code = "import hlsgen.resources as r; print(r.templates()); print(r.boards())"
+    found = run([venv / "bin" / "python", "-c", code], cwd=tmp_path, env=env).stdout.split()
+    assert found == [str(source / "templates"), str(source / "boards")]
+    assert "valid" in run([venv / "bin" / "hlsgen", "validate", source / "examples" / "tiny.yaml"], cwd=tmp_path,
+                          env=env).stdout
 
 
 def test_the_wheel_carries_every_data_file(wheel):

@@ -204,7 +204,7 @@ def _ps(f: Section, channels: int) -> ProcessingSystem:
                           pl_base=f.int("pl_base", minimum=0))
     f.check()
     for key, values in (("slaves", ps.slaves), ("slave_enable", ps.slave_enable)):
-        if len(values) != channels:
+        if channels and len(values) != channels:      # 0: the memory entry itself is wrong
             raise HlsgenError(f"{f.where(key)}: {len(values)} entries for {channels} memory channels "
                               f"(allowed: one per channel of the memory entry)")
     return ps

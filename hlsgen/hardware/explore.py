@@ -320,8 +320,9 @@ def sketches(spec: Spec, place: str, layer_options, head_options, packing: str, 
 RECHECKED = 8   # sketches beyond the rough Pareto front planned for real at each placement
 
 
-def search(spec: Spec, budget: float, searched: tuple = BATCHES) -> list[Candidate]:
-    """The Pareto set of feasible designs within the budget, each planned and estimated for real."""
+def search(spec: Spec, budget: float, searched: tuple = BATCHES, tick=None) -> list[Candidate]:
+    """The Pareto set of feasible designs within the budget, each planned and estimated for real.
+    tick(i, n): called as each of the n (placement, packing) pairs is done (progress)."""
     layer_options, head_options = layer_foldings(spec.model), head_foldings(spec.model)
     board = Board.load(spec.hardware.board)
     if board.flow == "ecp5":
@@ -330,7 +331,8 @@ def search(spec: Spec, budget: float, searched: tuple = BATCHES) -> list[Candida
                           f"with `hlsgen bitstream` and `hlsgen report`)")
     found = []
     # Every packing at every placement: on chip, 5trit only shrinks the ROMs (and adds decoders).
-    for place, packing in itertools.product(places(board), PACKINGS):
+    pairs = list(itertools.product(places(board), PACKINGS))
+    for done, (place, packing) in enumerate(pairs, 1):
         rough = sketches(spec, place, layer_options, head_options, packing, searched, limits(board, budget))
         front = pareto(rough, key=lambda s: (s.resources["lut"], -s.speed), speed=lambda s: s.speed)
         # The superposed cycles are a first guess: the fastest few off the front are planned too.
@@ -338,6 +340,8 @@ def search(spec: Spec, budget: float, searched: tuple = BATCHES) -> list[Candida
         designs = dict.fromkeys((s.place, s.layer, s.head, s.packing, s.batch) for s in front + fastest)
         real = (candidate(spec, *design) for design in designs)
         found += [c for c in real if c is not None and within(c.usage, budget)]
+        if tick:
+            tick(done, len(pairs))
     return pareto(found, key=lambda c: (c.usage["lut"], -c.tokens_per_s), speed=lambda c: c.tokens_per_s)
 
 
@@ -383,12 +387,12 @@ def smallest_refusals(spec: Spec, batch: int) -> str:
     return "; ".join(reasons)
 
 
-def explore(spec: Spec, budget: float, searched: tuple = BATCHES) -> tuple[Candidate, list[Candidate]]:
+def explore(spec: Spec, budget: float, searched: tuple = BATCHES, tick=None) -> tuple[Candidate, list[Candidate]]:
     """The chosen design (the cheapest within 1% of the fastest) and the Pareto set, over the
     `searched` batches (batches())."""
     if not 0 < budget <= 1:
         raise HlsgenError(f"--budget: {budget} is out of range (allowed: 0 < budget <= 1)")
-    front = search(spec, budget, searched)
+    front = search(spec, budget, searched, tick)
     if not front:
         raise HlsgenError(f"explore: no design of this model fits {budget * 100:g}% of the LUTs and on-chip memory of "
                           f"{spec.hardware.board}; the smallest at each placement: "

@@ -165,6 +165,7 @@ class Spec:
 
 # ----------------------------------------------------------------------------- reading values
 # One validator for configs and board files (hlsgen/schema.py): every problem of a file at once.
+# (The old private names stay, for the code that reads sections with them.)
 _Section = Section
 _show = show
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from hlsgen.errors import HlsgenError, tool_failure
 from hlsgen.project import integrity
 from hlsgen.project.rtl import COSIM_INDEX
-from hlsgen import resources
+from hlsgen import progress, resources
 
 BENCH_MODULE = "cocotb_mvu"
 TESTS = ("golden_vectors", "throughput", "reset_mid_stream")
@@ -270,7 +270,12 @@ def run(project: Path, options: CosimOptions, kinds: list[str] | None = None) ->
         raise HlsgenError(f"--sim: {options.sim!r} (allowed: {', '.join(SIMULATORS)})")
     entries = select_kinds(load_index(project), kinds)
     SIMULATORS[options.sim].require()       # before any build: a clear error, not a traceback
-    return [run_kind(project, entry, options) for entry in entries]
+    results = []
+    for number, entry in enumerate(entries, 1):
+        with progress.step(f"cosim {number}/{len(entries)}: {entry['kind']} ({entry['module']}, {options.sim} "
+                           f"build and cocotb run)"):
+            results.append(run_kind(project, entry, options))
+    return results
 
 
 # ----------------------------------------------------------------------------- the whole model

@@ -18,6 +18,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,7 +30,7 @@ from hlsgen.model import checkpoint
 from hlsgen.model import golden
 from hlsgen.project import integrity
 from hlsgen.project.calls import read_calls, run_calls
-from hlsgen import resources
+from hlsgen import progress, resources
 from hlsgen.errors import HlsgenError, tool_failure
 from hlsgen.project.render import AP_TYPES_DIR, CONFIG_COPY, CXXFLAGS, project_spec
 
@@ -110,7 +111,9 @@ def compile_cached(sources: list[Path], include_dirs: list[Path], hashed: dict[s
         key.update(content)
     binary = _cache_dir() / key.hexdigest()[:32] / "csim.exe"
     if _cached_binary_is_whole(binary):
+        progress.say(f"csim: {what}: cache hit, no compile ({binary.parent})")
         return binary, True, 0.0
+    progress.say(f"csim: compiling {what} with g++ (about {_expected_seconds(sanitize):.0f} s)")
     command = [compiler, *flags, "-isystem", str(include), *(f"-I{d}" for d in include_dirs),
                *map(str, sources), "-o"]
     start = time.perf_counter()
@@ -129,7 +132,36 @@ def compile_cached(sources: list[Path], include_dirs: list[Path], hashed: dict[s
     except OSError as exc:
         raise HlsgenError(f"csim: cannot write the binary cache {_cache_dir()} ({exc.strerror or exc}: "
                           f"{exc.filename}) (allowed: a writable directory in HLSGEN_CACHE)") from None
-    return binary, False, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    _remember_seconds(sanitize, seconds)
+    return binary, False, seconds
+
+
+# The last compile's time, kept beside the cache, is the next one's "about N s".
+FIRST_GUESS_SECONDS = {False: 25.0, True: 60.0}
+
+
+def _timings() -> Path:
+    return _cache_dir() / "compile_seconds.json"
+
+
+def _expected_seconds(sanitize: bool) -> float:
+    try:
+        return float(json.loads(_timings().read_text())[str(sanitize)])
+    except (OSError, ValueError, KeyError, TypeError):
+        return FIRST_GUESS_SECONDS[sanitize]
+
+
+def _remember_seconds(sanitize: bool, seconds: float) -> None:
+    try:
+        known = json.loads(_timings().read_text())
+    except (OSError, ValueError):
+        known = {}
+    known = known if isinstance(known, dict) else {}
+    known[str(sanitize)] = round(seconds, 1)
+    partial = _timings().with_suffix(f".{os.getpid()}.{threading.get_ident()}.partial")   # threads compile too
+    partial.write_text(json.dumps(known))
+    partial.replace(_timings())
 
 
 def _cached_binary_is_whole(binary: Path) -> bool:

@@ -8,6 +8,8 @@ whenever its logits do (bit-exact csim).  The csim device takes the prompt in bl
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from hlsgen.model import golden
@@ -17,13 +19,14 @@ from hlsgen.model.spec import Spec
 
 BYTE_VOCAB = 256
 MIN_TEMPERATURE = 1e-6
+TOKENIZER_FILE = "tokenizer.json"     # what an MMfreeLM checkpoint directory ships (a 32k BPE)
 
 
 def encode(text: str, vocab: int) -> list[int]:
     """UTF-8 bytes as token ids; the model must be byte-level."""
     if vocab != BYTE_VOCAB:
         raise HlsgenError(f"model.vocab: {vocab} is not a byte-level vocabulary (allowed: 256; generate feeds "
-                          f"UTF-8 bytes as tokens and has no tokenizer for other vocabularies)")
+                          f"UTF-8 bytes as tokens, or uses the {TOKENIZER_FILE} of the checkpoint directory)")
     # surrogateescape: bytes that are not UTF-8 (as a shell passes them) reach the model as they are.
     ids = list(text.encode("utf-8", "surrogateescape"))
     if not ids:
@@ -33,6 +36,94 @@ def encode(text: str, vocab: int) -> list[int]:
 
 def decode(ids) -> str:
     return bytes(ids).decode("utf-8", errors="replace")
+
+
+class ByteTokenizer:
+    """UTF-8 bytes as tokens (the default for a vocabulary of 256)."""
+    name = "bytes"
+
+    def __init__(self, vocab: int):
+        self.vocab = vocab
+
+    def encode(self, text: str) -> list[int]:
+        return encode(text, self.vocab)
+
+    def decode(self, ids) -> str:
+        return decode(ids)
+
+
+class FileTokenizer:
+    """A checkpoint's tokenizer.json through the `tokenizers` library (the `tokenizer` extra)."""
+
+    def __init__(self, path: Path, vocab: int):
+        try:
+            from tokenizers import Tokenizer
+        except ModuleNotFoundError:
+            raise HlsgenError(f"{path}: reading a tokenizer needs the `tokenizers` package (allowed: "
+                              f"`pip install 'hlsgen[tokenizer]'`)") from None
+        try:
+            self.tokenizer = Tokenizer.from_file(str(path))
+        except Exception as exc:     # the library raises its own exception types
+            raise HlsgenError(f"{path}: not a readable tokenizer ({exc})") from None
+        size = self.tokenizer.get_vocab_size()
+        if size > vocab:
+            raise HlsgenError(f"{path}: {size} tokens, more than model.vocab {vocab} (allowed: the model's own "
+                              f"tokenizer)")
+        self.name = str(path)
+
+    def encode(self, text: str) -> list[int]:
+        ids = self.tokenizer.encode(text, add_special_tokens=False).ids
+        if not ids:
+            raise HlsgenError("--prompt: encodes to no tokens (allowed: text the tokenizer covers)")
+        return ids
+
+    def decode(self, ids) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=False)
+
+
+def tokenizer_for(spec: Spec):
+    """The checkpoint directory's tokenizer.json when it has one, else UTF-8 bytes (vocab 256)."""
+    if spec.weights.path is not None:
+        directory = spec.weights.path if spec.weights.path.is_dir() else spec.weights.path.parent
+        if (directory / TOKENIZER_FILE).is_file():
+            return FileTokenizer(directory / TOKENIZER_FILE, spec.model.vocab)
+    if spec.model.vocab != BYTE_VOCAB:
+        raise HlsgenError(f"model.vocab: {spec.model.vocab} is not byte-level and the weights have no "
+                          f"{TOKENIZER_FILE} beside them (allowed: vocab 256, or a checkpoint directory with its "
+                          f"{TOKENIZER_FILE})")
+    return ByteTokenizer(spec.model.vocab)
+
+
+class Streamer:
+    """Prints the continuation as it grows: the whole text is decoded again at each token (a
+    tokenizer may merge pieces), and what is new is printed once it is stable (no half character)."""
+
+    def __init__(self, tokenizer, prompt: list[int], out):
+        self.tokenizer, self.ids, self.out = tokenizer, list(prompt), out
+        self.printed = ""
+        self._show(final=False)
+
+    def __call__(self, token: int) -> None:
+        self.ids.append(token)
+        self._show(final=False)
+
+    def finish(self) -> str:
+        self._show(final=True)
+        self.out.write("\n")
+        self.out.flush()
+        return self.printed
+
+    def _show(self, final: bool) -> None:
+        text = self.tokenizer.decode(self.ids)
+        if not final:
+            text = text.rstrip("\ufffd")      # a character whose bytes are still coming
+        if text.startswith(self.printed):
+            self.out.write(text[len(self.printed):])
+            self.printed = text
+        elif final:                            # the tokenizer rewrote earlier text: print it whole
+            self.out.write("\n" + text)
+            self.printed = text
+        self.out.flush()
 
 
 class Sampler:
@@ -97,12 +188,15 @@ class CsimBackend:
         return self.to_float(raw[0])
 
 
-def generate(backend, prompt: list[int], max_new_tokens: int, sampler: Sampler) -> list[int]:
-    """Prefill the prompt as a new sequence, then sample and feed back one token at a time."""
+def generate(backend, prompt: list[int], max_new_tokens: int, sampler: Sampler, on_token=None) -> list[int]:
+    """Prefill the prompt as a new sequence, then sample and feed back one token at a time
+    (on_token(token) as each comes: streaming)."""
     logits = backend.prefill(prompt)
     new = []
     while len(new) < max_new_tokens:
         new.append(sampler(logits))
+        if on_token:
+            on_token(new[-1])
         if len(new) < max_new_tokens:          # the last token's logits would go unused
             logits = backend.step(new[-1])
     return new

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hlsgen.hardware import estimate as planner_estimate
+from hlsgen import progress
 from hlsgen.errors import HlsgenError, tool_failure
 from hlsgen.tools import external
 from hlsgen.hardware.planner import BitLinearPlan, bits_for
@@ -48,9 +49,14 @@ def yosys_command() -> list[str]:
                       "or `apt-get install -y yosys`)")
 
 
-def yosys_version(command: list[str]) -> str:
+def yosys_version(command: list[str], notices: bool = False) -> str:
+    """`yosys -V`.  notices: its stderr goes to the user's, where YoWASP's first run says that it
+    is compiling Yosys to machine code ("This might take a while...": minutes, once per version)."""
+    if notices:
+        progress.say(f"synth: starting {Path(command[0]).name} (YoWASP's first run compiles it, once: minutes)")
     with external.first_run_guard(command[0]):
-        done = subprocess.run([*command, "-V"], capture_output=True, text=True)
+        done = subprocess.run([*command, "-V"], stdout=subprocess.PIPE, stderr=None if notices else subprocess.PIPE,
+                              text=True)
     return (done.stdout.strip().splitlines() or ["unknown"])[-1]
 
 
@@ -140,10 +146,14 @@ def run(project: Path, mvus: list[MvuRtl]) -> tuple[list[SynthResult], Path]:
     """Synthesise each module and write report/synth.json; returns the results and the report path."""
     project = Path(project).resolve()
     command = yosys_command()
-    results = [synth_kind(command, project, m) for m in mvus]
+    version = yosys_version(command, notices=True)
+    results = []
+    for number, m in enumerate(mvus, 1):
+        with progress.step(f"synth {number}/{len(mvus)}: {m.kind} ({m.module}, Yosys synth_xilinx)"):
+            results.append(synth_kind(command, project, m))
     report = project / REPORT
     report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text(json.dumps({"tool": f"{Path(command[0]).name} ({yosys_version(command)})",
+    report.write_text(json.dumps({"tool": f"{Path(command[0]).name} ({version})",
                                   "script": "synth_xilinx -family xcup -noiopad",
                                   "kinds": {r.kind: r.as_json() for r in results}}, indent=1) + "\n")
     return results, report
