@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,3 +69,14 @@ def hlsgen_cache(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HLSGEN_CACHE", str(cache))
         yield cache
+
+
+def record_edits(project: Path) -> None:
+    """Make deliberate edits (a simulated hardware bug, a stand-in module) the build's own: the
+    tools refuse a project whose files differ from the manifest's digests, as a broken project.
+    Files the edit removed leave the manifest."""
+    path = project / "hlsgen_manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["files"] = {rel: hashlib.sha256((project / rel).read_bytes()).hexdigest() for rel in manifest["files"]
+                         if (project / rel).is_file()}
+    path.write_text(json.dumps(manifest, indent=2) + "\n")

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import CliRun, run_cli, write_config
+from conftest import CliRun, record_edits, run_cli, write_config
 from hlsgen.hardware import planner
 from hlsgen.project import build
 from hlsgen.project import calls as calls_mod
@@ -141,15 +141,6 @@ def tampered_copy(project: Path, destination: Path) -> Path:
     copy = destination / project.name
     shutil.copytree(project, copy)
     return copy
-
-
-def record_edits(project: Path) -> None:
-    """Make deliberate edits (a simulated hardware bug) the build's own: csim refuses a project
-    whose files differ from the manifest's digests, as a broken project."""
-    path = project / "hlsgen_manifest.json"
-    manifest = json.loads(path.read_text())
-    manifest["files"] = {rel: hashlib.sha256((project / rel).read_bytes()).hexdigest() for rel in manifest["files"]}
-    path.write_text(json.dumps(manifest, indent=2) + "\n")
 
 
 def set_first_gamma(weights_header: Path, table: str, value: int) -> None:

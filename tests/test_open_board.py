@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import run_cli, write_config
+from conftest import record_edits, run_cli, write_config
 from hlsgen.errors import HlsgenError
 from hlsgen.hardware import boards
 from hlsgen.hardware import open_board as ob
@@ -349,7 +349,8 @@ def test_bitstream_refuses_a_missed_clock_then_builds_at_the_met_one(tmp_path):
         old.unlink()
     core = standin(project, tmp_path / "standin")
     for f in core.parent.iterdir():
-        shutil.copyfile(f, project / "rtl" / (f"tiny_top_core.v" if f == core else f.name))
+        shutil.copyfile(f, project / "rtl" / ("tiny_top_core.v" if f == core else f.name))
+    record_edits(project)
     refused = run_cli("bitstream", str(project))
     assert refused.code == 2 and "below its 250 MHz clock" in refused.err and "--allow-slow" in refused.err
     built = run_cli("bitstream", str(project), "--allow-slow")
