@@ -259,9 +259,11 @@ XRT_STUBS = {
     """,
     "xrt/xrt_kernel.h": """
         #pragma once
+        #include <chrono>
         #include <string>
         #include "xrt/xrt_device.h"
-        enum ert_cmd_state { ERT_CMD_STATE_COMPLETED };
+        enum ert_cmd_state { ERT_CMD_STATE_NEW = 1, ERT_CMD_STATE_QUEUED = 2, ERT_CMD_STATE_RUNNING = 3,
+                             ERT_CMD_STATE_COMPLETED = 4 };
         namespace xrt {
         class kernel {
           public:
@@ -273,7 +275,8 @@ XRT_STUBS = {
             explicit run(const kernel& kernel);
             template <class T> void set_arg(int index, T&& value);
             void start();
-            ert_cmd_state wait();
+            ert_cmd_state wait(const std::chrono::milliseconds& timeout = std::chrono::milliseconds{0}) const;
+            ert_cmd_state abort();
         };
         }
     """,
@@ -355,4 +358,4 @@ def test_driver_needs_only_numpy_for_the_board_backends(projects, tmp_path):
     assert done.stdout.strip() == "['csim', 'pynq', 'xrt']"
     body = driver.read_text()
     imports = [line.strip() for line in body.splitlines() if re.match(r"\s*(from|import) hlsgen", line)]
-    assert imports == ["from hlsgen.device import CsimDevice     # the only backend that needs hlsgen"]
+    assert imports == ["from hlsgen.tools.device import CsimDevice     # the only backend that needs hlsgen"]
