@@ -24,7 +24,7 @@ from typing import Callable
 import pytest
 import yaml
 
-from conftest import TINY, merged
+from conftest import TINY, merged, needs_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 TOP = TINY["project"]["name"]
@@ -40,6 +40,7 @@ class Case:
     code: int = 2
     env: dict = field(default_factory=dict)
     unprivileged: bool = False         # run without the root's permission override
+    tools: tuple = ()                  # optional system tools the case reaches
     project: bool = False              # works on a copy of a built project, which must stay unchanged
 
 
@@ -268,8 +269,8 @@ CASES = [
     Case("csim: target missing", ["csim", "{tmp}/nothing"], ["nothing: no such file"]),
     Case("csim: tool choice", ["csim", "{project}", "--tool", "clang"], ["argument --tool: invalid choice"], project=True),
     Case("csim: no compiler", ["csim", "{project}"], ["csim: no C++ compiler on PATH"], env={"CXX": "no-such-g++"}, project=True),
-    Case("csim: cache under a file", ["csim", "{project}"], ["csim: cannot write the binary cache", "HLSGEN_CACHE"], write("cachefile", "x"), env={"HLSGEN_CACHE": "{tmp}/cachefile/c"}, project=True),
-    Case("csim: cache unwritable", ["csim", "{project}"], ["csim: cannot write the binary cache", "Permission denied"], chmod("rocache", 0o555), env={"HLSGEN_CACHE": "{tmp}/rocache"}, unprivileged=True, project=True),
+    Case("csim: cache under a file", ["csim", "{project}"], ["csim: cannot write the binary cache", "HLSGEN_CACHE"], write("cachefile", "x"), env={"HLSGEN_CACHE": "{tmp}/cachefile/c"}, project=True, tools=("g++",)),
+    Case("csim: cache unwritable", ["csim", "{project}"], ["csim: cannot write the binary cache", "Permission denied"], chmod("rocache", 0o555), env={"HLSGEN_CACHE": "{tmp}/rocache"}, unprivileged=True, project=True, tools=("g++",)),
     Case("report: manifest garbage", ["report", "{project}"], ["hlsgen_manifest.json: corrupt"], project_file("hlsgen_manifest.json", "nul\0l"), project=True),
     Case("report: source file deleted", ["report", "{project}"], [f"src/{TOP}_weights.h is missing"], project_file(f"src/{TOP}_weights.h", "delete"), project=True),
     Case("report: csim.json garbage", ["report", "{project}"], ["report/csim.json: corrupt", "rerun `hlsgen csim"], write("report/csim.json", "{", to_project=True), project=True),
@@ -347,7 +348,7 @@ def test_the_table_is_large_and_covers_every_command():
                         "report", "bitstream", "flash"}
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+@pytest.mark.parametrize("case", [pytest.param(c, marks=needs_tool(*c.tools)) for c in CASES], ids=[c.name for c in CASES])
 def test_bad_input(case, tmp_path, built):
     ctx = Ctx(tmp_path, built if case.project else None)
     if case.setup:

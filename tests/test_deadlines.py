@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -20,11 +19,12 @@ import time
 
 import pytest
 
+from conftest import needs_tool
 from hlsgen.hardware import perf
 from test_driver import PROMPT, SimulatedKernel, fake_pynq, fake_pyxrt, golden_tokens, load_driver, projects  # noqa: F401
 from test_vendor_flow import XRT_STUBS
 
-pytestmark = pytest.mark.usefixtures("hlsgen_cache")
+pytestmark = [pytest.mark.usefixtures("hlsgen_cache"), needs_tool("g++")]
 
 TIMEOUT_MESSAGE = re.compile(r"kernel call (\d+) \((\d+) tokens?, batch_mode (\d), reset_state (0x[0-9a-f]+)\): not "
                              r"done after (\d+\.\d+) s \(deadline (\d+\.\d+) s\); control register last read (.+); "
@@ -161,7 +161,6 @@ NEVER_FINISHING_XRT = """
 """
 
 
-@pytest.mark.skipif(shutil.which("g++") is None, reason="missing tool: g++ (install: scripts/install-tools.sh)")
 def test_native_host_times_out_on_a_kernel_that_never_finishes(tmp_path):
     from conftest import write_config
     from hlsgen.model import spec as spec_mod

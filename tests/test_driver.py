@@ -22,7 +22,7 @@ import types
 import numpy as np
 import pytest
 
-from conftest import write_config
+from conftest import needs_tool, write_config
 from hlsgen.model import checkpoint, golden
 from hlsgen.project import build
 from hlsgen.project import calls as calls_mod
@@ -31,7 +31,7 @@ from hlsgen.tools.device import CsimDevice
 from hlsgen.errors import HlsgenError
 from hlsgen.project.vendor import Flow, bundle_ports
 
-pytestmark = pytest.mark.usefixtures("hlsgen_cache")
+pytestmark = [pytest.mark.usefixtures("hlsgen_cache"), needs_tool("g++")]
 
 OFFCHIP = {"pe": 8, "simd": 4, "lm_head_pe": 4, "lm_head_simd": 16}
 BATCH = 3      # PROMPT: a full block and a partial one

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_config
+from conftest import needs_tool, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,6 +66,7 @@ def test_a_tool_that_prints_nothing_says_so(project, tmp_path):
     assert done.returncode == 2 and done.stderr.splitlines()[1:] == ["    (the tool printed nothing)"]
 
 
+@needs_tool("g++")
 def test_a_corrupt_cached_binary_is_rebuilt(project, hlsgen_cache):
     env = {"HLSGEN_CACHE": str(hlsgen_cache)}
     first = hlsgen("csim", project, env=env)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_config
+from conftest import needs_tool, write_config
 from hlsgen.project import build
 from hlsgen.project import calls as calls_mod
 from hlsgen.model import spec as spec_mod
@@ -93,7 +93,7 @@ def test_hbm_bundles_do_not_share_pseudo_channels(projects):
     assert len(per_bundle) == len(set(per_bundle.values())) == len(bundle_ports(plan))
 
 
-@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+@needs_tool("make")
 @pytest.mark.parametrize("name", ALVEO)
 def test_makefile_targets_compile_and_link_with_one_target_and_platform(projects, name):
     project, plan = projects[name]
@@ -110,7 +110,7 @@ def test_makefile_targets_compile_and_link_with_one_target_and_platform(projects
         assert ("emconfigutil" in " ".join(commands)) == (target != "hw")
 
 
-@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+@needs_tool("make")
 @pytest.mark.parametrize("name", ZYNQ)
 def test_zynq_makefile_exports_the_ip_then_runs_vivado(projects, name):
     project, _ = projects[name]
@@ -164,7 +164,7 @@ def run_tcl(script: Path, tmp_path: Path, setup: str = "", argv: tuple = ()) -> 
 
 
 
-@pytest.mark.skipif(shutil.which("tclsh") is None, reason="tclsh is not installed")
+@needs_tool("tclsh")
 @pytest.mark.parametrize("name", ZYNQ)
 def test_vivado_block_design_tcl(projects, name, tmp_path):
     source_project, plan = projects[name]
@@ -208,7 +208,7 @@ def test_vivado_block_design_tcl(projects, name, tmp_path):
     assert Path(flow.bitstream).with_suffix(".hwh") == Path(flow.hwh)
 
 
-@pytest.mark.skipif(shutil.which("tclsh") is None, reason="tclsh is not installed")
+@needs_tool("tclsh")
 @pytest.mark.parametrize("targets, devices, code, expected", [
     ("{localhost:3121/xilinx_tcf/Digilent/1}", "{arm_dap_0 DEVICE}", 0, "hlsgen: programmed DEVICE"),
     ("{}", "{}", 3, "hlsgen: no JTAG target matches *: no board attached"),
@@ -283,7 +283,7 @@ XRT_STUBS = {
 }
 
 
-@pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed")
+@needs_tool("g++")
 @pytest.mark.parametrize("name", ALVEO)
 def test_native_host_compiles_against_the_xrt_api(projects, name, tmp_path):
     project, plan = projects[name]
