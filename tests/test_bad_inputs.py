@@ -404,7 +404,9 @@ def test_ctrl_c_during_a_build_exits_130_with_one_line_and_keeps_the_old_project
     ctx.config(weights={"random": {"seed": 5}})
     process = subprocess.Popen([sys.executable, "-m", "hlsgen.cli", "build", str(ctx.cfg)], cwd=ROOT, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env={**os.environ, "PYTHONPATH": str(ROOT), "HLSGEN_TEST_PAUSE": "staged"})
+                               env={**os.environ, "PYTHONPATH": str(ROOT), "HLSGEN_TEST_PAUSE": "staged"},
+                               # as from a terminal: a background shell job would inherit SIGINT ignored
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert "paused at staged" in process.stderr.readline()
     process.send_signal(signal.SIGINT)
     try:
@@ -424,3 +426,13 @@ def test_a_traceback_only_with_hlsgen_debug(tmp_path):
     debug = run_hlsgen(argv, {"HLSGEN_DEBUG": "1"})
     assert debug.returncode == 2 and "Traceback" in debug.stderr
     assert debug.stderr.rstrip().splitlines()[-1].startswith("error: --ids: 999 is out of range")
+
+
+def test_a_prompt_with_bytes_that_are_not_utf8_reaches_the_byte_model_as_they_are(tmp_path):
+    """Not an error: a byte-level model takes any bytes, so the shell's bytes are the prompt."""
+    config = Ctx(tmp_path, None).cfg
+    done = subprocess.run([sys.executable.encode(), b"-m", b"hlsgen.cli", b"generate", bytes(config),
+                           b"--prompt", b"caf\xe9 \xff", b"--max-new-tokens", b"2"], cwd=ROOT, capture_output=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert b"golden float: 6 prompt + 2 new tokens" in done.stderr
