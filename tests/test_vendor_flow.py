@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_config
+from conftest import needs_tool, write_config
 from hlsgen.project import build
 from hlsgen.project import calls as calls_mod
 from hlsgen.model import spec as spec_mod
@@ -93,7 +93,7 @@ def test_hbm_bundles_do_not_share_pseudo_channels(projects):
     assert len(per_bundle) == len(set(per_bundle.values())) == len(bundle_ports(plan))
 
 
-@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+@needs_tool("make")
 @pytest.mark.parametrize("name", ALVEO)
 def test_makefile_targets_compile_and_link_with_one_target_and_platform(projects, name):
     project, plan = projects[name]
@@ -122,7 +122,7 @@ def test_makefile_has_the_unified_flow_beside_the_tcl_flow(projects):
         assert command in out, (target, out)
 
 
-@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+@needs_tool("make")
 @pytest.mark.parametrize("name", ZYNQ)
 def test_zynq_makefile_exports_the_ip_then_runs_vivado(projects, name):
     project, _ = projects[name]
@@ -176,7 +176,7 @@ def run_tcl(script: Path, tmp_path: Path, setup: str = "", argv: tuple = ()) -> 
 
 
 
-@pytest.mark.skipif(shutil.which("tclsh") is None, reason="tclsh is not installed")
+@needs_tool("tclsh")
 @pytest.mark.parametrize("name", ZYNQ)
 def test_vivado_block_design_tcl(projects, name, tmp_path):
     source_project, plan = projects[name]
@@ -220,7 +220,7 @@ def test_vivado_block_design_tcl(projects, name, tmp_path):
     assert Path(flow.bitstream).with_suffix(".hwh") == Path(flow.hwh)
 
 
-@pytest.mark.skipif(shutil.which("tclsh") is None, reason="tclsh is not installed")
+@needs_tool("tclsh")
 @pytest.mark.parametrize("targets, devices, code, expected", [
     ("{localhost:3121/xilinx_tcf/Digilent/1}", "{arm_dap_0 DEVICE}", 0, "hlsgen: programmed DEVICE"),
     ("{}", "{}", 3, "hlsgen: no JTAG target matches *: no board attached"),
@@ -271,9 +271,11 @@ XRT_STUBS = {
     """,
     "xrt/xrt_kernel.h": """
         #pragma once
+        #include <chrono>
         #include <string>
         #include "xrt/xrt_device.h"
-        enum ert_cmd_state { ERT_CMD_STATE_COMPLETED };
+        enum ert_cmd_state { ERT_CMD_STATE_NEW = 1, ERT_CMD_STATE_QUEUED = 2, ERT_CMD_STATE_RUNNING = 3,
+                             ERT_CMD_STATE_COMPLETED = 4 };
         namespace xrt {
         class kernel {
           public:
@@ -285,14 +287,15 @@ XRT_STUBS = {
             explicit run(const kernel& kernel);
             template <class T> void set_arg(int index, T&& value);
             void start();
-            ert_cmd_state wait();
+            ert_cmd_state wait(const std::chrono::milliseconds& timeout = std::chrono::milliseconds{0}) const;
+            ert_cmd_state abort();
         };
         }
     """,
 }
 
 
-@pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed")
+@needs_tool("g++")
 @pytest.mark.parametrize("name", ALVEO)
 def test_native_host_compiles_against_the_xrt_api(projects, name, tmp_path):
     project, plan = projects[name]

@@ -46,13 +46,14 @@ def load_manifest(project: Path) -> dict:
     return manifest
 
 
-def check(project: Path) -> dict:
-    """Every file the manifest lists exists with the digest the build recorded; returns the manifest."""
+def check(project: Path, under: tuple[str, ...] | None = None) -> dict:
+    """Every file the manifest lists (or those under the folders `under`) exists with the digest
+    the build recorded; returns the manifest."""
     project = Path(project)
     manifest = load_manifest(project)
     for rel, digest in manifest["files"].items():
         path = project / rel
-        if rel == MANIFEST:
+        if under is not None and not rel.startswith(under):
             continue
         try:
             data = path.read_bytes()

@@ -9,10 +9,12 @@ flash` run them (hlsgen/tools/deploy.py), so what is printed is what runs.
 from __future__ import annotations
 
 import json
+import math
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from hlsgen.hardware import perf
 from hlsgen.hardware.boards import Board
 from hlsgen.project import integrity
 from hlsgen.errors import HlsgenError
@@ -245,7 +247,9 @@ def project_files(plan: HardwarePlan, env, context: dict) -> dict:
                    ps_enable=[plan.board.ps.slave_enable[c] for c in used_channels] if plan.board.ps else [],
                    pynq_memory={name: channel_for_pynq(link) for name, link in links.items()} if flow.alveo else {},
                    targets={t: flow.build_steps(t) for t in (ALVEO_TARGETS if flow.alveo else ("hw",))},
-                   make_host_build=flow.host_build("$(XILINX_XRT)"), host_build=flow.host_build())
+                   make_host_build=flow.host_build("$(XILINX_XRT)"), host_build=flow.host_build(),
+                   # The model's cycles for a call of 1 .. batch tokens: the drivers' deadlines.
+                   call_cycles=[math.ceil(perf.estimate(plan, n).cycles_per_call) for n in range(1, plan.batch + 1)])
     if flow.ecp5:      # the RTL design: board top, UART and pins; bitstream by hlsgen itself
         context = dict(context, **open_board.context(plan, context["spec_digest"]))
         files = open_board.project_files(plan, env, context)

@@ -9,6 +9,8 @@ packed buffers and the same call sequence as the board, computed by the HLS C++ 
 from __future__ import annotations
 
 import ctypes
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +21,12 @@ from hlsgen.errors import HlsgenError
 
 
 class CsimDevice:
-    def __init__(self, project: Path):
+    def __init__(self, project: Path, private_copy: bool = False):
+        """private_copy: load a copy of the compiled library, with static state of its own (after a
+        call that never returned, whose thread still runs in the shared one)."""
         self.project = Path(project).resolve()
-        manifest = integrity.check(self.project)
+        # What the library is compiled from; the data the driver compares with is the driver's to check.
+        manifest = integrity.check(self.project, under=("src/", "host/"))
         self.top = manifest["top"]
         sources = [self.project / "src" / f"{self.top}.cpp", self.project / "host" / "csim_device.cpp"]
         if not sources[1].is_file():
@@ -31,6 +36,9 @@ class CsimDevice:
         library, _, _ = compile_cached(sources, [self.project / "src"], hashed,
                                        what=f"the csim device library of {self.project}",
                                        extra_flags=("-shared", "-fPIC"), ap_types=project_ap_include(self.project))
+        if private_copy:
+            self._copy = tempfile.TemporaryDirectory(prefix="hlsgen-csim-")
+            library = Path(shutil.copy(library, Path(self._copy.name) / library.name))
         self.lib = ctypes.CDLL(str(library))
         ints = ctypes.POINTER(ctypes.c_int)
         self.lib.hlsgen_run.restype = ctypes.c_int
@@ -78,7 +86,7 @@ class CsimDevice:
 
     def upload_project_buffers(self) -> None:
         """Upload the packed buffers the build wrote (off-chip designs only)."""
-        ports = integrity.load_manifest(self.project).get("memory_ports", [])
+        ports = integrity.check(self.project, under=("tb/data/",)).get("memory_ports", [])
         for index, port in enumerate(ports):
             dtype = "<i4" if index == 0 else "<u8"
             self.upload(index, np.fromfile(self.project / "tb" / "data" / f"{port}.bin", dtype))

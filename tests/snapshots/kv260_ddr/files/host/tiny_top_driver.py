@@ -17,6 +17,7 @@ Only numpy is needed besides the backend's own package.
 import argparse
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,13 @@ BUFFERS = [
     ("emb_table", "<i4", 65536, "S_AXI_HP1_FPD", "tb/data/emb_table.bin"),
     ("w0", "<u8", 24576, "S_AXI_HP2_FPD", "tb/data/w0.bin"),
 ]
+# Deadlines: no call waits forever.  A call of n tokens gets DEADLINE_MARGIN times the cycles
+# hlsgen's performance model gives it (CALL_CYCLES[n - 1], hardware/perf.py) at the plan's clock,
+# and at least DEADLINE_FLOOR_S; Driver(timeout=...), run(..., timeout=...) or --timeout overrides.
+CLOCK_MHZ = 150.0
+CALL_CYCLES = [20788]
+DEADLINE_MARGIN = 100      # a model off by 10x and a host 10x slower than expected still finish
+DEADLINE_FLOOR_S = 1.0
 PYNQ_MEMORY = {}
 
 
@@ -80,6 +88,30 @@ def logit_rows(raw: np.ndarray, n: int) -> np.ndarray:
     return sign_extend(np.asarray(raw)[:n * LOGIT_ROW].reshape(n, LOGIT_ROW)[:, :VOCAB])
 
 
+class DeviceTimeout(RuntimeError):
+    """A kernel call that did not finish by its deadline; Driver.reset() makes the device usable again."""
+
+
+def call_deadline(n: int, timeout=None) -> float:
+    """Seconds a call of n tokens may take: `timeout` when given, else the model's time times the margin."""
+    if timeout is not None:
+        return float(timeout)
+    return max(DEADLINE_FLOOR_S, DEADLINE_MARGIN * CALL_CYCLES[n - 1] / (CLOCK_MHZ * 1e6))
+
+
+def wait_until(finished, seconds: float, what: str, control) -> None:
+    """Poll finished() for up to `seconds`; past that, DeviceTimeout naming the call, the time
+    waited and control(), the control register's last value."""
+    start, pause = time.monotonic(), 1e-6
+    while not finished():
+        waited = time.monotonic() - start
+        if waited > seconds:
+            raise DeviceTimeout(f"{what}: not done after {waited:.3f} s (deadline {seconds:.3f} s); control "
+                                f"register last read {control()}; Driver.reset() reprograms the device")
+        time.sleep(pause)
+        pause = min(2 * pause, 1e-3)
+
+
 def token_word(tokens: np.ndarray) -> np.ndarray:
     word = np.zeros(TOKEN_SLOTS, np.int32)
     word[:len(tokens)] = tokens
@@ -91,17 +123,36 @@ class CsimBackend:
 
     def __init__(self, device=None):
         from hlsgen.tools.device import CsimDevice     # the only backend that needs hlsgen
-        self.device = CsimDevice(PROJECT)
+        self.device_class, self.device = CsimDevice, CsimDevice(PROJECT)
         self.uploads = [name for name, _, _, _, data in BUFFERS if data]
+        self.running = False
 
     def program(self):
-        pass                                      # compiled (or found in the cache) on construction
+        if self.running:      # a call past its deadline still runs in its thread: a private copy of the library
+            self.device = self.device_class(PROJECT, private_copy=True)
 
     def upload(self, name, data):
         self.device.upload(self.uploads.index(name), data)
 
-    def call(self, tokens, batch_mode, reset_mask):
-        return self.device.run(tokens, bool(batch_mode), reset_mask)
+    def call(self, tokens, batch_mode, reset_mask, deadline, what):
+        # The top runs in a thread so that the wait has a deadline, as on a board.
+        outcome = {}
+
+        def work():
+            try:
+                outcome["result"] = self.device.run(tokens, bool(batch_mode), reset_mask)
+            except BaseException as exc:
+                outcome["error"] = exc
+            self.running = False
+
+        self.running = True
+        worker = threading.Thread(target=work, daemon=True)
+        worker.start()
+        wait_until(lambda: not worker.is_alive(), deadline, what,
+                   lambda: "0x1 (ap_start set, no ap_done: the C-simulated top has not returned)")
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["result"]
 
 
 class PynqBackend:
@@ -128,13 +179,18 @@ class PynqBackend:
         buffer[:] = data
         buffer.flush()
 
-    def call(self, tokens, batch_mode, reset_mask):
+    def call(self, tokens, batch_mode, reset_mask, deadline, what):
         self.upload("tokens", token_word(tokens))
         for name, value in (("n_tokens", len(tokens)), ("batch_mode", batch_mode), ("reset_state", reset_mask)):
             self.ip.write(REGISTERS[name], int(value))
         self.ip.write(CTRL, AP_START)
-        while not self.ip.read(CTRL) & AP_DONE:
-            pass
+        last = [0]
+
+        def done():
+            last[0] = self.ip.read(CTRL)
+            return last[0] & AP_DONE
+
+        wait_until(done, deadline, what, lambda: f"{last[0]:#x}")
         logits, next_tokens = self.buffers["logits"], self.buffers["next_tokens"]
         logits.invalidate()
         next_tokens.invalidate()
@@ -167,19 +223,38 @@ class XrtBackend:
         self.buffers[name].write(data.tobytes(), 0)
         self.buffers[name].sync(self.xrt.xclBOSyncDirection.XCL_BO_SYNC_BO_TO_DEVICE, data.nbytes, 0)
 
+    def control(self) -> str:
+        """ap_ctrl as XRT lets a shared-mode host see it: the run's command state, and the register
+        itself where the compute unit is opened exclusively."""
+        state = getattr(self.run.state(), "name", "unknown") if hasattr(self.run, "state") else "unknown"
+        try:
+            return f"{self.kernel.read_register(CTRL):#x} ({state})"
+        except Exception:                      # shared access: XRT refuses register reads
+            return f"unreadable in shared mode; run state {state}"
+
+    def abort(self):
+        if hasattr(self.run, "abort"):
+            self.run.abort()
+
     def download(self, name, dtype, count):
         nbytes = count * np.dtype(dtype).itemsize
         self.buffers[name].sync(self.xrt.xclBOSyncDirection.XCL_BO_SYNC_BO_FROM_DEVICE, nbytes, 0)
         return np.frombuffer(self.buffers[name].read(nbytes, 0), dtype)
 
-    def call(self, tokens, batch_mode, reset_mask):
+    def call(self, tokens, batch_mode, reset_mask, deadline, what):
         self.upload("tokens", token_word(tokens))
         scalars = {"n_tokens": len(tokens), "batch_mode": batch_mode, "reset_state": reset_mask}
         for i, (name, kind, _) in enumerate(ARGUMENTS):
             if kind == "scalar":
                 self.run.set_arg(i, int(scalars[name]))
         self.run.start()
-        self.run.wait()
+        # run.wait(ms) returns the command state when the run completes or the time is up (xrt_kernel.h).
+        start = time.monotonic()
+        state = self.run.wait(max(1, int(deadline * 1000)))
+        if "COMPLETED" not in getattr(state, "name", str(state)):
+            waited = time.monotonic() - start
+            raise DeviceTimeout(f"{what}: not done after {waited:.3f} s (deadline {deadline:.3f} s); control "
+                                f"register last read {self.control()}; Driver.reset() reprograms the device")
         n = len(tokens)
         return (logit_rows(self.download("logits", LOGIT_DTYPE, n * LOGIT_ROW), n),
                 self.download("next_tokens", np.int32, n).astype(np.int32))
@@ -202,10 +277,14 @@ def rate(tokens: int, seconds: float) -> float:
 
 
 class Driver:
-    def __init__(self, backend: str = "pynq", device=None):
+    def __init__(self, backend: str = "pynq", device=None, timeout=None):
         if backend not in BACKENDS:
             raise ValueError(f"backend {backend!r} (allowed: {', '.join(BACKENDS)})")
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout {timeout!r} (allowed: seconds > 0, or None for the model's deadline)")
         self.backend = BACKENDS[backend](device)
+        self.timeout = timeout    # seconds per call; None: call_deadline()
+        self.calls = 0
         self.fresh = True
         self.timings = {}     # self_test: call shape -> [tokens, seconds]
 
@@ -221,10 +300,17 @@ class Driver:
         """The next token starts a new sequence: the kernel zeroes its recurrent state first."""
         self.fresh = True
 
-    def run(self, tokens, batch_mode: bool = False, reset_mask: int = 0):
+    def reset(self):
+        """After a DeviceTimeout: stop what can be stopped, reprogram the device, upload the weights
+        again; the next call starts a new sequence."""
+        getattr(self.backend, "abort", lambda: None)()
+        self.load()
+
+    def run(self, tokens, batch_mode: bool = False, reset_mask: int = 0, timeout=None):
         """One call of the kernel: 1 to BATCH tokens.  batch_mode False: they continue the sequence
         in state slot 0 (a prompt block); True: token t is the next token of the sequence in slot t.
-        Bit s of reset_mask zeroes slot s first.  Returns (raw logits int32 [n, VOCAB], next tokens int32 [n])."""
+        Bit s of reset_mask zeroes slot s first.  Returns (raw logits int32 [n, VOCAB], next tokens int32 [n]).
+        Raises DeviceTimeout past the call's deadline (timeout seconds, else the driver's, else call_deadline())."""
         tokens = np.asarray(tokens, np.int64).ravel()
         if not 1 <= len(tokens) <= BATCH:
             raise ValueError(f"{len(tokens)} tokens in one call (allowed: 1 to {BATCH})")
@@ -233,7 +319,11 @@ class Driver:
             raise ValueError(f"token {int(bad[0])} is out of range (allowed: 0 to {VOCAB - 1})")
         if not 0 <= reset_mask < 1 << BATCH:
             raise ValueError(f"reset mask {reset_mask:#x} is out of range (allowed: 0 to {(1 << BATCH) - 1:#x})")
-        return self.backend.call(tokens.astype(np.int32), int(bool(batch_mode)), int(reset_mask))
+        self.calls += 1
+        deadline = call_deadline(len(tokens), timeout if timeout is not None else self.timeout)
+        what = (f"kernel call {self.calls} ({len(tokens)} token{'s' if len(tokens) > 1 else ''}, batch_mode "
+                f"{int(bool(batch_mode))}, reset_state {int(reset_mask):#x})")
+        return self.backend.call(tokens.astype(np.int32), int(bool(batch_mode)), int(reset_mask), deadline, what)
 
     def step(self, token: int):
         """One token of the current sequence; returns (raw logits int32 [VOCAB], the greedy next token)."""
@@ -338,11 +428,14 @@ def main(argv=None) -> int:
                         help=f"comma-separated token ids to generate from; repeat it for up to {BATCH} "
                              f"prompts decoded side by side")
     parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument("--timeout", type=float, metavar="SECONDS",
+                        help="deadline of each kernel call (default: the performance model's time x "
+                             f"{DEADLINE_MARGIN}, at least {DEADLINE_FLOOR_S:g} s)")
     args = parser.parse_args(argv)
     prompts = [[int(t) for t in p.split(",")] for p in args.prompt]
     if len(prompts) > BATCH:
         parser.error(f"--prompt: {len(prompts)} prompts (allowed: at most {BATCH}, the kernel's batch)")
-    driver = Driver(args.backend, args.device)
+    driver = Driver(args.backend, args.device, args.timeout)
     driver.load()
     status = 0
     if args.self_test:

@@ -4,10 +4,13 @@
 // testbench's calls of the kernel (tb/data/calls.bin: up to 1 token(s) per call), checks every
 // logit and next token, and reports tokens per second per call shape.
 //   build: g++ -std=c++17 -O2 -I$XILINX_XRT/include host/tiny_top_host.cpp -L$XILINX_XRT/lib -lxrt_coreutil -pthread -o impl/host
-//   run:   impl/host impl/hw/tiny_top.xclbin tb/data [DEVICE]   (XCL_EMULATION_MODE=sw_emu|hw_emu for emulation)
+//   run:   impl/host impl/hw/tiny_top.xclbin tb/data [DEVICE] [--timeout SECONDS]   (XCL_EMULATION_MODE=sw_emu|hw_emu for emulation)
+// Every call waits with a deadline (CALL_CYCLES below); past it the host names the call, aborts the
+// run and exits 3, so a kernel that never finishes cannot hang the host.
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <algorithm>
 #include <fstream>
 #include <iterator>
@@ -31,6 +34,17 @@ static const int LOGIT_ROW = 16 * 64 / sizeof(logit_t);
 static const int TOKEN_SLOTS = 16;
 // tb/data/calls.bin rows: n_tokens, batch_mode, reset_state, then TOKEN_SLOTS token slots.
 static const int CALL_HEADER = 3, CALL_WIDTH = 19;
+
+// Deadlines: a call of n tokens may take DEADLINE_MARGIN times the cycles hlsgen's performance model
+// gives it (CALL_CYCLES[n - 1]) at the plan's clock, and at least DEADLINE_FLOOR_S; --timeout overrides.
+static const double CLOCK_MHZ = 300;
+static const double CALL_CYCLES[BATCH] = {20772};
+static const double DEADLINE_MARGIN = 100, DEADLINE_FLOOR_S = 1.0;
+
+static double call_deadline_s(int n, double timeout_s) {
+    if (timeout_s > 0) return timeout_s;
+    return std::max(DEADLINE_FLOOR_S, DEADLINE_MARGIN * CALL_CYCLES[n - 1] / (CLOCK_MHZ * 1e6));
+}
 
 // Kernel argument indices (the top function's signature order).
 enum Argument {
@@ -76,13 +90,27 @@ static int64_t sign_extend(logit_t raw) {
 }
 
 int main(int argc, char** argv) {
-    if (argc < 3) {
-        std::fprintf(stderr, "usage: %s XCLBIN DATA_DIR [DEVICE]\n", argv[0]);
+    std::vector<std::string> positional;
+    double timeout_s = 0;   // 0: the model's deadline per call
+    for (int i = 1; i < argc; i++) {
+        const std::string arg = argv[i];
+        if (arg == "--timeout" && i + 1 < argc) {
+            timeout_s = std::atof(argv[++i]);
+            if (!(timeout_s > 0)) {
+                std::fprintf(stderr, "--timeout: %s (allowed: seconds > 0)\n", argv[i]);
+                return 2;
+            }
+        } else {
+            positional.push_back(arg);
+        }
+    }
+    if (positional.size() < 2) {
+        std::fprintf(stderr, "usage: %s XCLBIN DATA_DIR [DEVICE] [--timeout SECONDS]\n", argv[0]);
         return 2;
     }
-    const std::string data = argv[2];
-    xrt::device device = argc > 3 ? xrt::device(std::string(argv[3])) : xrt::device(0u);
-    const xrt::uuid uuid = device.load_xclbin(std::string(argv[1]));
+    const std::string data = positional[1];
+    xrt::device device = positional.size() > 2 ? xrt::device(positional[2]) : xrt::device(0u);
+    const xrt::uuid uuid = device.load_xclbin(positional[0]);
     xrt::kernel kernel(device, uuid, KERNEL);
 
     std::map<int, xrt::bo> buffers;   // by argument index
@@ -133,7 +161,18 @@ int main(int argc, char** argv) {
         run.set_arg(ARG_BATCH_MODE, static_cast<uint32_t>(call[1]));
         run.set_arg(ARG_RESET_STATE, static_cast<uint32_t>(call[2]));
         run.start();
-        run.wait();
+        // run.wait(ms) returns the command state when the run completes or the time is up (xrt_kernel.h).
+        const double deadline_s = call_deadline_s(n, timeout_s);
+        const ert_cmd_state state = run.wait(std::chrono::milliseconds(static_cast<long>(deadline_s * 1000) + 1));
+        if (state != ERT_CMD_STATE_COMPLETED) {
+            const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            std::fprintf(stderr, "error: kernel call %zu (%d token(s), batch_mode %d, reset_state 0x%x): not done after "
+                         "%.3f s (deadline %.3f s); run state %d (ert_cmd_state, the control register as XRT shows "
+                         "it in shared mode); the run is aborted, run the host again to reprogram the device\n",
+                         c, n, call[1], static_cast<unsigned>(call[2]), waited, deadline_s, static_cast<int>(state));
+            run.abort();
+            return 3;
+        }
         logits.sync(XCL_BO_SYNC_BO_FROM_DEVICE);
         logits.read(out.data());
         next_tokens.sync(XCL_BO_SYNC_BO_FROM_DEVICE);
