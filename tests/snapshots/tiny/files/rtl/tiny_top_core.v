@@ -377,7 +377,7 @@ module tiny_top_core #(
     // A pass issues element k = 0 .. len-1, one per cycle, as the read address of every buffer and
     // table; the data arrive a cycle later (stage 1) and the values move down a fixed pipeline
     // (v[n]: stage n holds an element). The pass ends when the pipeline has drained.
-    localparam integer DEPTH = 12;
+    localparam integer DEPTH = 14;
     reg issuing, pass_on;
     reg [IX_W-1:0] k;
     reg [DEPTH:1] v;
@@ -500,8 +500,8 @@ module tiny_top_core #(
     wire is_fresh = fresh[fresh_ix];
 
     // ------------------------------------------------------------------ sigmoid units
-    // Two: the MLGRU's forget gate, and its input gate (or the GLU's gate); the state's goes
-    // through the first again later in the pipeline. Latency 2.
+    // Three: the MLGRU's forget gate (a), its input gate or the GLU's gate (b), and the new
+    // state (c). Latency 3.
     reg signed [63:0] sig_a_x, sig_b_x, sig_c_x;
     wire signed [SIG_W-1:0] sig_a, sig_b, sig_c;
     tiny_top_core_sigmoid #(.FILE(SIGMOID_FILE)) sigmoid_a (.clk(clk), .x(sig_a_x), .y(sig_a));
@@ -909,10 +909,11 @@ module tiny_top_core #(
     // add their residual (h, r) and saturate again; the lm_head's outputs are the logits.
     reg [PE_MAX*ACC_W-1:0] beat;
     reg [IX_W-1:0] lane, rs_row, r1_row, r2_row;
-    reg r1_v, r2_v;
+    reg r1_v, r2_v, r3_v;
     reg signed [ACC_W-1:0] r1_acc;
     reg signed [ACC_W+SCALE_W:0] r2_prod;
-    reg signed [ACT_W-1:0] r2_res;
+    reg signed [ACT_W-1:0] r2_res, r3_res, r3_y;
+    reg [IX_W-1:0] r3_row;
     reg signed [ACT_W-1:0] best;
     /* verilator lint_off UNUSEDSIGNAL */
     reg [IX_W-1:0] best_ix;
@@ -926,6 +927,7 @@ module tiny_top_core #(
             rs_row <= {IX_W{1'b0}};
             r1_v <= 1'b0;
             r2_v <= 1'b0;
+            r3_v <= 1'b0;
         end else begin
             if (mvu_req && sel_idle) mvu_req <= 1'b0;
             if (mvu_op && sel_done) mvu_finished <= 1'b1;
@@ -940,70 +942,86 @@ module tiny_top_core #(
             end
             r1_v <= beat_full;
             r2_v <= r1_v;
+            r3_v <= r2_v;
         end
         r1_acc <= beat[lane * ACC_W +: ACC_W];
         r1_row <= rs_row;
         r2_prod <= r1_acc * $signed({1'b0, scale_q});
         r2_row <= r1_row;
         r2_res <= add_h ? rd_h : rd_r;
+        r3_y <= sat(rr(r2_prod, SCALE_FRAC), ACT_W);
+        r3_res <= r2_res;
+        r3_row <= r2_row;
     end
-    wire signed [63:0] r2_y = sat(rr(r2_prod, SCALE_FRAC), ACT_W);
-    wire signed [63:0] r2_out = add_h || add_r ? sat(r2_y + r2_res, ACT_W) : r2_y;
-    wire mvu_drained = mvu_finished && !beat_full && !r1_v && !r2_v && !sel_sums_valid;
+    wire signed [63:0] r3_out = add_h || add_r ? sat(r3_y + r3_res, ACT_W) : r3_y;
+    wire mvu_drained = mvu_finished && !beat_full && !r1_v && !r2_v && !r3_v && !sel_sums_valid;
     assign ra = op == OP_MVU ? rs_row : k;
 
     // ------------------------------------------------------------------ MLGRU and GLU pipelines
-    // MLGRU, element k (stage n is v[n]):
-    //   1  i, f, g, lb, g_norm, s_prev read; sigmoid(f), sigmoid(i) start; gg = sat(g * g_norm)
-    //   3  forget = lb + (1 - lb) sigmoid(f); silu_i = i sigmoid(i)
-    //   4  candidate = silu_i (1 - forget); forget * s_prev
-    //   5  s = sat(forget s_prev + candidate)               (written back at stage 6)
-    //   6  sigmoid(s at act.frac) starts
-    //   8  silu_s = s sigmoid(s)
-    //   9  o = sat(gg silu_s)                               (written at stage 10)
-    // GLU: 1 gate, up read, sigmoid(gate) starts; 3 silu = gate sigmoid(gate); 4 z = sat(up silu).
+    // A product is registered before it is rounded and saturated (the multiplier and the adders
+    // after it are each most of a clock period on an ECP5). MLGRU, element k (stage n is v[n]):
+    //   1  i, f, g, lb, g_norm, s_prev read; sigmoid(f), sigmoid(i) start; g * g_norm
+    //   2  gg = sat(g * g_norm)
+    //   4  forget = lb + (1 - lb) sigmoid(f); silu_i = i sigmoid(i)
+    //   5  candidate = silu_i (1 - forget); forget * s_prev
+    //   6  s = sat(forget s_prev + candidate)               (written back at stage 7)
+    //   7  sigmoid(s at act.frac) starts
+    //  10  silu_s = s sigmoid(s)
+    //  11  gg silu_s
+    //  12  o = sat(gg silu_s)                               (written at stage 13)
+    // GLU: 1 gate, up read, sigmoid(gate) starts; 4 silu = gate sigmoid(gate); 5 up silu;
+    //      6 z = sat(up silu).
     localparam integer FG_W = LB_W + 1;
     localparam integer SILU_I_W = ACT_W + S - F + 2;
     localparam integer CAND_W = SILU_I_W + 1;
     localparam integer FS_W = STATE_W + 1;
     localparam integer SILU_S_W = STATE_W + 2;
     localparam integer SILU_G_W = ACT_W + M - F + 2;
-    reg signed [ACT_W-1:0] i2, i3, gg2, gg3, gg4, gg5, gg6, gg7, gg8, gg9, up2, up3, up4, gate2, gate3;
-    reg signed [LB_W-1:0] lb2, lb3;
-    reg signed [STATE_W-1:0] sp2, sp3, sp4, s6, s7, s8;
-    reg signed [FG_W-1:0] forget4;
-    reg signed [SILU_I_W-1:0] silu_i4;
-    reg signed [CAND_W-1:0] cand5;
-    reg signed [FS_W-1:0] fs5;
-    reg signed [SILU_S_W-1:0] silu_s9;
-    reg signed [SILU_G_W-1:0] silu_g4;
+    reg signed [ACT_W-1:0] i2, i3, i4, gg3, gg4, gg5, gg6, gg7, gg8, gg9, gg10, gg11;
+    reg signed [ACT_W-1:0] up2, up3, up4, up5, gate2, gate3, gate4;
+    reg signed [ACT_W+GAMMA_W-1:0] ggp2;
+    reg signed [LB_W-1:0] lb2, lb3, lb4;
+    reg signed [STATE_W-1:0] sp2, sp3, sp4, sp5, s7, s8, s9, s10;
+    reg signed [FG_W-1:0] forget5;
+    reg signed [SILU_I_W-1:0] silu_i5;
+    reg signed [CAND_W-1:0] cand6;
+    reg signed [FS_W-1:0] fs6;
+    reg signed [SILU_S_W-1:0] silu_s11;
+    reg signed [ACT_W+SILU_S_W-1:0] op12;
+    reg signed [SILU_G_W-1:0] silu_g5;
+    reg signed [ACT_W+SILU_G_W-1:0] zp6;
     always @* begin
         sig_a_x = rd_f;
         sig_b_x = op == OP_GLU ? rd_gu : rd_i;
-        sig_c_x = rr(s6, S - F);
+        sig_c_x = rr(s7, S - F);
     end
     always @(posedge clk) begin
-        i2 <= rd_i; i3 <= i2;
-        lb2 <= rd_lb; lb3 <= lb2;
-        sp2 <= is_fresh ? {STATE_W{1'b0}} : rd_state; sp3 <= sp2; sp4 <= sp3;
-        gg2 <= sat(rr(rd_g * rd_gamma, G), ACT_W);
-        gg3 <= gg2; gg4 <= gg3; gg5 <= gg4; gg6 <= gg5; gg7 <= gg6; gg8 <= gg7; gg9 <= gg8;
-        forget4 <= lb3 + rr((ONE - lb3) * sig_a, Q);
-        silu_i4 <= rr(i3 * sig_b, F + Q - S);
-        cand5 <= rr(silu_i4 * (ONE - forget4), Q);
-        fs5 <= rr(forget4 * sp4, Q);
-        s6 <= sat(fs5 + cand5, STATE_W);
-        s7 <= s6; s8 <= s7;
-        silu_s9 <= rr(s8 * sig_c, Q);
-        gate2 <= rd_gu; gate3 <= gate2;
-        up2 <= rd_up; up3 <= up2; up4 <= up3;
-        silu_g4 <= rr(gate3 * sig_b, F + Q - M);
-        st_wr <= op == OP_MLGRU && v[5];
-        st_index <= kp[4*IX_W +: IX_W];
-        st_value <= sat(fs5 + cand5, STATE_W);
+        i2 <= rd_i; i3 <= i2; i4 <= i3;
+        lb2 <= rd_lb; lb3 <= lb2; lb4 <= lb3;
+        sp2 <= is_fresh ? {STATE_W{1'b0}} : rd_state; sp3 <= sp2; sp4 <= sp3; sp5 <= sp4;
+        ggp2 <= rd_g * rd_gamma;
+        gg3 <= sat(rr(ggp2, G), ACT_W);
+        gg4 <= gg3; gg5 <= gg4; gg6 <= gg5; gg7 <= gg6; gg8 <= gg7; gg9 <= gg8; gg10 <= gg9; gg11 <= gg10;
+        forget5 <= lb4 + rr((ONE - lb4) * sig_a, Q);
+        silu_i5 <= rr(i4 * sig_b, F + Q - S);
+        cand6 <= rr(silu_i5 * (ONE - forget5), Q);
+        fs6 <= rr(forget5 * sp5, Q);
+        s7 <= sat(fs6 + cand6, STATE_W);
+        s8 <= s7; s9 <= s8; s10 <= s9;
+        silu_s11 <= rr(s10 * sig_c, Q);
+        op12 <= gg11 * silu_s11;
+        gate2 <= rd_gu; gate3 <= gate2; gate4 <= gate3;
+        up2 <= rd_up; up3 <= up2; up4 <= up3; up5 <= up4;
+        silu_g5 <= rr(gate4 * sig_b, F + Q - M);
+        zp6 <= up5 * silu_g5;
+        st_wr <= op == OP_MLGRU && v[6];
+        st_index <= kp[5*IX_W +: IX_W];
+        st_value <= sat(fs6 + cand6, STATE_W);
     end
 
     // ------------------------------------------------------------------ what each stage writes
+    reg signed [ACT_W+GAMMA_W-1:0] np2;     // the norm's product, rounded and saturated a stage later
+    always @(posedge clk) np2 <= (from_r ? rd_r : rd_h) * rd_gamma;
     wire [6:0] code_mag = m == {Y_W{1'b0}} ? 7'd0 : qq[7*7 +: 7];
     always @(posedge clk) begin
         wr_valid <= 1'b0;
@@ -1017,9 +1035,9 @@ module tiny_top_core #(
             OP_EMBED: if (v[1]) begin
                 wr_valid <= 1'b1; wr_dst <= DST_H; wr_index <= kp[0*IX_W +: IX_W]; wr_value <= rd_emb;
             end
-            OP_NORM: if (v[1]) begin
-                wr_valid <= 1'b1; wr_dst <= DST_X; wr_index <= kp[0*IX_W +: IX_W];
-                wr_value <= sat(rr((from_r ? rd_r : rd_h) * rd_gamma, G), ACT_W);
+            OP_NORM: if (v[2]) begin
+                wr_valid <= 1'b1; wr_dst <= DST_X; wr_index <= kp[1*IX_W +: IX_W];
+                wr_value <= sat(rr(np2, G), ACT_W);
             end
             OP_QUANT: if (qphase == 2'd1 && v[10]) begin
                 wr_valid <= 1'b1; wr_dst <= DST_CODES; wr_index <= kp[9*IX_W +: IX_W];
@@ -1027,24 +1045,24 @@ module tiny_top_core #(
             end else if (scale_unwritten) begin   // when no code is on the bus
                 wr_valid <= 1'b1; wr_dst <= DST_SCALE; wr_index <= len; wr_value <= $signed({24'd0, scale_q});
             end
-            OP_MVU: if (r2_v) begin
-                wr_valid <= 1'b1; wr_dst <= dst; wr_index <= r2_row; wr_value <= r2_out;
+            OP_MVU: if (r3_v) begin
+                wr_valid <= 1'b1; wr_dst <= dst; wr_index <= r3_row; wr_value <= r3_out;
                 if (dst == DST_LOGIT) begin
                     logit_valid <= 1'b1;
-                    logit <= r2_out[ACT_W-1:0];
-                    if (r2_row == {IX_W{1'b0}} || r2_out > best) begin
-                        best <= r2_out[ACT_W-1:0];
-                        best_ix <= r2_row;
+                    logit <= r3_out[ACT_W-1:0];
+                    if (r3_row == {IX_W{1'b0}} || r3_out > best) begin
+                        best <= r3_out[ACT_W-1:0];
+                        best_ix <= r3_row;
                     end
                 end
             end
-            OP_MLGRU: if (v[9]) begin
-                wr_valid <= 1'b1; wr_dst <= DST_X; wr_index <= kp[8*IX_W +: IX_W];
-                wr_value <= sat(rr(gg9 * silu_s9, F + S - M), MIX_W);
+            OP_MLGRU: if (v[12]) begin
+                wr_valid <= 1'b1; wr_dst <= DST_X; wr_index <= kp[11*IX_W +: IX_W];
+                wr_value <= sat(rr(op12, F + S - M), MIX_W);
             end
-            OP_GLU: if (v[4]) begin
-                wr_valid <= 1'b1; wr_dst <= DST_X; wr_index <= kp[3*IX_W +: IX_W];
-                wr_value <= sat(rr(up4 * silu_g4, F), MIX_W);
+            OP_GLU: if (v[6]) begin
+                wr_valid <= 1'b1; wr_dst <= DST_X; wr_index <= kp[5*IX_W +: IX_W];
+                wr_value <= sat(rr(zp6, F), MIX_W);
             end
             default: ;
         endcase
