@@ -30,10 +30,8 @@ from hlsgen.model import spec as spec_mod
 from hlsgen.project import build
 from hlsgen.project.calls import CALL_WIDTH
 from hlsgen.project.open_board import core_widths, version_word
-from hlsgen.resources import BOARDS_DIR, REPO_ROOT
-
-sys.path.insert(0, str(REPO_ROOT))
-from sim import standin_core  # noqa: E402
+from hlsgen.resources import BOARDS_DIR
+from sim import standin_core
 
 ULX3S = {"board": "ulx3s_85f", "weights": "onchip", "parallelism": {"pe": 4, "simd": 8}}
 needs_verilator = pytest.mark.skipif(shutil.which("iverilog") is None and not shutil.which("verilator")
@@ -349,7 +347,7 @@ def test_bitstream_refuses_a_missed_clock_then_builds_at_the_met_one(tmp_path):
         old.unlink()
     core = standin(project, tmp_path / "standin")
     for f in core.parent.iterdir():
-        shutil.copyfile(f, project / "rtl" / (f"tiny_top_core.v" if f == core else f.name))
+        shutil.copyfile(f, project / "rtl" / ("tiny_top_core.v" if f == core else f.name))
     refused = run_cli("bitstream", str(project))
     assert refused.code == 2 and "below its 250 MHz clock" in refused.err and "--allow-slow" in refused.err
     built = run_cli("bitstream", str(project), "--allow-slow")
