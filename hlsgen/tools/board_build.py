@@ -100,7 +100,8 @@ def bitstream(project: Path, allow_slow: bool = False) -> int:
     attempts = 0
     while not result.met():
         fmax = result.worst_fmax_mhz
-        if not allow_slow:
+        if not allow_slow:       # recorded all the same: `hlsgen report` shows what was reached
+            write_report(project, pnr_report(flow, clock, used, result, time.perf_counter() - start))
             raise HlsgenError(f"bitstream: {flow.top} reaches {fmax:g} MHz ({fmax_text(result)}), below its "
                               f"{clock:g} MHz clock (allowed: a lower hardware.clock_mhz, or --allow-slow to build "
                               f"it at the clock it meets)")
@@ -114,14 +115,19 @@ def bitstream(project: Path, allow_slow: bool = False) -> int:
     bit = project / flow.bitstream
     ecp5.pack(work / f"{flow.top}.config", bit)
     report = pnr_report(flow, clock, used, result, time.perf_counter() - start)
-    path = project / PNR_REPORT
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=1) + "\n")
+    path = write_report(project, report)
     print(f"hlsgen: built {bit}: {fmax_text(result)}, clock {clock:g} MHz"
           f"{' (lowered from %g MHz)' % flow.clock_mhz if report['lowered'] else ''}")
     print("  " + ", ".join(f"{k.upper()} {report['used'][k]:,} of {report['available'][k]:,}" for k in report["used"]))
     print(f"  recorded in {path}")
     return 0
+
+
+def write_report(project: Path, report: dict) -> Path:
+    path = project / PNR_REPORT
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1) + "\n")
+    return path
 
 
 def fmax_text(result: ecp5.PnrResult) -> str:

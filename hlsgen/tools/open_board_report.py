@@ -43,7 +43,7 @@ def gather(project: Path, plan, notes: list) -> dict:
     pnr, cycles = _read(project, PNR), measured_cycles(_read(project, COSIM))
     link = ob.Link.of(plan)
     model = perf.rtl_core_cycles_per_token(plan)
-    clock = pnr["clock_mhz"] if pnr else None
+    clock = pnr["clock_mhz"] if pnr and pnr["met"] else None      # a missed clock runs nothing
     fmax = min(pnr["fmax_mhz"].values()) if pnr and pnr["fmax_mhz"] else None
     measured = {}
     for phase in ("prefill", "decode"):
@@ -82,7 +82,9 @@ def markdown(d: dict) -> str:
     m, link = d["measured"], d["link"]["tokens_per_s"]
     clock = (f"{d['clock_mhz']:g} MHz (nextpnr Fmax " + ", ".join(f"{k} {v:g} MHz" for k, v in d["fmax_mhz"].items())
              + (f"; lowered from {d['plan_clock_mhz']:g} MHz by --allow-slow" if d["lowered"] else "") + ")"
-             if d["clock_mhz"] else f"{d['plan_clock_mhz']:g} MHz planned (no bitstream yet)")
+             if d["clock_mhz"] else f"{d['plan_clock_mhz']:g} MHz planned, " + (
+                 "not met: nextpnr Fmax " + ", ".join(f"{k} {v:g} MHz" for k, v in d["fmax_mhz"].items())
+                 + " (`hlsgen bitstream --allow-slow`, or a lower hardware.clock_mhz)" if d["fmax_mhz"] else "no bitstream yet"))
     lines = [f"# hlsgen report: {d['project']}", "",
              f"Board {d['board']} ({d['part']}), the whole accelerator in RTL, clock {clock}.", "",
              "## Measured tokens per second", "",
