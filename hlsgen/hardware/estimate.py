@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from hlsgen.hardware import engines
-from hlsgen.hardware.plan import INT32_SLOTS, BitLinearPlan, HardwarePlan
+from hlsgen.hardware.plan import INT32_SLOTS, BitLinearPlan, HardwarePlan, mvu_pipeline_stages
 
 SELECT_BITS = 9               # a ternary term: +x, -x or 0 of an int8 code, as 9 bits
 CODE_STEPS = 7                # code_magnitude: a 7-step non-restoring division per quantiser lane
@@ -47,10 +47,15 @@ def multiplier_dsps(a_bits: int, b_bits: int) -> int:
 # holds the table).  LUT: a LUT per bit of a lane's 9-bit select, of the accumulator and of the operand
 # multiplexer; the relative least-squares fit of the rest gives 1.5 per adder-tree bit (Yosys maps
 # most of the tree in LUTs, few carry chains) and 20 of control: worst error 2.3%.  FF: no fit; the
-# RTL's registers, bit for bit (operands, lane word, accumulator and output, counters, 11 flags),
-# which is exactly what Yosys keeps: the adder tree is not pipelined.
-MVU_LUT = {"lane": SELECT_BITS, "tree_bit": 1.5, "acc_bit": 1, "code_bit": 1, "control": 20}
-MVU_FF = {"code_bit": 2, "lane_reg": 1, "acc_bit": 2, "counter_bit": 1, "control": 11}
+# RTL's registers, bit for bit: the pipelined unit registers every select and adder-tree level
+# (plan.mvu_pipeline_stages), the operands (streamed codes, buffer read, their select), the
+# streamed lane twice, accumulator, finished sums and output head, counters, the flags that travel
+# with each step (4 per stage, 3 per PE row) and the output FIFO's pointers.
+# With every level registered (the timing-closed unit), Yosys maps each tree adder to a carry chain,
+# a LUT per bit: tree_bit 1 (it was 1.5 for the combinational tree fitted above).
+MVU_LUT = {"lane": SELECT_BITS, "tree_bit": 1, "acc_bit": 1, "code_bit": 1, "control": 20}
+MVU_FF = {"lane": SELECT_BITS, "tree_bit": 1, "code_bit": 3, "lane_reg": 1, "acc_bit": 3, "counter_bit": 1,
+          "flag_bit": 1, "control": 24}
 
 
 def mvu_terms(b: BitLinearPlan) -> dict:
@@ -66,7 +71,8 @@ def mvu_terms(b: BitLinearPlan) -> dict:
         "tree_bit": b.pe * tree,
         "acc_bit": b.pe * b.acc_width,            # the accumulator, and its output register
         "code_bit": 8 * b.simd,                   # the input vector: streamed or from the buffer
-        "lane_reg": 2 * b.pe * b.simd if b.offchip else 0,   # a ROM's output register sits in its BRAM
+        "lane_reg": 2 * b.lane_bits if b.offchip else 0,   # a ROM's registers sit in its BRAM
+        "flag_bit": 4 * mvu_pipeline_stages(b) + 3 * b.pe,
         "counter_bit": bits(b.cols // b.simd) + bits(b.rows // b.pe) + rom_addr,
         "control": 1,                             # handshakes, valid flags, ap_ctrl_hs
     }

@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, replace
 
+from hlsgen.hardware.plan import MVU_OUTPUT_CYCLES, mvu_pipeline_stages
 from hlsgen.hardware.planner import INT32_SLOTS, WORD_BITS, BitLinearPlan, HardwarePlan, int32_words
 
 PIPELINE_FILL = 12        # cycles to fill and drain one pipelined loop (an estimate; calibrate with cosim)
@@ -89,12 +90,13 @@ def mvu_cycles(b: BitLinearPlan, tokens: int) -> int:
 
 
 def mvu_alone_cycles(b: BitLinearPlan, tokens: int) -> int:
-    """The MVU on its own, its codes always there (what the RTL twin's cosim measures), pipeline
-    fill aside: several tokens' codes are loaded first (cols / SIMD beats each), then rows / PE x
-    cols / SIMD folds, each over the tokens; one token's codes go straight into its first row fold.
-    In the engine the load overlaps the quantiser (mvu_start) and mvu_cycles follows it."""
+    """The MVU on its own, its codes always there (what the RTL twin's cosim measures): several
+    tokens' codes are loaded first (cols / SIMD beats each), then rows / PE x cols / SIMD folds,
+    each over the tokens; one token's codes go straight into its first row fold; then the
+    pipeline's latency (mvu_pipeline_stages and the output).  In the engine the load overlaps the
+    quantiser (mvu_start) and mvu_cycles follows it."""
     load = tokens * (b.cols // b.simd) if tokens > 1 else 0
-    return load + tokens * b.cycles_per_matrix
+    return load + tokens * b.cycles_per_matrix + mvu_pipeline_stages(b) + MVU_OUTPUT_CYCLES
 
 
 def bitlinear_compute_cycles(b: BitLinearPlan, engine: BitLinearPlan, tokens: int = 1) -> int:

@@ -109,6 +109,19 @@ class BitLinearPlan:
         return self.rows // self.pe * (self.cols // self.simd)
 
 
+# The RTL MVU's pipeline (templates/rtl/mvu.v.j2): registers between a step's issue and its
+# accumulator, none of which stalls.  Two operand stages (the ROM's read and output registers, or
+# the streamed lane's; the codes' select), the registered selects, one register per adder-tree
+# level.  After them: the accumulator, the output FIFO, its head register and ap_done.
+MVU_OPERAND_STAGES = 2
+MVU_OUTPUT_CYCLES = 4
+
+
+def mvu_pipeline_stages(b: "BitLinearPlan") -> int:
+    """Registers from the MVU's issue stage to its accumulator: operands, selects, log2(SIMD) levels."""
+    return MVU_OPERAND_STAGES + 1 + (b.simd.bit_length() - 1)
+
+
 @dataclass(frozen=True)
 class MemoryPort:
     """One m_axi argument of the top function: its buffer and the memory channels it is linked to."""
