@@ -53,7 +53,7 @@ def test_explore_batch_pins_the_batch(tmp_path):
     assert result.code == 0, result.err
     rows = table_rows(result.out)
     assert rows and all(r[explore.HEADER.index("batch")] == "4" for r in rows)
-    assert "chosen (*): batch 4:" in result.out
+    assert "chosen (*): batch 4 at 100 MHz:" in result.out
     hardware = yaml.safe_load(out.read_text())["hardware"]
     assert hardware["batch"] == 4
     assert planner.plan(spec.load(write_config(tmp_path, "chosen", hardware=hardware))).batch == 4

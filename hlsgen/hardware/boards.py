@@ -36,14 +36,37 @@ class Memory:
     kind: str                     # hbm | ddr
     bank: str                     # link.cfg names channel n `<bank>[n]` (Alveo)
     count: int
-    gbps_each: float
+    gbps_each: float | None       # nominal per channel; None: a Zynq HP port, port_bits at the PL clock
     mb_each: float | None = None  # capacity of one channel (each reaches only its own)
     mb_total: float | None = None  # capacity shared by all channels (one DDR behind several ports)
     gbps_total: float | None = None
+    achievable_gbps: float | None = None   # what a published measurement obtained, all channels together
+    source: str | None = None              # where achievable_gbps comes from
+    port_bits: int | None = None           # a Zynq HP port's width (its clock is the PL clock the block design sets)
 
     @property
     def shared(self) -> bool:
         return self.mb_total is not None
+
+    @property
+    def efficiency(self) -> float:
+        """Achievable over nominal bandwidth of the memory (1 without a measurement)."""
+        return 1.0 if self.achievable_gbps is None else self.achievable_gbps / self.bandwidth_gbps
+
+    def port_gbps(self, clock_mhz: float) -> float:
+        """A Zynq HP port: port_bits at its clock, the PL clock (Zynq US+ TRM: 128 bits x clock)."""
+        return self.port_bits / 8 * clock_mhz / 1e3
+
+    def channel_gbps(self, clock_mhz: float) -> float:
+        """What one channel gives a kernel at `clock_mhz`: an HP port's width x the PL clock, or a
+        channel's nominal figure scaled to the measured efficiency of the memory."""
+        return self.port_gbps(clock_mhz) if self.port_bits else self.gbps_each * self.efficiency
+
+    def achievable_total_gbps(self, clock_mhz: float) -> float:
+        """The most all channels together give: the measured figure, and on a Zynq no more than
+        its HP ports carry at the PL clock."""
+        measured = self.achievable_gbps if self.achievable_gbps is not None else self.bandwidth_gbps
+        return min(measured, self.count * self.port_gbps(clock_mhz)) if self.port_bits else measured
 
     @property
     def capacity_bytes(self) -> int:
@@ -56,6 +79,7 @@ class Memory:
 
     @property
     def bandwidth_gbps(self) -> float:
+        """The nominal (data-sheet) bandwidth of the memory."""
         return self.gbps_total if self.gbps_total is not None else self.gbps_each * self.count
 
 
@@ -81,6 +105,14 @@ class Programming:
 
 
 @dataclass(frozen=True)
+class Slrs:
+    """An Alveo card's super logic regions: how many, and what each holds."""
+    count: int
+    resources: dict               # per SLR, RESOURCES
+    hbm_slr: int | None = None    # the SLR next to the HBM stacks
+
+
+@dataclass(frozen=True)
 class Board:
     key: str
     name: str
@@ -93,6 +125,9 @@ class Board:
     platform: str | None = None
     board_part: str | None = None
     ps: ProcessingSystem | None = None
+    conservative_clock_mhz: float | None = None   # a clock large designs reach without floorplanning
+    lut_budget: float | None = None               # the share of LUTs a design may take (None: the planner's default)
+    slrs: Slrs | None = None
 
     @classmethod
     def load(cls, key: str) -> "Board":
@@ -177,11 +212,20 @@ class _Fields:
 
 def _memory(entry, where: str) -> Memory:
     f = _Fields(entry, where)
+    port_bits = f.integer("port_bits", minimum=8, required=False)
     memory = Memory(kind=f.choice("kind", MEMORY_KINDS), bank=f.text("bank"),
-                    count=f.integer("count", minimum=1), gbps_each=f.number("gbps_each"),
+                    count=f.integer("count", minimum=1), gbps_each=f.number("gbps_each", required=port_bits is None),
                     mb_each=f.number("mb_each", required=False), mb_total=f.number("mb_total", required=False),
-                    gbps_total=f.number("gbps_total", required=False))
+                    gbps_total=f.number("gbps_total", required=port_bits is not None),
+                    achievable_gbps=f.number("achievable_gbps", required=False),
+                    source=f.text("source", required=False), port_bits=port_bits)
     f.finish()
+    if (memory.achievable_gbps is None) != (memory.source is None):
+        raise HlsgenError(f"{where}: achievable_gbps and source go together (allowed: both, the measured "
+                          f"bandwidth and where it was published)")
+    if memory.achievable_gbps is not None and memory.achievable_gbps > memory.bandwidth_gbps:
+        raise HlsgenError(f"{where}.achievable_gbps: {memory.achievable_gbps:g} is above the nominal "
+                          f"{memory.bandwidth_gbps:g} GB/s (allowed: at most the nominal bandwidth)")
     if (memory.mb_each is None) == (memory.mb_total is None):
         raise HlsgenError(f"{where}: give exactly one of mb_each (per channel) and mb_total (shared) "
                           f"(allowed: mb_each for HBM/DDR banks, mb_total for one DDR behind several ports)")
@@ -215,6 +259,17 @@ def _programming(f: _Fields, flow: str) -> Programming:
         if method in methods and value is None:
             raise HlsgenError(f"{f.where}.{key}: is missing (allowed: required with the method {method})")
     return program
+
+
+def _slrs(f: _Fields | None) -> Slrs | None:
+    if f is None:
+        return None
+    r = f.sub("resources")
+    slrs = Slrs(count=f.integer("count", minimum=1), resources={key: r.integer(key) for key in RESOURCES},
+                hbm_slr=f.integer("hbm_slr", required=False))
+    r.finish()
+    f.finish()
+    return slrs
 
 
 def load(path: Path) -> Board:
@@ -252,8 +307,25 @@ def _parse(path: Path, mtime_ns: int, size: int) -> Board:
                   clock_mhz=f.number("clock_mhz"), resources=resources, memory=memory,
                   platform=f.text("platform", required=alveo), board_part=f.text("board_part", required=not alveo),
                   ps=None if alveo else _ps(f.sub("ps"), memory[0].count),
-                  program=_programming(f.sub("program"), flow))
+                  program=_programming(f.sub("program"), flow),
+                  conservative_clock_mhz=f.number("conservative_clock_mhz", required=False),
+                  lut_budget=f.get("lut_budget", (int, float), "a share 0 < lut_budget <= 1", required=False,
+                                   check=lambda v: 0 < v <= 1),
+                  slrs=_slrs(f.sub("slrs", required=False)))
     f.finish()
+    if board.conservative_clock_mhz is None:
+        raise HlsgenError(f"{where}.conservative_clock_mhz: is missing (allowed: a clock in MHz, at most "
+                          f"clock_mhz, that large designs reach without floorplanning)")
+    if board.conservative_clock_mhz > board.clock_mhz:
+        raise HlsgenError(f"{where}.conservative_clock_mhz: {board.conservative_clock_mhz:g} is above clock_mhz "
+                          f"{board.clock_mhz:g} (allowed: at most the target clock)")
+    missing = [i for i, m in enumerate(memory) if m.achievable_gbps is None]
+    if missing:
+        raise HlsgenError(f"{where}.memory[{missing[0]}].achievable_gbps: is missing (allowed: the measured "
+                          f"bandwidth in GB/s, with its source)")
+    if not alveo and memory[0].port_bits is None:
+        raise HlsgenError(f"{where}.memory[0].port_bits: is missing (allowed: the HP ports' width in bits; "
+                          f"their clock is the PL clock)")
     if alveo and (board.board_part or "ps" in data):
         raise HlsgenError(f"{where}: board_part and ps are Zynq keys (allowed: platform for an Alveo board)")
     if not alveo and (board.platform or len(memory) != 1 or not memory[0].shared):
