@@ -52,14 +52,17 @@ def multiplier_dsps(a_bits: int, b_bits: int) -> int:
 # multiplexer; the relative least-squares fit of the rest gives 1.5 per adder-tree bit (Yosys maps
 # most of the tree in LUTs, few carry chains) and 20 of control: worst error 2.3%.  FF: no fit; the
 # RTL's registers, bit for bit: the pipelined unit registers every select and adder-tree level
-# (plan.mvu_pipeline_stages), the operands (streamed codes, buffer read, their select), the
+# (plan.mvu_pipeline_stages), each PE row's copy of +x, -x and its lane codes (3 x 9 + 2 per lane,
+# less +x's sign bit, which Yosys shares), the operands (streamed codes and their select, and -x
+# once: 2 + 9/8 per code bit; the buffer's read register sits in its LUT RAM or BRAM), the
 # streamed lane twice, accumulator, finished sums and output head, counters, the flags that travel
 # with each step (4 per stage, 3 per PE row) and the output FIFO's pointers.
 # With every level registered (the timing-closed unit), Yosys maps each tree adder to a carry chain,
-# a LUT per bit: tree_bit 1 (it was 1.5 for the combinational tree fitted above).
-MVU_LUT = {"lane": SELECT_BITS, "tree_bit": 1, "acc_bit": 1, "code_bit": 1, "control": 20}
-MVU_FF = {"lane": SELECT_BITS, "tree_bit": 1, "code_bit": 3, "lane_reg": 1, "acc_bit": 3, "counter_bit": 1,
-          "flag_bit": 1, "control": 24}
+# a LUT per bit: tree_bit 1 (it was 1.5 for the combinational tree fitted above); -x, negated once
+# per code, adds a LUT per bit of its 9: code_bit 1 + 9/8.
+MVU_LUT = {"lane": SELECT_BITS, "tree_bit": 1, "acc_bit": 1, "code_bit": 1 + SELECT_BITS / 8, "control": 20}
+MVU_FF = {"lane": 3 * SELECT_BITS + 1, "tree_bit": 1, "code_bit": 2 + SELECT_BITS / 8, "lane_reg": 1, "acc_bit": 3,
+          "counter_bit": 1, "flag_bit": 1, "control": 24}
 
 
 def mvu_terms(b: BitLinearPlan) -> dict:

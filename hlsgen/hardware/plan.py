@@ -125,15 +125,17 @@ def m_axi_read_buffer_bits(plan: "HardwarePlan") -> int:
 
 
 # The RTL MVU's pipeline (templates/rtl/mvu.v.j2): registers between a step's issue and its
-# accumulator, none of which stalls.  Two operand stages (the ROM's read and output registers, or
-# the streamed lane's; the codes' select), the registered selects, one register per adder-tree
-# level.  After them: the accumulator, the output FIFO, its head register and ap_done.
-MVU_OPERAND_STAGES = 2
+# accumulator, none of which stalls.  Three operand stages (the ROM's read and output registers, or
+# the streamed lane's, beside the codes' select and negation; then the registered broadcast of
+# +x, -x and the lane codes to each PE row), the registered selects, one register per adder-tree
+# level.  After them: the accumulator, the finished sums, the output FIFO's head and ap_done.
+MVU_OPERAND_STAGES = 3
 MVU_OUTPUT_CYCLES = 4
 
 
 def mvu_pipeline_stages(b: "BitLinearPlan") -> int:
-    """Registers from the MVU's issue stage to its accumulator: operands, selects, log2(SIMD) levels."""
+    """Registers from the MVU's issue stage to its accumulator: operands and broadcast, selects,
+    log2(SIMD) adder-tree levels."""
     return MVU_OPERAND_STAGES + 1 + (b.simd.bit_length() - 1)
 
 

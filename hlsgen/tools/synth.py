@@ -91,14 +91,18 @@ def estimate_rtl(m: MvuRtl) -> dict:
     term_luts = m.pe * m.simd * 9                                  # +x / -x / 0 into 9 bits
     tree_luts = m.pe * sum(level.bits for level in m.tree_levels[1:])
     acc_luts = m.pe * m.acc_width                                  # acc + partial, restart folded in
-    operand_mux = m.codes_tdata_width                              # streamed codes or the buffer
+    operand_mux = m.codes_tdata_width + 9 * m.simd                 # streamed codes or the buffer; -x
     counters = m.sf_bits + m.nf_bits + (0 if m.weight_stream else m.addr_bits)
     control_luts = 2 * counters + 12
     # codes_q, buffer_q and their select; the ROM's registers sit in the BRAM, a streamed lane's
     # two (weights_q, lane_q) do not.  Every select and adder-tree level is a register.
-    operand_ffs = 3 * m.codes_tdata_width + (2 * m.lane_bits if m.weight_stream else 0)
-    pipeline_ffs = term_luts + tree_luts + 4 * m.pipeline_stages + 3 * m.pe
-    fifo_ffs = 3 * (m.out_fifo_bits + 1) + 4                       # pending, written, read; handshake flags
+    # -x once; then each PE row's own +x, -x and lane codes (the registered broadcast).
+    # (The buffer's read register sits in its LUT RAM or BRAM; +x's sign bit is shared.)
+    operand_ffs = 2 * m.codes_tdata_width + 9 * m.simd + (2 * m.lane_bits if m.weight_stream else 0)
+    broadcast_ffs = m.pe * (17 * m.simd + 2 * m.simd)
+    pipeline_ffs = broadcast_ffs + term_luts + tree_luts + 4 * m.pipeline_stages + 3 * m.pe
+    # pending, room, written, read; the buffer's late write (address and enable); handshake flags.
+    fifo_ffs = 3 * (m.out_fifo_bits + 1) + 1 + m.sf_bits + 1 + 4
     ffs = operand_ffs + pipeline_ffs + 3 * m.pe * m.acc_width + counters + fifo_ffs + 8   # acc, sums_row, sums_q
     buffer_bits = m.simd_folds * m.codes_tdata_width
     buffer_in_bram = buffer_bits > LUTRAM_MAX_BITS

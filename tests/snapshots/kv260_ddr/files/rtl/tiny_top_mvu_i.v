@@ -40,7 +40,7 @@ module tiny_top_mvu_i (
     localparam [SF_W-1:0] SF_LAST = 3'd7;    // column folds: 8 input beats per vector
     localparam [NF_W-1:0] NF_LAST = 4'd15;    // row folds: 16 output beats per vector
 
-    localparam integer STAGES = 6;              // registers from the issue to the accumulator
+    localparam integer STAGES = 7;              // registers from the issue to the accumulator
     localparam integer OUT_W = 2;
     localparam [OUT_W:0] OUT_DEPTH = 3'd4;   // the output FIFO's beats
 
@@ -130,6 +130,8 @@ module tiny_top_mvu_i (
     wire [SF_W-1:0] read_at = sf;
     reg [SF_W-1:0] write_at;
     reg [CODES_W-1:0] codes_q, buffer_q, x;
+    reg [TERM_W*SIMD-1:0] x_neg;              // -x per code, 9 bits: negated once, not in every PE row
+    wire [CODES_W-1:0] x_next = from_stream ? codes_q : buffer_q;
     reg from_stream, write_q;
     always @(posedge ap_clk) begin
         write_q <= ap_rst_n && fire && first_fold;
@@ -138,8 +140,14 @@ module tiny_top_mvu_i (
         buffer_q <= write_q && write_at == read_at ? codes_q : vector_buffer[read_at];
         codes_q <= codes_TDATA;
         from_stream <= first_fold;
-        x <= from_stream ? codes_q : buffer_q;     // stage 2: the codes every PE row takes
+        x <= x_next;                               // stage 2: the codes every PE row takes, and their negations
     end
+    genvar c;
+    generate
+        for (c = 0; c < SIMD; c = c + 1) begin : negate
+            always @(posedge ap_clk) x_neg[TERM_W * c +: TERM_W] <= -{x_next[8 * c + 7], x_next[8 * c +: 8]};
+        end
+    endgenerate
     // The lane word: registered off the stream, then held for the steps of its fold.
     reg [LANE_W-1:0] weights_q, lane_q;
     always @(posedge ap_clk) begin
@@ -147,7 +155,7 @@ module tiny_top_mvu_i (
         lane_q <= weights_q;
     end
 
-    // ------------------------------------------------------------------ stage 3 on: PE adder trees
+    // ------------------------------------------------------------------ stage 3 on: PE rows
     // level0 of each tree holds the SIMD terms (a select of +x, -x or 0, never a multiply); level l
     // holds SIMD >> l sums, one bit wider than their operands up to ACC_W bits, where wrapping
     // around is exact because the final sum fits.  Every level is a register.
@@ -158,6 +166,14 @@ module tiny_top_mvu_i (
     genvar pe, s, n;
     generate
         for (pe = 0; pe < PE; pe = pe + 1) begin : row
+            // Stage 3, the registered broadcast: this row's own copy of +x, -x and its lane codes
+            // (kept apart, so that each row's selects read registers placed beside them).
+            reg [TERM_W*SIMD-1:0] plus, minus;
+            reg [2*SIMD-1:0] codes;
+            (* keep *) always @(posedge ap_clk) begin
+                minus <= x_neg;
+                codes <= lane_q[2 * SIMD * pe +: 2 * SIMD];
+            end
             reg [72-1:0] level0;   // 8 x 9 bits
             wire [72-1:0] sum0;
             always @(posedge ap_clk) level0 <= sum0;
@@ -171,9 +187,11 @@ module tiny_top_mvu_i (
             wire [12-1:0] sum3;
             always @(posedge ap_clk) level3 <= sum3;
             for (s = 0; s < SIMD; s = s + 1) begin : term
-                wire [1:0] code = lane_q[2 * (pe * SIMD + s) +: 2];
-                wire [TERM_W-1:0] a = {x[8 * s + 7], x[8 * s +: 8]};
-                assign sum0[TERM_W * s +: TERM_W] = code == 2'b01 ? a : (code == 2'b11 ? -a : {TERM_W{1'b0}});
+                (* keep *) always @(posedge ap_clk) plus[TERM_W * s +: TERM_W] <= {x[8 * s + 7], x[8 * s +: 8]};
+                wire [1:0] code = codes[2 * s +: 2];
+                wire [TERM_W-1:0] a = plus[TERM_W * s +: TERM_W];
+                wire [TERM_W-1:0] minus_a = minus[TERM_W * s +: TERM_W];
+                assign sum0[TERM_W * s +: TERM_W] = code == 2'b01 ? a : (code == 2'b11 ? minus_a : {TERM_W{1'b0}});
             end
             for (n = 0; n < 4; n = n + 1) begin : add1
                 wire [9-1:0] left = level0[2 * n * 9 +: 9];
@@ -193,8 +211,8 @@ module tiny_top_mvu_i (
             wire [ACC_W-1:0] partial = {{2{level3[12-1]}}, level3};
             // The accumulator stage's flags, a copy per PE row (kept apart: one register would fan
             // out to every accumulator bit).
-            (* keep *) reg valid_row, first_row, emit_row;
-            always @(posedge ap_clk) begin
+            reg valid_row, first_row, emit_row;
+            (* keep *) always @(posedge ap_clk) begin
                 valid_row <= valid_p[STAGES-2];
                 first_row <= first_sf_p[STAGES-2];
                 emit_row <= valid_p[STAGES-2] && last_sf_p[STAGES-2];
