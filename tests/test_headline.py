@@ -14,13 +14,16 @@ SHAPE_2_7B = {"vocab": 32000, "hidden": 2560, "layers": 32, "intermediate_size":
 GOAL = 0.85
 
 
-@pytest.mark.parametrize("board, place", [("u280", "hbm"), ("u250", "ddr"), ("zcu104", "ddr")])
-def test_the_explored_2_7b_design_reaches_the_bandwidth_ceiling(tmp_path, board, place):
+# The U280's 2.7B design is balanced (compute-bound at 97% of the achievable ceiling since the
+# SLR check and the pipelined MVU's registers); the others are memory-bound.
+@pytest.mark.parametrize("board, place, bound", [("u280", "hbm", "compute"), ("u250", "ddr", "memory"),
+                                                 ("zcu104", "ddr", "memory")])
+def test_the_explored_2_7b_design_reaches_the_bandwidth_ceiling(tmp_path, board, place, bound):
     s = spec.load(write_config(tmp_path, "big", model=SHAPE_2_7B, hardware={"board": board}))
     chosen, _ = explore.explore(s, searched=(1,))
     e = chosen.perf
     assert chosen.batch == e.batch == 1
-    assert chosen.spec.hardware.weights == place and e.bound == "memory"
+    assert chosen.spec.hardware.weights == place and e.bound == bound
     assert e.fraction_of_ceiling >= GOAL, f"{board}: {e.decode_tokens_per_s:.0f} tok/s, {e.fraction_of_ceiling:.0%}"
     assert e.decode_tokens_per_s <= e.ceiling_tokens_per_s < e.nominal_ceiling_tokens_per_s
     # The streamer hides the compute: the token takes little more than its transfer.
