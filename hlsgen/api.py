@@ -194,7 +194,12 @@ class ExploreTable:
     @property
     def rows(self) -> list[dict]:
         """The Pareto set, one dict per design (the columns of explore's table), chosen marked."""
-        return [dict(zip(explore_mod.HEADER, explore_mod.row(c)), chosen=c is self.chosen) for c in self.front]
+        return [dict(zip(self.header, explore_mod.row(c)), chosen=c is self.chosen) for c in self.front]
+
+    @property
+    def header(self) -> list[str]:
+        """The table's columns, each tok/s named with its clock (the design's and the conservative one)."""
+        return explore_mod.header(self.chosen.plan.board, self.chosen.plan.clock_mhz)
 
     @property
     def hardware(self) -> dict:
@@ -210,17 +215,18 @@ class ExploreTable:
             f"{self.spec.hardware.board}, budget {self.budget * 100:g}% of LUT and BRAM+URAM, batch "
             f"{', '.join(map(str, self.batches))}: Pareto set of {len(self.front)} designs in {self.seconds:.1f} s "
             f"(shown in steps of 10% tok/s; decode tok/s: the batch's sequences together)",
-            explore_mod.table(rows, explore_mod.HEADER),
+            explore_mod.table(rows, self.header),
             "chosen (*): " + explore_mod.summary(self.chosen)])
 
     def hardware_yaml(self) -> str:
         return yaml.safe_dump({"hardware": self.hardware}, sort_keys=False)
 
 
-def explore(config, board: str | None = None, budget: float = planner.LOGIC_BUDGET, batch: int | None = None,
+def explore(config, board: str | None = None, budget: float | None = None, batch: int | None = None,
             max_batch: int | None = None) -> ExploreTable:
     """Search foldings, weight placements, packings and batches for the fastest design within
-    `budget` of the board (default: the config's hardware.board)."""
+    `budget` of the board's LUTs (default: the board's budget, 70% on the multi-SLR Alveo cards;
+    board default: the config's hardware.board)."""
     if board:      # checked as the config's hardware.board is; a board file's path is taken as given
         is_file = str(board).endswith(spec_mod.BOARD_FILE_SUFFIXES)
         spec = load_config(config, **{"hardware.board": str(Path(board).resolve()) if is_file else board})
@@ -230,5 +236,6 @@ def explore(config, board: str | None = None, budget: float = planner.LOGIC_BUDG
     start = time.perf_counter()
     # Silent when quick; past two seconds, a line per (placement, packing) searched.
     tick = progress.Ticker(f"explore {spec.hardware.board}: placements x packings searched")
+    budget = explore_mod.lut_budget(Board.load(spec.hardware.board), budget)
     chosen, front = explore_mod.explore(spec, budget, searched, tick=tick)
     return ExploreTable(spec, budget, searched, chosen, front, time.perf_counter() - start)

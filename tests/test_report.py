@@ -53,7 +53,7 @@ def test_explore_batch_pins_the_batch(tmp_path):
     assert result.code == 0, result.err
     rows = table_rows(result.out)
     assert rows and all(r[explore.HEADER.index("batch")] == "4" for r in rows)
-    assert "chosen (*): batch 4:" in result.out
+    assert "chosen (*): batch 4 at 100 MHz:" in result.out
     hardware = yaml.safe_load(out.read_text())["hardware"]
     assert hardware["batch"] == 4
     assert planner.plan(spec.load(write_config(tmp_path, "chosen", hardware=hardware))).batch == 4
@@ -163,8 +163,9 @@ def test_report_writes_markdown_json_and_valid_pngs(project):
 def test_report_states_the_model_error_against_cosim_and_yosys(project):
     b = planner.plan(spec.load(project.parent / "tiny.yaml")).bitlinear("gate")
     (project / "report").mkdir(exist_ok=True)
+    # A measured call of twice the model's cycles (perf.mvu_alone_cycles, the pipeline's latency included).
     (project / "report" / "cosim.json").write_text(json.dumps(
-        {"kinds": {"gate": {"measured_cycles": 2 * b.cycles_per_matrix, "passed": True}}}))
+        {"kinds": {"gate": {"measured_cycles": 2 * perf.mvu_alone_cycles(b, 1), "passed": True}}}))
     (project / "report" / "synth.json").write_text(json.dumps(
         {"kinds": {"gate": {"yosys": {"lut": 1000, "ff": 500}, "fit_estimate": {"lut": 1100, "ff": 450}}}}))
     assert run_cli("report", project).code == 0

@@ -37,9 +37,12 @@ def projects(tmp_path_factory):
 
 
 def test_every_module_is_lint_clean(projects):
+    """The MVU modules; the ECP5 ROMs (<module>_rom.v, DP16KD instances that only Yosys's ECP5
+    library defines) are checked by tests/test_ecp5_timing.py."""
     for project in projects.values():
         for verilog in sorted((project / "rtl").glob("*.v")):
-            assert cosim.lint(verilog) == "", verilog
+            if not verilog.name.endswith("_rom.v"):
+                assert cosim.lint(verilog) == "", verilog
 
 
 def vitis_ports(entry: dict) -> set[str]:

@@ -156,6 +156,7 @@ proc get_property {name object} {
         VLNV { return $object }
         PROGRESS { return 100% }
         DIRECTORY { return $::runs_dir }
+        CONFIG.FREQ_HZ { return $::hp_hz }
     }
     error "stub: get_property $name"
 }
@@ -189,7 +190,8 @@ def test_vivado_block_design_tcl(projects, name, tmp_path):
     for path, content in ((runs / "design_1_wrapper.bit", b"bit"), (handoff / "design_1.hwh", b"<hwh/>")):
         path.parent.mkdir(parents=True)
         path.write_bytes(content)
-    done, calls = run_tcl(project / "hls" / "vivado_bd.tcl", tmp_path, f"set ::runs_dir {runs}")
+    done, calls = run_tcl(project / "hls" / "vivado_bd.tcl", tmp_path,
+                          f"set ::runs_dir {runs}; set ::hp_hz {plan.clock_mhz * 1e6:.0f}")
     assert done.returncode == 0, done.stdout + done.stderr
     text = [f"{name} {args}" for name, args in calls]
 

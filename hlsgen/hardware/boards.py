@@ -40,14 +40,37 @@ class Memory:
     kind: str                     # hbm | ddr
     bank: str                     # link.cfg names channel n `<bank>[n]` (Alveo)
     count: int
-    gbps_each: float
+    gbps_each: float | None       # nominal per channel; None: a Zynq HP port, port_bits at the PL clock
     mb_each: float | None = None  # capacity of one channel (each reaches only its own)
     mb_total: float | None = None  # capacity shared by all channels (one DDR behind several ports)
     gbps_total: float | None = None
+    achievable_gbps: float | None = None   # what a published measurement obtained, all channels together
+    source: str | None = None              # where achievable_gbps comes from
+    port_bits: int | None = None           # a Zynq HP port's width (its clock is the PL clock the block design sets)
 
     @property
     def shared(self) -> bool:
         return self.mb_total is not None
+
+    @property
+    def efficiency(self) -> float:
+        """Achievable over nominal bandwidth of the memory (1 without a measurement)."""
+        return 1.0 if self.achievable_gbps is None else self.achievable_gbps / self.bandwidth_gbps
+
+    def port_gbps(self, clock_mhz: float) -> float:
+        """A Zynq HP port: port_bits at its clock, the PL clock (Zynq US+ TRM: 128 bits x clock)."""
+        return self.port_bits / 8 * clock_mhz / 1e3
+
+    def channel_gbps(self, clock_mhz: float) -> float:
+        """What one channel gives a kernel at `clock_mhz`: an HP port's width x the PL clock, or a
+        channel's nominal figure scaled to the measured efficiency of the memory."""
+        return self.port_gbps(clock_mhz) if self.port_bits else self.gbps_each * self.efficiency
+
+    def achievable_total_gbps(self, clock_mhz: float) -> float:
+        """The most all channels together give: the measured figure, and on a Zynq no more than
+        its HP ports carry at the PL clock."""
+        measured = self.achievable_gbps if self.achievable_gbps is not None else self.bandwidth_gbps
+        return min(measured, self.count * self.port_gbps(clock_mhz)) if self.port_bits else measured
 
     @property
     def capacity_bytes(self) -> int:
@@ -60,6 +83,7 @@ class Memory:
 
     @property
     def bandwidth_gbps(self) -> float:
+        """The nominal (data-sheet) bandwidth of the memory."""
         return self.gbps_total if self.gbps_total is not None else self.gbps_each * self.count
 
 
@@ -100,6 +124,14 @@ class Programming:
 
 
 @dataclass(frozen=True)
+class Slrs:
+    """An Alveo card's super logic regions: how many, and what each holds."""
+    count: int
+    resources: dict               # per SLR, RESOURCES
+    hbm_slr: int | None = None    # the SLR next to the HBM stacks
+
+
+@dataclass(frozen=True)
 class Board:
     key: str
     name: str
@@ -113,6 +145,9 @@ class Board:
     board_part: str | None = None
     ps: ProcessingSystem | None = None
     ecp5: Ecp5 | None = None
+    conservative_clock_mhz: float | None = None   # a clock large designs reach without floorplanning
+    lut_budget: float | None = None               # the share of LUTs a design may take (None: the planner's default)
+    slrs: Slrs | None = None
 
     source: Path | None = None     # the board file
 
@@ -159,6 +194,9 @@ class Board:
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.+()/-]{0,63}$")
 NAME_ALLOWED = "letters, digits, spaces and _ . + ( ) / -, at most 64 characters"
 KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")      # the file's stem: the board's key
+# A bandwidth's source: a citation on one line; it reaches only reports, never a tool.
+CITATION = re.compile(r"^[^\x00-\x1f\x7f]{1,400}$")
+CITATION_ALLOWED = "one line of text, at most 400 characters"
 DEVICE = re.compile(r"^[A-Za-z0-9_*][A-Za-z0-9_.:*-]{0,127}$")
 DEVICE_ALLOWED = "letters, digits and _ . : - *, at most 128 characters"
 # The -config of apply_bd_automation, inside Tcl braces: words and double-quoted values, nothing
@@ -168,11 +206,21 @@ AUTOMATION_ALLOWED = 'words, spaces, double quotes and , . : = -, at most 200 ch
 
 
 def _memory(f: Section) -> Memory:
+    port_bits = f.int("port_bits", minimum=8, optional=True)
     memory = Memory(kind=f.choice("kind", None, MEMORY_KINDS), bank=f.text("bank"),
-                    count=f.int("count", minimum=1), gbps_each=f.float("gbps_each", None),
+                    count=f.int("count", minimum=1), gbps_each=f.float("gbps_each", None, optional=port_bits is not None),
                     mb_each=f.float("mb_each", None, optional=True), mb_total=f.float("mb_total", None, optional=True),
-                    gbps_total=f.float("gbps_total", None, optional=True))
+                    gbps_total=f.float("gbps_total", None, optional=port_bits is None),
+                    achievable_gbps=f.float("achievable_gbps", None, optional=True),
+                    source=f.text("source", required=False, pattern=CITATION, allowed=CITATION_ALLOWED),
+                    port_bits=port_bits)
     f.check()
+    if (memory.achievable_gbps is None) != (memory.source is None):
+        raise HlsgenError(f"{f.path}: achievable_gbps and source go together (allowed: both, the measured "
+                          f"bandwidth and where it was published)")
+    if memory.achievable_gbps is not None and memory.achievable_gbps > memory.bandwidth_gbps:
+        raise HlsgenError(f"{f.path}.achievable_gbps: {memory.achievable_gbps:g} is above the nominal "
+                          f"{memory.bandwidth_gbps:g} GB/s (allowed: at most the nominal bandwidth)")
     if (memory.mb_each is None) == (memory.mb_total is None):
         raise HlsgenError(f"{f.path}: give exactly one of mb_each (per channel) and mb_total (shared) "
                           f"(allowed: mb_each for HBM/DDR banks, mb_total for one DDR behind several ports)")
@@ -239,12 +287,40 @@ def _programming(f: Section, flow: str) -> Programming:
     return program
 
 
+def _check_model_inputs(board: Board, where: str) -> None:
+    """What the performance model and the fit check read from an AMD board must be there."""
+    if board.conservative_clock_mhz is None:
+        raise HlsgenError(f"{where}.conservative_clock_mhz: missing (allowed: a clock in MHz, at most "
+                          f"clock_mhz, that large designs reach without floorplanning)")
+    if board.conservative_clock_mhz > board.clock_mhz:
+        raise HlsgenError(f"{where}.conservative_clock_mhz: {board.conservative_clock_mhz:g} is above clock_mhz "
+                          f"{board.clock_mhz:g} (allowed: at most the target clock)")
+    if board.lut_budget is not None and not 0 < board.lut_budget <= 1:
+        raise HlsgenError(f"{where}.lut_budget: {board.lut_budget:g} is out of range (allowed: 0 < lut_budget <= 1)")
+    missing = [i for i, m in enumerate(board.memory) if m.achievable_gbps is None]
+    if missing:
+        raise HlsgenError(f"{where}.memory[{missing[0]}].achievable_gbps: missing (allowed: the measured "
+                          f"bandwidth in GB/s, with its source)")
+    if board.flow == "zynq" and board.memory[0].port_bits is None:
+        raise HlsgenError(f"{where}.memory[0].port_bits: missing (allowed: the HP ports' width in bits; "
+                          f"their clock is the PL clock)")
+
+
 def path_of(ref) -> Path:
     """A board file: a shipped board's name (boards/<name>.yaml) or a path (spec.py resolved it)."""
     ref = str(ref)
     if ref.endswith((".yaml", ".yml")) or "/" in ref:
         return Path(ref)
     return data_folders.boards() / f"{ref}.yaml"
+
+
+def _slrs(f: Section) -> Slrs:
+    r = f.sub("resources", required=True)
+    slrs = Slrs(count=f.int("count", minimum=1), resources={key: r.int(key, minimum=0) for key in RESOURCES},
+                hbm_slr=f.int("hbm_slr", minimum=0, optional=True))
+    r.finish()
+    f.check()
+    return slrs
 
 
 def load(path: Path) -> Board:
@@ -310,8 +386,13 @@ def _parse(path: Path, mtime_ns: int, size: int) -> Board:
         board = Board(key=path.stem, name=f.text("name", pattern=NAME, allowed=NAME_ALLOWED), part=f.text("part"),
                       flow=flow, clock_mhz=f.float("clock_mhz", None), resources=resources, memory=memory,
                       platform=f.text("platform", required=alveo), board_part=f.text("board_part", required=zynq),
-                      ps=ps, ecp5=ecp5, program=program, source=path.resolve())
+                      ps=ps, ecp5=ecp5, program=program, source=path.resolve(),
+                      conservative_clock_mhz=f.float("conservative_clock_mhz", None, optional=True),
+                      lut_budget=f.float("lut_budget", None, optional=True),
+                      slrs=_slrs(f.sub("slrs")) if f.has("slrs") else None)
         f.check()
+        if flow != "ecp5":      # the HLS model's inputs (an ECP5 design is measured, not modelled)
+            _check_model_inputs(board, where)
         if flow == "ecp5" and (board.platform or board.board_part or "ps" in data):
             raise HlsgenError(f"{where}: platform, board_part and ps are Xilinx keys (allowed: ecp5 for an ECP5 board)")
         if alveo and (board.board_part or "ps" in data):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from hlsgen.hardware import engines
-from hlsgen.hardware.plan import INT32_SLOTS, BitLinearPlan, HardwarePlan
+from hlsgen.hardware.plan import INT32_SLOTS, BitLinearPlan, HardwarePlan, mvu_pipeline_stages
 
 SELECT_BITS = 9               # a ternary term: +x, -x or 0 of an int8 code, as 9 bits
 CODE_STEPS = 7                # code_magnitude: a 7-step non-restoring division per quantiser lane
@@ -29,6 +29,10 @@ ELEMENTWISE_CALLS = {"norm": 3, "mlgru": 1, "glu": 1, "residual": 2}
 EMBED_ALIGN = {"lut": 4 * 512, "ff": 512, "dsp": 0}
 # One Vitis HLS m_axi adapter at 512 bits (every port is 512 bits wide); the s_axilite control slave.
 M_AXI_PORT = {"lut": 1500, "ff": 2500, "dsp": 0}
+# On an Alveo card each 512-bit m_axi bundle reaches its HBM pseudo-channel or DDR bank through the
+# platform's memory subsystem / SmartConnect, about 5k LUT per channel (the audit of issue 13; not
+# measured here, FF not given).  A Zynq's interconnect to the HP ports is not counted.
+MEMORY_SUBSYSTEM = {"lut": 5000, "ff": 0, "dsp": 0}
 S_AXILITE = {"lut": 300, "ff": 400, "dsp": 0}
 
 
@@ -47,10 +51,18 @@ def multiplier_dsps(a_bits: int, b_bits: int) -> int:
 # holds the table).  LUT: a LUT per bit of a lane's 9-bit select, of the accumulator and of the operand
 # multiplexer; the relative least-squares fit of the rest gives 1.5 per adder-tree bit (Yosys maps
 # most of the tree in LUTs, few carry chains) and 20 of control: worst error 2.3%.  FF: no fit; the
-# RTL's registers, bit for bit (operands, lane word, accumulator and output, counters, 11 flags),
-# which is exactly what Yosys keeps: the adder tree is not pipelined.
-MVU_LUT = {"lane": SELECT_BITS, "tree_bit": 1.5, "acc_bit": 1, "code_bit": 1, "control": 20}
-MVU_FF = {"code_bit": 2, "lane_reg": 1, "acc_bit": 2, "counter_bit": 1, "control": 11}
+# RTL's registers, bit for bit: the pipelined unit registers every select and adder-tree level
+# (plan.mvu_pipeline_stages), each PE row's copy of +x, -x and its lane codes (3 x 9 + 2 per lane,
+# less +x's sign bit, which Yosys shares), the operands (streamed codes and their select, and -x
+# once: 2 + 9/8 per code bit; the buffer's read register sits in its LUT RAM or BRAM), the
+# streamed lane twice, accumulator, finished sums and output head, counters, the flags that travel
+# with each step (4 per stage, 3 per PE row) and the output FIFO's pointers.
+# With every level registered (the timing-closed unit), Yosys maps each tree adder to a carry chain,
+# a LUT per bit: tree_bit 1 (it was 1.5 for the combinational tree fitted above); -x, negated once
+# per code, adds a LUT per bit of its 9: code_bit 1 + 9/8.
+MVU_LUT = {"lane": SELECT_BITS, "tree_bit": 1, "acc_bit": 1, "code_bit": 1 + SELECT_BITS / 8, "control": 20}
+MVU_FF = {"lane": 3 * SELECT_BITS + 1, "tree_bit": 1, "code_bit": 2 + SELECT_BITS / 8, "lane_reg": 1, "acc_bit": 3,
+          "counter_bit": 1, "flag_bit": 1, "control": 24}
 
 
 def mvu_terms(b: BitLinearPlan) -> dict:
@@ -66,7 +78,8 @@ def mvu_terms(b: BitLinearPlan) -> dict:
         "tree_bit": b.pe * tree,
         "acc_bit": b.pe * b.acc_width,            # the accumulator, and its output register
         "code_bit": 8 * b.simd,                   # the input vector: streamed or from the buffer
-        "lane_reg": 2 * b.pe * b.simd if b.offchip else 0,   # a ROM's output register sits in its BRAM
+        "lane_reg": 2 * b.lane_bits if b.offchip else 0,   # a ROM's registers sit in its BRAM
+        "flag_bit": 4 * mvu_pipeline_stages(b) + 3 * b.pe,
         "counter_bit": bits(b.cols // b.simd) + bits(b.rows // b.pe) + rom_addr,
         "control": 1,                             # handshakes, valid flags, ap_ctrl_hs
     }
@@ -202,5 +215,13 @@ def design_resources(plan: HardwarePlan, bitlinears=None) -> dict:
     bitlinears = bitlinears or plan.bitlinears
     parts = [bitlinear_resources(e.config, plan.numerics, plan.batch) for e in engines.group(bitlinears)]
     ports = [M_AXI_PORT] * len(plan.memory_ports)
+    bundles = len({p.bundle for p in plan.memory_ports})
+    subsystem = [MEMORY_SUBSYSTEM] * bundles if plan.board.flow == "alveo" else []
     folded = replace(plan, bitlinears=tuple(bitlinears))
-    return add(FIXED, S_AXILITE, elementwise_resources(folded), *parts, *ports)
+    return add(FIXED, S_AXILITE, elementwise_resources(folded), *parts, *ports, *subsystem)
+
+
+def engine_resources(plan: HardwarePlan, bitlinears=None) -> list[tuple[str, dict]]:
+    """Each BitLinear engine on its own (the SLR check: an engine must fit one SLR)."""
+    return [(e.name, bitlinear_resources(e.config, plan.numerics, plan.batch))
+            for e in engines.group(bitlinears or plan.bitlinears)]

@@ -59,6 +59,21 @@ class Candidate:
     def batch(self) -> int:
         return self.spec.hardware.batch
 
+    @property
+    def conservative(self) -> perf.Performance:
+        """The same design at the board's conservative clock (boards/*.yaml conservative_clock_mhz)."""
+        return at_clock(self.plan, self.plan.board.conservative_clock_mhz)
+
+
+def at_clock(plan: planner.HardwarePlan, clock_mhz: float, tokens: int | None = None) -> perf.Performance:
+    """The design's performance at another kernel clock (on a Zynq the HP ports follow the PL clock)."""
+    return perf.estimate(replace(plan, clock_mhz=clock_mhz), tokens)
+
+
+def lut_budget(board: Board, budget: float | None) -> float:
+    """--budget, or the board's default (planner.logic_budget: 70% on the multi-SLR Alveo cards)."""
+    return planner.logic_budget(board) if budget is None else budget
+
 
 def powers_of_two_dividing(*widths: int) -> list[int]:
     """1, 2, 4, ... up to the widest fold that divide every width."""
@@ -235,7 +250,7 @@ def limits(board: Board, budget: float) -> np.ndarray:
     """The most of each of RESOURCES a design may take: the --budget on LUTs and on-chip memory,
     and the planner's own logic limit on LUT/FF/DSP."""
     have, logic = board.resources, planner.LOGIC_BUDGET
-    return np.array([min(budget, logic) * have["lut"], logic * have["ff"], logic * have["dsp"],
+    return np.array([min(budget, planner.logic_budget(board)) * have["lut"], logic * have["ff"], logic * have["dsp"],
                      budget * board.onchip_bits])
 
 
@@ -320,7 +335,7 @@ def sketches(spec: Spec, place: str, layer_options, head_options, packing: str, 
 RECHECKED = 8   # sketches beyond the rough Pareto front planned for real at each placement
 
 
-def search(spec: Spec, budget: float, searched: tuple = BATCHES, tick=None) -> list[Candidate]:
+def search(spec: Spec, budget: float | None, searched: tuple = BATCHES, tick=None) -> list[Candidate]:
     """The Pareto set of feasible designs within the budget, each planned and estimated for real.
     tick(i, n): called as each of the n (placement, packing) pairs is done (progress)."""
     layer_options, head_options = layer_foldings(spec.model), head_foldings(spec.model)
@@ -329,6 +344,7 @@ def search(spec: Spec, budget: float, searched: tuple = BATCHES, tick=None) -> l
         raise HlsgenError(f"explore: {board.key} is an ECP5 board, whose RTL core the HLS resource model does not "
                           f"describe (allowed: an AMD board; on {board.key} set hardware.parallelism and measure "
                           f"with `hlsgen bitstream` and `hlsgen report`)")
+    budget = lut_budget(board, budget)
     found = []
     # Every packing at every placement: on chip, 5trit only shrinks the ROMs (and adds decoders).
     pairs = list(itertools.product(places(board), PACKINGS))
@@ -387,9 +403,10 @@ def smallest_refusals(spec: Spec, batch: int) -> str:
     return "; ".join(reasons)
 
 
-def explore(spec: Spec, budget: float, searched: tuple = BATCHES, tick=None) -> tuple[Candidate, list[Candidate]]:
+def explore(spec: Spec, budget: float | None = None, searched: tuple = BATCHES, tick=None) -> tuple[Candidate, list[Candidate]]:
     """The chosen design (the cheapest within 1% of the fastest) and the Pareto set, over the
-    `searched` batches (batches())."""
+    `searched` batches (batches()); budget None: the board's LUT budget."""
+    budget = lut_budget(Board.load(spec.hardware.board), budget)
     if not 0 < budget <= 1:
         raise HlsgenError(f"--budget: {budget} is out of range (allowed: 0 < budget <= 1)")
     front = search(spec, budget, searched, tick)
@@ -419,23 +436,38 @@ def row(c: Candidate) -> list[str]:
     quantisers = f"{c.plan.bitlinear('i').qsimd}/{c.plan.bitlinear('lm_head').qsimd}"
     return [c.spec.hardware.weights, c.spec.hardware.packing, f"{p.pe}x{p.simd}", f"{p.lm_head_pe}x{p.lm_head_simd}",
             quantisers, str(c.plan.stripes) if c.plan.offchip else "-", str(c.batch),
-            f"{c.tokens_per_s:,.1f}", ceiling, e.bound, f"{c.usage['lut']:.1%}", f"{c.usage['memory']:.1%}",
+            f"{c.tokens_per_s:,.1f}", f"{c.conservative.decode_tokens_per_s:,.1f}", ceiling, e.bound,
+            f"{c.usage['lut']:.1%}", f"{c.usage['memory']:.1%}",
             f"{c.usage['dsp']:.1%}"]
 
 
 HEADER = ["weights", "packing", "layer pe x simd", "lm_head pe x simd", "quantiser simd", "weight ports", "batch",
-          "decode tok/s", "of ceiling", "bound", "LUT", "BRAM+URAM", "DSP"]
+          "decode tok/s", "@conservative", "of achievable ceiling", "bound", "LUT", "BRAM+URAM", "DSP"]
+
+
+def header(board: Board, clock_mhz: float) -> list[str]:
+    """HEADER with the clocks named: decode tok/s at the design's clock and at the conservative one."""
+    named = {"decode tok/s": f"decode tok/s @{clock_mhz:g}MHz", "@conservative": f"@{board.conservative_clock_mhz:g}MHz"}
+    return [named.get(h, h) for h in HEADER]
 
 
 def summary(c: Candidate) -> str:
-    """The chosen design's rates: batched decode, prefill, and one sequence decoding alone."""
-    e = c.perf
-    ceiling = "" if e.ceiling_tokens_per_s is None else f", ceiling {e.ceiling_tokens_per_s:,.0f} tok/s at batch {e.batch}"
+    """The chosen design's rates at its clock (named): batched decode, prefill, one sequence decoding
+    alone, and one sequence at the board's conservative clock; the bandwidth ceilings, achievable and
+    nominal."""
+    e, board = c.perf, c.plan.board
+    memory = board.memory_of(c.plan.weights_place) if c.plan.offchip else None
+    ceiling = "" if e.ceiling_tokens_per_s is None else (
+        f", ceiling {e.ceiling_tokens_per_s:,.0f} tok/s at batch {e.batch} at the achievable "
+        f"{memory.achievable_total_gbps(c.plan.clock_mhz):g} GB/s ({memory.source}), "
+        f"{e.nominal_ceiling_tokens_per_s:,.0f} tok/s at the nominal {memory.bandwidth_gbps:g} GB/s")
     batched = (f"{e.decode_tokens_per_s:,.1f} tok/s decode over {e.batch} sequences "
                f"({e.per_sequence_tokens_per_s:,.1f} each), " if e.batch > 1 else "")
     single = perf.estimate(c.plan, 1).decode_tokens_per_s
-    return (f"batch {e.batch}: {batched}{e.prefill_tokens_per_s:,.1f} tok/s prefill, {single:,.1f} tok/s decoding one "
-            f"sequence, {e.bound}-bound{ceiling}")
+    slow = at_clock(c.plan, board.conservative_clock_mhz, 1).decode_tokens_per_s
+    return (f"batch {e.batch} at {c.plan.clock_mhz:g} MHz: {batched}{e.prefill_tokens_per_s:,.1f} tok/s prefill, "
+            f"{single:,.1f} tok/s decoding one sequence ({slow:,.1f} at the conservative "
+            f"{board.conservative_clock_mhz:g} MHz), {e.bound}-bound{ceiling}")
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:
@@ -449,8 +481,9 @@ def table(rows: list[list[str]], header: list[str]) -> str:
 def arguments(parser):
     parser.add_argument("config", help="YAML config file or Hugging Face MMfreeLM model directory")
     parser.add_argument("--board", help="search on this board instead of hardware.board")
-    parser.add_argument("--budget", type=float, default=planner.LOGIC_BUDGET,
-                        help="largest share of the LUTs and of BRAM+URAM a design may take (default: 0.8)")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="largest share of the LUTs and of BRAM+URAM a design may take (default: the board's "
+                             "lut_budget, 0.7 on the multi-SLR Alveo cards, else 0.8)")
     parser.add_argument("--batch", type=int, metavar="B",
                         help=f"keep hardware.batch at B (1 to {MAX_BATCH}) instead of searching it")
     parser.add_argument("--max-batch", type=int, metavar="M",

@@ -39,6 +39,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, replace
 
+from hlsgen.hardware.plan import MVU_OUTPUT_CYCLES, mvu_pipeline_stages
 from hlsgen.hardware.planner import INT32_SLOTS, WORD_BITS, BitLinearPlan, HardwarePlan, int32_words
 
 PIPELINE_FILL = 12        # cycles to fill and drain one pipelined loop (an estimate; calibrate with cosim)
@@ -107,12 +108,13 @@ def mvu_cycles(b: BitLinearPlan, tokens: int) -> int:
 
 
 def mvu_alone_cycles(b: BitLinearPlan, tokens: int) -> int:
-    """The MVU on its own, its codes always there (what the RTL twin's cosim measures), pipeline
-    fill aside: several tokens' codes are loaded first (cols / SIMD beats each), then rows / PE x
-    cols / SIMD folds, each over the tokens; one token's codes go straight into its first row fold.
-    In the engine the load overlaps the quantiser (mvu_start) and mvu_cycles follows it."""
+    """The MVU on its own, its codes always there (what the RTL twin's cosim measures): several
+    tokens' codes are loaded first (cols / SIMD beats each), then rows / PE x cols / SIMD folds,
+    each over the tokens; one token's codes go straight into its first row fold; then the
+    pipeline's latency (mvu_pipeline_stages and the output).  In the engine the load overlaps the
+    quantiser (mvu_start) and mvu_cycles follows it."""
     load = tokens * (b.cols // b.simd) if tokens > 1 else 0
-    return load + tokens * b.cycles_per_matrix
+    return load + tokens * b.cycles_per_matrix + mvu_pipeline_stages(b) + MVU_OUTPUT_CYCLES
 
 
 def bitlinear_compute_cycles(b: BitLinearPlan, engine: BitLinearPlan, tokens: int = 1) -> int:
@@ -133,13 +135,14 @@ def weight_bytes_per_cycle(plan: HardwarePlan) -> float:
     """What the weight ports bring in per kernel cycle, all stripes together.  Each stripe gets at
     most one 512-bit word per cycle and its channels' bandwidth, shared with the other stripes on
     those channels; all of them together at most the memory's bandwidth (a Zynq's one DDR behind
-    its HP ports)."""
+    its HP ports).  Bandwidths are the achievable ones (boards/*.yaml `achievable_gbps`)."""
     memory = plan.board.memory_of(plan.weights_place)
     cycle_s = 1 / (plan.clock_mhz * 1e6)
     stripes_on = Counter(c for p in plan.weight_ports for c in p.channels)
-    per_stripe = [min(M_AXI_BYTES_PER_CYCLE, sum(memory.gbps_each / stripes_on[c] for c in p.channels) * 1e9 * cycle_s)
+    channel = memory.channel_gbps(plan.clock_mhz)      # measured efficiency, or an HP port at the PL clock
+    per_stripe = [min(M_AXI_BYTES_PER_CYCLE, sum(channel / stripes_on[c] for c in p.channels) * 1e9 * cycle_s)
                   for p in plan.weight_ports]
-    return min(sum(per_stripe), memory.bandwidth_gbps * 1e9 * cycle_s)
+    return min(sum(per_stripe), memory.achievable_total_gbps(plan.clock_mhz) * 1e9 * cycle_s)
 
 
 def bitlinear_stage(plan: HardwarePlan, b: BitLinearPlan, name: str, tokens: int = 1,
@@ -255,7 +258,8 @@ class Performance:
     compute_cycles: float                   # the call's stages with their weights always there
     memory_cycles: float                    # the call's weights at the ports' bandwidth, plus the latency and
                                             # every stream_weights call's dead cycles
-    ceiling_tokens_per_s: float | None      # board bandwidth / off-chip bytes per token at this batch
+    ceiling_tokens_per_s: float | None      # achievable bandwidth / off-chip bytes per token at this batch
+    nominal_ceiling_tokens_per_s: float | None = None   # the same at the data-sheet bandwidth
 
     @property
     def calls_per_s(self) -> float:
@@ -309,14 +313,15 @@ def estimate(plan: HardwarePlan, tokens: int | None = None) -> Performance:
         rate, latency = weight_bytes_per_cycle(plan), M_AXI_LATENCY
         memory = plan.board.memory_of(plan.weights_place)
         offchip = weight_bytes + n * embed_words(plan) * M_AXI_BYTES_PER_CYCLE   # and each token's embedding row
-        ceiling = memory.bandwidth_gbps * 1e9 * n / offchip
+        ceiling = memory.achievable_total_gbps(plan.clock_mhz) * 1e9 * n / offchip
+        nominal = memory.bandwidth_gbps * 1e9 * n / offchip
     else:
-        rate, latency, offchip, ceiling = float("inf"), ROM_LATENCY, 0, None   # a ROM keeps up with any MVU
+        rate, latency, offchip, ceiling, nominal = float("inf"), ROM_LATENCY, 0, None, None   # a ROM keeps up with any MVU
     cycles, _ = run_phases(stages, rate, prefetch_bytes(plan), latency)
     return Performance(batch=n, cycles_per_call=cycles, clock_mhz=plan.clock_mhz, offchip_bytes_per_call=offchip,
                        compute_cycles=sum(s.compute_cycles for s in stages),
                        memory_cycles=latency + weight_bytes / rate + sum(s.stream_overhead for s in stages),
-                       ceiling_tokens_per_s=ceiling)
+                       ceiling_tokens_per_s=ceiling, nominal_ceiling_tokens_per_s=nominal)
 
 
 # ----------------------------------------------------------------------------- the RTL core (ECP5)

@@ -109,6 +109,36 @@ class BitLinearPlan:
         return self.rows // self.pe * (self.cols // self.simd)
 
 
+# The m_axi adapters' read buffers: Vitis HLS gives each bundle room for num_read_outstanding
+# bursts of max_read_burst_length words (UG1399, m_axi interface), as top.cpp.j2 sets them: the
+# weight stripes and the embedding at bursts of 64 and 16 outstanding (64 KiB per port at 512 bits),
+# gmem_out (the tokens it reads) at the defaults, 16 x 16.
+M_AXI_OUTSTANDING = 16
+M_AXI_BURST = 64
+M_AXI_DEFAULT_BURST = 16
+
+
+def m_axi_read_buffer_bits(plan: "HardwarePlan") -> int:
+    """On-chip bits of every m_axi bundle's read buffer (outstanding x burst x 512-bit words)."""
+    long_bursts = len(plan.weight_ports) + (1 if plan.offchip else 0)       # weight stripes, the embedding
+    return (long_bursts * M_AXI_BURST + M_AXI_DEFAULT_BURST) * M_AXI_OUTSTANDING * WORD_BITS
+
+
+# The RTL MVU's pipeline (templates/rtl/mvu.v.j2): registers between a step's issue and its
+# accumulator, none of which stalls.  Three operand stages (the ROM's read and output registers, or
+# the streamed lane's, beside the codes' select and negation; then the registered broadcast of
+# +x, -x and the lane codes to each PE row), the registered selects, one register per adder-tree
+# level.  After them: the accumulator, the finished sums, the output FIFO's head and ap_done.
+MVU_OPERAND_STAGES = 3
+MVU_OUTPUT_CYCLES = 4
+
+
+def mvu_pipeline_stages(b: "BitLinearPlan") -> int:
+    """Registers from the MVU's issue stage to its accumulator: operands and broadcast, selects,
+    log2(SIMD) adder-tree levels."""
+    return MVU_OPERAND_STAGES + 1 + (b.simd.bit_length() - 1)
+
+
 @dataclass(frozen=True)
 class MemoryPort:
     """One m_axi argument of the top function: its buffer and the memory channels it is linked to."""
@@ -258,6 +288,7 @@ class HardwarePlan:
                             for k in ("i", "o", "down", "lm_head"))
         streamed = (3 * D + 2 * H + 2 * I + self.vocab) * n["act_width"]
         used["activations"] = self.batch * (2 * H * n["act_width"] + engine_inputs + streamed)
+        used["m_axi read buffers"] = m_axi_read_buffer_bits(self)
         if not self.offchip:
             used["ternary weights"] = self.weight_bits
             used["embedding"] = self.embedding_entries * n["act_width"]

@@ -258,11 +258,35 @@ def check_packet_widths(plan: HardwarePlan) -> None:
 
 
 # ----------------------------------------------------------------------------- logic fit
+def logic_budget(board: Board, resource: str = "lut") -> float:
+    """The share of a resource a design may take: the board's lut_budget for LUTs (70% on the
+    multi-SLR Alveo cards), LOGIC_BUDGET otherwise."""
+    return (board.lut_budget or LOGIC_BUDGET) if resource == "lut" else LOGIC_BUDGET
+
+
 def over_budget(plan: HardwarePlan, bitlinears=None) -> dict:
-    """{resource: (estimated, available)} for every resource beyond LOGIC_BUDGET of the board's."""
+    """{resource: (estimated, available)} for every resource beyond its budget (logic_budget) of the
+    board's, and any engine larger than one SLR ("lut in one SLR (<engine>)": (its LUTs, the SLR's))."""
     used = estimate.design_resources(plan, bitlinears)
     have = plan.board.resources
-    return {k: (used[k], have[k]) for k in used if used[k] > LOGIC_BUDGET * have[k]}
+    over = {k: (used[k], have[k]) for k in used if used[k] > logic_budget(plan.board, k) * have[k]}
+    slrs = plan.board.slrs
+    if slrs is not None:
+        for name, part in estimate.engine_resources(plan, bitlinears):
+            for k in ("lut", "ff", "dsp"):
+                if part[k] > logic_budget(plan.board, k) * slrs.resources[k]:
+                    over[f"{k} in one SLR ({name} engine)"] = (part[k], slrs.resources[k])
+    return over
+
+
+def slrs_used(plan: HardwarePlan) -> int | None:
+    """SLRs the design spreads over at the LUT budget of each (from SLR0, where the HBM is); None
+    on a single-die board."""
+    slrs = plan.board.slrs
+    if slrs is None:
+        return None
+    lut = estimate.design_resources(plan)["lut"]
+    return max(1, math.ceil(lut / (logic_budget(plan.board) * slrs.resources["lut"])))
 
 
 def fold(b: BitLinearPlan, pe: int, simd: int) -> BitLinearPlan:
@@ -294,12 +318,13 @@ def check_logic(plan: HardwarePlan) -> None:
     over = over_budget(plan)
     if not over:
         return
-    numbers = ", ".join(f"{k.upper()} {used:,} of {have:,}" for k, (used, have) in over.items())
+    numbers = ", ".join(f"{k.upper() if ' ' not in k else k} {used:,} of {have:,}" for k, (used, have) in over.items())
     smaller = smaller_parallelism(plan)
     hint = ("reduce " + " and ".join(f"{k} to {v}" for k, v in smaller.items()) if smaller
             else "a larger board")
+    budget = f"{logic_budget(plan.board):.0%} of the LUTs, {LOGIC_BUDGET:.0%} of the FFs and DSPs"
     raise HlsgenError(f"hardware.parallelism: the design needs an estimated {numbers} on {plan.board.key}, more "
-                      f"than {LOGIC_BUDGET:.0%} of the chip (allowed: {hint})")
+                      f"than {budget} (of the chip, and of one SLR for an engine) (allowed: {hint})")
 
 
 def check_fit(plan: HardwarePlan) -> HardwarePlan:

@@ -25,6 +25,7 @@ import numpy as np
 from hlsgen.model import golden
 from hlsgen.model.checkpoint import pack_2bit, unpack_5trit
 from hlsgen.errors import HlsgenError
+from hlsgen.hardware.plan import MVU_OUTPUT_CYCLES, mvu_pipeline_stages
 from hlsgen.hardware.planner import BitLinearPlan, HardwarePlan, bits_for
 from hlsgen.model.spec import Spec
 from hlsgen import resources
@@ -87,6 +88,10 @@ class MvuRtl:
     @property
     def verilog_path(self) -> str:
         return f"rtl/{self.module}.v"
+
+    @property
+    def ecp5_rom_path(self) -> str:
+        return f"rtl/{self.module}_rom.v"
 
     @property
     def mem_file(self) -> str:
@@ -172,6 +177,23 @@ class MvuRtl:
         """sf + 1 as an at_bits-wide Verilog expression (lint-clean: no implicit widening)."""
         pad = self.at_bits - self.sf_bits
         return f"{{{{{pad}{{1'b0}}}}, sf}} + 1'b1" if pad else "sf + 1'b1"
+
+    @property
+    def pipeline_stages(self) -> int:
+        return mvu_pipeline_stages(self.plan)
+
+    @property
+    def out_fifo_depth(self) -> int:
+        """Room for every sums beat in flight at II=1 (from issue to the output register: a beat per
+        token every cols / SIMD steps), and two to spare: backpressure only ever stops the issue."""
+        latency = self.pipeline_stages + MVU_OUTPUT_CYCLES
+        # A fold's last column step emits a beat per token, the call's n <= batch tokens in a row.
+        in_flight = min(latency, -(-latency // self.simd_folds) * self.batch) + 2
+        return 1 << bits_for(in_flight - 1)
+
+    @property
+    def out_fifo_bits(self) -> int:
+        return self.out_fifo_depth.bit_length() - 1
 
     @property
     def rom_depth(self) -> int:
@@ -267,6 +289,52 @@ def rom_lanes(m: MvuRtl, words: np.ndarray) -> list[int]:
     per_matrix = words.reshape(m.matrices, m.words_per_matrix, -1)
     return [lane for matrix in per_matrix
             for lane in matrix_lanes(matrix, m.lane_bits, m.cycles_per_matrix, m.plan.packing)]
+
+
+# ----------------------------------------------------------------------------- ECP5 block RAMs
+DP16KD_DEPTH, DP16KD_WIDTH = 1024, 18     # the 1K x 18 configuration (Lattice TN1264; Yosys brams_16kd.txt)
+DP16KD_WORDS_PER_INIT = 16                # an INITVAL_xx holds 16 words, each in 20 bits (18 used)
+
+
+def ecp5_rom_fits(m: MvuRtl) -> bool:
+    """A ROM of at most 1K lanes is instanced as DP16KD blocks with their output register."""
+    return not m.weight_stream and m.rom_depth <= DP16KD_DEPTH
+
+
+def dp16kd_initvals(lanes: list[int], first_bit: int) -> list[int]:
+    """The 64 INITVAL_xx of the block holding lane bits first_bit..first_bit+17 (what Yosys's own
+    DP16KD mapping writes, techlibs/lattice/brams_map_16kd.v: word w at bits 20 * (w % 16) of
+    INITVAL w // 16)."""
+    mask = (1 << DP16KD_WIDTH) - 1
+    words = [(lane >> first_bit) & mask for lane in lanes] + [0] * (DP16KD_DEPTH - len(lanes))
+    return [sum(words[i * DP16KD_WORDS_PER_INIT + j] << (20 * j) for j in range(DP16KD_WORDS_PER_INIT))
+            for i in range(DP16KD_DEPTH // DP16KD_WORDS_PER_INIT)]
+
+
+def ecp5_rom_text(m: MvuRtl, lanes: list[int], banner: str) -> str:
+    """rtl/<module>_rom.v: the lane ROM as DP16KD blocks at 1K x 18, REGMODE OUTREG (two cycles
+    from addr to lane, as the portable ROM in mvu.v.j2).  Read by `hlsgen synth --pnr ecp5` with
+    HLSGEN_ECP5_DP16KD defined; simulators read the portable ROM."""
+    blocks = -(-m.lane_bits // DP16KD_WIDTH)
+    pad = DP16KD_WIDTH * blocks - m.lane_bits
+    lines = [f"// {banner}", f"// {m.module}'s weight ROM: {m.rom_depth} x {m.lane_bits} bits in {blocks} DP16KD "
+             "(1K x 18, output register on).", "`default_nettype none", "",
+             f"module {m.module}_rom (", "    input  wire clk,", f"    input  wire [{m.addr_bits}-1:0] addr,",
+             f"    output wire [{m.lane_bits}-1:0] lane", ");",
+             f"    wire [{DP16KD_WIDTH * blocks}-1:0] data;",
+             f"    assign lane = data[{m.lane_bits}-1:0];" if pad else "    assign lane = data;",
+             f"    wire [13:0] address = {{{{{10 - m.addr_bits}{{1'b0}}}}, addr, 4'b0000}};   // x18: word address in bits 13:4"
+             if m.addr_bits < 10 else "    wire [13:0] address = {addr, 4'b0000};   // x18: word address in bits 13:4"]
+    for b in range(blocks):
+        inits = ",\n".join(f"        .INITVAL_{i:02X}(320'h{v:080x})" for i, v in enumerate(dp16kd_initvals(lanes, b * DP16KD_WIDTH)))
+        pins = ", ".join([f".ADA{i}(address[{i}])" for i in range(14)] + [f".DOA{i}(data[{b * DP16KD_WIDTH + i}])" for i in range(18)])
+        lines += [f"    DP16KD #(.DATA_WIDTH_A(18), .DATA_WIDTH_B(18), .REGMODE_A(\"OUTREG\"), .REGMODE_B(\"NOREG\"),",
+                  '        .CSDECODE_A("0b000"), .CSDECODE_B("0b000"), .WRITEMODE_A("NORMAL"), .WRITEMODE_B("NORMAL"),',
+                  inits, f"    ) block{b} (",
+                  "        .CLKA(clk), .CEA(1'b1), .OCEA(1'b1), .WEA(1'b0), .RSTA(1'b0), .CSA0(1'b0), .CSA1(1'b0), .CSA2(1'b0),",
+                  "        .CLKB(1'b0), .CEB(1'b0), .OCEB(1'b0), .WEB(1'b0), .RSTB(1'b0), .CSB0(1'b0), .CSB1(1'b0), .CSB2(1'b0),",
+                  f"        {pins}", "    );"]
+    return "\n".join(lines + ["endmodule", "", "`default_nettype wire", ""])
 
 
 # ----------------------------------------------------------------------------- golden vectors
@@ -371,7 +439,10 @@ def project_files(spec: Spec, plan: HardwarePlan, weights: Weights, vectors) -> 
     for m in mvu_rtls(plan):
         files[m.verilog_path] = render_module(m, BANNER)
         if not m.weight_stream:
-            files[f"rtl/{m.mem_file}"] = mem_text(rom_lanes(m, kind_words(plan, weights, m.kind)), m.lane_bits)
+            lanes = rom_lanes(m, kind_words(plan, weights, m.kind))
+            files[f"rtl/{m.mem_file}"] = mem_text(lanes, m.lane_bits)
+            if ecp5_rom_fits(m):
+                files[m.ecp5_rom_path] = ecp5_rom_text(m, lanes, BANNER)
         v = mvu_vectors(m, trace, weights)
         if np.abs(v.expected).max(initial=0) >= 1 << 31:
             raise HlsgenError(f"rtl: {m.kind} sums exceed 32 bits; the cosim vector files hold int32")

@@ -245,6 +245,8 @@ def project_files(plan: HardwarePlan, env, context: dict) -> dict:
     context = dict(context, flow=flow, ip_cell=IP_CELL, logit_ctype=C_TYPES[plan.logit_dtype],
                    bundles=bundles, links=links, call_header=CALL_HEADER, call_width=CALL_WIDTH,
                    ps_enable=[plan.board.ps.slave_enable[c] for c in used_channels] if plan.board.ps else [],
+                   hp_ports=[plan.board.ps.slaves[c] for c in used_channels] if plan.board.ps else [],
+                   hp_gbps=plan.board.memory[0].port_gbps(plan.clock_mhz) if plan.board.ps else 0,
                    pynq_memory={name: channel_for_pynq(link) for name, link in links.items()} if flow.alveo else {},
                    targets={t: flow.build_steps(t) for t in (ALVEO_TARGETS if flow.alveo else ("hw",))},
                    make_host_build=flow.host_build("$(XILINX_XRT)"), host_build=flow.host_build(),

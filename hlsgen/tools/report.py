@@ -8,6 +8,7 @@ and a legend are what makes a plot readable, and hand-drawing text into pixels w
 
 from __future__ import annotations
 
+from dataclasses import replace
 import json
 from pathlib import Path
 
@@ -152,9 +153,14 @@ def gather(project: Path) -> dict:
                         "cycles_per_token": e.cycles_per_token, "bound": e.bound,
                         "offchip_bytes_per_token": e.offchip_bytes_per_token,
                         "ceiling_tokens_per_s": e.ceiling_tokens_per_s, "fraction_of_ceiling": e.fraction_of_ceiling,
+                        "nominal_ceiling_tokens_per_s": e.nominal_ceiling_tokens_per_s,
                         "single_sequence": {"decode_tokens_per_s": single.decode_tokens_per_s, "bound": single.bound,
                                             "ceiling_tokens_per_s": single.ceiling_tokens_per_s,
-                                            "fraction_of_ceiling": single.fraction_of_ceiling}},
+                                            "fraction_of_ceiling": single.fraction_of_ceiling,
+                                            "nominal_ceiling_tokens_per_s": single.nominal_ceiling_tokens_per_s},
+                        "conservative_clock_mhz": plan.board.conservative_clock_mhz,
+                        "single_sequence_at_conservative_clock": perf.estimate(
+                            replace(plan, clock_mhz=plan.board.conservative_clock_mhz), 1).decode_tokens_per_s},
         "resources": {"kernels": kernel_resources(plan), "total": used, "board": plan.board.resources,
                       "onchip_bits": sum(plan.onchip_bits().values()), "board_onchip_bits": plan.board.onchip_bits},
         "cycles": cycles_per_layer(plan),
@@ -252,7 +258,8 @@ def percent(value) -> str:
 
 def ceiling(figures: dict) -> str:
     return ("none (weights on chip)" if figures["ceiling_tokens_per_s"] is None else
-            f"{figures['ceiling_tokens_per_s']:,.1f} tok/s; this design at {figures['fraction_of_ceiling']:.0%}")
+            f"{figures['ceiling_tokens_per_s']:,.1f} tok/s at the achievable bandwidth (this design at "
+            f"{figures['fraction_of_ceiling']:.0%}), {figures['nominal_ceiling_tokens_per_s']:,.1f} at the nominal one")
 
 
 def markdown(data: dict) -> str:
@@ -266,7 +273,9 @@ def markdown(data: dict) -> str:
              f"{p['per_sequence_tokens_per_s']:,.1f} tok/s each ({p['cycles_per_call']:,.0f} cycles per call of "
              f"{B} tokens, {p['bound']}-bound)",
              f"- prefill: {p['prefill_tokens_per_s']:,.1f} tok/s (a prompt in blocks of {B} tokens)",
-             f"- decode, one sequence alone: {one['decode_tokens_per_s']:,.1f} tok/s ({one['bound']}-bound)",
+             f"- decode, one sequence alone: {one['decode_tokens_per_s']:,.1f} tok/s ({one['bound']}-bound); "
+             f"{p['single_sequence_at_conservative_clock']:,.1f} tok/s at the board's conservative "
+             f"{p['conservative_clock_mhz']:g} MHz",
              f"- off-chip bytes per token at batch {B}: {p['offchip_bytes_per_token']:,.0f}",
              f"- bandwidth ceiling at batch {B}: {ceiling(p)}"]
     if B > 1:

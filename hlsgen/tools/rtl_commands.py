@@ -139,6 +139,11 @@ def synth_arguments(parser):
     parser.add_argument("--open", action="store_true", required=True,
                         help="open-source synthesis with Yosys (the only kind that runs without Vivado)")
     parser.add_argument("--kind", action="append", metavar="KIND", help="only this projection kind; repeatable")
+    parser.add_argument("--pnr", choices=["ecp5"],
+                        help="also place and route each MVU out of context (ecp5: Yosys synth_ecp5 + nextpnr-ecp5 "
+                             "on an LFE5U-85F, CABGA381, speed 6) and report its Fmax")
+    parser.add_argument("--freq", type=float, default=synth.ECP5_FREQ_MHZ, metavar="MHZ",
+                        help=f"the clock nextpnr places for (default {synth.ECP5_FREQ_MHZ:g}); Fmax is what it reaches")
 
 
 def _percent(value) -> str:
@@ -147,7 +152,7 @@ def _percent(value) -> str:
 
 def synth_run(args) -> int:
     project = _project(args.project)
-    results, report = synth.run(project, synth.project_mvus(project, args.kind))
+    results, report = synth.run(project, synth.project_mvus(project, args.kind), args.pnr, args.freq)
     print(f"synth --open {project}: Yosys synth_xilinx -family xcup, per MVU instance (est = the plan's count)")
     print(f"  {'kind':8s} {'lanes':>5s} {'LUT':>6s} {'est':>6s} {'err':>5s} {'FF':>6s} {'est':>6s} {'err':>5s} "
           f"{'CARRY':>5s} {'BRAM36':>6s} {'LUTRAM':>6s} {'DSP':>3s} {'LUT/lane':>8s}")
@@ -156,6 +161,13 @@ def synth_run(args) -> int:
         print(f"  {r.kind:8s} {r.lanes:>5d} {y['lut']:>6d} {e['lut']:>6d} {_percent(synth.error(y['lut'], e['lut'])):>5s} "
               f"{y['ff']:>6d} {e['ff']:>6d} {_percent(synth.error(y['ff'], e['ff'])):>5s} {y['carry']:>5d} "
               f"{y['bram36']:>6g} {y['lutram']:>6d} {y['dsp']:>3d} {r.lut_per_lane:>8.1f}")
+    if args.pnr == "ecp5":
+        print(f"nextpnr-ecp5 --out-of-context on {synth.ECP5_PART} at a {args.freq:g} MHz constraint, per MVU:")
+        print(f"  {'kind':8s} {'lanes':>5s} {'cells':>6s} {'LUT4':>6s} {'FF':>6s} {'DP16KD':>6s} {'MULT18':>6s} {'Fmax MHz':>8s}")
+        for r in results:
+            t = r.ecp5
+            print(f"  {r.kind:8s} {r.lanes:>5d} {t['cells']:>6d} {t['lut']:>6d} {t['ff']:>6d} {t['dp16kd']:>6d} "
+                  f"{t['mult18']:>6d} {t['fmax_mhz']:>8.1f}")
     print(f"report: {report}")
     with_dsp = [r.kind for r in results if r.yosys["dsp"]]
     if with_dsp:

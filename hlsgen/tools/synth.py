@@ -23,8 +23,15 @@ from hlsgen.errors import HlsgenError, tool_failure
 from hlsgen.tools import external
 from hlsgen.hardware.planner import BitLinearPlan, bits_for
 from hlsgen.project.rtl import MvuRtl
+from hlsgen.tools import ecp5
 
 REPORT = "report/synth.json"
+ECP5_FREQ_MHZ = 150.0          # the constraint nextpnr places for (the goal); Fmax is what it reached
+ECP5_PART = "LFE5U-85F-6BG381C"
+ECP5_DEFINE = "HLSGEN_ECP5_DP16KD"     # mvu.v.j2: instance the ROM's block RAMs with their output register
+# nextpnr-ecp5's cell types after packing (its --report `utilization`).
+ECP5_CELLS = {"lut": "TRELLIS_COMB", "ff": "TRELLIS_FF", "dp16kd": "DP16KD", "mult18": "MULT18X18D",
+              "lutram": "TRELLIS_RAMW"}
 # Yosys cell types of each resource; BRAM counts in 36-kbit blocks.
 CELLS = {
     "lut": ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6"),
@@ -92,12 +99,19 @@ def estimate_rtl(m: MvuRtl) -> dict:
     term_luts = m.pe * m.simd * 9                                  # +x / -x / 0 into 9 bits
     tree_luts = m.pe * sum(level.bits for level in m.tree_levels[1:])
     acc_luts = m.pe * m.acc_width                                  # acc + partial, restart folded in
-    operand_mux = m.codes_tdata_width                              # streamed codes or the buffer
+    operand_mux = m.codes_tdata_width + 9 * m.simd                 # streamed codes or the buffer; -x
     counters = m.sf_bits + m.nf_bits + (0 if m.weight_stream else m.addr_bits)
     control_luts = 2 * counters + 12
-    # codes_q and buffer_q; the ROM's output register sits in the BRAM, a streamed lane does not.
-    operand_ffs = 2 * m.codes_tdata_width + (m.lane_bits if m.weight_stream else 0)
-    ffs = operand_ffs + 2 * m.pe * m.acc_width + counters + 8      # acc, sums_q, counters, flags
+    # codes_q, buffer_q and their select; the ROM's registers sit in the BRAM, a streamed lane's
+    # two (weights_q, lane_q) do not.  Every select and adder-tree level is a register.
+    # -x once; then each PE row's own +x, -x and lane codes (the registered broadcast).
+    # (The buffer's read register sits in its LUT RAM or BRAM; +x's sign bit is shared.)
+    operand_ffs = 2 * m.codes_tdata_width + 9 * m.simd + (2 * m.lane_bits if m.weight_stream else 0)
+    broadcast_ffs = m.pe * (17 * m.simd + 2 * m.simd)
+    pipeline_ffs = broadcast_ffs + term_luts + tree_luts + 4 * m.pipeline_stages + 3 * m.pe
+    # pending, room, written, read; the buffer's late write (address and enable); handshake flags.
+    fifo_ffs = 3 * (m.out_fifo_bits + 1) + 1 + m.sf_bits + 1 + 4
+    ffs = operand_ffs + pipeline_ffs + 3 * m.pe * m.acc_width + counters + fifo_ffs + 8   # acc, sums_row, sums_q
     buffer_bits = m.simd_folds * m.codes_tdata_width
     buffer_in_bram = buffer_bits > LUTRAM_MAX_BITS
     rom = 0 if m.weight_stream else bram36(m.rom_depth, m.lane_bits)
@@ -121,6 +135,7 @@ class SynthResult:
     fit_estimate: dict          # estimate.mvu_resources: what the planner's fit check counts
     cells: dict
     seconds: float
+    ecp5: dict | None = None    # ecp5_timing, with --pnr ecp5
 
     @property
     def lut_per_lane(self) -> float:
@@ -130,7 +145,7 @@ class SynthResult:
         return {"module": self.module, "lanes": self.lanes, "yosys": self.yosys, "estimate": self.estimate,
                 "error": {k: error(self.yosys[k], self.estimate[k]) for k in ("lut", "ff", "bram36")},
                 "fit_estimate": self.fit_estimate, "lut_per_lane": self.lut_per_lane,
-                "cells": self.cells, "seconds": self.seconds}
+                "cells": self.cells, "seconds": self.seconds, **({"ecp5": self.ecp5} if self.ecp5 else {})}
 
 
 def synth_kind(command: list[str], project: Path, m: MvuRtl) -> SynthResult:
@@ -142,8 +157,10 @@ def synth_kind(command: list[str], project: Path, m: MvuRtl) -> SynthResult:
                        cells=dict(sorted(cells.items())), seconds=time.perf_counter() - start)
 
 
-def run(project: Path, mvus: list[MvuRtl]) -> tuple[list[SynthResult], Path]:
-    """Synthesise each module and write report/synth.json; returns the results and the report path."""
+def run(project: Path, mvus: list[MvuRtl], pnr: str | None = None,
+        freq_mhz: float = ECP5_FREQ_MHZ) -> tuple[list[SynthResult], Path]:
+    """Synthesise each module (and with pnr="ecp5" place and route it) and write
+    report/synth.json; returns the results and the report path."""
     project = Path(project).resolve()
     command = yosys_command()
     version = yosys_version(command, notices=True)
@@ -151,12 +168,41 @@ def run(project: Path, mvus: list[MvuRtl]) -> tuple[list[SynthResult], Path]:
     for number, m in enumerate(mvus, 1):
         with progress.step(f"synth {number}/{len(mvus)}: {m.kind} ({m.module}, Yosys synth_xilinx)"):
             results.append(synth_kind(command, project, m))
+        if pnr == "ecp5":
+            with progress.step(f"synth {number}/{len(mvus)}: {m.kind} (nextpnr-ecp5 out of context at {freq_mhz:g} MHz)"):
+                results[-1].ecp5 = ecp5_timing(project / "rtl", m, freq_mhz)
     report = project / REPORT
     report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text(json.dumps({"tool": f"{Path(command[0]).name} ({version})",
-                                  "script": "synth_xilinx -family xcup -noiopad",
-                                  "kinds": {r.kind: r.as_json() for r in results}}, indent=1) + "\n")
+    data = {"tool": f"{Path(command[0]).name} ({version})",
+            "script": "synth_xilinx -family xcup -noiopad", "kinds": {r.kind: r.as_json() for r in results}}
+    if pnr == "ecp5":
+        data["pnr"] = {"tool": "nextpnr-ecp5 --out-of-context", "part": ECP5_PART, "freq_mhz": freq_mhz}
+    report.write_text(json.dumps(data, indent=1) + "\n")
     return results, report
+
+
+# ----------------------------------------------------------------------------- ECP5 timing
+def ecp5_timing(rtl_dir: Path, m: MvuRtl, freq_mhz: float = ECP5_FREQ_MHZ) -> dict:
+    """Yosys synth_ecp5 and nextpnr-ecp5 out of context on the LFE5U-85F (speed 6) of one module:
+    its cells by type and the Fmax nextpnr's report gives for ap_clk.  A ROM of up to 1K lanes
+    comes from rtl/<module>_rom.v (DP16KD with OUTREG), a deeper one from Yosys's inference."""
+    from hlsgen.project.rtl import ecp5_rom_fits
+
+    start = time.perf_counter()
+    sources = [rtl_dir / f"{m.module}.v"]
+    defines = {}
+    if ecp5_rom_fits(m) and (rtl_dir / f"{m.module}_rom.v").is_file():
+        sources.append(rtl_dir / f"{m.module}_rom.v")
+        defines[ECP5_DEFINE] = 1
+    netlist = ecp5.synthesize(sources, m.module, rtl_dir, defines)
+    result = ecp5.place_and_route(netlist, freq_mhz, ecp5.Device("85k", "CABGA381", 6), out_of_context=True)
+    if "ap_clk" not in result.fmax_mhz:
+        raise HlsgenError(f"synth --pnr ecp5: nextpnr reported no Fmax for ap_clk of {m.module} "
+                          f"(clocks: {', '.join(result.fmax_mhz) or 'none'})")
+    cells = {name: result.used.get(cell, 0) for name, cell in ECP5_CELLS.items()}
+    return {"fmax_mhz": result.fmax_mhz["ap_clk"], "constraint_mhz": freq_mhz, "met": result.met(),
+            "cells": sum(result.used.values()), **cells, "rom_blocks_outreg": bool(defines),
+            "used": result.used, "seconds": round(time.perf_counter() - start, 1)}
 
 
 # ----------------------------------------------------------------------------- one shape, no project

@@ -35,6 +35,15 @@ apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config {Master {/accel/m_axi_
 
 assign_bd_address
 validate_bd_design
+# The HP ports run at the PL clock: hlsgen's model gives each 128 bits x 150.0 MHz
+# = 2.4 GB/s (boards/kv260.yaml port_bits).  Stop if the block design clocks them otherwise.
+set hlsgen_hp_hz 150000000
+foreach port { S_AXI_HP0_FPD S_AXI_HP1_FPD S_AXI_HP2_FPD } {
+    set hz [get_property CONFIG.FREQ_HZ [get_bd_intf_pins /ps/$port]]
+    if {abs($hz - $hlsgen_hp_hz) > 0.01 * $hlsgen_hp_hz} {
+        error "hlsgen: /ps/$port is clocked at $hz Hz, but the performance model assumes $hlsgen_hp_hz Hz"
+    }
+}
 save_bd_design
 set bd [get_files design_1.bd]
 generate_target all $bd

@@ -40,6 +40,16 @@ module tiny_top_mvu_down #(
     localparam [SF_W-1:0] SF_LAST = 4'd15;    // column folds: 16 input beats per vector
     localparam [NF_W-1:0] NF_LAST = 4'd15;    // row folds: 16 output beats per vector
 
+    localparam integer STAGES = 7;              // registers from the issue to the accumulator
+    localparam integer OUT_W = 2;
+    localparam [OUT_W:0] OUT_DEPTH = 3'd4;   // the output FIFO's beats
+
+    // The datapath is a pipeline without stalls (no enable fans out to its registers): operands
+    // (ROM read, its output register, the codes' select), the registered selects, one register per
+    // adder-tree level, the accumulator, then an output FIFO.  The issue stage only issues while
+    // the FIFO has room for every beat in flight (`pending`), so backpressure on sums never
+    // needs to stop the pipeline.
+
     // ------------------------------------------------------------------ control (ap_ctrl_hs)
     // busy from the accepted ap_start to the last accepted output beat; done_q is the one cycle
     // after it (ap_done = ap_ready), in which a new ap_start is not taken, as in Vitis's last state.
@@ -49,25 +59,24 @@ module tiny_top_mvu_down #(
     assign ap_ready = done_q;
     assign ap_idle = !busy && !done_q;
 
-    // The pipeline moves as one: it holds while a finished output beat waits for sums_TREADY.
     reg out_valid, out_last;
-    wire advance = !out_valid || sums_TREADY;
+    wire taken = out_valid && sums_TREADY;
+    reg [OUT_W:0] pending;                   // sums beats issued and not yet taken
+    reg room;                                // pending != OUT_DEPTH, kept as a register off the issue path
 
     // Issue stage: fold counters, and what this step needs from the streams.
     reg [SF_W-1:0] sf;
     reg [NF_W-1:0] nf;
     reg first_fold;
     wire last_step = sf == SF_LAST && nf == NF_LAST;
+    wire emits = sf == SF_LAST;
     wire weights_ok = 1'b1;
     wire codes_ok = !first_fold || codes_TVALID;
-    wire fire = advance && issuing && codes_ok && weights_ok;
-    assign codes_TREADY = advance && issuing && first_fold && weights_ok;
+    wire fire = room && issuing && codes_ok && weights_ok;
+    assign codes_TREADY = room && issuing && first_fold && weights_ok;
 
-    // Weight ROM: one lane word per step, matrix after matrix.
+    // Weight ROM: one lane word per fold, matrix after matrix; addr is the fold's lane.
     localparam integer ADDR_W = 9;
-    (* rom_style = "block" *)   // weights belong in block RAM, however small the test model
-    reg [LANE_W-1:0] rom [0:512-1];
-    initial $readmemh(ROM_FILE, rom);
     reg [ADDR_W-1:0] addr;
     reg [ADDR_W-1:0] matrix_base;
     always @* begin
@@ -83,15 +92,21 @@ module tiny_top_mvu_down #(
             busy <= 1'b0;
             issuing <= 1'b0;
             done_q <= 1'b0;
+            pending <= {(OUT_W + 1){1'b0}};
+            room <= 1'b1;
         end else begin
-            done_q <= out_valid && sums_TREADY && out_last;
+            done_q <= taken && out_last;
             if (start) begin
                 busy <= 1'b1;
                 issuing <= 1'b1;
-            end else if (out_valid && sums_TREADY && out_last) begin
+            end else if (taken && out_last) begin
                 busy <= 1'b0;
             end
             if (fire && last_step) issuing <= 1'b0;
+            if ((fire && emits) != taken) begin
+                pending <= taken ? pending - 1'b1 : pending + 1'b1;
+                room <= taken || pending + 1'b1 != OUT_DEPTH;
+            end
         end
         if (start) begin
             sf <= {SF_W{1'b0}};
@@ -110,77 +125,147 @@ module tiny_top_mvu_down #(
         end
     end
 
-    // ------------------------------------------------------------------ stage 1: operands
+    // Each step's flags travel with it, one register per stage (valid reset, the rest need not be).
+    reg [STAGES-1:0] valid_p, first_sf_p, last_sf_p, last_p;
+    always @(posedge ap_clk) begin
+        valid_p <= ap_rst_n ? {valid_p[STAGES-2:0], fire} : {STAGES{1'b0}};
+        first_sf_p <= {first_sf_p[STAGES-2:0], sf == {SF_W{1'b0}}};
+        last_sf_p <= {last_sf_p[STAGES-2:0], sf == SF_LAST};
+        last_p <= {last_p[STAGES-2:0], last_step};
+    end
+
+    // ------------------------------------------------------------------ stages 1-2: operands
     // The input vector buffer is written during the first row fold and read in the others.
     reg [CODES_W-1:0] vector_buffer [0:16-1];
-    reg [CODES_W-1:0] codes_q, buffer_q;
-    reg [LANE_W-1:0] lane_q;
-    reg s1_valid, s1_from_stream, s1_first_sf, s1_last_sf, s1_last;
+    // The buffer is written a cycle late, from codes_q (the issue's fire fans out no further); a
+    // read of the address being written takes codes_q instead.
+    wire [SF_W-1:0] read_at = sf;
+    reg [SF_W-1:0] write_at;
+    reg [CODES_W-1:0] codes_q, buffer_q, x;
+    reg [TERM_W*SIMD-1:0] x_neg;              // -x per code, 9 bits: negated once, not in every PE row
+    wire [CODES_W-1:0] x_next = from_stream ? codes_q : buffer_q;
+    reg from_stream, write_q;
     always @(posedge ap_clk) begin
-        if (!ap_rst_n) s1_valid <= 1'b0;
-        else if (advance) s1_valid <= fire;
-        if (fire && first_fold) vector_buffer[sf] <= codes_TDATA;
-        if (advance) begin
-            codes_q <= codes_TDATA;
-            buffer_q <= vector_buffer[sf];
-            lane_q <= rom[addr];
-            s1_from_stream <= first_fold;
-            s1_first_sf <= sf == {SF_W{1'b0}};
-            s1_last_sf <= sf == SF_LAST;
-            s1_last <= last_step;
-        end
+        write_q <= ap_rst_n && fire && first_fold;
+        write_at <= read_at;
+        if (write_q) vector_buffer[write_at] <= codes_q;
+        buffer_q <= write_q && write_at == read_at ? codes_q : vector_buffer[read_at];
+        codes_q <= codes_TDATA;
+        from_stream <= first_fold;
+        x <= x_next;                               // stage 2: the codes every PE row takes, and their negations
     end
-    wire [CODES_W-1:0] x = s1_from_stream ? codes_q : buffer_q;
+    genvar c;
+    generate
+        for (c = 0; c < SIMD; c = c + 1) begin : negate
+            always @(posedge ap_clk) x_neg[TERM_W * c +: TERM_W] <= -{x_next[8 * c + 7], x_next[8 * c +: 8]};
+        end
+    endgenerate
+`ifdef HLSGEN_ECP5_DP16KD
+    // ECP5: the block RAMs instanced with their output register (REGMODE OUTREG), which Yosys's
+    // inference leaves out; the same two cycles of read latency as the code below.
+    wire [LANE_W-1:0] lane_q;
+    tiny_top_mvu_down_rom rom_blocks (.clk(ap_clk), .addr(addr), .lane(lane_q));
+`else
+    // The ROM's read register, then its output register (a block RAM's own where it has one).
+    (* rom_style = "block" *)   // weights belong in block RAM, however small the test model
+    reg [LANE_W-1:0] rom [0:512-1];
+    initial $readmemh(ROM_FILE, rom);
+    reg [LANE_W-1:0] rom_q, lane_q;
+    always @(posedge ap_clk) begin
+        rom_q <= rom[addr];
+        lane_q <= rom_q;
+    end
+`endif
 
-    // ------------------------------------------------------------------ stage 2: PE adder trees
+    // ------------------------------------------------------------------ stage 3 on: PE rows
     // level0 of each tree holds the SIMD terms (a select of +x, -x or 0, never a multiply); level l
     // holds SIMD >> l sums, one bit wider than their operands up to ACC_W bits, where wrapping
-    // around is exact because the final sum fits.
+    // around is exact because the final sum fits.  Every level is a register.
     reg [PE*ACC_W-1:0] acc;
     wire [PE*ACC_W-1:0] acc_next;
+    reg [PE*ACC_W-1:0] sums_row;            // the finished (row fold, token) sums, to the output FIFO
+    reg sums_write, sums_last;
     genvar pe, s, n;
     generate
         for (pe = 0; pe < PE; pe = pe + 1) begin : row
-            wire [72-1:0] level0;   // 8 x 9 bits
-            wire [40-1:0] level1;   // 4 x 10 bits
-            wire [22-1:0] level2;   // 2 x 11 bits
-            wire [12-1:0] level3;   // 1 x 12 bits
-            for (s = 0; s < SIMD; s = s + 1) begin : term
-                wire [1:0] code = lane_q[2 * (pe * SIMD + s) +: 2];
-                wire [TERM_W-1:0] a = {x[8 * s + 7], x[8 * s +: 8]};
-                assign level0[TERM_W * s +: TERM_W] = code == 2'b01 ? a : (code == 2'b11 ? -a : {TERM_W{1'b0}});
+            // Stage 3, the registered broadcast: this row's own copy of +x, -x and its lane codes
+            // (kept apart, so that each row's selects read registers placed beside them).
+            reg [TERM_W*SIMD-1:0] plus, minus;
+            reg [2*SIMD-1:0] codes;
+            (* keep *) always @(posedge ap_clk) begin
+                minus <= x_neg;
+                codes <= lane_q[2 * SIMD * pe +: 2 * SIMD];
             end
-            for (n = 0; n < 4; n = n + 1) begin : sum1
+            reg [72-1:0] level0;   // 8 x 9 bits
+            wire [72-1:0] sum0;
+            always @(posedge ap_clk) level0 <= sum0;
+            reg [40-1:0] level1;   // 4 x 10 bits
+            wire [40-1:0] sum1;
+            always @(posedge ap_clk) level1 <= sum1;
+            reg [22-1:0] level2;   // 2 x 11 bits
+            wire [22-1:0] sum2;
+            always @(posedge ap_clk) level2 <= sum2;
+            reg [12-1:0] level3;   // 1 x 12 bits
+            wire [12-1:0] sum3;
+            always @(posedge ap_clk) level3 <= sum3;
+            for (s = 0; s < SIMD; s = s + 1) begin : term
+                (* keep *) always @(posedge ap_clk) plus[TERM_W * s +: TERM_W] <= {x[8 * s + 7], x[8 * s +: 8]};
+                wire [1:0] code = codes[2 * s +: 2];
+                wire [TERM_W-1:0] a = plus[TERM_W * s +: TERM_W];
+                wire [TERM_W-1:0] minus_a = minus[TERM_W * s +: TERM_W];
+                assign sum0[TERM_W * s +: TERM_W] = code == 2'b01 ? a : (code == 2'b11 ? minus_a : {TERM_W{1'b0}});
+            end
+            for (n = 0; n < 4; n = n + 1) begin : add1
                 wire [9-1:0] left = level0[2 * n * 9 +: 9];
                 wire [9-1:0] right = level0[(2 * n + 1) * 9 +: 9];
-                assign level1[n * 10 +: 10] = {left[9-1], left} + {right[9-1], right};
+                assign sum1[n * 10 +: 10] = {left[9-1], left} + {right[9-1], right};
             end
-            for (n = 0; n < 2; n = n + 1) begin : sum2
+            for (n = 0; n < 2; n = n + 1) begin : add2
                 wire [10-1:0] left = level1[2 * n * 10 +: 10];
                 wire [10-1:0] right = level1[(2 * n + 1) * 10 +: 10];
-                assign level2[n * 11 +: 11] = {left[10-1], left} + {right[10-1], right};
+                assign sum2[n * 11 +: 11] = {left[10-1], left} + {right[10-1], right};
             end
-            for (n = 0; n < 1; n = n + 1) begin : sum3
+            for (n = 0; n < 1; n = n + 1) begin : add3
                 wire [11-1:0] left = level2[2 * n * 11 +: 11];
                 wire [11-1:0] right = level2[(2 * n + 1) * 11 +: 11];
-                assign level3[n * 12 +: 12] = {left[11-1], left} + {right[11-1], right};
+                assign sum3[n * 12 +: 12] = {left[11-1], left} + {right[11-1], right};
             end
             wire [ACC_W-1:0] partial = {{3{level3[12-1]}}, level3};
-            assign acc_next[pe * ACC_W +: ACC_W] = (s1_first_sf ? {ACC_W{1'b0}} : acc[pe * ACC_W +: ACC_W]) + partial;
+            // The accumulator stage's flags, a copy per PE row (kept apart: one register would fan
+            // out to every accumulator bit).
+            reg valid_row, first_row, emit_row;
+            (* keep *) always @(posedge ap_clk) begin
+                valid_row <= valid_p[STAGES-2];
+                first_row <= first_sf_p[STAGES-2];
+                emit_row <= valid_p[STAGES-2] && last_sf_p[STAGES-2];
+                if (valid_row) acc[pe * ACC_W +: ACC_W] <= acc_next[pe * ACC_W +: ACC_W];
+                if (emit_row) sums_row[pe * ACC_W +: ACC_W] <= acc_next[pe * ACC_W +: ACC_W];
+            end
+            assign acc_next[pe * ACC_W +: ACC_W] = (first_row ? {ACC_W{1'b0}} : acc[pe * ACC_W +: ACC_W]) + partial;
         end
     endgenerate
 
-    // ------------------------------------------------------------------ output register
+    // ------------------------------------------------------------------ accumulator and output FIFO
+    reg [PE*ACC_W:0] out_fifo [0:4-1];    // {last, sums}
+    reg [OUT_W:0] written, read;
     reg [PE*ACC_W-1:0] sums_q;
+    wire head_free = !out_valid || sums_TREADY;
+    wire from_fifo = written != read && head_free;
     always @(posedge ap_clk) begin
-        if (advance && s1_valid) acc <= acc_next;
-        if (advance && s1_valid && s1_last_sf) begin
-            sums_q <= acc_next;
-            out_last <= s1_last;
+        sums_last <= last_p[STAGES-1];
+        if (sums_write) out_fifo[written[OUT_W-1:0]] <= {sums_last, sums_row};
+        if (from_fifo) {out_last, sums_q} <= out_fifo[read[OUT_W-1:0]];
+        if (!ap_rst_n) begin
+            sums_write <= 1'b0;
+            written <= {(OUT_W + 1){1'b0}};
+            read <= {(OUT_W + 1){1'b0}};
+            out_valid <= 1'b0;
+        end else begin
+            sums_write <= valid_p[STAGES-1] && last_sf_p[STAGES-1];
+            if (sums_write) written <= written + 1'b1;
+            if (from_fifo) read <= read + 1'b1;
+            if (head_free) out_valid <= from_fifo;
         end
-        if (!ap_rst_n) out_valid <= 1'b0;
-        else if (advance && s1_valid && s1_last_sf) out_valid <= 1'b1;
-        else if (sums_TREADY) out_valid <= 1'b0;
     end
     assign sums_TDATA = {{4{1'b0}}, sums_q};
     assign sums_TVALID = out_valid;
