@@ -411,9 +411,9 @@ def _identifier(sec: _Section, key: str, default: str) -> str:
     elif name in RESERVED_NAMES or name.startswith(RESERVED_PREFIXES) or re.match(r"_[A-Z]", name):
         why = "is a reserved name"
     if why:
-        raise HlsgenError(f"{sec.where(key)}: {_show(name)} is not a usable C/Tcl identifier: it {why} (allowed: a letter "
+        return sec.fail(f"{sec.where(key)}: {_show(name)} is not a usable C/Tcl identifier: it {why} (allowed: a letter "
                           f"or '_', then letters, digits or '_', at most {MAX_IDENTIFIER} characters; not a C++ "
-                          f"keyword, not main, not starting with ap_, hls, xil, __ or _ and a capital)")
+                          f"keyword, not main, not starting with ap_, hls, xil, __ or _ and a capital)", default)
     return name
 
 
