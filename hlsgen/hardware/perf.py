@@ -336,7 +336,8 @@ def estimate(plan: HardwarePlan, tokens: int | None = None) -> Performance:
 RTL_PASS_OVERHEAD = 15       # an element pass beyond its elements: fetch, init, the 12-stage pipeline's drain
 RTL_SCALE_CYCLES = 142       # a quantiser's output scale, beside its codes pass: bit-serial root and division
                              # (at the default numerics' widths, K a power of two: the mean is a shift)
-RTL_MVU_OVERHEAD = 12        # an MVU beyond its folds: fetch, init, the unit's latency, the rescale's drain
+RTL_CODES_EXTRA = 3          # the codes pass beyond an element pass: its last code and the scale handed over
+RTL_MVU_OVERHEAD = 10        # an MVU beyond its folds and its pipeline's latency: fetch, init, start, the rescale's drain
 RTL_TOKEN_OVERHEAD = 1       # start to the first stage
 
 
@@ -350,8 +351,8 @@ def rtl_core_stages(plan: HardwarePlan) -> list[tuple[str, int]]:
     def bitlinear(layer, kind, cols):
         b = plan.bitlinear(kind)
         beats, per_beat = b.rows // b.pe, max(b.cols // b.simd, b.pe + 1)
-        return [(f"{layer}{kind}.quantise", element(cols) + max(element(cols), RTL_SCALE_CYCLES)),
-                (f"{layer}{kind}", beats * per_beat + RTL_MVU_OVERHEAD)]
+        return [(f"{layer}{kind}.quantise", element(cols) + max(element(cols) + RTL_CODES_EXTRA, RTL_SCALE_CYCLES)),
+                (f"{layer}{kind}", beats * per_beat + mvu_pipeline_stages(b) + MVU_OUTPUT_CYCLES + RTL_MVU_OVERHEAD)]
 
     stages = [("embedding", element(H))]
     for l in range(plan.layers):

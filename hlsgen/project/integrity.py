@@ -40,9 +40,10 @@ def load_manifest(project: Path) -> dict:
     if not path.is_file():
         raise HlsgenError(f"{project}: not an hlsgen project (no {MANIFEST}; run `hlsgen build` first)")
     manifest = read_json(path)
-    for key, kind in (("top", str), ("files", dict), ("source", str), ("spec_digest", str)):
-        if not isinstance(manifest.get(key), kind):
-            raise HlsgenError(f"{path}: corrupt, no '{key}' {kind.__name__} ({REBUILD})")
+    # source: the config file's path, or null for a config given as a dict (the Python API).
+    for key, kind in (("top", str), ("files", dict), ("source", (str, type(None))), ("spec_digest", str)):
+        if key not in manifest or not isinstance(manifest[key], kind):
+            raise HlsgenError(f"{path}: corrupt, no '{key}' {getattr(kind, '__name__', 'str or null')} ({REBUILD})")
     return manifest
 
 
