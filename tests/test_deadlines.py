@@ -116,7 +116,7 @@ def test_a_kernel_that_never_finishes_times_out_and_reset_recovers(projects, mon
     match = TIMEOUT_MESSAGE.fullmatch(str(raised.value))
     assert match, str(raised.value)
     assert match.group(1, 2, 3, 4) == ("1", "1", "0", "0x1") and match.group(6) == "0.300"
-    assert 0.3 <= float(match.group(5)) <= waited < 5
+    assert 0.3 <= float(match.group(5)) <= waited + 0.0005 < 5      # the message rounds to the millisecond
     if backend == "pynq":
         assert match.group(7) == "0x1"                   # ap_start, no ap_done
     else:
