@@ -41,7 +41,8 @@ def test_cosim_prints_a_line_per_kind_as_it_starts_and_ends(project):
         "cosim 2/2: o (tiny_top_mvu_o, verilator build and cocotb run): done in T s"], run.err
 
 
-def test_csim_says_how_long_a_compile_takes_and_notes_a_cache_hit(project):
+def test_csim_says_how_long_a_compile_takes_and_notes_a_cache_hit(project, tmp_path, monkeypatch):
+    monkeypatch.setenv("HLSGEN_CACHE", str(tmp_path / "cold-cache"))     # cold, whatever ran before
     cold = run_cli("csim", project)
     assert cold.code == 0
     assert re.search(r"^csim: compiling the generated project .* with g\+\+ \(about \d+ s\)$", cold.err, re.M), cold.err
