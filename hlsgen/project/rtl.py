@@ -328,7 +328,7 @@ def ecp5_rom_text(m: MvuRtl, lanes: list[int], banner: str) -> str:
     for b in range(blocks):
         inits = ",\n".join(f"        .INITVAL_{i:02X}(320'h{v:080x})" for i, v in enumerate(dp16kd_initvals(lanes, b * DP16KD_WIDTH)))
         pins = ", ".join([f".ADA{i}(address[{i}])" for i in range(14)] + [f".DOA{i}(data[{b * DP16KD_WIDTH + i}])" for i in range(18)])
-        lines += [f"    DP16KD #(.DATA_WIDTH_A(18), .DATA_WIDTH_B(18), .REGMODE_A(\"OUTREG\"), .REGMODE_B(\"NOREG\"),",
+        lines += ["    DP16KD #(.DATA_WIDTH_A(18), .DATA_WIDTH_B(18), .REGMODE_A(\"OUTREG\"), .REGMODE_B(\"NOREG\"),",
                   '        .CSDECODE_A("0b000"), .CSDECODE_B("0b000"), .WRITEMODE_A("NORMAL"), .WRITEMODE_B("NORMAL"),',
                   inits, f"    ) block{b} (",
                   "        .CLKA(clk), .CEA(1'b1), .OCEA(1'b1), .WEA(1'b0), .RSTA(1'b0), .CSA0(1'b0), .CSA1(1'b0), .CSA2(1'b0),",
