@@ -22,12 +22,12 @@ from pathlib import Path
 import yaml
 
 from hlsgen.cli import main as hlsgen
-from hlsgen.resources import REPO_ROOT
+REPO_ROOT = Path(__file__).resolve().parents[1]      # the checkout: the examples are not installed
 from hlsgen.tools import serial_sim
 
 RANDOM = {"model": {"vocab": 256, "hidden": 64, "layers": 2, "intermediate_size": 128},
           "weights": {"random": {"seed": 0}},
-          "hardware": {"board": "ulx3s_85f", "weights": "onchip", "parallelism": {"pe": 4, "simd": 8}},
+          "hardware": {"board": "ulx3s_85f", "clock_mhz": 30, "weights": "onchip", "parallelism": {"pe": 4, "simd": 8, "lm_head_pe": 4, "lm_head_simd": 8}},
           "project": {"name": "random_top"}}
 
 
