@@ -52,6 +52,7 @@ weight_word_t fetch_stripe(const uint64_t (*src)[CHUNKS], unsigned index, int s)
 fetch_chunks:
     for (int c = 0; c < 8; c++) {
 #pragma HLS UNROLL
+        HLSGEN_READ(src, index, 8 * s + c);
         set_field<64>(word, c, src[index][8 * s + c]);
     }
     return word;
@@ -143,12 +144,15 @@ quantise_stats:
     for (unsigned qf = 0; qf < shape.cols / Q; qf++) {
 #pragma HLS LOOP_TRIPCOUNT max=C::cols / C::qsimd
 #pragma HLS PIPELINE II=1
+        HLSGEN_ITERATION("quantise_stats");
         mag_t fold_max = 0;
         ap_uint<C::sumsq_width> fold_sumsq = 0;
     stats_lanes:
         for (unsigned s = 0; s < Q; s++) {
 #pragma HLS UNROLL
             const unsigned k = qf * Q + s;
+            HLSGEN_READ(v, slot, t, k);
+            HLSGEN_READ(gamma, row, k);
             const y_t y = y_t(v[slot][t][k]) * ap_int<N::gamma_width>(gamma[row][k]);
             const mag_t mag = y < 0 ? mag_t(-y) : mag_t(y);
             if (mag > fold_max) fold_max = mag;
@@ -165,11 +169,14 @@ quantise_codes:
     for (unsigned qf = 0; qf < shape.cols / Q; qf++) {
 #pragma HLS LOOP_TRIPCOUNT max=C::cols / C::qsimd
 #pragma HLS PIPELINE II=1
+        HLSGEN_ITERATION("quantise_codes");
         ap_uint<8 * C::qsimd> part;
     codes_lanes:
         for (unsigned s = 0; s < Q; s++) {
 #pragma HLS UNROLL
             const unsigned k = qf * Q + s;
+            HLSGEN_READ(v, slot, t, k);
+            HLSGEN_READ(gamma, row, k);
             const y_t y = y_t(v[slot][t][k]) * ap_int<N::gamma_width>(gamma[row][k]);
             const mag_t mag = y < 0 ? mag_t(-y) : mag_t(y);
             const ap_uint<7> q = m == 0 ? ap_uint<7>(0) : code_magnitude<C::y_width>(mag, m);
@@ -269,6 +276,7 @@ read_words:
     for (unsigned w = 0; w < words; w++) {
 #pragma HLS LOOP_TRIPCOUNT max=C::rows / C::pe * (C::cols / C::simd)
 #pragma HLS PIPELINE II=1
+        HLSGEN_ITERATION("read_words");
     read_stripes:
         for (unsigned s = 0; s < C::stripes; s++) {
 #pragma HLS UNROLL
@@ -414,12 +422,15 @@ void mvu(shape_t shape, unsigned n, hls::stream<ap_uint<8 * C::simd> >& codes, l
     ap_uint<8 * C::simd> input_buffer[C::batch * (C::cols / C::simd)];   // token t's fold sf at t * SF + sf
     acc_t acc[C::pe][C::batch];
 #pragma HLS ARRAY_PARTITION variable=acc complete dim=0
+    HLSGEN_LAYOUT(input_buffer, (std::string(C::name) + "_mvu_input").c_str(), 0, 0, 0, 0);   // one bank
     const bool direct = n == 1;
     if (!direct) {
     mvu_load:
         for (unsigned i = 0; i < n * SF; i++) {
 #pragma HLS LOOP_TRIPCOUNT max=C::batch * (C::cols / C::simd)
 #pragma HLS PIPELINE II=1
+            HLSGEN_ITERATION("mvu_load");
+            HLSGEN_WRITE(input_buffer, i);
             input_buffer[i] = pop(codes, "mvu.codes");
         }
     }
@@ -431,11 +442,14 @@ mvu_fold:
     for (unsigned i = 0; i < shape.rows / C::pe * SF * n; i++) {
 #pragma HLS LOOP_TRIPCOUNT max=C::rows / C::pe * (C::cols / C::simd) * C::batch
 #pragma HLS PIPELINE II=1
+        HLSGEN_ITERATION("mvu_fold");
         ap_uint<8 * C::simd> x;
         if (direct && first_fold) {
             x = pop(codes, "mvu.codes");
+            HLSGEN_WRITE(input_buffer, sf);
             input_buffer[sf] = x;
         } else {
+            HLSGEN_READ(input_buffer, at);
             x = input_buffer[at];
         }
         if (t == 0) {

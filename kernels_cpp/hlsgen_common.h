@@ -25,6 +25,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 #endif
@@ -136,43 +137,89 @@ inline void check_depth(hls::stream<T>& s, const char* label) {
 }
 
 #if defined(HLSGEN_COUNT_ACCESSES) && !defined(__SYNTHESIS__)
-// A csim build mode for the port budget (hlsgen/hardware/memories.py): the table reads of each
-// iteration of a pipelined loop, per table copy and bank (entries split even / odd), and the most
-// any bank took in one iteration, per loop. HLSGEN_ITERATION starts an iteration of `loop`.
+// A csim build mode for the port budget (hlsgen/hardware/memories.py). The top registers every
+// array of the budget with the layout the plan gave it (HLSGEN_LAYOUT: the copy dimension, the
+// cyclic split and its factor, or the reshaped dimension); the kernels mark the start of each
+// iteration of a pipelined loop (HLSGEN_ITERATION) and every element they read or write
+// (HLSGEN_READ / HLSGEN_WRITE with the element's full index). Per iteration, the accesses that
+// fall in one bank are counted, each distinct element read once and each distinct element written
+// once (a reshaped array's element is its whole word); at the end the most any bank took in one
+// iteration is printed per loop and array, for tests/test_memories.py to compare with the plan.
+struct array_layout {
+    std::string name;
+    int copy_dim;      // 1: dim 1 holds whole copies (each its own banks), 0: none
+    int split_dim;     // the cyclic split (1-based), 0: none
+    int factor;        // its banks, 0: complete (one per index)
+    int reshape_dim;   // a dim reshaped into one word (1-based), 0: none
+};
 struct access_counts {
-    std::string loop;
-    std::map<std::string, std::map<std::pair<const void*, unsigned>, int> > now;   // table -> (copy, bank) -> reads
-    std::map<std::string, int> worst;                                            // "loop table" -> reads
+    std::string loop;                                             // "": outside a pipelined iteration
+    std::map<const void*, array_layout> arrays;
+    typedef std::vector<long> key_t;
+    std::map<std::string, std::map<key_t, std::set<key_t> > > now;   // array -> bank -> accesses
+    std::map<std::string, std::vector<int> > worst;                  // "loop array" -> reads, writes, both
     void flush() {
-        for (const auto& table : now)
-            for (const auto& bank : table.second) {
-                int& w = worst[loop + " " + table.first];
-                if (bank.second > w) w = bank.second;
+        for (const auto& array : now)
+            for (const auto& bank : array.second) {
+                std::vector<int>& w = worst[(loop.empty() ? "(outside)" : loop) + " " + array.first];
+                w.resize(3);
+                int writes = 0;
+                for (const key_t& access : bank.second) writes += int(access.back());
+                const int seen[3] = {int(bank.second.size()) - writes, writes, int(bank.second.size())};
+                for (int k = 0; k < 3; k++)
+                    if (seen[k] > w[k]) w[k] = seen[k];
             }
         now.clear();
     }
     ~access_counts() {
         flush();
-        for (const auto& w : worst) std::printf("accesses per bank per iteration: %s %d\n", w.first.c_str(), w.second);
+        for (const auto& w : worst)
+            std::printf("accesses per bank per iteration: %s reads %d writes %d total %d\n", w.first.c_str(), w.second[0],
+                        w.second[1], w.second[2]);
     }
 };
 inline access_counts& counts() {
     static access_counts c;
     return c;
 }
-inline void count_iteration(const char* loop) {
-    counts().flush();
-    counts().loop = loop;
+// One iteration of a pipelined loop, from its declaration to the end of the loop body.
+struct iteration_scope {
+    explicit iteration_scope(const char* loop) {
+        counts().flush();
+        counts().loop = loop;
+    }
+    ~iteration_scope() {
+        counts().flush();
+        counts().loop.clear();
+    }
+};
+inline void count_layout(const void* base, const char* name, int copy_dim, int split_dim, int factor, int reshape_dim) {
+    counts().arrays[base] = array_layout{name, copy_dim, split_dim, factor, reshape_dim};
 }
-template <class T>
-inline void count_read(const char* table, const T* copy, unsigned index) {
-    counts().now[table][std::make_pair((const void*)copy, index % 2)]++;
+template <class... INDEX>
+inline void count_access(bool write, const void* base, INDEX... index) {
+    const auto found = counts().arrays.find(base);
+    if (found == counts().arrays.end()) return;          // not an array of the budget
+    const array_layout& a = found->second;
+    const access_counts::key_t at{long(index)...};
+    access_counts::key_t bank, element;
+    if (a.copy_dim) bank.push_back(at[a.copy_dim - 1]);
+    if (a.split_dim) bank.push_back(a.factor ? at[a.split_dim - 1] % a.factor : at[a.split_dim - 1]);
+    for (size_t d = 0; d < at.size(); d++)
+        if (int(d) + 1 != a.reshape_dim) element.push_back(at[d]);
+    element.push_back(write);
+    counts().now[a.name][bank].insert(element);
 }
-#define HLSGEN_ITERATION(loop) ::hlsgen::count_iteration(loop)
-#define HLSGEN_COUNT_READ(name, table, copy, index) ::hlsgen::count_read(name, table[copy], index)
+#define HLSGEN_LAYOUT(array, name, copy_dim, split_dim, factor, reshape_dim) \
+    ::hlsgen::count_layout((const void*)(array), name, copy_dim, split_dim, factor, reshape_dim)
+#define HLSGEN_ITERATION(loop) ::hlsgen::iteration_scope hlsgen_iteration_(loop)
+#define HLSGEN_READ(array, ...) ::hlsgen::count_access(false, (const void*)(array), __VA_ARGS__)
+#define HLSGEN_WRITE(array, ...) ::hlsgen::count_access(true, (const void*)(array), __VA_ARGS__)
 #else
+#define HLSGEN_LAYOUT(array, name, copy_dim, split_dim, factor, reshape_dim)
 #define HLSGEN_ITERATION(loop)
-#define HLSGEN_COUNT_READ(name, table, copy, index)
+#define HLSGEN_READ(array, ...)
+#define HLSGEN_WRITE(array, ...)
 #endif
 
 #ifndef __SYNTHESIS__

@@ -24,8 +24,8 @@ wide_t sigmoid(wide_t x, const TABLE table[][N::sigmoid_entries], unsigned copy)
     const wide_t fine = mag & ((wide_t(1) << FINE) - 1);
     const wide_t lo = table[copy][index];
     const wide_t hi = table[copy][index + 1];
-    HLSGEN_COUNT_READ("sigmoid", table, copy, index);
-    HLSGEN_COUNT_READ("sigmoid", table, copy, index + 1);
+    HLSGEN_READ(table, copy, index);
+    HLSGEN_READ(table, copy, index + 1);
     const wide_t y = lo + rshift_round<FINE>((hi - lo) * fine);
     return x < 0 ? wide_t((wide_t(1) << N::sigmoid_frac) - y) : y;
 }

@@ -40,10 +40,14 @@ void norm(const ap_int<N::act_width> h[][K], unsigned t, const GAMMA gamma[][K],
 norm_folds:
     for (int c = 0; c < K / E; c++) {
 #pragma HLS PIPELINE II=1
+        HLSGEN_ITERATION("norm_folds");
     norm_lanes:
         for (int p = 0; p < E; p++) {
 #pragma HLS UNROLL
             const int k = c * E + p;
+            HLSGEN_READ(h, t, k);
+            HLSGEN_READ(gamma, l, k);
+            HLSGEN_WRITE(v, slot, t, k);
             v[slot][t][k] = saturate<N::act_width>(rshift_round<N::gamma_frac>(wide_t(h[t][k]) * wide_t(gamma[l][k])), "norm");
         }
     }
@@ -75,6 +79,11 @@ mlgru_folds:
             const wide_t i = act_lane<N>(i_packet, p);
             const wide_t f = act_lane<N>(f_packet, p);
             const wide_t g = act_lane<N>(g_packet, p);
+            HLSGEN_READ(lower_bound, l, k);
+            HLSGEN_READ(g_norm, l, k);
+            HLSGEN_READ(state, slot, l, k);
+            HLSGEN_WRITE(state, slot, l, k);
+            HLSGEN_WRITE(o, o_slot, t, k);
             const wide_t lb = wide_t(lower_bound[l][k]);
             const wide_t forget =
                 lb + rshift_round<Q>((one - lb) * sigmoid<N, TABLE>(f, sigmoid_table, sigmoid_copy(3, p, 0)));
@@ -100,6 +109,7 @@ void glu(hls::stream<ap_uint<E * N::act_width>, DEPTH> streams[][B], unsigned k,
     static_assert(I % E == 0 && I <= COLS, "the lanes divide the intermediate size, which fits the row");
     ap_int<N::mix_width + N::act_width> silu_gate[I];
 #pragma HLS ARRAY_PARTITION variable=silu_gate cyclic factor=E
+    HLSGEN_LAYOUT(silu_gate, "silu_gate", 0, 1, E, 0);
 glu_gate:
     for (int c = 0; c < I / E; c++) {
 #pragma HLS PIPELINE II=1
@@ -109,6 +119,7 @@ glu_gate:
         for (int p = 0; p < E; p++) {
 #pragma HLS UNROLL
             const wide_t gate = act_lane<N>(packet, p);
+            HLSGEN_WRITE(silu_gate, c * E + p);
             silu_gate[c * E + p] = rshift_round<N::act_frac + N::sigmoid_frac - N::mix_frac>(
                 gate * sigmoid<N, TABLE>(gate, sigmoid_table, sigmoid_copy(1, p, 0)));
         }
@@ -116,11 +127,14 @@ glu_gate:
 glu_up:
     for (int c = 0; c < I / E; c++) {
 #pragma HLS PIPELINE II=1
+        HLSGEN_ITERATION("glu_up");
         const ap_uint<E * N::act_width> packet = pop(streams[k][t], "glu.up");
     glu_up_lanes:
         for (int p = 0; p < E; p++) {
 #pragma HLS UNROLL
             const int j = c * E + p;
+            HLSGEN_READ(silu_gate, j);
+            HLSGEN_WRITE(z, z_slot, t, j);
             z[z_slot][t][j] = saturate<N::mix_width>(rshift_round<N::act_frac>(act_lane<N>(packet, p) * silu_gate[j]), "glu");
         }
     }
@@ -134,11 +148,14 @@ void residual(const ap_int<N::act_width> h[][K], unsigned t, hls::stream<ap_uint
 residual_folds:
     for (int c = 0; c < K / E; c++) {
 #pragma HLS PIPELINE II=1
+        HLSGEN_ITERATION("residual_folds");
         const ap_uint<E * N::act_width> packet = pop(streams[k][t], "residual.delta");
     residual_lanes:
         for (int p = 0; p < E; p++) {
 #pragma HLS UNROLL
             const int j = c * E + p;
+            HLSGEN_READ(h, t, j);
+            HLSGEN_WRITE(out, t, j);
             out[t][j] = saturate<N::act_width>(wide_t(h[t][j]) + act_lane<N>(packet, p), "residual");
         }
     }
@@ -174,10 +191,15 @@ void embed(ap_uint<32> token, const ACT table[V][H], ap_int<N::act_width> h[][H]
 embed_chunks:
     for (int c = 0; c < (H + S - 1) / S; c++) {
 #pragma HLS PIPELINE II=1
+        HLSGEN_ITERATION("embed_chunks");
     embed_lanes:
         for (int p = 0; p < S; p++) {
 #pragma HLS UNROLL
-            if (c * S + p < H) h[t][c * S + p] = ap_int<N::act_width>(table[token][c * S + p]);
+            if (c * S + p < H) {
+                HLSGEN_READ(table, token, c * S + p);
+                HLSGEN_WRITE(h, t, c * S + p);
+                h[t][c * S + p] = ap_int<N::act_width>(table[token][c * S + p]);
+            }
         }
     }
 }
@@ -204,6 +226,7 @@ embed_read:
 embed_words:
     for (int i = 0; i < CHUNKS + LAG; i++) {
 #pragma HLS PIPELINE II=1
+        HLSGEN_ITERATION("embed_words");
         const int32_word_t word = unsigned(i) < words ? row[i] : int32_word_t(0);
         const ap_uint<64 * S> pair = (ap_uint<64 * S>(word) << (32 * S)) | ap_uint<64 * S>(previous);
         const int32_word_t chunk = LAG ? int32_word_t(pair >> (32 * offset)) : word;
@@ -212,8 +235,10 @@ embed_words:
     embed_slots:
         for (int p = 0; p < S; p++) {
 #pragma HLS UNROLL
-            if (c >= 0 && c * S + p < H)
+            if (c >= 0 && c * S + p < H) {
+                HLSGEN_WRITE(h, t, c * S + p);
                 h[t][c * S + p] = ap_int<N::act_width>(ap_int<32>(get_field<32>(chunk, p)));
+            }
         }
     }
 }

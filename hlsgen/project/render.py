@@ -83,7 +83,7 @@ def sigmoid_tables(plan: HardwarePlan, values: np.ndarray) -> list[Table]:
                  f"#define {body} " + c_literal(values))]
     for m in plan_memories(plan):
         if m.name.startswith("SIGMOID_"):
-            out.append(Table(f"{m.name}: {m.copies} copies, {m.accesses} reads per bank per cycle", "sigmoid_rom_t",
+            out.append(Table(f"{m.name}: {m.copies} copies, {m.max_accesses_per_bank} reads per bank per cycle", "sigmoid_rom_t",
                              m.name, f"[{m.copies}][{len(values)}]", "{" + ", ".join([body] * m.copies) + "}"))
     return out
 
