@@ -12,6 +12,7 @@ as it would stop the hardware, and the csim names the blocked streams and exits 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli, write_config
+from conftest import needs_tool, run_cli, write_config
 from hlsgen import resources
 from hlsgen.tools import csim
 from test_memories import CONFIGS as CONSTRUCT_CONFIGS
@@ -197,3 +198,14 @@ def test_a_read_no_process_will_ever_answer_is_a_deadlock(reconvergent):
     done = run(reconvergent[THREADS], "starved")
     assert (done.returncode, done.stdout) == (3, "")
     assert done.stderr == "hlsgen csim error: dataflow deadlock: 'a' empty in consumer\n"
+
+
+# ----------------------------------------------------------------------------- by hand
+@needs_tool("make", "g++")
+def test_make_csim_threads_runs_the_threaded_testbench(projects):
+    project = projects["example"]
+    env = {k: v for k, v in os.environ.items() if k != "XILINX_HLS"}
+    done = subprocess.run(["make", "csim-threads"], cwd=project, env=env, capture_output=True, text=True,
+                          timeout=RUN_SECONDS)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "-DHLSGEN_DATAFLOW_THREADS -pthread" in done.stdout and done.stdout.splitlines()[-1] == "PASS"
