@@ -20,14 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import needs_tool, run_cli, write_config
+from conftest import needs_tool, record_edits, run_cli, write_config
 from hlsgen import resources
 from hlsgen.tools import csim
 from test_memories import CONFIGS as CONSTRUCT_CONFIGS
 
 pytestmark = pytest.mark.usefixtures("hlsgen_cache")
 
-THREADS = ("-DHLSGEN_DATAFLOW_THREADS", "-pthread")
+THREADS = csim.DATAFLOW_THREAD_FLAGS
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "tiny_lm.yaml"
 RUN_SECONDS = 600            # a run that hangs (a deadlock the detector missed) fails, it does not wait forever
 CONFIGS = ("example", "hbm_5trit", "one_engine")
@@ -51,12 +51,7 @@ def top_of(project: Path) -> str:
 
 def threaded_csim(project: Path) -> subprocess.CompletedProcess:
     """Compile the project's testbench with the threaded dataflow (cached by content) and run it."""
-    top = top_of(project)
-    sources = [project / "src" / f"{top}.cpp", project / "tb" / f"{top}_tb.cpp"]
-    hashed = {p.relative_to(project).as_posix(): p.read_bytes() for p in sorted((project / "src").rglob("*")) + sources
-              if p.is_file()}
-    binary, _, _ = csim.compile_cached(sources, [project / "src"], hashed, what="the threaded dataflow build",
-                                       extra_flags=THREADS)
+    binary, _, _ = csim.compile_csim(project, dataflow_threads=True)
     return subprocess.run([str(binary)], cwd=project / "tb", capture_output=True, text=True, timeout=RUN_SECONDS)
 
 
@@ -209,3 +204,23 @@ def test_make_csim_threads_runs_the_threaded_testbench(projects):
                           timeout=RUN_SECONDS)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "-DHLSGEN_DATAFLOW_THREADS -pthread" in done.stdout and done.stdout.splitlines()[-1] == "PASS"
+
+
+def test_hlsgen_csim_dataflow_threads_passes_and_records_the_mode(projects):
+    project = projects["one_engine"]
+    run = run_cli("csim", project, "--dataflow-threads")
+    assert run.code == 0 and run.out.endswith("PASS: bit-exact with the golden fixed-point model\n"), run.out + run.err
+    record = json.loads((project / csim.REPORT).read_text())
+    assert (record["passed"], record["dataflow_threads"], record["mismatches"]) == (True, True, 0)
+
+
+def test_hlsgen_csim_dataflow_threads_fails_on_a_deadlock_and_names_it(projects, tmp_path):
+    project = copy_of(projects["example"], tmp_path)
+    config = project / "src" / f"{top_of(project)}_config.h"
+    edit(config, r", (\d+)> layer_out_t;", lambda m: f", {int(m.group(1)) - 1}> layer_out_t;", 1)
+    record_edits(project)          # the edit is deliberate: the integrity check would refuse it
+    run = run_cli("csim", project, "--dataflow-threads")
+    assert run.code == 1, run.out + run.err
+    assert re.search(r"^FAIL: dataflow deadlock: .*'layer_out\[\d\]\[0\]' full \(depth \d+\) in rescale", run.out, re.M), run.out
+    record = json.loads((project / csim.REPORT).read_text())
+    assert record["passed"] is False and "dataflow deadlock" in record["error"]
