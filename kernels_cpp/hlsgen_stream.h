@@ -91,6 +91,10 @@ struct dataflow_scheduler {
         if (w.running) return *w.running == 0;
         return w.writing ? w.fifo->has_room() : w.fifo->held_ > 0;
     }
+    static std::string describe(const wait_t& w) {
+        const std::string name = w.fifo->name_.empty() ? "an unnamed stream" : "'" + w.fifo->name_ + "'";
+        return name + (w.writing ? " full (depth " + std::to_string(w.fifo->depth_) + ")" : " empty") + " in " + w.process;
+    }
     // Called with the lock held, after any change that may have freed a process or finished one:
     // a deadlock is every live process waiting, each on a condition that is false.
     void check() {
@@ -100,9 +104,7 @@ struct dataflow_scheduler {
         std::vector<std::string> streams;   // sorted: the same message whatever the schedule
         for (const wait_t* w : waiting)
             if (!w->running)               // a region waiting for its processes: they are listed
-                streams.push_back("'" + w->fifo->name_ + "' " +
-                                  (w->writing ? "full (depth " + std::to_string(w->fifo->depth_) + ")" : "empty") +
-                                  " in " + w->process);
+                streams.push_back(describe(*w));
         std::sort(streams.begin(), streams.end());
         std::string blocked;
         for (const std::string& stream : streams) blocked += (blocked.empty() ? "" : "; ") + stream;

@@ -23,7 +23,9 @@ import pytest
 from conftest import needs_tool, record_edits, run_cli, write_config
 from hlsgen import resources
 from hlsgen.tools import csim
+from sim.kernel_harness import KernelProgram
 from test_memories import CONFIGS as CONSTRUCT_CONFIGS
+import test_kernels_csim as kernel_tests
 
 pytestmark = pytest.mark.usefixtures("hlsgen_cache")
 
@@ -117,6 +119,36 @@ def test_an_output_stream_one_short_deadlocks(projects, tmp_path):
     assert done.returncode == 3, done.stdout[-2000:] + done.stderr[-2000:]
     assert re.fullmatch(r"hlsgen csim error: dataflow deadlock: (.*; )?'layer_out\[\d\]\[0\]' full "
                         rf"\(depth {depth - 1}\) in rescale(; .*)?\n", done.stderr), done.stderr
+
+
+# ----------------------------------------------------------------------------- the kernels alone
+# The kernel harness runs stream_weights and bitlinear as two processes of a region (the top's
+# weight streamer and engine): a program of a few engines, built threaded, against the numpy model.
+THREADED_SHAPES = [kernel_tests.Shape("base", 24, 40, 4, 8),                                  # 2-bit, one token
+                   kernel_tests.Shape("base", 32, 64, 16, 32, batch=4),                       # two stripes
+                   kernel_tests.Shape("base", 40, 12, 8, 4, packing="5trit", batch=2),
+                   kernel_tests.Shape("base", 24, 40, 4, 8, packing="5trit", batch=3, qsimd=4),
+                   # 720 folds a matrix, more than the lane FIFO holds (PREFETCH_LANES): the
+                   # streamer must run beside the engine, as it does in the top, or it stops
+                   kernel_tests.Shape("base", 20, 36, 1, 1, packing="5trit")]
+
+
+@pytest.fixture(scope="module")
+def threaded_kernels():
+    program = KernelProgram("kernel_tests_threaded")
+    variant = program.variant("base", kernel_tests.BASE)
+    engines = {s.id: program.bitlinear(variant, s.rows, s.cols, s.pe, s.simd, kernel_tests.MATRICES,
+                                       kernel_tests.max_beta(kernel_tests.BASE), packing=s.packing, batch=s.batch,
+                                       qsimd=s.qsimd) for s in THREADED_SHAPES}
+    return program.build(extra_flags=THREADS), engines
+
+
+@pytest.mark.parametrize("shape", THREADED_SHAPES, ids=lambda s: s.id)
+def test_kernels_pass_with_the_weight_streamer_and_the_engine_at_once(threaded_kernels, shape):
+    """Seven tokens in calls of up to `batch`, both matrices, both weight sources: the codes, scales
+    and outputs bit for bit (stream_weights' and bitlinear's regions both in threads)."""
+    binary, engines = threaded_kernels
+    kernel_tests.check_random_calls(binary.run, engines[shape.id], 7, shape.rows * 1000 + shape.cols + shape.batch)
 
 
 # ----------------------------------------------------------------------------- a reconvergent region
