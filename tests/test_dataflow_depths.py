@@ -79,6 +79,31 @@ def test_the_testbench_passes_with_concurrent_processes_and_bounded_fifos(projec
     assert "checked" in done.stdout and ": 0 mismatches" in done.stdout
 
 
+@needs_tool("g++")
+def test_synthesis_sees_each_region_as_its_plain_calls(projects, tmp_path):
+    """Preprocessed as Vitis sees it (__SYNTHESIS__; empty stand-ins for the vendor headers), each
+    DATAFLOW body is its stream declarations and its process calls, no thread, no macro left."""
+    stub = tmp_path / "vendor"
+    stub.mkdir()
+    for header in ("ap_int.h", "hls_stream.h"):
+        (stub / header).write_text("")
+    for name, project in projects.items():
+        top = top_of(project)
+        done = subprocess.run(["g++", "-std=c++17", "-E", "-P", "-D__SYNTHESIS__", f"-I{stub}", "-Isrc",
+                               f"src/{top}.cpp"], cwd=project, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        code = " ".join(done.stdout.split())
+        assert not re.search(r"HLSGEN_|dataflow_region|hlsgen_region_|std::thread|spawn|name_streams", code), name
+        regions = re.findall(r"#pragma HLS DATAFLOW ([^}]*)}", code)
+        assert len(regions) == 3, (name, regions)
+        assert not any(re.search(r";\s*;", region) for region in regions), (name, regions)   # not even an empty statement
+        calls = [re.sub(r"\(.*", "", statement.strip()) for region in regions for statement in region.split(";")
+                 if statement.strip() and not statement.strip().startswith(("hls::stream", "raw_stream_t", "hlsgen::raw_stream_t"))
+                 and not re.match(r"\w+_lanes_t ", statement.strip())]
+        assert calls == ["read_matrix<C>", "unpack_matrix<C, C::packing>::run", "quantise<N, C>", "mvu<C>",
+                         "rescale<N, C>", "read_call_weights", "unpack_call_weights", "run_call"], (name, calls)
+
+
 # ----------------------------------------------------------------------------- the real kernels, mutated
 def test_every_dataflow_channel_at_depth_one_still_passes(projects, tmp_path):
     """Every channel inside a DATAFLOW region at depth 1, on the batched two-stripe 5-trit config:
