@@ -11,6 +11,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 import time
 import traceback
@@ -196,6 +197,9 @@ def _csim_arguments(parser):
     parser.add_argument("--tool", choices=("gcc", "vitis"), default="gcc",
                         help="gcc: g++ against the ap_types headers (default); vitis: vitis_hls csim_design")
     parser.add_argument("--sanitize", action="store_true", help="compile with AddressSanitizer and UBSan")
+    parser.add_argument("--dataflow-threads", action="store_true",
+                        help="run each DATAFLOW process in a thread, every stream a blocking FIFO of its depth: "
+                             "a too-shallow stream deadlocks as in hardware")
 
 
 def _csim_run(args) -> int:
@@ -203,7 +207,7 @@ def _csim_run(args) -> int:
     project = target if (target / "hlsgen_manifest.json").is_file() else _build(target, args.output).out
     if args.tool == "vitis":
         return csim.run_vitis(project)
-    result = csim.run(project, sanitize=args.sanitize)
+    result = csim.run(project, sanitize=args.sanitize, dataflow_threads=args.dataflow_threads)
     how = "cached binary" if result.cached else f"compiled in {result.seconds_compile:.1f} s"
     summary = [line for line in result.output.splitlines() if line.startswith(("checked", "MISMATCH"))]
     print(f"csim {project}: {how}, ran in {result.seconds_run:.2f} s")
@@ -216,7 +220,9 @@ def _csim_run(args) -> int:
         return 0
     if not summary:
         print(result.output[-3000:])
-    print(f"FAIL: first divergence: {result.divergence}")
+    # A run stopped by the csim's own check (a deadlock, an empty or undrained stream) says why.
+    stopped = re.findall(r"^hlsgen csim error: (.*)$", result.output, re.M)
+    print(f"FAIL: {stopped[-1]}" if stopped and not result.divergence else f"FAIL: first divergence: {result.divergence}")
     return 1
 
 

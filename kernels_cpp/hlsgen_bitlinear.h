@@ -116,7 +116,7 @@ ap_uint<N::scale_width> output_scale(ap_uint<C::y_width> m, ap_uint<C::sumsq_wid
     const ap_uint<C::num_width> s_max = (ap_uint<C::num_width>(1) << N::scale_width) - 1;
     if (s > s_max) {
 #ifndef __SYNTHESIS__
-        saturation_counts()["scale"]++;
+        count_saturation("scale");
 #endif
         return ap_uint<N::scale_width>(s_max);
     }
@@ -373,8 +373,11 @@ void stream_weights(SRC src, unsigned layer, shape_t shape, lane_stream_t<C> lan
     static_assert(fold_parts<C::pe * C::simd>::PARTS == int(C::stripes), "one lane stream per weight stripe");
 #pragma HLS DATAFLOW
     raw_stream_t raw[C::stripes];
-    read_matrix<C>(src, layer, shape, raw);
-    unpack_matrix<C, C::packing>::run(shape, raw, lanes);
+    HLSGEN_NAME_STREAMS(raw, "weights.raw")
+    HLSGEN_DATAFLOW_BEGIN("stream_weights")
+    HLSGEN_PROCESS(read_matrix<C>(src, layer, shape, raw));
+    HLSGEN_PROCESS(unpack_matrix<C, C::packing>::run(shape, raw, lanes));
+    HLSGEN_DATAFLOW_END()
 #ifndef __SYNTHESIS__
     for (unsigned s = 0; s < C::stripes; s++) check_drained(raw[s], "weights.raw");
 #endif
@@ -554,9 +557,14 @@ void bitlinear(const ap_int<C::in_width> v[][C::batch][C::cols], unsigned slot, 
     hls::stream<ap_uint<8 * C::simd>, C::code_depth> codes;
     hls::stream<ap_uint<C::pe * C::acc_width>, C::sum_depth> sums;
     hls::stream<ap_uint<N::scale_width>, 2> scale;
-    quantise<N, C>(v, slot, gamma, row, beta, shape, n, codes, scale);
-    mvu<C>(shape, n, codes, lanes, sums);
-    rescale<N, C>(shape, n, sums, scale, out, k);
+    HLSGEN_NAME_STREAMS(codes, "bitlinear.codes")
+    HLSGEN_NAME_STREAMS(sums, "bitlinear.sums")
+    HLSGEN_NAME_STREAMS(scale, "bitlinear.scale")
+    HLSGEN_DATAFLOW_BEGIN("bitlinear")
+    HLSGEN_PROCESS(quantise<N, C>(v, slot, gamma, row, beta, shape, n, codes, scale));
+    HLSGEN_PROCESS(mvu<C>(shape, n, codes, lanes, sums));
+    HLSGEN_PROCESS(rescale<N, C>(shape, n, sums, scale, out, k));
+    HLSGEN_DATAFLOW_END()
 #ifndef __SYNTHESIS__
     check_drained(codes, "bitlinear.codes");
     check_drained(sums, "bitlinear.sums");

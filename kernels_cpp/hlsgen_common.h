@@ -17,6 +17,9 @@
 // occupancy that check_depth compares with the declared depth).
 #if defined(__SYNTHESIS__) || defined(__VITIS_HLS__) || defined(HLSGEN_VENDOR_STREAM)
 #include <hls_stream.h>
+#ifdef HLSGEN_DATAFLOW_THREADS
+#error "HLSGEN_DATAFLOW_THREADS is a g++ csim mode of hlsgen's own streams (hlsgen_stream.h)"
+#endif
 #else
 #include "hlsgen_stream.h"
 #endif
@@ -31,6 +34,42 @@
 #endif
 
 namespace hlsgen {
+
+// The processes of a DATAFLOW region, written
+//
+//     HLSGEN_DATAFLOW_BEGIN("bitlinear")
+//     HLSGEN_PROCESS(quantise<N, C>(..., codes, scale));
+//     HLSGEN_PROCESS(mvu<C>(shape, n, codes, lanes, sums));
+//     HLSGEN_DATAFLOW_END()
+//
+// are the plain calls, one after another, for synthesis and the default csim (BEGIN and END leave
+// nothing, not even a `;`, so the region's body is the canonical form UG1399 asks for). Under
+// -DHLSGEN_DATAFLOW_THREADS each process runs in a thread of its own and END waits for them all
+// (hlsgen_stream.h: bounded FIFOs and the deadlock check). HLSGEN_NAME_STREAMS gives a stream or
+// an array of streams the name csim messages use ("raw[1]").
+#if defined(HLSGEN_DATAFLOW_THREADS) && !defined(__SYNTHESIS__)
+#define HLSGEN_DATAFLOW_BEGIN(name) ::hlsgen::dataflow_region hlsgen_region_(name);
+#define HLSGEN_PROCESS(...) hlsgen_region_.spawn(#__VA_ARGS__, [&]() { __VA_ARGS__; })
+#define HLSGEN_DATAFLOW_END() hlsgen_region_.join();
+#else
+#define HLSGEN_DATAFLOW_BEGIN(name)
+#define HLSGEN_PROCESS(...) __VA_ARGS__
+#define HLSGEN_DATAFLOW_END()
+#endif
+
+#if !defined(__SYNTHESIS__) && defined(HLSGEN_STREAM_H)
+template <typename T>
+inline void name_streams(hls::stream<T>& s, const std::string& name) {
+    s.set_name(name);
+}
+template <typename S, size_t N>
+inline void name_streams(S (&streams)[N], const std::string& name) {
+    for (size_t k = 0; k < N; k++) name_streams(streams[k], name + "[" + std::to_string(k) + "]");
+}
+#define HLSGEN_NAME_STREAMS(streams, name) ::hlsgen::name_streams(streams, name);
+#else
+#define HLSGEN_NAME_STREAMS(streams, name)
+#endif
 
 // Wide enough for every elementwise product; the planner proves the bounds (as int64 in numpy).
 typedef ap_int<64> wide_t;
@@ -72,6 +111,13 @@ inline std::map<std::string, long long>& saturation_counts() {
     static std::map<std::string, long long> counts;
     return counts;
 }
+inline void count_saturation(const char* site) {
+#ifdef HLSGEN_DATAFLOW_THREADS
+    static std::mutex lock;              // the processes of a region count at once
+    std::lock_guard<std::mutex> held(lock);
+#endif
+    saturation_counts()[site]++;
+}
 #endif
 
 // Clamp to a signed WIDTH-bit range, counting clamps in csim.
@@ -81,7 +127,7 @@ inline ap_int<WIDTH> saturate(wide_t x, const char* site) {
     const wide_t lo = -(wide_t(1) << (WIDTH - 1));
     wide_t y = x > hi ? hi : (x < lo ? lo : x);
 #ifndef __SYNTHESIS__
-    if (y != x) saturation_counts()[site]++;
+    if (y != x) count_saturation(site);
 #else
     (void)site;
 #endif
@@ -93,7 +139,7 @@ inline ap_int<WIDTH> saturate(wide_t x, const char* site) {
 template <typename T>
 inline T pop(hls::stream<T>& s, const char* label) {
 #pragma HLS INLINE
-#ifndef __SYNTHESIS__
+#if !defined(__SYNTHESIS__) && !defined(HLSGEN_DATAFLOW_THREADS)   // threads: the read waits
     if (s.empty()) {
         std::fprintf(stderr, "hlsgen csim error: read from empty stream '%s'\n", label);
         std::exit(3);
@@ -232,6 +278,10 @@ template <typename T>
 inline void trace(const std::string& name, const T* values, int count) {
     std::FILE* f = trace_file();
     if (!f) return;
+#ifdef HLSGEN_DATAFLOW_THREADS
+    static std::mutex lock;              // a record at a time (each tensor's records keep their order)
+    std::lock_guard<std::mutex> held(lock);
+#endif
     int len = (int)name.size();
     std::fwrite(&len, sizeof(len), 1, f);
     std::fwrite(name.data(), 1, len, f);

@@ -131,9 +131,14 @@ void run_bitlinear(const Case& c, SOURCE weights) {
         // Outputs as deep as the engine's rows: what a sequential caller must hold (check_depth).
         hls::stream<ap_uint<C::pe * N::act_width>, C::rows / C::pe> y[1][C::batch];
         hlsgen::lane_stream_t<C> lanes[C::stripes];
+        HLSGEN_NAME_STREAMS(lanes, "harness.lanes")
         HLSGEN_SCOPE("bitlinear");
-        hlsgen::stream_weights<C>(weights, layer, shape, lanes);      // as the top's weight streamer does
-        hlsgen::bitlinear<N, C>(x, 0, gamma, 0, beta, lanes, shape, n, y, 0);
+        // The weight streamer and the engine as two processes, as in the top (at once under
+        // -DHLSGEN_DATAFLOW_THREADS, one after another in the default csim).
+        HLSGEN_DATAFLOW_BEGIN("harness.bitlinear")
+        HLSGEN_PROCESS(hlsgen::stream_weights<C>(weights, layer, shape, lanes));
+        HLSGEN_PROCESS(hlsgen::bitlinear<N, C>(x, 0, gamma, 0, beta, lanes, shape, n, y, 0));
+        HLSGEN_DATAFLOW_END()
         for (unsigned t = 0; t < C::batch; t++) {
             hlsgen::check_depth(y[0][t], "harness.bitlinear.out");
             if (t < n) collect_packed<N::act_width, C::pe>(y[0][t], shape.rows, out);

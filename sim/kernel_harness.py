@@ -143,7 +143,7 @@ class KernelProgram:
         return env.get_template("kernel_program.cpp.j2").render(name=self.name, variants=self.variants,
                                                                entries=self.entries, overfetching=self.overfetching)
 
-    def build(self, sanitize: bool = False) -> "Binary":
+    def build(self, sanitize: bool = False, extra_flags: tuple = ()) -> "Binary":
         source = self.source()
         hashed = {"program.cpp": source.encode(), "kernel_harness.h": HARNESS_HEADER.read_bytes()}
         hashed.update({f"kernels_cpp/{h.name}": h.read_bytes() for h in sorted(resources.kernels().glob("*.h"))})
@@ -151,7 +151,7 @@ class KernelProgram:
             cpp = Path(tmp) / f"{self.name}.cpp"
             cpp.write_text(source)
             path, cached, seconds = csim.compile_cached([cpp], [resources.kernels(), SIM_DIR], hashed, sanitize,
-                                                        f"kernel test program {self.name}")
+                                                        f"kernel test program {self.name}", extra_flags=extra_flags)
         return Binary(path, cached, seconds, sanitize)
 
 

@@ -35,6 +35,9 @@ from hlsgen.errors import HlsgenError, tool_failure
 from hlsgen.project.render import AP_TYPES_DIR, CONFIG_COPY, CXXFLAGS, project_spec
 
 SANITIZE_FLAGS = "-O1 -g -fsanitize=address,undefined -fno-sanitize=shift -fno-omit-frame-pointer"
+# Every DATAFLOW region's processes in threads, each stream a blocking FIFO of its declared depth:
+# a too-shallow channel deadlocks as in hardware (kernels_cpp/hlsgen_stream.h; `make csim-threads`).
+DATAFLOW_THREAD_FLAGS = ("-DHLSGEN_DATAFLOW_THREADS", "-pthread")
 REPORT = "report/csim.json"
 COMPARED = "every logit and next token of the testbench, and the saturation counts, against the golden fixed model"
 
@@ -178,13 +181,15 @@ def _cached_binary_is_whole(binary: Path) -> bool:
     return False
 
 
-def compile_csim(project: Path, sanitize: bool = False) -> tuple[Path, bool, float]:
+def compile_csim(project: Path, sanitize: bool = False, dataflow_threads: bool = False) -> tuple[Path, bool, float]:
     """Compile the top and the testbench; returns (binary, was cached, seconds)."""
     top = _manifest(project)["top"]
     sources = [project / "src" / f"{top}.cpp", project / "tb" / f"{top}_tb.cpp"]
     hashed = {path.relative_to(project).as_posix(): path.read_bytes()
               for path in sorted((project / "src").rglob("*")) + sources if path.is_file()}
-    return compile_cached(sources, [project / "src"], hashed, sanitize, f"the generated project {project}",
+    return compile_cached(sources, [project / "src"], hashed, sanitize, f"the generated project {project}"
+                          + (" (threaded dataflow)" if dataflow_threads else ""),
+                          extra_flags=DATAFLOW_THREAD_FLAGS if dataflow_threads else (),
                           ap_types=project_ap_include(project))
 
 
@@ -195,22 +200,24 @@ def _parse_saturations(output: str) -> dict:
     return {name: int(count) for name, count in (item.split("=") for item in match.group(1).split())}
 
 
-def run(project: Path, sanitize: bool = False) -> SimResult:
+def run(project: Path, sanitize: bool = False, dataflow_threads: bool = False) -> SimResult:
     project = Path(project).resolve()
     integrity.check(project)    # not a project, or a broken one: an error, and no record written into it
     started = time.perf_counter()
     try:
-        result = _run(project, sanitize)
+        result = _run(project, sanitize, dataflow_threads)
     except HlsgenError as exc:
         # A csim that did not compile must not leave an earlier run's PASS in the report.
-        write_record(project, None, sanitize, time.perf_counter() - started, error=str(exc))
+        write_record(project, None, sanitize, time.perf_counter() - started, error=str(exc),
+                     dataflow_threads=dataflow_threads)
         raise
-    result.record = write_record(project, result, sanitize, time.perf_counter() - started)
+    result.record = write_record(project, result, sanitize, time.perf_counter() - started,
+                                 dataflow_threads=dataflow_threads)
     return result
 
 
-def _run(project: Path, sanitize: bool) -> SimResult:
-    binary, cached, seconds_compile = compile_csim(project, sanitize)
+def _run(project: Path, sanitize: bool, dataflow_threads: bool = False) -> SimResult:
+    binary, cached, seconds_compile = compile_csim(project, sanitize, dataflow_threads)
     start = time.perf_counter()
     try:
         done = subprocess.run([str(binary)], cwd=project / "tb", capture_output=True, text=True)
@@ -218,7 +225,7 @@ def _run(project: Path, sanitize: bool) -> SimResult:
         # A binary that passed its digest check and still does not start: drop it and compile once more.
         print(f"hlsgen: the cached binary {binary} does not run ({exc.strerror}); rebuilding it", file=sys.stderr)
         binary.unlink(missing_ok=True)
-        binary, cached, seconds_compile = compile_csim(project, sanitize)
+        binary, cached, seconds_compile = compile_csim(project, sanitize, dataflow_threads)
         try:
             done = subprocess.run([str(binary)], cwd=project / "tb", capture_output=True, text=True)
         except OSError as again:
@@ -262,7 +269,7 @@ def _unexplained(result: SimResult) -> str | None:
 
 
 def write_record(project: Path, result: SimResult | None, sanitize: bool, seconds: float,
-                 error: str | None = None) -> Path:
+                 error: str | None = None, dataflow_threads: bool = False) -> Path:
     """report/csim.json, written atomically: what was compared and how it came out (`result` None:
     the run stopped at `error`, before the testbench ran)."""
     output = result.output if result else ""
@@ -292,7 +299,7 @@ def write_record(project: Path, result: SimResult | None, sanitize: bool, second
         "error": error if result is None else _unexplained(result),
         "saturations": result.saturations if result else {},
         "golden_saturations": _manifest(project).get("golden_saturations", {}),
-        "compiler": compiler, "ap_types": headers, "sanitize": sanitize,
+        "compiler": compiler, "ap_types": headers, "sanitize": sanitize, "dataflow_threads": dataflow_threads,
         "cached_binary": result.cached if result else False,
         "seconds": {"wall": seconds, "compile": result.seconds_compile if result else None,
                     "run": result.seconds_run if result else None},

@@ -124,7 +124,9 @@ static void run_call(ap_uint<32> n_tokens, ap_uint<1> batch_mode, ap_uint<32> re
     // Each engine's outputs: a stream per projection and token, holding its whole vector as packets
     // of PE values: the stages run one after another, each a packet per cycle.
     layer_out_t layer_out[LAYER_KINDS][BATCH];
+    HLSGEN_NAME_STREAMS(layer_out, "layer_out")
     head_out_t head_out[HEAD_KINDS][BATCH];
+    HLSGEN_NAME_STREAMS(head_out, "head_out")
 reset_slots:
     for (int s = 0; s < BATCH; s++) {
         if (!reset_state[s]) continue;
@@ -267,9 +269,15 @@ void tiny_top_top(ap_uint<32> n_tokens, ap_uint<1> batch_mode, ap_uint<32> reset
     layer_lanes_t layer_lanes[layer_config::stripes];
     head_lanes_t head_lanes[head_config::stripes];
     hlsgen::raw_stream_t raw[1];
-    read_call_weights(raw);
-    unpack_call_weights(raw, layer_lanes, head_lanes);
-    run_call(n_tokens, batch_mode, reset_state, logits, tokens, next_tokens, layer_lanes, head_lanes);
+    HLSGEN_NAME_STREAMS(raw, "raw")
+    HLSGEN_NAME_STREAMS(layer_lanes, "layer_lanes")
+    HLSGEN_NAME_STREAMS(head_lanes, "head_lanes")
+    // Three processes (csim -DHLSGEN_DATAFLOW_THREADS runs them at once: hlsgen_common.h).
+    HLSGEN_DATAFLOW_BEGIN("tiny_top_top")
+    HLSGEN_PROCESS(read_call_weights(raw));
+    HLSGEN_PROCESS(unpack_call_weights(raw, layer_lanes, head_lanes));
+    HLSGEN_PROCESS(run_call(n_tokens, batch_mode, reset_state, logits, tokens, next_tokens, layer_lanes, head_lanes));
+    HLSGEN_DATAFLOW_END()
 #ifndef __SYNTHESIS__
     for (unsigned s = 0; s < 1; s++) hlsgen::check_drained(raw[s], "raw weights");
     for (unsigned s = 0; s < layer_config::stripes; s++) hlsgen::check_drained(layer_lanes[s], "layer_lanes");
