@@ -70,6 +70,7 @@ typedef int sigmoid_rom_t;
 // widest of its kinds, and each call runs one kind's shape.
 // engine layer: up to [256 x 128], 4 PE x 8 SIMD, quantiser 8 lanes
 struct layer_config {
+    static constexpr const char* name = "layer";   // the engine, in csim reports
     static const unsigned rows = 256;
     static const unsigned cols = 128;
     static const unsigned pe = 4;
@@ -100,6 +101,7 @@ typedef hls::stream<ap_uint<layer_config::pe * numerics::act_width>, 64> layer_o
 
 // engine head: up to [256 x 64], 1 PE x 1 SIMD, quantiser 1 lanes
 struct head_config {
+    static constexpr const char* name = "head";   // the engine, in csim reports
     static const unsigned rows = 256;
     static const unsigned cols = 64;
     static const unsigned pe = 1;

@@ -51,6 +51,9 @@ static void read_call_weights(hlsgen::raw_stream_t raw[1]) {
 #pragma HLS ARRAY_RESHAPE variable=ROM_LAYER complete dim=2
 #pragma HLS ARRAY_RESHAPE variable=ROM_HEAD complete dim=2
 
+    HLSGEN_LAYOUT(ROM_LAYER, "ROM_LAYER", 0, 0, 0, 2);
+    HLSGEN_LAYOUT(ROM_HEAD, "ROM_HEAD", 0, 0, 0, 2);
+
 read_steps:
     for (unsigned step = 0; step < STEPS; step++) {
         const unsigned kind = step_kind(step), l = step_layer(step);
@@ -121,6 +124,23 @@ static void run_call(ap_uint<32> n_tokens, ap_uint<1> batch_mode, ap_uint<32> re
 #pragma HLS ARRAY_PARTITION variable=EMBEDDING cyclic factor=16 dim=2
 #pragma HLS BIND_STORAGE variable=EMBEDDING type=rom_2p impl=bram
 
+    // The same splits, for the csim access counter (HLSGEN_COUNT_ACCESSES; nothing otherwise).
+    HLSGEN_LAYOUT(h, "h", 0, 2, 16, 0);
+    HLSGEN_LAYOUT(r, "r", 0, 2, 4, 0);
+    HLSGEN_LAYOUT(state, "state", 0, 3, 4, 0);
+    HLSGEN_LAYOUT(layer_in, "layer_in", 0, 3, 8, 0);
+    HLSGEN_LAYOUT(GAMMA_LAYER, "GAMMA_LAYER", 0, 2, 8, 0);
+    HLSGEN_LAYOUT(head_in, "head_in", 0, 3, 4, 0);
+    HLSGEN_LAYOUT(GAMMA_HEAD, "GAMMA_HEAD", 0, 2, 1, 0);
+    HLSGEN_LAYOUT(ATTN_NORM, "ATTN_NORM", 0, 2, 4, 0);
+    HLSGEN_LAYOUT(MLP_NORM, "MLP_NORM", 0, 2, 4, 0);
+    HLSGEN_LAYOUT(FINAL_NORM, "FINAL_NORM", 0, 2, 4, 0);
+    HLSGEN_LAYOUT(G_NORM, "G_NORM", 0, 2, 4, 0);
+    HLSGEN_LAYOUT(LOWER_BOUND, "LOWER_BOUND", 0, 2, 4, 0);
+    HLSGEN_LAYOUT(SIGMOID_MLGRU, "SIGMOID_MLGRU", 1, 2, 2, 0);
+    HLSGEN_LAYOUT(SIGMOID_GLU, "SIGMOID_GLU", 1, 2, 2, 0);
+    HLSGEN_LAYOUT(EMBEDDING, "EMBEDDING", 0, 2, 16, 0);
+
     // Each engine's outputs: a stream per projection and token, holding its whole vector as packets
     // of PE values: the stages run one after another, each a packet per cycle.
     layer_out_t layer_out[LAYER_KINDS][BATCH];
@@ -135,9 +155,11 @@ reset_slots:
         reset_folds:
             for (int c = 0; c < INNER / LAYER_PE; c++) {
 #pragma HLS PIPELINE II=1
+                HLSGEN_ITERATION("reset_folds");
             reset_lanes:
                 for (int p = 0; p < LAYER_PE; p++) {
 #pragma HLS UNROLL
+                    HLSGEN_WRITE(state, s, l, c * LAYER_PE + p);
                     state[s][l][c * LAYER_PE + p] = 0;
                 }
             }
