@@ -109,9 +109,9 @@ def test_pins_and_clock_come_from_the_board_file(project):
         assert line in lpf
     top = (project / "board" / "tiny_top_board.v").read_text()
     assert "EHXPLLL" in top and "tiny_top_core core" in top
-    # 50 MHz: CLKI 1, CLKFB 2, CLKOP 12; the UART's phase step is 3 Mbaud / 50 MHz in 16 fraction bits.
-    for define in ("`define HLSGEN_CLKI_DIV 1", "`define HLSGEN_CLKFB_DIV 2", "`define HLSGEN_CLKOP_DIV 12",
-                   f"`define HLSGEN_BAUD_INC {round(3e6 * 65536 / 50e6)}"):
+    # The board's 30 MHz: CLKI 5, CLKFB 6, CLKOP 20; the UART's phase step is 3 Mbaud / 30 MHz in 16 fraction bits.
+    for define in ("`define HLSGEN_CLKI_DIV 5", "`define HLSGEN_CLKFB_DIV 6", "`define HLSGEN_CLKOP_DIV 20",
+                   f"`define HLSGEN_BAUD_INC {round(3e6 * 65536 / 30e6)}"):
         assert define in top
 
 
@@ -302,7 +302,7 @@ def test_a_garbled_logit_fails_the_self_test(project, tmp_path):
 def test_bitstream_dry_run_prints_the_open_flow(project):
     result = run_cli("bitstream", str(project), "--dry-run")
     assert result.code == 0
-    assert "synth_ecp5 -top tiny_top_board" in result.out and "-DHLSGEN_CLKFB_DIV=2" in result.out
+    assert "synth_ecp5 -top tiny_top_board" in result.out and "-DHLSGEN_CLKFB_DIV=6" in result.out   # 30 MHz: 25 / 5 * 6
     assert "--85k --package CABGA381 --speed 6" in result.out and "--lpf tiny_top.lpf" in result.out
     assert "ecppack --compress tiny_top.config tiny_top.bit" in result.out
 
