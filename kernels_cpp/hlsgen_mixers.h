@@ -216,10 +216,13 @@ void embed(ap_uint<32> token, const int32_word_t* table, ap_int<N::act_width> h[
     const unsigned offset = LAG ? unsigned(start % S) : 0u;
     const unsigned words = (offset + H + S - 1) / S;
     int32_word_t row[CHUNKS + LAG];
+    HLSGEN_LAYOUT(row, "embed_row", 0, 0, 0, 0);   // one bank
 embed_read:
     for (unsigned i = 0; i < words; i++) {
 #pragma HLS LOOP_TRIPCOUNT max=CHUNKS + LAG
 #pragma HLS PIPELINE II=1
+        HLSGEN_ITERATION("embed_read");
+        HLSGEN_WRITE(row, i);
         row[i] = table[start / S + i];
     }
     int32_word_t previous = 0;
@@ -227,6 +230,9 @@ embed_words:
     for (int i = 0; i < CHUNKS + LAG; i++) {
 #pragma HLS PIPELINE II=1
         HLSGEN_ITERATION("embed_words");
+        if (unsigned(i) < words) {
+            HLSGEN_READ(row, i);
+        }
         const int32_word_t word = unsigned(i) < words ? row[i] : int32_word_t(0);
         const ap_uint<64 * S> pair = (ap_uint<64 * S>(word) << (32 * S)) | ap_uint<64 * S>(previous);
         const int32_word_t chunk = LAG ? int32_word_t(pair >> (32 * offset)) : word;

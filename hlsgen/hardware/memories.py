@@ -10,6 +10,10 @@ consecutive elements of a cyclic partition of `factor` banks meets ceil(lanes / 
 one bank. A csim build with HLSGEN_COUNT_ACCESSES counts what the kernels really touch, bank by
 bank, with the layouts printed from here (`layout`); tests/test_memories.py holds every count to
 the plan's.
+
+Not listed: the kernels' arrays partitioned completely into registers (the MVU's accumulators and
+weight parts, the rescale's scales, the argmax's best values, the decoders' words); a register is
+read and written by any number of lanes at once, so it has no port to budget.
 """
 
 from __future__ import annotations
@@ -179,7 +183,13 @@ def plan_memories(plan) -> list[Memory]:
     # The GLU's SiLU(gate) row (kernels_cpp/hlsgen_mixers.h glu), split like the lanes that write and read it.
     memories.append(Memory("silu_gate", (plan.intermediate,), n["mix_width"] + act, 1, E,
                            accesses={"glu_gate": Access(0, 1), "glu_up": Access(1, 0)}, local=True))
-    if not plan.offchip:
+    if plan.offchip:
+        # The embedding row's words from m_axi (kernels_cpp/hlsgen_mixers.h embed): one bank, a
+        # word written per cycle by the burst, then a word read per cycle.
+        words = math.ceil(H / INT32_SLOTS) + int(H % INT32_SLOTS != 0)
+        memories.append(Memory("embed_row", (words,), 32 * INT32_SLOTS, 0, 0,
+                               accesses={"embed_read": Access(0, 1), "embed_words": Access(1, 0)}, local=True))
+    else:
         memories.append(Memory("EMBEDDING", (plan.vocab, H), act, 2, INT32_SLOTS,
                                accesses={"embed_chunks": Access(per_bank(INT32_SLOTS, INT32_SLOTS), 0)}))
     return memories
