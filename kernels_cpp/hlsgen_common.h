@@ -182,6 +182,9 @@ inline void check_depth(hls::stream<T>& s, const char* label) {
 #endif
 }
 
+#if defined(HLSGEN_COUNT_ACCESSES) && defined(HLSGEN_DATAFLOW_THREADS)
+#error "HLSGEN_COUNT_ACCESSES counts one process at a time: build it without HLSGEN_DATAFLOW_THREADS"
+#endif
 #if defined(HLSGEN_COUNT_ACCESSES) && !defined(__SYNTHESIS__)
 // A csim build mode for the port budget (hlsgen/hardware/memories.py). The top registers every
 // array of the budget with the layout the plan gave it (HLSGEN_LAYOUT: the copy dimension, the

@@ -53,7 +53,7 @@ def top_of(project: Path) -> str:
 
 def threaded_csim(project: Path) -> subprocess.CompletedProcess:
     """Compile the project's testbench with the threaded dataflow (cached by content) and run it."""
-    binary, _, _ = csim.compile_csim(project, dataflow_threads=True)
+    binary, _, _ = csim.compile_csim(project, extra_flags=THREADS)
     return subprocess.run([str(binary)], cwd=project / "tb", capture_output=True, text=True, timeout=RUN_SECONDS)
 
 

@@ -195,12 +195,7 @@ def counted_accesses(project: Path) -> dict[tuple[str, str], tuple[int, int, int
     """Compile the project with the access counters, run its testbench, and read what the kernels
     touched: (loop, array) -> the most distinct reads, writes and both that one bank took in one
     iteration."""
-    top = json.loads((project / "hlsgen_manifest.json").read_text())["top"]
-    sources_ = [project / "src" / f"{top}.cpp", project / "tb" / f"{top}_tb.cpp"]
-    hashed = {p.relative_to(project).as_posix(): p.read_bytes() for p in sorted((project / "src").rglob("*")) + sources_
-              if p.is_file()}
-    binary, _, _ = csim.compile_cached(sources_, [project / "src"], hashed, what="the counting build",
-                                       extra_flags=("-DHLSGEN_COUNT_ACCESSES",))
+    binary, _, _ = csim.compile_csim(project, extra_flags=("-DHLSGEN_COUNT_ACCESSES",))
     done = subprocess.run([str(binary)], cwd=project / "tb", capture_output=True, text=True)
     assert done.returncode == 0 and "PASS" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
     lines = re.findall(r"^accesses per bank per iteration: (\S+) (\w+) reads (\d+) writes (\d+) total (\d+)$",

@@ -118,9 +118,9 @@ class Memory:
                 "accesses": {loop: a.as_dict() for loop, a in self.accesses.items()}, "bits": self.bits}
 
 
-def per_bank(lanes: int, factor: int, per_element: int = 1) -> int:
+def per_bank(lanes: int, factor: int) -> int:
     """Accesses to one bank when a loop touches `lanes` consecutive elements of a cyclic split."""
-    return math.ceil(lanes / factor) * per_element
+    return math.ceil(lanes / factor)
 
 
 def sigmoid_copies(kernel: str, lanes: int) -> int:

@@ -181,16 +181,16 @@ def _cached_binary_is_whole(binary: Path) -> bool:
     return False
 
 
-def compile_csim(project: Path, sanitize: bool = False, dataflow_threads: bool = False) -> tuple[Path, bool, float]:
-    """Compile the top and the testbench; returns (binary, was cached, seconds)."""
+def compile_csim(project: Path, sanitize: bool = False, extra_flags: tuple = ()) -> tuple[Path, bool, float]:
+    """Compile the top and the testbench (with `extra_flags`: a csim mode such as
+    DATAFLOW_THREAD_FLAGS); returns (binary, was cached, seconds)."""
     top = _manifest(project)["top"]
     sources = [project / "src" / f"{top}.cpp", project / "tb" / f"{top}_tb.cpp"]
     hashed = {path.relative_to(project).as_posix(): path.read_bytes()
               for path in sorted((project / "src").rglob("*")) + sources if path.is_file()}
     return compile_cached(sources, [project / "src"], hashed, sanitize, f"the generated project {project}"
-                          + (" (threaded dataflow)" if dataflow_threads else ""),
-                          extra_flags=DATAFLOW_THREAD_FLAGS if dataflow_threads else (),
-                          ap_types=project_ap_include(project))
+                          + (f" ({' '.join(extra_flags)})" if extra_flags else ""),
+                          extra_flags=extra_flags, ap_types=project_ap_include(project))
 
 
 def _parse_saturations(output: str) -> dict:
@@ -217,7 +217,8 @@ def run(project: Path, sanitize: bool = False, dataflow_threads: bool = False) -
 
 
 def _run(project: Path, sanitize: bool, dataflow_threads: bool = False) -> SimResult:
-    binary, cached, seconds_compile = compile_csim(project, sanitize, dataflow_threads)
+    flags = DATAFLOW_THREAD_FLAGS if dataflow_threads else ()
+    binary, cached, seconds_compile = compile_csim(project, sanitize, flags)
     start = time.perf_counter()
     try:
         done = subprocess.run([str(binary)], cwd=project / "tb", capture_output=True, text=True)
@@ -225,7 +226,7 @@ def _run(project: Path, sanitize: bool, dataflow_threads: bool = False) -> SimRe
         # A binary that passed its digest check and still does not start: drop it and compile once more.
         print(f"hlsgen: the cached binary {binary} does not run ({exc.strerror}); rebuilding it", file=sys.stderr)
         binary.unlink(missing_ok=True)
-        binary, cached, seconds_compile = compile_csim(project, sanitize, dataflow_threads)
+        binary, cached, seconds_compile = compile_csim(project, sanitize, flags)
         try:
             done = subprocess.run([str(binary)], cwd=project / "tb", capture_output=True, text=True)
         except OSError as again:
