@@ -26,6 +26,7 @@ from hlsgen.errors import HlsgenError
 from hlsgen.hardware import boards
 from hlsgen.hardware import open_board as ob
 from hlsgen.hardware import planner
+from hlsgen.model import checkpoint
 from hlsgen.model import spec as spec_mod
 from hlsgen.project import build
 from hlsgen.project.calls import CALL_WIDTH
@@ -44,8 +45,10 @@ def project(tmp_path_factory) -> Path:
 
 
 def plan_of(project: Path):
+    """The plan the project was built from (its widths follow the weights)."""
     manifest = yaml.safe_load((project / "hlsgen_manifest.json").read_text())
-    return planner.plan(spec_mod.load(manifest["source"]))
+    spec = spec_mod.load(manifest["source"])
+    return planner.plan(spec, checkpoint.load(spec))
 
 
 # ----------------------------------------------------------------------------- board file, PLL, pins

@@ -326,19 +326,36 @@ def estimate(plan: HardwarePlan, tokens: int | None = None) -> Performance:
 
 # ----------------------------------------------------------------------------- the RTL core (ECP5)
 # The whole accelerator as one RTL core (hlsgen/project/rtl_core.py, on an ECP5 board) runs a token
-# as a program of stages, one after another: element passes issue one element per cycle and drain
-# a fixed pipeline; a quantiser makes two passes (absmax and sum of squares, then the codes) and
-# computes its output scale (bit-serial square root and division) beside the second; an MVU folds
-# rows/PE x cols/SIMD, each beat of PE sums then rescaled a lane per cycle (PE + 1 cycles a beat),
-# so a beat takes the longer of cols/SIMD and PE + 1.  The overheads were measured per stage (serial_sim.stage_cycles, the sequencer's pc
-# cycle by cycle) on the random two-layer H=64 model; the totals are checked against
-# `hlsgen cosim --whole` by bench/bench_open_board.py and tests/test_open_board.py.
-RTL_PASS_OVERHEAD = 15       # an element pass beyond its elements: fetch, init, the 12-stage pipeline's drain
-RTL_SCALE_CYCLES = 142       # a quantiser's output scale, beside its codes pass: bit-serial root and division
-                             # (at the default numerics' widths, K a power of two: the mean is a shift)
-RTL_CODES_EXTRA = 3          # the codes pass beyond an element pass: its last code and the scale handed over
-RTL_MVU_OVERHEAD = 10        # an MVU beyond its folds and its pipeline's latency: fetch, init, start, the rescale's drain
+# as a program of stages, one after another:
+#   - element passes issue one element per cycle and drain a fixed pipeline;
+#   - the passes that write a BitLinear's input (norm, MLGRU, GLU) gather its quantiser's statistics
+#     (max |y|, sum of squares) on the way, through a tap on the write bus;
+#   - a quantiser then makes one pass (the codes) and, beside it, computes its output scale: a
+#     bit-serial square root, multiply and division, a fixed number of cycles set by the widths;
+#   - an MVU folds rows/PE x cols/SIMD; each beat of PE sums is rescaled a lane per cycle (the next
+#     beat taken on the last lane), so a beat takes the longer of cols/SIMD and PE, and the last
+#     beat's PE lanes drain after the MVU.
+# The overheads were measured per stage (serial_sim.stage_cycles, the sequencer's pc cycle by cycle)
+# on the random two-layer H=64 model and the shipped tiny model; tests/test_open_board.py checks
+# them stage by stage, bench/bench_open_board.py the totals against `hlsgen cosim --whole`.
+RTL_PASS_OVERHEAD = 17       # an element pass beyond its elements: fetch, init, the 14-stage pipeline's drain
+RTL_TAP_DRAIN = 2            # the MLGRU beyond an element pass: it writes x last, and the tap drains after
+RTL_CODES_EXTRA = 1          # the codes pass beyond an element pass: the scale handed over
+RTL_SCALE_OVERHEAD = 12      # the output scale beyond its bit-serial steps: start, the states' hand-overs, the write
+RTL_MVU_OVERHEAD = 6         # an MVU beyond its folds, its pipeline and its last beat: fetch, init, start, drain
+RTL_ARGMAX = 1               # the lm_head beyond an MVU: the argmax's last compare
 RTL_TOKEN_OVERHEAD = 1       # start to the first stage
+
+
+def rtl_scale_cycles(plan: HardwarePlan, cols: int) -> int:
+    """A quantiser's output scale in the RTL core: the mean sum v^2 / K (a shift when K is a power of
+    two, else the divider), the square root a bit pair per cycle, m * beta a bit per cycle, then the
+    divider a bit per cycle, all at the widest BitLinear's widths (the core has one scale unit)."""
+    def widest(field):
+        return max(getattr(b, field) for b in plan.bitlinears)
+    div_w = max(widest("num_width"), widest("sumsq_width"), widest("root_width"))
+    mean = 0 if cols & (cols - 1) == 0 else div_w
+    return RTL_SCALE_OVERHEAD + mean + widest("root_width") // 2 + widest("beta_width") + div_w
 
 
 def rtl_core_stages(plan: HardwarePlan) -> list[tuple[str, int]]:
@@ -350,9 +367,10 @@ def rtl_core_stages(plan: HardwarePlan) -> list[tuple[str, int]]:
 
     def bitlinear(layer, kind, cols):
         b = plan.bitlinear(kind)
-        beats, per_beat = b.rows // b.pe, max(b.cols // b.simd, b.pe + 1)
-        return [(f"{layer}{kind}.quantise", element(cols) + max(element(cols) + RTL_CODES_EXTRA, RTL_SCALE_CYCLES)),
-                (f"{layer}{kind}", beats * per_beat + mvu_pipeline_stages(b) + MVU_OUTPUT_CYCLES + RTL_MVU_OVERHEAD)]
+        beats, per_beat = b.rows // b.pe, max(b.cols // b.simd, b.pe)
+        mvu = beats * per_beat + b.pe + mvu_pipeline_stages(b) + MVU_OUTPUT_CYCLES + RTL_MVU_OVERHEAD
+        return [(f"{layer}{kind}.quantise", max(element(cols) + RTL_CODES_EXTRA, rtl_scale_cycles(plan, cols))),
+                (f"{layer}{kind}", mvu + (RTL_ARGMAX if kind == "lm_head" else 0))]
 
     stages = [("embedding", element(H))]
     for l in range(plan.layers):
@@ -360,7 +378,7 @@ def rtl_core_stages(plan: HardwarePlan) -> list[tuple[str, int]]:
         stages.append((at + "attn_norm", element(H)))
         for kind in ("i", "f", "g"):
             stages += bitlinear(at, kind, H)
-        stages.append((at + "mlgru", element(D)))
+        stages.append((at + "mlgru", element(D) + RTL_TAP_DRAIN))
         stages += bitlinear(at, "o", D)
         stages.append((at + "mlp_norm", element(H)))
         stages += bitlinear(at, "gate", H)

@@ -16,7 +16,7 @@ here (cosim/whole_expected.bin, indexed by cosim/whole.json).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -52,6 +52,8 @@ class Instruction:
     source: str = "h"        # norm: h or r
     gamma_base: int = 0      # into the norm-weight ROM
     beta: int = 0            # quantise: the kind's weight scale of this layer
+    channel: int = 0         # quantise: the statistics channel that gathered its max |y|
+    stats: tuple = ()        # norm, MLGRU, GLU: per channel, where its quantiser's gamma starts in that channel's ROM
     golden: str = ""         # the golden model's trace name of what the stage writes
 
     @property
@@ -118,7 +120,37 @@ def program(plan: HardwarePlan, weights: Weights, gammas: GammaTable, n: nx.Nume
         prog += bitlinear(l, "down", "mlp.down+residual", layer.down, I)
     prog.append(Instruction("norm", "final_norm", -1, H, source="h", gamma_base=gammas.bases[(-1, "final_norm")]))
     prog += bitlinear(-1, "lm_head", "lm_head", weights.lm_head, H)
-    return prog
+    return gather_statistics_early(prog)
+
+
+WRITERS = ("norm", "mlgru", "glu")      # the passes that write x, a BitLinear's input
+
+
+def gather_statistics_early(prog: list[Instruction]) -> list[Instruction]:
+    """Give each quantiser a statistics channel of the pass that writes its input (the quantisers
+    up to the next such pass read that x: i, f and g take channels 0, 1, 2), and that pass the base
+    of each one's gamma in its channel's ROM (stats_tables lays the ROMs out in the same order)."""
+    out, writer, used = [], None, {}
+    for ins in prog:
+        if ins.op in WRITERS:
+            writer = len(out)
+        elif ins.op == "quantise":
+            if writer is None:
+                raise HlsgenError(f"rtl core: quantiser {ins.name} has no pass before it that writes its input")
+            channel = len(out[writer].stats)
+            out[writer] = replace(out[writer], stats=out[writer].stats + (used.get(channel, 0),))
+            used[channel] = used.get(channel, 0) + ins.length
+            ins = replace(ins, channel=channel)
+        out.append(ins)
+    return out
+
+
+def stats_tables(prog: list[Instruction], gammas: GammaTable) -> list[np.ndarray]:
+    """Per statistics channel, the gammas of its quantisers in program order (the ROM each reads)."""
+    channels = 1 + max(ins.channel for ins in prog if ins.op == "quantise")
+    return [np.concatenate([gammas.values[ins.gamma_base:ins.gamma_base + ins.length]
+                            for ins in prog if ins.op == "quantise" and ins.channel == ch])
+            for ch in range(channels)]
 
 
 def signed_width(values: np.ndarray) -> int:
@@ -145,6 +177,7 @@ class CoreRtl:
         fixed = golden.FixedArith(spec.model, spec.numerics)
         self.gammas = gamma_table(weights, fixed)
         self.program = program(plan, weights, self.gammas, spec.numerics)
+        self.stats = stats_tables(self.program, self.gammas)
         self.embedding = fixed.embed(weights.embeddings, np.arange(plan.vocab)).reshape(-1)
         self.lower_bounds = nx.to_fixed(weights.lower_bounds, spec.numerics.sigmoid_frac).reshape(-1)
         self.sigmoid = nx.SigmoidTable.build(spec.numerics).values
@@ -279,6 +312,20 @@ class CoreRtl:
         return bits_for(max(self.plan.layers - 1, 1))
 
     @property
+    def stats_channels(self) -> int:
+        return len(self.stats)
+
+    @property
+    def ch_w(self) -> int:
+        return bits_for(max(self.stats_channels - 1, 1))
+
+    def stats_depth(self, channel: int) -> int:
+        return len(self.stats[channel])
+
+    def stats_addr_w(self, channel: int) -> int:
+        return bits_for(self.stats_depth(channel) - 1)
+
+    @property
     def kind_w(self) -> int:
         return bits_for(len(self.mvus) - 1)
 
@@ -356,7 +403,7 @@ class CoreRtl:
             "gamma": hex_words(self.gammas.values, self.gamma_w),
             "lb": hex_words(self.lower_bounds, self.lb_w),
             "sigmoid": hex_words(self.sigmoid, self.sig_w),
-        }
+        } | {f"qgamma{ch}": hex_words(values, self.gamma_w) for ch, values in enumerate(self.stats)}
 
 
 def render_core(core: CoreRtl, banner: str = BANNER) -> dict:
