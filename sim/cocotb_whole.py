@@ -6,7 +6,8 @@ the project directory, cosim/whole.json, how many tokens to run and where to wri
 The bench feeds the testbench's calls (tb/data/calls.bin) token by token: a call of n tokens in
 batch_mode 0 is n tokens in slot 0; in batch_mode 1 token t goes to slot t; reset_state bit s
 zeroes slot s before its next token.  Each cycle it samples the core's probes (dbg_pc, the stage;
-dbg_wr_*, every value a stage writes) and its outputs after the clock edge, and compares:
+dbg_wr_*, every value a stage writes; dbg_codes_*, a quantiser's codes, several a cycle) and its
+outputs after the clock edge, and compares:
 - every probed value with the golden fixed model's value of that stage (cosim/whole_expected.bin),
   naming the first divergence by token, layer and stage;
 - every logit and the next token with the testbench's golden files (tb/data/expected_*.bin).
@@ -119,7 +120,8 @@ class CoreDriver:
     def __init__(self, dut, golden: Golden):
         self.dut, self.golden = dut, golden
         names = ["clk", "rst", "start", "token", "slot", "reset_state", "idle", "done", "next_token",
-                 "logit_valid", "logit", "dbg_pc", "dbg_wr_valid", "dbg_wr_index", "dbg_wr_value"]
+                 "logit_valid", "logit", "dbg_pc", "dbg_wr_valid", "dbg_wr_index", "dbg_wr_value",
+                 "dbg_codes_valid", "dbg_codes_index", "dbg_codes_value"]
         self.p = {name: Port(getattr(dut, name)) for name in names}
         self.cycle = 0
 
@@ -160,6 +162,13 @@ class CoreDriver:
                 stage = stages[pc]
                 self._check_probe(t, stage, index, value, expected)
                 written[pc] += 1
+                last_write[pc] = self.cycle - begin
+            if p["dbg_codes_valid"].read():     # a quantiser's codes, codes_lanes a cycle (a signed byte each)
+                pc, index, packed = p["dbg_pc"].read(), p["dbg_codes_index"].read(), p["dbg_codes_value"].read()
+                for lane in range(g.index["codes_lanes"]):
+                    code = (packed >> (8 * lane)) & 0xFF
+                    self._check_probe(t, stages[pc], index + lane, code - 256 if code & 0x80 else code, expected)
+                written[pc] += g.index["codes_lanes"]
                 last_write[pc] = self.cycle - begin
             if p["logit_valid"].read():
                 logits.append(p["logit"].signed())

@@ -330,8 +330,9 @@ def estimate(plan: HardwarePlan, tokens: int | None = None) -> Performance:
 #   - element passes issue one element per cycle and drain a fixed pipeline;
 #   - the passes that write a BitLinear's input (norm, MLGRU, GLU) gather its quantiser's statistics
 #     (max |y|, sum of squares) on the way, through a tap on the write bus;
-#   - a quantiser then makes one pass (the codes) and, beside it, computes its output scale: a
-#     bit-serial square root, multiply and division, a fixed number of cycles set by the widths;
+#   - a quantiser then makes one pass (the codes, two a cycle where the sizes allow) and, beside
+#     it, computes its output scale: a square root, multiply and division two bits a cycle, a fixed
+#     number of cycles set by the widths;
 #   - an MVU folds rows/PE x cols/SIMD; each beat of PE sums is rescaled a lane per cycle (the next
 #     beat taken on the last lane), so a beat takes the longer of cols/SIMD and PE, and the last
 #     beat's PE lanes drain after the MVU.
@@ -341,21 +342,34 @@ def estimate(plan: HardwarePlan, tokens: int | None = None) -> Performance:
 RTL_PASS_OVERHEAD = 17       # an element pass beyond its elements: fetch, init, the 14-stage pipeline's drain
 RTL_TAP_DRAIN = 2            # the MLGRU beyond an element pass: it writes x last, and the tap drains after
 RTL_CODES_EXTRA = 1          # the codes pass beyond an element pass: the scale handed over
-RTL_SCALE_OVERHEAD = 12      # the output scale beyond its bit-serial steps: start, the states' hand-overs, the write
+RTL_SCALE_OVERHEAD = 10      # the output scale beyond its steps: start, the states' hand-overs, the write
 RTL_MVU_OVERHEAD = 6         # an MVU beyond its folds, its pipeline and its last beat: fetch, init, start, drain
 RTL_ARGMAX = 1               # the lm_head beyond an MVU: the argmax's last compare
 RTL_TOKEN_OVERHEAD = 1       # start to the first stage
+RTL_QUANTISER_LANES = 2      # codes a cycle in a quantiser's pass, where every size allows
+
+
+def rtl_quantiser_lanes(plan: HardwarePlan) -> int:
+    """Codes per cycle of the RTL core's quantiser pass: RTL_QUANTISER_LANES when every vector it
+    reads and every MVU's SIMD word hold whole groups of them, else 1."""
+    lanes = RTL_QUANTISER_LANES
+    sizes = [plan.hidden, plan.inner, plan.intermediate] + [b.simd for b in plan.bitlinears]
+    return lanes if all(n % lanes == 0 for n in sizes) else 1
 
 
 def rtl_scale_cycles(plan: HardwarePlan, cols: int) -> int:
-    """A quantiser's output scale in the RTL core: the mean sum v^2 / K (a shift when K is a power of
-    two, else the divider), the square root a bit pair per cycle, m * beta a bit per cycle, then the
-    divider a bit per cycle, all at the widest BitLinear's widths (the core has one scale unit)."""
+    """A quantiser's output scale in the RTL core, two bits a cycle at the widest BitLinear's widths
+    (the core has one scale unit): the mean sum v^2 / K (a shift when K is a power of two, else the
+    divider), the square root (two bit pairs a cycle) with m * beta beside it, then the divider."""
     def widest(field):
         return max(getattr(b, field) for b in plan.bitlinears)
+
+    def halves(bits):
+        return -(-bits // 2)
     div_w = max(widest("num_width"), widest("sumsq_width"), widest("root_width"))
-    mean = 0 if cols & (cols - 1) == 0 else div_w
-    return RTL_SCALE_OVERHEAD + mean + widest("root_width") // 2 + widest("beta_width") + div_w
+    mean = 0 if cols & (cols - 1) == 0 else halves(div_w)
+    root_and_product = max(halves(widest("root_width") // 2), halves(widest("beta_width")) - 1)
+    return RTL_SCALE_OVERHEAD + mean + root_and_product + halves(div_w)
 
 
 def rtl_core_stages(plan: HardwarePlan) -> list[tuple[str, int]]:
@@ -369,7 +383,8 @@ def rtl_core_stages(plan: HardwarePlan) -> list[tuple[str, int]]:
         b = plan.bitlinear(kind)
         beats, per_beat = b.rows // b.pe, max(b.cols // b.simd, b.pe)
         mvu = beats * per_beat + b.pe + mvu_pipeline_stages(b) + MVU_OUTPUT_CYCLES + RTL_MVU_OVERHEAD
-        return [(f"{layer}{kind}.quantise", max(element(cols) + RTL_CODES_EXTRA, rtl_scale_cycles(plan, cols))),
+        codes = element(cols // rtl_quantiser_lanes(plan)) + RTL_CODES_EXTRA
+        return [(f"{layer}{kind}.quantise", max(codes, rtl_scale_cycles(plan, cols))),
                 (f"{layer}{kind}", mvu + (RTL_ARGMAX if kind == "lm_head" else 0))]
 
     stages = [("embedding", element(H))]

@@ -7,9 +7,10 @@ lm_head's argmax), and a sequencer that steps through a program of stages printe
 (`program`).  Tables (embedding, norm weights, lower bounds, sigmoid) are ROM images read with
 $readmemh.  The numerics are those of hlsgen/model/numerics.py, bit for bit.
 
-Every value the unit writes goes past a probe (dbg_pc, dbg_wr_valid, dbg_wr_index, dbg_wr_value),
-so the whole-model cosim (sim/cocotb_whole.py) compares each stage of each token with the golden
-fixed model and names the first one that differs.  The golden values of every stage are written
+Every value the unit writes goes past a probe (dbg_pc, dbg_wr_valid, dbg_wr_index, dbg_wr_value;
+a quantiser's codes, several a cycle, dbg_codes_valid, dbg_codes_index, dbg_codes_value), so the
+whole-model cosim (sim/cocotb_whole.py) compares each stage of each token with the golden fixed
+model and names the first one that differs.  The golden values of every stage are written
 here (cosim/whole_expected.bin, indexed by cosim/whole.json).
 """
 
@@ -21,6 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from hlsgen.errors import HlsgenError
+from hlsgen.hardware import perf
 from hlsgen.hardware.planner import HardwarePlan, bits_for
 from hlsgen.model import golden
 from hlsgen.model import numerics as nx
@@ -38,7 +40,7 @@ OPS = ("embed", "norm", "quantise", "mvu", "mlgru", "glu")
 # Where each projection kind's rescaled outputs go; o and down add the residual on the way.
 MVU_DESTINATIONS = {"i": "i", "f": "f", "g": "g", "o": "r", "gate": "gu", "down": "h", "lm_head": "logit"}
 RESIDUAL_SOURCES = {"o": "h", "down": "r"}
-BUFFERS = ("h", "r", "x", "i", "f", "g", "gu")       # the vector buffers (x: a BitLinear's input)
+BUFFERS = ("h", "r", "i", "f", "g", "gu")       # the vector buffers; x, a BitLinear's input, is in banks
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class Instruction:
     gamma_base: int = 0      # into the norm-weight ROM
     beta: int = 0            # quantise: the kind's weight scale of this layer
     channel: int = 0         # quantise: the statistics channel that gathered its max |y|
+    stats_base: int = 0      # quantise: where its gamma starts in that channel's ROM (its codes pass reads it there)
     stats: tuple = ()        # norm, MLGRU, GLU: per channel, where its quantiser's gamma starts in that channel's ROM
     golden: str = ""         # the golden model's trace name of what the stage writes
 
@@ -138,9 +141,10 @@ def gather_statistics_early(prog: list[Instruction]) -> list[Instruction]:
             if writer is None:
                 raise HlsgenError(f"rtl core: quantiser {ins.name} has no pass before it that writes its input")
             channel = len(out[writer].stats)
-            out[writer] = replace(out[writer], stats=out[writer].stats + (used.get(channel, 0),))
-            used[channel] = used.get(channel, 0) + ins.length
-            ins = replace(ins, channel=channel)
+            base = used.get(channel, 0)
+            out[writer] = replace(out[writer], stats=out[writer].stats + (base,))
+            used[channel] = base + ins.length
+            ins = replace(ins, channel=channel, stats_base=base)
         out.append(ins)
     return out
 
@@ -312,6 +316,16 @@ class CoreRtl:
         return bits_for(max(self.plan.layers - 1, 1))
 
     @property
+    def qlanes(self) -> int:
+        """Codes a quantiser's pass makes per cycle (x and the quantisers' gammas are kept in as many
+        banks): perf.rtl_quantiser_lanes."""
+        return perf.rtl_quantiser_lanes(self.plan)
+
+    @property
+    def qlane_bits(self) -> int:
+        return self.qlanes.bit_length() - 1
+
+    @property
     def stats_channels(self) -> int:
         return len(self.stats)
 
@@ -322,8 +336,13 @@ class CoreRtl:
     def stats_depth(self, channel: int) -> int:
         return len(self.stats[channel])
 
-    def stats_addr_w(self, channel: int) -> int:
-        return bits_for(self.stats_depth(channel) - 1)
+    @property
+    def stats_addr_w(self) -> int:
+        """An element of any channel's gammas (its bank: the low qlane_bits; its word: the rest)."""
+        return max(bits_for(self.stats_depth(ch) - 1) for ch in range(self.stats_channels)) + self.qlane_bits
+
+    def stats_bank_depth(self, channel: int) -> int:
+        return self.stats_depth(channel) // self.qlanes
 
     @property
     def kind_w(self) -> int:
@@ -403,7 +422,8 @@ class CoreRtl:
             "gamma": hex_words(self.gammas.values, self.gamma_w),
             "lb": hex_words(self.lower_bounds, self.lb_w),
             "sigmoid": hex_words(self.sigmoid, self.sig_w),
-        } | {f"qgamma{ch}": hex_words(values, self.gamma_w) for ch, values in enumerate(self.stats)}
+        } | {f"qgamma{ch}_{q}": hex_words(values[q::self.qlanes], self.gamma_w)
+             for ch, values in enumerate(self.stats) for q in range(self.qlanes)}
 
 
 def render_core(core: CoreRtl, banner: str = BANNER) -> dict:
@@ -464,7 +484,7 @@ def whole_index(core: CoreRtl) -> dict:
         "mems": [f"rtl/{core.rom_file(t)}" for t in core.rom_images()] + [f"rtl/{m.mem_file}" for m in core.mvus],
         "expected": WHOLE_EXPECTED, "values_per_token": offset, "stages": stages,
         "vocab": core.plan.vocab, "batch": core.plan.batch, "layers": core.plan.layers,
-        "token_w": core.token_w, "slot_w": core.slot_w, "act_w": core.act_w,
+        "token_w": core.token_w, "slot_w": core.slot_w, "act_w": core.act_w, "codes_lanes": core.qlanes,
         "mvu_cycles": sum(m.cycles_per_matrix * m.matrices for m in core.mvus),
     }
 
