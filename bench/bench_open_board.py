@@ -6,6 +6,10 @@ bitstream` (Yosys, nextpnr-ecp5, ecppack: the met clock, the resources) and `hls
 = clock / cycles per token, the serial link's limit, the analytic model against the measured cycles).
 
     nice python bench/bench_open_board.py [--only tiny_lm|random] [--out DIR] [--skip-bitstream] [--skip-serial]
+                                          [--clock MHZ [--allow-slow]]
+
+--clock asks both designs for that clock instead of their configs' (tiny_lm: the example's; random:
+30 MHz); --allow-slow lets `hlsgen bitstream` lower a missed clock to the fastest one met.
 
 Place and route takes minutes per design: this is a bench, not a test (tests/test_open_board.py
 covers the flow's pieces).
@@ -31,16 +35,21 @@ RANDOM = {"model": {"vocab": 256, "hidden": 64, "layers": 2, "intermediate_size"
           "project": {"name": "random_top"}}
 
 
-def configs(out: Path) -> dict:
-    random = out / "random.yaml"
-    random.write_text(yaml.safe_dump(dict(RANDOM, project=dict(RANDOM["project"], output=str(out / "random_top")))))
+def configs(out: Path, clock_mhz: float | None) -> dict:
+    random = dict(RANDOM, project=dict(RANDOM["project"], output=str(out / "random_top")))
     shipped = yaml.safe_load((REPO_ROOT / "examples" / "tiny_lm_ulx3s.yaml").read_text())
     shipped["model"] = str(REPO_ROOT / "examples" / shipped["model"])
     shipped["weights"]["path"] = str(REPO_ROOT / "examples" / shipped["weights"]["path"])
     shipped["project"]["output"] = str(out / "tiny_lm_top")
-    tiny = out / "tiny_lm_ulx3s.yaml"
-    tiny.write_text(yaml.safe_dump(shipped))
-    return {"tiny_lm": (tiny, out / "tiny_lm_top"), "random": (random, out / "random_top")}
+    if clock_mhz:
+        for config in (random, shipped):
+            config["hardware"] = dict(config["hardware"], clock_mhz=clock_mhz)
+    made = {}
+    for name, config, project in (("tiny_lm", shipped, "tiny_lm_top"), ("random", random, "random_top")):
+        path = out / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        made[name] = (path, out / project)
+    return made
 
 
 def step(*argv) -> float:
@@ -51,7 +60,7 @@ def step(*argv) -> float:
     return time.perf_counter() - start
 
 
-def measure(config: Path, project: Path, bitstream: bool, serial: bool) -> dict:
+def measure(config: Path, project: Path, bitstream: bool, serial: bool, allow_slow: bool) -> dict:
     seconds = {"build": step("build", config), "cosim_whole": step("cosim", project, "--whole")}
     self_test = None
     if serial:
@@ -61,7 +70,7 @@ def measure(config: Path, project: Path, bitstream: bool, serial: bool) -> dict:
         self_test = {"passed": result.passed, "output": result.report["output"].strip().splitlines()[-1],
                      "simulated_ms": result.report["simulated_ms"]}
     if bitstream:
-        seconds["bitstream"] = step("bitstream", project)
+        seconds["bitstream"] = step("bitstream", project, *(["--allow-slow"] if allow_slow else []))
     step("report", project)
     report = json.loads((project / "report" / "report.json").read_text())
     return dict(report, seconds=seconds, serial_self_test=self_test)
@@ -89,14 +98,16 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="where the projects go (default: a temporary directory)")
     parser.add_argument("--skip-bitstream", action="store_true", help="no place and route")
     parser.add_argument("--skip-serial", action="store_true", help="no driver self-test over the simulated link")
+    parser.add_argument("--clock", type=float, help="the clock (MHz) to ask both designs for")
+    parser.add_argument("--allow-slow", action="store_true", help="build a missed clock at the fastest one met")
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="bench_open_board_"))
     out.mkdir(parents=True, exist_ok=True)
     results = {}
-    for name, (config, project) in configs(out).items():
+    for name, (config, project) in configs(out, args.clock).items():
         if args.only and name != args.only:
             continue
-        results[name] = measure(config, project, not args.skip_bitstream, not args.skip_serial)
+        results[name] = measure(config, project, not args.skip_bitstream, not args.skip_serial, args.allow_slow)
     print("| design | clock MHz | Fmax MHz | LUT4 / FF / DP16KD / MULT18 | cycles/token prefill / decode "
           "| tok/s prefill / decode | model cycles (error) | link tok/s | bound |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
