@@ -340,7 +340,7 @@ def estimate(plan: HardwarePlan, tokens: int | None = None) -> Performance:
 # on the random two-layer H=64 model and the shipped tiny model; tests/test_open_board.py checks
 # them stage by stage, bench/bench_open_board.py the totals against `hlsgen cosim --whole`.
 RTL_PASS_OVERHEAD = 17       # an element pass beyond its elements: fetch, init, the 14-stage pipeline's drain
-RTL_TAP_DRAIN = 2            # the MLGRU beyond an element pass: it writes x last, and the tap drains after
+RTL_TAP_DRAIN = 3            # the MLGRU beyond an element pass: it writes x last, and the tap drains after
 RTL_CODES_EXTRA = 1          # the codes pass beyond an element pass: the scale handed over
 RTL_SCALE_OVERHEAD = 10      # the output scale beyond its steps: start, the states' hand-overs, the write
 RTL_MVU_OVERHEAD = 6         # an MVU beyond its folds, its pipeline and its last beat: fetch, init, start, drain
