@@ -10,7 +10,8 @@
 // with sequential square root and divider. Numerics: hlsgen/model/numerics.py, bit for bit.
 //
 // Probes for the whole-model cosim: dbg_pc is the stage; every value a stage writes (a vector
-// element, a quantiser's code and then its scale, a logit) passes dbg_wr_valid/_index/_value.
+// element, a quantiser's scale, a logit) passes dbg_wr_valid/_index/_value, and a quantiser's
+// codes, 1 a cycle, dbg_codes_valid/_index/_value.
 `default_nettype none
 // The datapath forms every value at the 64 bits of the golden model's int64 by sign extension, and
 // one index width addresses every buffer: width changes are intended here.
@@ -21,7 +22,10 @@ module tiny_top_core #(
     parameter EMB_FILE = "tiny_top_core_emb.mem",
     parameter GAMMA_FILE = "tiny_top_core_gamma.mem",
     parameter LB_FILE = "tiny_top_core_lb.mem",
-    parameter SIGMOID_FILE = "tiny_top_core_sigmoid.mem"
+    parameter SIGMOID_FILE = "tiny_top_core_sigmoid.mem",
+    parameter QGAMMA0_0_FILE = "tiny_top_core_qgamma0_0.mem",
+    parameter QGAMMA1_0_FILE = "tiny_top_core_qgamma1_0.mem",
+    parameter QGAMMA2_0_FILE = "tiny_top_core_qgamma2_0.mem"
 ) (
     input  wire clk,
     input  wire rst,                          // synchronous, active high
@@ -63,6 +67,11 @@ module tiny_top_core #(
     localparam integer PC_W = 6;
     localparam integer LAYER_W = 1;
     localparam integer KIND_W = 3;
+    localparam integer CH_W = 2;
+    localparam integer IN_W = 24;
+    localparam integer QL = 1;             // codes a cycle in a quantiser's pass
+    localparam integer QB = 0;             // log2(QL): an element's bank in its low bits
+    localparam integer SB_W = 10;           // an element of a statistics channel's gammas
     localparam signed [63:0] ONE = 64'sd65536;
 
     // round half up of x / 2**s (a left shift for s <= 0), and saturation to w signed bits:
@@ -101,10 +110,18 @@ module tiny_top_core #(
     reg p_pow2;                     // quantise: K is a power of two, sum v^2 / K a shift by p_shift
     reg [4:0] p_shift;
     reg p_from_r;
+    reg [CH_W-1:0] p_chan;          // quantise: the statistics channel that holds its max |y|
+    reg [SB_W-1:0] p_sbase;         // quantise: its gammas in that channel's ROM
+    reg [SB_W-1:0] p_qbase0;      // norm, MLGRU, GLU: channel 0's quantiser's gamma
+    reg [SB_W-1:0] p_qbase1;      // norm, MLGRU, GLU: channel 1's quantiser's gamma
+    reg [SB_W-1:0] p_qbase2;      // norm, MLGRU, GLU: channel 2's quantiser's gamma
     always @* begin
         p_op = OP_EMBED; p_kind = {KIND_W{1'b0}}; p_layer = {LAYER_W{1'b0}}; p_len = {IX_W{1'b0}};
         p_gbase = 11'd0; p_beta = {BETA_W{1'b0}}; p_from_r = 1'b0;
-        p_pow2 = 1'b0; p_shift = 5'd0;
+        p_pow2 = 1'b0; p_shift = 5'd0; p_chan = {CH_W{1'b0}}; p_sbase = {SB_W{1'b0}};
+        p_qbase0 = {SB_W{1'b0}};
+        p_qbase1 = {SB_W{1'b0}};
+        p_qbase2 = {SB_W{1'b0}};
         case (pc)
             6'd0: begin   // embedding
                 p_op = OP_EMBED; p_len = 9'd64;
@@ -112,12 +129,15 @@ module tiny_top_core #(
             6'd1: begin   // attn_norm, layer 0
                 p_op = OP_NORM; p_len = 9'd64;
                 p_gbase = 11'd0;
+                p_qbase0 = 10'd0;
+                p_qbase1 = 10'd0;
+                p_qbase2 = 10'd0;
             end
             6'd2: begin   // attn.i.quantise, layer 0
                 p_op = OP_QUANT; p_len = 9'd64;
                 p_kind = 3'd0;
                 p_gbase = 11'd64;
-                p_beta = 27'd68215248;
+                p_beta = 27'd68215248; p_chan = 2'd0; p_sbase = 10'd0;
                 p_pow2 = 1'b1; p_shift = 5'd6;
             end
             6'd3: begin   // attn.i, layer 0
@@ -128,7 +148,7 @@ module tiny_top_core #(
                 p_op = OP_QUANT; p_len = 9'd64;
                 p_kind = 3'd1;
                 p_gbase = 11'd128;
-                p_beta = 27'd68278360;
+                p_beta = 27'd68278360; p_chan = 2'd1; p_sbase = 10'd0;
                 p_pow2 = 1'b1; p_shift = 5'd6;
             end
             6'd5: begin   // attn.f, layer 0
@@ -139,7 +159,7 @@ module tiny_top_core #(
                 p_op = OP_QUANT; p_len = 9'd64;
                 p_kind = 3'd2;
                 p_gbase = 11'd192;
-                p_beta = 27'd68269409;
+                p_beta = 27'd68269409; p_chan = 2'd2; p_sbase = 10'd0;
                 p_pow2 = 1'b1; p_shift = 5'd6;
             end
             6'd7: begin   // attn.g, layer 0
@@ -149,12 +169,13 @@ module tiny_top_core #(
             6'd8: begin   // attn.mlgru, layer 0
                 p_op = OP_MLGRU; p_len = 9'd64;
                 p_gbase = 11'd320;
+                p_qbase0 = 10'd64;
             end
             6'd9: begin   // attn.o+residual.quantise, layer 0
                 p_op = OP_QUANT; p_len = 9'd64;
                 p_kind = 3'd3;
                 p_gbase = 11'd256;
-                p_beta = 27'd69248690;
+                p_beta = 27'd69248690; p_chan = 2'd0; p_sbase = 10'd64;
                 p_pow2 = 1'b1; p_shift = 5'd6;
             end
             6'd10: begin   // attn.o+residual, layer 0
@@ -164,13 +185,14 @@ module tiny_top_core #(
             6'd11: begin   // mlp_norm, layer 0
                 p_op = OP_NORM; p_len = 9'd64;
                 p_gbase = 11'd384;
+                p_qbase0 = 10'd128;
                 p_from_r = 1'b1;
             end
             6'd12: begin   // mlp.gate.quantise, layer 0
                 p_op = OP_QUANT; p_len = 9'd64;
                 p_kind = 3'd4;
                 p_gbase = 11'd448;
-                p_beta = 27'd69088746;
+                p_beta = 27'd69088746; p_chan = 2'd0; p_sbase = 10'd128;
                 p_pow2 = 1'b1; p_shift = 5'd6;
             end
             6'd13: begin   // mlp.gate, layer 0
@@ -179,12 +201,13 @@ module tiny_top_core #(
             end
             6'd14: begin   // mlp.glu, layer 0
                 p_op = OP_GLU; p_len = 9'd128;
+                p_qbase0 = 10'd192;
             end
             6'd15: begin   // mlp.down+residual.quantise, layer 0
                 p_op = OP_QUANT; p_len = 9'd128;
                 p_kind = 3'd5;
                 p_gbase = 11'd512;
-                p_beta = 27'd67748271;
+                p_beta = 27'd67748271; p_chan = 2'd0; p_sbase = 10'd192;
                 p_pow2 = 1'b1; p_shift = 5'd7;
             end
             6'd16: begin   // mlp.down+residual, layer 0
@@ -195,13 +218,16 @@ module tiny_top_core #(
                 p_op = OP_NORM; p_len = 9'd64;
                 p_layer = 1'd1;
                 p_gbase = 11'd640;
+                p_qbase0 = 10'd320;
+                p_qbase1 = 10'd64;
+                p_qbase2 = 10'd64;
             end
             6'd18: begin   // attn.i.quantise, layer 1
                 p_op = OP_QUANT; p_len = 9'd64;
                 p_layer = 1'd1;
                 p_kind = 3'd0;
                 p_gbase = 11'd704;
-                p_beta = 27'd67928055;
+                p_beta = 27'd67928055; p_chan = 2'd0; p_sbase = 10'd320;
                 p_pow2 = 1'b1; p_shift = 5'd6;
             end
             6'd19: begin   // attn.i, layer 1
@@ -214,7 +240,7 @@ module tiny_top_core #(
                 p_layer = 1'd1;
                 p_kind = 3'd1;
                 p_gbase = 11'd768;
-                p_beta = 27'd68389679;
+                p_beta = 27'd68389679; p_chan = 2'd1; p_sbase = 10'd64;
                 p_pow2 = 1'b1; p_shift = 5'd6;
             end
             6'd21: begin   // attn.f, layer 1
@@ -227,7 +253,7 @@ module tiny_top_core #(
                 p_layer = 1'd1;
                 p_kind = 3'd2;
                 p_gbase = 11'd832;
-                p_beta = 27'd69134431;
+                p_beta = 27'd69134431; p_chan = 2'd2; p_sbase = 10'd64;
                 p_pow2 = 1'b1; p_shift = 5'd6;
             end
             6'd23: begin   // attn.g, layer 1
@@ -239,13 +265,14 @@ module tiny_top_core #(
                 p_op = OP_MLGRU; p_len = 9'd64;
                 p_layer = 1'd1;
                 p_gbase = 11'd960;
+                p_qbase0 = 10'd384;
             end
             6'd25: begin   // attn.o+residual.quantise, layer 1
                 p_op = OP_QUANT; p_len = 9'd64;
                 p_layer = 1'd1;
                 p_kind = 3'd3;
                 p_gbase = 11'd896;
-                p_beta = 27'd68369280;
+                p_beta = 27'd68369280; p_chan = 2'd0; p_sbase = 10'd384;
                 p_pow2 = 1'b1; p_shift = 5'd6;
             end
             6'd26: begin   // attn.o+residual, layer 1
@@ -257,6 +284,7 @@ module tiny_top_core #(
                 p_op = OP_NORM; p_len = 9'd64;
                 p_layer = 1'd1;
                 p_gbase = 11'd1024;
+                p_qbase0 = 10'd448;
                 p_from_r = 1'b1;
             end
             6'd28: begin   // mlp.gate.quantise, layer 1
@@ -264,7 +292,7 @@ module tiny_top_core #(
                 p_layer = 1'd1;
                 p_kind = 3'd4;
                 p_gbase = 11'd1088;
-                p_beta = 27'd68568671;
+                p_beta = 27'd68568671; p_chan = 2'd0; p_sbase = 10'd448;
                 p_pow2 = 1'b1; p_shift = 5'd6;
             end
             6'd29: begin   // mlp.gate, layer 1
@@ -275,13 +303,14 @@ module tiny_top_core #(
             6'd30: begin   // mlp.glu, layer 1
                 p_op = OP_GLU; p_len = 9'd128;
                 p_layer = 1'd1;
+                p_qbase0 = 10'd512;
             end
             6'd31: begin   // mlp.down+residual.quantise, layer 1
                 p_op = OP_QUANT; p_len = 9'd128;
                 p_layer = 1'd1;
                 p_kind = 3'd5;
                 p_gbase = 11'd1152;
-                p_beta = 27'd68460510;
+                p_beta = 27'd68460510; p_chan = 2'd0; p_sbase = 10'd512;
                 p_pow2 = 1'b1; p_shift = 5'd7;
             end
             6'd32: begin   // mlp.down+residual, layer 1
@@ -292,12 +321,13 @@ module tiny_top_core #(
             6'd33: begin   // final_norm
                 p_op = OP_NORM; p_len = 9'd64;
                 p_gbase = 11'd1280;
+                p_qbase0 = 10'd640;
             end
             6'd34: begin   // lm_head.quantise
                 p_op = OP_QUANT; p_len = 9'd64;
                 p_kind = 3'd6;
                 p_gbase = 11'd1344;
-                p_beta = 27'd68456431;
+                p_beta = 27'd68456431; p_chan = 2'd0; p_sbase = 10'd640;
                 p_pow2 = 1'b1; p_shift = 5'd6;
             end
             6'd35: begin   // lm_head
@@ -313,20 +343,28 @@ module tiny_top_core #(
     reg [1:0] seq;
     reg [2:0] op;
     reg [KIND_W-1:0] kind;
-    reg [LAYER_W-1:0] layer;
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg [LAYER_W-1:0] layer;        // the MVUs' matrix (unused with one layer: the tables take p_layer)
+    /* verilator lint_on UNUSEDSIGNAL */
     reg [IX_W-1:0] len;
     reg [11-1:0] gbase;
     reg [BETA_W-1:0] beta;
     reg pow2;
     reg [4:0] shift;
     reg from_r;
+    reg [CH_W-1:0] chan;
+    reg [SB_W-1:0] sbase;
+    reg [SB_W-1:0] qbase0;
+    reg [SB_W-1:0] qbase1;
+    reg [SB_W-1:0] qbase2;
     reg [1-1:0] slot_q;
     reg [2-1:0] fresh;     // slot s, layer l (bit s * L + l): its state reads as zero
     reg [14-1:0] emb_base;
     reg [7-1:0] state_base;
     reg [7-1:0] lb_base;
     reg [1-1:0] fresh_ix;
-    wire [1-1:0] slot_layer = slot_q * 1'd2 + layer;
+    // the next stage's slot and layer: its table bases are set with it, as the reads start a cycle later
+    wire [1-1:0] slot_layer = slot_q * 1'd2 + p_layer;
     wire op_init = seq == S_INIT;
     wire op_done;
     assign idle = seq == S_IDLE;
@@ -350,15 +388,16 @@ module tiny_top_core #(
                 end
                 S_FETCH: begin
                     op <= p_op; kind <= p_kind; layer <= p_layer; len <= p_len; gbase <= p_gbase;
-                    beta <= p_beta; from_r <= p_from_r; pow2 <= p_pow2; shift <= p_shift;
-                    seq <= S_INIT;
-                end
-                S_INIT: begin
+                    beta <= p_beta; from_r <= p_from_r; pow2 <= p_pow2; shift <= p_shift; chan <= p_chan; sbase <= p_sbase;
+                    qbase0 <= p_qbase0;
+                    qbase1 <= p_qbase1;
+                    qbase2 <= p_qbase2;
                     fresh_ix <= slot_layer;
                     state_base <= {{6{1'b0}}, slot_layer} * 7'd64;
-                    lb_base <= {{6{1'b0}}, layer} * 7'd64;
-                    seq <= S_RUN;
+                    lb_base <= {{6{1'b0}}, p_layer} * 7'd64;
+                    seq <= S_INIT;
                 end
+                S_INIT: seq <= S_RUN;
                 S_RUN: if (op_done) begin
                     if (op == OP_MLGRU) fresh[fresh_ix] <= 1'b0;
                     if (pc == PC_LAST) begin
@@ -374,7 +413,7 @@ module tiny_top_core #(
     end
 
     // ------------------------------------------------------------------ element passes
-    // A pass issues element k = 0 .. len-1, one per cycle, as the read address of every buffer and
+    // A pass issues element k = 0 .. len-1, one per cycle (a quantiser's: QL), as the read address of every buffer and
     // table; the data arrive a cycle later (stage 1) and the values move down a fixed pipeline
     // (v[n]: stage n holds an element). The pass ends when the pipeline has drained.
     localparam integer DEPTH = 14;
@@ -385,6 +424,8 @@ module tiny_top_core #(
     reg [DEPTH*IX_W-1:0] kp;        // the index of stage n's element at kp[(n-1)*IX_W +: IX_W]
     /* verilator lint_on UNUSEDSIGNAL */
     wire pass_start;
+    wire [IX_W-1:0] k_step = op == OP_QUANT ? 9'd1 : 9'd1;   // its first element, with QL-1 beside it
+    wire [IX_W-1:0] k_next = pass_start ? {IX_W{1'b0}} : (issuing ? k + k_step : k);
     wire pass_end = pass_on && !issuing && !(|v);
     always @(posedge clk) begin
         if (rst) begin
@@ -397,8 +438,8 @@ module tiny_top_core #(
                 pass_on <= 1'b1;
                 k <= {IX_W{1'b0}};
             end else if (issuing) begin
-                k <= k + 1'b1;
-                if (k == len - 1'b1) issuing <= 1'b0;
+                k <= k + k_step;
+                if (k == len - k_step) issuing <= 1'b0;
             end else if (pass_end) begin
                 pass_on <= 1'b0;
             end
@@ -409,7 +450,7 @@ module tiny_top_core #(
 
     // ------------------------------------------------------------------ the write bus (and probe)
     localparam [3:0] DST_H = 4'd0, DST_R = 4'd1, DST_X = 4'd2, DST_I = 4'd3, DST_F = 4'd4, DST_G = 4'd5,
-                     DST_GU = 4'd6, DST_CODES = 4'd7, DST_SCALE = 4'd8, DST_LOGIT = 4'd9;
+                     DST_GU = 4'd6, DST_SCALE = 4'd8, DST_LOGIT = 4'd9;
     reg wr_valid;
     reg [3:0] wr_dst;
     reg [IX_W-1:0] wr_index;
@@ -423,52 +464,66 @@ module tiny_top_core #(
     /* verilator lint_on UNUSEDSIGNAL */
 
     // ------------------------------------------------------------------ vector buffers and tables
-    // Each is read at `ra` (synchronous: the data come a cycle later) and written from the bus.
-    wire [IX_W-1:0] ra;
+    // Each is written from the bus, and the element the stage addresses (k in a pass, rs_row in an
+    // MVU's rescale) is in rd_* a cycle later. The block RAM is read a cycle ahead, at `ra_next`
+    // (that address in the next cycle), and its data registered again, so no logic follows a block
+    // RAM's clock-to-out (about 5.6 ns on an ECP5 without its output register).
+    wire [IX_W-1:0] ra_next;
     reg signed [24-1:0] buf_h [0:64-1];
-    reg signed [24-1:0] rd_h;
+    reg signed [24-1:0] ram_h, rd_h;
     always @(posedge clk) begin
         if (wr_valid && wr_dst == DST_H) buf_h[wr_index] <= wr_value[24-1:0];
-        rd_h <= buf_h[ra];
+        ram_h <= buf_h[ra_next];
+        rd_h <= ram_h;
     end
     reg signed [24-1:0] buf_r [0:64-1];
-    reg signed [24-1:0] rd_r;
+    reg signed [24-1:0] ram_r, rd_r;
     always @(posedge clk) begin
         if (wr_valid && wr_dst == DST_R) buf_r[wr_index] <= wr_value[24-1:0];
-        rd_r <= buf_r[ra];
-    end
-    reg signed [24-1:0] buf_x [0:128-1];
-    reg signed [24-1:0] rd_x;
-    always @(posedge clk) begin
-        if (wr_valid && wr_dst == DST_X) buf_x[wr_index] <= wr_value[24-1:0];
-        rd_x <= buf_x[ra];
+        ram_r <= buf_r[ra_next];
+        rd_r <= ram_r;
     end
     reg signed [24-1:0] buf_i [0:64-1];
-    reg signed [24-1:0] rd_i;
+    reg signed [24-1:0] ram_i, rd_i;
     always @(posedge clk) begin
         if (wr_valid && wr_dst == DST_I) buf_i[wr_index] <= wr_value[24-1:0];
-        rd_i <= buf_i[ra];
+        ram_i <= buf_i[ra_next];
+        rd_i <= ram_i;
     end
     reg signed [24-1:0] buf_f [0:64-1];
-    reg signed [24-1:0] rd_f;
+    reg signed [24-1:0] ram_f;     // read by sigmoid a only, a cycle ahead
     always @(posedge clk) begin
         if (wr_valid && wr_dst == DST_F) buf_f[wr_index] <= wr_value[24-1:0];
-        rd_f <= buf_f[ra];
+        ram_f <= buf_f[ra_next];
     end
     reg signed [24-1:0] buf_g [0:64-1];
-    reg signed [24-1:0] rd_g;
+    reg signed [24-1:0] ram_g, rd_g;
     always @(posedge clk) begin
         if (wr_valid && wr_dst == DST_G) buf_g[wr_index] <= wr_value[24-1:0];
-        rd_g <= buf_g[ra];
+        ram_g <= buf_g[ra_next];
+        rd_g <= ram_g;
     end
     reg signed [24-1:0] buf_gu [0:256-1];
-    reg signed [24-1:0] rd_gu;
+    reg signed [24-1:0] ram_gu, rd_gu;
     always @(posedge clk) begin
         if (wr_valid && wr_dst == DST_GU) buf_gu[wr_index] <= wr_value[24-1:0];
-        rd_gu <= buf_gu[ra];
+        ram_gu <= buf_gu[ra_next];
+        rd_gu <= ram_gu;
     end
-    reg signed [ACT_W-1:0] rd_up;        // the GLU's up half, beside the gate half
-    always @(posedge clk) rd_up <= buf_gu[ra + 9'd128];
+    // x, a BitLinear's input, in QL banks (element e in bank e mod QL): a quantiser's pass reads QL
+    // elements a cycle, rd_x<q> element k + q.
+    reg signed [IN_W-1:0] buf_x0 [0:128-1];
+    reg signed [IN_W-1:0] ram_x0, rd_x0;
+    always @(posedge clk) begin
+        if (wr_valid && wr_dst == DST_X) buf_x0[wr_index >> QB] <= wr_value[IN_W-1:0];
+        ram_x0 <= buf_x0[ra_next >> QB];
+        rd_x0 <= ram_x0;
+    end
+    reg signed [ACT_W-1:0] ram_up, rd_up;        // the GLU's up half, beside the gate half
+    always @(posedge clk) begin
+        ram_up <= buf_gu[ra_next + 9'd128];
+        rd_up <= ram_up;
+    end
 
     (* rom_style = "block" *) reg signed [ACT_W-1:0] emb_rom [0:16384-1];
     (* rom_style = "block" *) reg signed [GAMMA_W-1:0] gamma_rom [0:1408-1];
@@ -478,30 +533,35 @@ module tiny_top_core #(
         $readmemh(GAMMA_FILE, gamma_rom);
         $readmemh(LB_FILE, lb_rom);
     end
-    reg signed [ACT_W-1:0] rd_emb;
-    reg signed [GAMMA_W-1:0] rd_gamma;
-    reg signed [LB_W-1:0] rd_lb;
+    reg signed [ACT_W-1:0] ram_emb, rd_emb;
+    reg signed [GAMMA_W-1:0] ram_gamma, rd_gamma;
+    reg signed [LB_W-1:0] ram_lb, rd_lb;
     always @(posedge clk) begin
-        rd_emb <= emb_rom[emb_base + {{5{1'b0}}, ra}];
-        rd_gamma <= gamma_rom[gbase + {{2{1'b0}}, ra}];
-        rd_lb <= lb_rom[lb_base + ra];
+        ram_emb <= emb_rom[emb_base + {{5{1'b0}}, ra_next}];
+        ram_gamma <= gamma_rom[gbase + {{2{1'b0}}, ra_next}];
+        ram_lb <= lb_rom[lb_base + ra_next];
+        rd_emb <= ram_emb;
+        rd_gamma <= ram_gamma;
+        rd_lb <= ram_lb;
     end
 
     // The recurrent state of every slot and layer; a fresh slot's layer reads as zero.
     reg signed [STATE_W-1:0] state_mem [0:128-1];
-    reg signed [STATE_W-1:0] rd_state;
+    reg signed [STATE_W-1:0] ram_state, rd_state;
     reg st_wr;
     reg [IX_W-1:0] st_index;
     reg signed [STATE_W-1:0] st_value;
     always @(posedge clk) begin
         if (st_wr) state_mem[state_base + st_index] <= st_value;
-        rd_state <= state_mem[state_base + ra];
+        ram_state <= state_mem[state_base + ra_next];
+        rd_state <= ram_state;
     end
     wire is_fresh = fresh[fresh_ix];
 
     // ------------------------------------------------------------------ sigmoid units
     // Three: the MLGRU's forget gate (a), its input gate or the GLU's gate (b), and the new
-    // state (c). Latency 3.
+    // state (c). Latency 4: a and b take their input's block RAM data (ram_*), a cycle before rd_*,
+    // so their results come 3 cycles after rd_*; c takes s, and the MLGRU waits for it.
     reg signed [63:0] sig_a_x, sig_b_x, sig_c_x;
     wire signed [SIG_W-1:0] sig_a, sig_b, sig_c;
     tiny_top_core_sigmoid #(.FILE(SIGMOID_FILE)) sigmoid_a (.clk(clk), .x(sig_a_x), .y(sig_a));
@@ -509,11 +569,116 @@ module tiny_top_core #(
     tiny_top_core_sigmoid #(.FILE(SIGMOID_FILE)) sigmoid_c (.clk(clk), .x(sig_c_x), .y(sig_c));
 
     // ------------------------------------------------------------------ quantiser state
-    reg [1:0] qphase;               // 0: max|y| and sum v^2; 1: the codes; 2: the scale
-    reg [Y_W-1:0] m;                // max |v * gamma|
-    reg [SUMSQ_W-1:0] sumsq;
+    reg qphase;                     // 0: the codes pass; 1: the scale, if it is still running
     reg [SCALE_W-1:0] scale_q;      // the per-token output scale of the last quantiser
     reg scale_start;
+
+    // ------------------------------------------------------------------ the quantisers' statistics
+    // A quantiser needs max |y| = max |x * gamma| of its input x (its codes and scale) and sum x^2
+    // (its scale) before its codes pass. They are gathered while the pass before it (norm, MLGRU or
+    // GLU) writes x: a tap on the write bus reads the gamma of each quantiser that will read this x,
+    // one statistics channel each (its own ROM; i, f and g share their x), and keeps the maxima and
+    // the sum. Tap stages: 1 x, the gammas read; 2 the gammas registered; 3 the products; 4 maxima
+    // and sum updated. The ROMs are in QL banks like x: the quantiser's codes pass reads its gammas
+    // there too, QL a cycle.
+    reg tap1_v, tap2_v, tap3_v;
+    reg signed [IN_W-1:0] tap1_x, tap2_x;
+    reg [SUMSQ_W-1:0] sumsq;
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg signed [63:0] tsq3;         // 64 bits as the golden model; the top ones are sign bits
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire stats_reset = op_init && (op == OP_NORM || op == OP_MLGRU || op == OP_GLU);
+    wire [SB_W-1:0] qaddr0 = op == OP_QUANT ? sbase + {{1{1'b0}}, ra_next} : qbase0 + {{1{1'b0}}, wr_index};
+    (* rom_style = "block" *) reg signed [GAMMA_W-1:0] qgamma0_0_rom [0:704-1];
+    initial $readmemh(QGAMMA0_0_FILE, qgamma0_0_rom);
+    reg signed [GAMMA_W-1:0] ram_qgamma0_0, rd_qgamma0_0;
+    always @(posedge clk) begin
+        ram_qgamma0_0 <= qgamma0_0_rom[qaddr0 >> QB];
+        rd_qgamma0_0 <= ram_qgamma0_0;
+    end
+    reg signed [GAMMA_W-1:0] tap_gamma0;
+    always @* begin
+        tap_gamma0 = rd_qgamma0_0;
+    end
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg signed [63:0] ty0;
+    wire [63:0] tmag0 = absval(ty0);
+    /* verilator lint_on UNUSEDSIGNAL */
+    reg [Y_W-1:0] m0;          // channel 0's max |x * gamma|
+    always @(posedge clk) begin
+        ty0 <= tap2_x * tap_gamma0;
+        if (stats_reset) m0 <= {Y_W{1'b0}};
+        else if (tap3_v && tmag0[Y_W-1:0] > m0) m0 <= tmag0[Y_W-1:0];
+    end
+    wire [SB_W-1:0] qaddr1 = op == OP_QUANT ? sbase + {{1{1'b0}}, ra_next} : qbase1 + {{1{1'b0}}, wr_index};
+    (* rom_style = "block" *) reg signed [GAMMA_W-1:0] qgamma1_0_rom [0:128-1];
+    initial $readmemh(QGAMMA1_0_FILE, qgamma1_0_rom);
+    reg signed [GAMMA_W-1:0] ram_qgamma1_0, rd_qgamma1_0;
+    always @(posedge clk) begin
+        ram_qgamma1_0 <= qgamma1_0_rom[qaddr1 >> QB];
+        rd_qgamma1_0 <= ram_qgamma1_0;
+    end
+    reg signed [GAMMA_W-1:0] tap_gamma1;
+    always @* begin
+        tap_gamma1 = rd_qgamma1_0;
+    end
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg signed [63:0] ty1;
+    wire [63:0] tmag1 = absval(ty1);
+    /* verilator lint_on UNUSEDSIGNAL */
+    reg [Y_W-1:0] m1;          // channel 1's max |x * gamma|
+    always @(posedge clk) begin
+        ty1 <= tap2_x * tap_gamma1;
+        if (stats_reset) m1 <= {Y_W{1'b0}};
+        else if (tap3_v && tmag1[Y_W-1:0] > m1) m1 <= tmag1[Y_W-1:0];
+    end
+    wire [SB_W-1:0] qaddr2 = op == OP_QUANT ? sbase + {{1{1'b0}}, ra_next} : qbase2 + {{1{1'b0}}, wr_index};
+    (* rom_style = "block" *) reg signed [GAMMA_W-1:0] qgamma2_0_rom [0:128-1];
+    initial $readmemh(QGAMMA2_0_FILE, qgamma2_0_rom);
+    reg signed [GAMMA_W-1:0] ram_qgamma2_0, rd_qgamma2_0;
+    always @(posedge clk) begin
+        ram_qgamma2_0 <= qgamma2_0_rom[qaddr2 >> QB];
+        rd_qgamma2_0 <= ram_qgamma2_0;
+    end
+    reg signed [GAMMA_W-1:0] tap_gamma2;
+    always @* begin
+        tap_gamma2 = rd_qgamma2_0;
+    end
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg signed [63:0] ty2;
+    wire [63:0] tmag2 = absval(ty2);
+    /* verilator lint_on UNUSEDSIGNAL */
+    reg [Y_W-1:0] m2;          // channel 2's max |x * gamma|
+    always @(posedge clk) begin
+        ty2 <= tap2_x * tap_gamma2;
+        if (stats_reset) m2 <= {Y_W{1'b0}};
+        else if (tap3_v && tmag2[Y_W-1:0] > m2) m2 <= tmag2[Y_W-1:0];
+    end
+    always @(posedge clk) begin
+        tap1_v <= wr_valid && wr_dst == DST_X;
+        tap1_x <= wr_value[IN_W-1:0];
+        tap2_v <= tap1_v;
+        tap2_x <= tap1_x;
+        tap3_v <= tap2_v;
+        tsq3 <= tap2_x * tap2_x;
+        if (stats_reset) sumsq <= {SUMSQ_W{1'b0}};
+        else if (tap3_v) sumsq <= sumsq + tsq3[SUMSQ_W-1:0];
+    end
+    wire stats_drained = !tap1_v && !tap2_v && !tap3_v;
+    reg [Y_W-1:0] m;                // the running quantiser's max |y| and gammas: its channel's
+    reg signed [GAMMA_W-1:0] code_gamma0;
+    always @* begin
+        m = m0;
+        code_gamma0 = rd_qgamma0_0;
+        if (chan == 2'd1) begin
+            m = m1;
+            code_gamma0 = rd_qgamma1_0;
+        end
+        if (chan == 2'd2) begin
+            m = m2;
+            code_gamma0 = rd_qgamma2_0;
+        end
+    end
 
     // codes: SIMD int8 per word, the newest at the top (an MVU of SIMD s takes the top s bytes)
     /* verilator lint_off UNUSEDSIGNAL */
@@ -523,93 +688,136 @@ module tiny_top_core #(
     reg [9-1:0] code_word;
     reg [8*SIMD_MAX-1:0] codes_mem [0:64-1];
     reg [9-1:0] simd;
-    wire [8*SIMD_MAX-1:0] pack_next = {wr_value[7:0], pack[8*SIMD_MAX-1:8]};
+    // The codes pass's output: QL codes a cycle (lane q's at byte q), element codes_index + q.
+    reg codes_valid;
+    reg [IX_W-1:0] codes_index;
+    reg [8*QL-1:0] codes_value;
+    // Read by the cosim only, beside dbg_wr_*: every code a quantiser's pass makes.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire dbg_codes_valid = codes_valid;
+    wire [IX_W-1:0] dbg_codes_index = codes_index;
+    wire [8*QL-1:0] dbg_codes_value = codes_value;
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire [8*SIMD_MAX-1:0] pack_next = {codes_value, pack[8*SIMD_MAX-1:8*QL]};
     always @(posedge clk) begin
         if (op_init) begin
             pack_n <= 9'd0;
             code_word <= 9'd0;
-        end else if (wr_valid && wr_dst == DST_CODES) begin
+        end else if (codes_valid) begin
             pack <= pack_next;
-            if (pack_n == simd - 1'b1) begin
+            if (pack_n == simd - QL) begin
                 codes_mem[code_word] <= pack_next;
                 code_word <= code_word + 1'b1;
                 pack_n <= 9'd0;
             end else begin
-                pack_n <= pack_n + 1'b1;
+                pack_n <= pack_n + QL;
             end
         end
     end
 
-    // The 7-step long division of the codes: q = floor((254 |y| + m) / (2 m)) < 128.
+    // The 7-step long division of the codes, one per lane: q = floor((254 |y| + m) / (2 m)) < 128.
+    // Stage 2: y = v * gamma of the element read in stage 1; stage 3: the dividend; steps at 4 .. 10.
     localparam integer NQ_W = Y_W + 9;
-    // Step j's remainder, quotient and sign at qn/qq/qneg slice j (step 0: the dividend).
-    reg [8*NQ_W-1:0] qn;
-    reg [8*7-1:0] qq;
-    reg [7:0] qneg;
     wire [NQ_W-1:0] qd = {8'd0, m, 1'b0};
+    integer qs0;
+    // lane 0: step j's remainder, quotient and sign at qn/qq/qneg slice j (step 0: the dividend)
+    reg [8*NQ_W-1:0] qn0;
+    reg [8*7-1:0] qq0;
+    reg [7:0] qneg0;
     /* verilator lint_off UNUSEDSIGNAL */
-    reg signed [63:0] y2, vsq2;     // 64 bits as the golden model; the top ones are sign bits
+    reg signed [63:0] y2_0;           // 64 bits as the golden model; the top ones are sign bits
+    wire [63:0] mag2_0 = absval(y2_0);
     /* verilator lint_on UNUSEDSIGNAL */
-    integer qs;
     always @(posedge clk) begin
-        for (qs = 0; qs < 7; qs = qs + 1) begin
-            qneg[qs + 1] <= qneg[qs];
-            if (qn[qs*NQ_W +: NQ_W] >= (qd << (6 - qs))) begin
-                qn[(qs+1)*NQ_W +: NQ_W] <= qn[qs*NQ_W +: NQ_W] - (qd << (6 - qs));
-                qq[(qs+1)*7 +: 7] <= qq[qs*7 +: 7] | (7'd1 << (6 - qs));
+        y2_0 <= rd_x0 * code_gamma0;
+        for (qs0 = 0; qs0 < 7; qs0 = qs0 + 1) begin
+            if (qn0[qs0*NQ_W +: NQ_W] >= (qd << (6 - qs0))) begin
+                qn0[(qs0+1)*NQ_W +: NQ_W] <= qn0[qs0*NQ_W +: NQ_W] - (qd << (6 - qs0));
+                qq0[(qs0+1)*7 +: 7] <= qq0[qs0*7 +: 7] | (7'd1 << (6 - qs0));
             end else begin
-                qn[(qs+1)*NQ_W +: NQ_W] <= qn[qs*NQ_W +: NQ_W];
-                qq[(qs+1)*7 +: 7] <= qq[qs*7 +: 7];
+                qn0[(qs0+1)*NQ_W +: NQ_W] <= qn0[qs0*NQ_W +: NQ_W];
+                qq0[(qs0+1)*7 +: 7] <= qq0[qs0*7 +: 7];
             end
         end
-        qn[0 +: NQ_W] <= mag2[NQ_W-1:0] * 9'd254 + {9'd0, m};
-        qq[0 +: 7] <= 7'd0;
-        qneg[0] <= y2 < 0;
+        qn0[0 +: NQ_W] <= mag2_0[NQ_W-1:0] * 9'd254 + {9'd0, m};
+        qq0[0 +: 7] <= 7'd0;
+        qneg0 <= {qneg0[6:0], y2_0 < 0};     // the sign beside the steps
     end
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire [63:0] mag2 = absval(y2);
-    /* verilator lint_on UNUSEDSIGNAL */
+    wire [6:0] code_mag0 = m == {Y_W{1'b0}} ? 7'd0 : qq0[7*7 +: 7];
+    wire [7:0] code0 = qneg0[7] ? 8'd0 - {1'b0, code_mag0} : {1'b0, code_mag0};
     always @(posedge clk) begin
-        // stage 2: y = v * gamma (and v^2) of the element read in stage 1
-        y2 <= rd_x * rd_gamma;
-        vsq2 <= rd_x * rd_x;
-        if (op_init) begin
-            m <= {Y_W{1'b0}};
-            sumsq <= {SUMSQ_W{1'b0}};
-        end else if (op == OP_QUANT && qphase == 2'd0 && v[2]) begin
-            if (mag2[Y_W-1:0] > m) m <= mag2[Y_W-1:0];
-            sumsq <= sumsq + vsq2[SUMSQ_W-1:0];
-        end
+        codes_valid <= !rst && op == OP_QUANT && qphase == 1'b0 && v[10];
+        codes_index <= kp[9*IX_W +: IX_W];
+        codes_value <= {code0};
     end
+
 
     // ------------------------------------------------------------------ the output scale
-    // S = round(m * beta * 2**E / (127 * isqrt(max(sumsq / K, 1) * 4**GUARD))), saturated: one
-    // restoring divider (a bit per cycle) for sumsq / K and for the scale, the square root bit by
-    // bit, and m * beta by shift and add.
-    localparam [2:0] SC_IDLE = 3'd0, SC_MEAN = 3'd1, SC_ROOT = 3'd2, SC_MUL = 3'd3, SC_DIV = 3'd4, SC_SAT = 3'd5;
+    // S = round(m * beta * 2**E / (127 * isqrt(max(sumsq / K, 1) * 4**GUARD))), saturated. Two bits
+    // a cycle each: one restoring divider for sumsq / K and then for the scale; the square root, bit
+    // pair by bit pair; m * beta by shift and add, beside the mean and the root. A fixed number of
+    // cycles whatever the values (perf.rtl_scale_cycles).
+    localparam [2:0] SC_IDLE = 3'd0, SC_MEAN = 3'd1, SC_ROOT = 3'd2, SC_DIV = 3'd3, SC_SAT = 3'd4;
     localparam [DIV_W-1:0] SCALE_MAX = {{33{1'b0}}, {SCALE_W{1'b1}}};
+    localparam integer MUL_STEPS = (BETA_W + 1) / 2;
     reg [2:0] sc;
     reg [DIV_W-1:0] dv_quo, dv_den;
     /* verilator lint_off UNUSEDSIGNAL */
     reg [DIV_W:0] dv_rem;
     /* verilator lint_on UNUSEDSIGNAL */
-    reg [8:0] dv_n;
-    wire [DIV_W:0] dv_shift = {dv_rem[DIV_W-1:0], dv_quo[DIV_W-1]};
-    wire dv_fits = dv_shift >= {1'b0, dv_den};
+    reg [8:0] dv_n;                 // quotient bits still to come
     reg [ROOT_W-1:0] sq_n, sq_root, sq_bit;
-    wire [ROOT_W-1:0] sq_try = sq_root + sq_bit;
     reg [NUM_W-1:0] mul_acc, mul_cand;
-    reg [BETA_W-1:0] mul_plier;
+    reg [BETA_W:0] mul_plier;
+    reg [7:0] mul_n;                // bit pairs of beta still to add
+
+    // One restoring division step: {remainder, quotient} with the next quotient bit shifted in.
+    function [2*DIV_W:0] div_step(input [2*DIV_W:0] rq, input [DIV_W-1:0] den_in);
+        reg [DIV_W:0] shifted;
+        reg fits;
+        begin
+            shifted = {rq[2*DIV_W-1:DIV_W], rq[DIV_W-1]};
+            fits = shifted >= {1'b0, den_in};
+            div_step = {fits ? shifted - {1'b0, den_in} : shifted, rq[DIV_W-2:0], fits};
+        end
+    endfunction
+    wire [2*DIV_W:0] dv_one = div_step({dv_rem, dv_quo}, dv_den);
+    wire [2*DIV_W:0] dv_two = div_step(dv_one, dv_den);
+    wire [2*DIV_W:0] dv_next = dv_n == 9'd1 ? dv_one : dv_two;
+
+    // One square-root step: {remainder, root, bit}; a zero bit (past the last step) changes nothing.
+    function [3*ROOT_W-1:0] root_step(input [3*ROOT_W-1:0] nrb);
+        reg [ROOT_W-1:0] n, root, bit_, trial;
+        begin
+            {n, root, bit_} = nrb;
+            trial = root + bit_;
+            if (bit_ == {ROOT_W{1'b0}}) root_step = nrb;
+            else if (n >= trial) root_step = {n - trial, (root >> 1) + bit_, bit_ >> 2};
+            else root_step = {n, root >> 1, bit_ >> 2};
+        end
+    endfunction
+    wire [3*ROOT_W-1:0] sq_next = root_step(root_step({sq_n, sq_root, sq_bit}));
+
     /* verilator lint_off UNUSEDSIGNAL */
     wire [DIV_W-1:0] mean_square = dv_quo == {DIV_W{1'b0}} ? {{72{1'b0}}, 1'b1} : dv_quo;
     /* verilator lint_on UNUSEDSIGNAL */
     wire [NUM_W-1:0] den = ({{9{1'b0}}, sq_root} * 73'd127) << 0;
     reg scale_done_q;
-    reg scale_unwritten;            // the scale's probe value waits for a cycle without a code
     always @(posedge clk) begin
-        if (rst || op_init) scale_unwritten <= 1'b0;
-        else if (scale_done_q) scale_unwritten <= 1'b1;
-        else if (op == OP_QUANT && !(qphase == 2'd1 && v[10])) scale_unwritten <= 1'b0;
+        if (rst || op_init) begin
+            mul_n <= 8'd0;
+        end else if (scale_start) begin      // m * beta
+            mul_acc <= {NUM_W{1'b0}};
+            mul_cand <= {{29{1'b0}}, m};
+            mul_plier <= {1'b0, beta};
+            mul_n <= MUL_STEPS;
+        end else if (mul_n != 8'd0) begin
+            mul_acc <= mul_acc + (mul_plier[0] ? mul_cand : {NUM_W{1'b0}})
+                               + (mul_plier[1] ? mul_cand << 1 : {NUM_W{1'b0}});
+            mul_cand <= mul_cand << 2;
+            mul_plier <= mul_plier >> 2;
+            mul_n <= mul_n - 1'b1;
+        end
     end
     always @(posedge clk) begin
         scale_done_q <= 1'b0;
@@ -617,9 +825,8 @@ module tiny_top_core #(
             sc <= SC_IDLE;
         end else begin
             if ((sc == SC_MEAN || sc == SC_DIV) && dv_n != 9'd0) begin
-                dv_n <= dv_n - 1'b1;
-                dv_rem <= dv_fits ? dv_shift - {1'b0, dv_den} : dv_shift;
-                dv_quo <= {dv_quo[DIV_W-2:0], dv_fits};
+                {dv_rem, dv_quo} <= dv_next;
+                dv_n <= dv_n == 9'd1 ? 9'd0 : dv_n - 9'd2;
             end
             case (sc)
                 SC_IDLE: if (scale_start) begin
@@ -637,29 +844,15 @@ module tiny_top_core #(
                     sc <= SC_ROOT;
                 end
                 SC_ROOT: if (sq_bit == {ROOT_W{1'b0}}) begin
-                    mul_acc <= {NUM_W{1'b0}};
-                    mul_cand <= {{29{1'b0}}, m};
-                    mul_plier <= beta;
-                    sc <= SC_MUL;
-                end else begin
-                    if (sq_n >= sq_try) begin
-                        sq_n <= sq_n - sq_try;
-                        sq_root <= (sq_root >> 1) + sq_bit;
-                    end else begin
-                        sq_root <= sq_root >> 1;
+                    if (mul_n == 8'd0) begin
+                        dv_quo <= ((mul_acc << 0) + (den >> 1));
+                        dv_den <= den;
+                        dv_rem <= {(DIV_W + 1){1'b0}};
+                        dv_n <= 9'd73;
+                        sc <= SC_DIV;
                     end
-                    sq_bit <= sq_bit >> 2;
-                end
-                SC_MUL: if (mul_plier == {BETA_W{1'b0}}) begin
-                    dv_quo <= ((mul_acc << 0) + (den >> 1));
-                    dv_den <= den;
-                    dv_rem <= {(DIV_W + 1){1'b0}};
-                    dv_n <= 9'd73;
-                    sc <= SC_DIV;
                 end else begin
-                    if (mul_plier[0]) mul_acc <= mul_acc + mul_cand;
-                    mul_cand <= mul_cand << 1;
-                    mul_plier <= mul_plier >> 1;
+                    {sq_n, sq_root, sq_bit} <= sq_next;
                 end
                 SC_DIV: if (dv_n == 9'd0) sc <= SC_SAT;
                 SC_SAT: begin
@@ -679,6 +872,7 @@ module tiny_top_core #(
     reg [9-1:0] cb;
     reg [8*SIMD_MAX-1:0] codes_rd;
     reg beat_full;
+    wire beat_free;                 // the rescale can take the next beat: it is on its last lane, or empty
     reg sel_idle, sel_done, sel_codes_ready, sel_sums_valid;
     reg [PE_MAX*ACC_W-1:0] sel_sums;
     wire mvu_op = op == OP_MVU && seq == S_RUN;
@@ -702,7 +896,7 @@ module tiny_top_core #(
         .codes_TREADY(mvu_i_codes_ready),
         .sums_TDATA(mvu_i_sums),
         .sums_TVALID(mvu_i_sums_valid),
-        .sums_TREADY(mvu_op && !beat_full && kind == 3'd0)
+        .sums_TREADY(mvu_op && beat_free && kind == 3'd0)
     );
     wire [PE_MAX*ACC_W-1:0] mvu_i_lanes;
     assign mvu_i_lanes[0*ACC_W +: ACC_W] = {{1{mvu_i_sums[13]}}, mvu_i_sums[0 +: 14]};
@@ -724,7 +918,7 @@ module tiny_top_core #(
         .codes_TREADY(mvu_f_codes_ready),
         .sums_TDATA(mvu_f_sums),
         .sums_TVALID(mvu_f_sums_valid),
-        .sums_TREADY(mvu_op && !beat_full && kind == 3'd1)
+        .sums_TREADY(mvu_op && beat_free && kind == 3'd1)
     );
     wire [PE_MAX*ACC_W-1:0] mvu_f_lanes;
     assign mvu_f_lanes[0*ACC_W +: ACC_W] = {{1{mvu_f_sums[13]}}, mvu_f_sums[0 +: 14]};
@@ -746,7 +940,7 @@ module tiny_top_core #(
         .codes_TREADY(mvu_g_codes_ready),
         .sums_TDATA(mvu_g_sums),
         .sums_TVALID(mvu_g_sums_valid),
-        .sums_TREADY(mvu_op && !beat_full && kind == 3'd2)
+        .sums_TREADY(mvu_op && beat_free && kind == 3'd2)
     );
     wire [PE_MAX*ACC_W-1:0] mvu_g_lanes;
     assign mvu_g_lanes[0*ACC_W +: ACC_W] = {{1{mvu_g_sums[13]}}, mvu_g_sums[0 +: 14]};
@@ -768,7 +962,7 @@ module tiny_top_core #(
         .codes_TREADY(mvu_o_codes_ready),
         .sums_TDATA(mvu_o_sums),
         .sums_TVALID(mvu_o_sums_valid),
-        .sums_TREADY(mvu_op && !beat_full && kind == 3'd3)
+        .sums_TREADY(mvu_op && beat_free && kind == 3'd3)
     );
     wire [PE_MAX*ACC_W-1:0] mvu_o_lanes;
     assign mvu_o_lanes[0*ACC_W +: ACC_W] = {{1{mvu_o_sums[13]}}, mvu_o_sums[0 +: 14]};
@@ -790,7 +984,7 @@ module tiny_top_core #(
         .codes_TREADY(mvu_gate_codes_ready),
         .sums_TDATA(mvu_gate_sums),
         .sums_TVALID(mvu_gate_sums_valid),
-        .sums_TREADY(mvu_op && !beat_full && kind == 3'd4)
+        .sums_TREADY(mvu_op && beat_free && kind == 3'd4)
     );
     wire [PE_MAX*ACC_W-1:0] mvu_gate_lanes;
     assign mvu_gate_lanes[0*ACC_W +: ACC_W] = {{1{mvu_gate_sums[13]}}, mvu_gate_sums[0 +: 14]};
@@ -812,7 +1006,7 @@ module tiny_top_core #(
         .codes_TREADY(mvu_down_codes_ready),
         .sums_TDATA(mvu_down_sums),
         .sums_TVALID(mvu_down_sums_valid),
-        .sums_TREADY(mvu_op && !beat_full && kind == 3'd5)
+        .sums_TREADY(mvu_op && beat_free && kind == 3'd5)
     );
     wire [PE_MAX*ACC_W-1:0] mvu_down_lanes;
     assign mvu_down_lanes[0*ACC_W +: ACC_W] = {mvu_down_sums[0 +: 15]};
@@ -833,7 +1027,7 @@ module tiny_top_core #(
         .codes_TREADY(mvu_lm_head_codes_ready),
         .sums_TDATA(mvu_lm_head_sums),
         .sums_TVALID(mvu_lm_head_sums_valid),
-        .sums_TREADY(mvu_op && !beat_full && kind == 3'd6)
+        .sums_TREADY(mvu_op && beat_free && kind == 3'd6)
     );
     wire [PE_MAX*ACC_W-1:0] mvu_lm_head_lanes;
     assign mvu_lm_head_lanes[0*ACC_W +: ACC_W] = {{1{mvu_lm_head_sums[13]}}, mvu_lm_head_sums[0 +: 14]};
@@ -918,7 +1112,8 @@ module tiny_top_core #(
     /* verilator lint_off UNUSEDSIGNAL */
     reg [IX_W-1:0] best_ix;
     /* verilator lint_on UNUSEDSIGNAL */
-    wire take_beat = mvu_op && sel_sums_valid && !beat_full;
+    assign beat_free = !beat_full || lane == pe_n - 1'b1;
+    wire take_beat = mvu_op && sel_sums_valid && beat_free;
     always @(posedge clk) begin
         if (rst || op_init) begin
             mvu_req <= op_init && op == OP_MVU;
@@ -931,13 +1126,13 @@ module tiny_top_core #(
         end else begin
             if (mvu_req && sel_idle) mvu_req <= 1'b0;
             if (mvu_op && sel_done) mvu_finished <= 1'b1;
+            if (beat_full) rs_row <= rs_row + 1'b1;     // a lane is rescaled
             if (take_beat) begin
                 beat <= sel_sums;
                 beat_full <= 1'b1;
                 lane <= {IX_W{1'b0}};
             end else if (beat_full) begin
                 lane <= lane + 1'b1;
-                rs_row <= rs_row + 1'b1;
                 if (lane == pe_n - 1'b1) beat_full <= 1'b0;
             end
             r1_v <= beat_full;
@@ -955,7 +1150,8 @@ module tiny_top_core #(
     end
     wire signed [63:0] r3_out = add_h || add_r ? sat(r3_y + r3_res, ACT_W) : r3_y;
     wire mvu_drained = mvu_finished && !beat_full && !r1_v && !r2_v && !r3_v && !sel_sums_valid;
-    assign ra = op == OP_MVU ? rs_row : k;
+    wire [IX_W-1:0] rs_row_next = op_init ? {IX_W{1'b0}} : (beat_full ? rs_row + 1'b1 : rs_row);
+    assign ra_next = op == OP_MVU ? rs_row_next : k_next;
 
     // ------------------------------------------------------------------ MLGRU and GLU pipelines
     // A product is registered before it is rounded and saturated (the multiplier and the adders
@@ -966,9 +1162,9 @@ module tiny_top_core #(
     //   5  candidate = silu_i (1 - forget); forget * s_prev
     //   6  s = sat(forget s_prev + candidate)               (written back at stage 7)
     //   7  sigmoid(s at act.frac) starts
-    //  10  silu_s = s sigmoid(s)
-    //  11  gg silu_s
-    //  12  o = sat(gg silu_s)                               (written at stage 13)
+    //  11  silu_s = s sigmoid(s)
+    //  12  gg silu_s
+    //  13  o = sat(gg silu_s)                               (written at stage 14)
     // GLU: 1 gate, up read, sigmoid(gate) starts; 4 silu = gate sigmoid(gate); 5 up silu;
     //      6 z = sat(up silu).
     localparam integer FG_W = LB_W + 1;
@@ -977,22 +1173,22 @@ module tiny_top_core #(
     localparam integer FS_W = STATE_W + 1;
     localparam integer SILU_S_W = STATE_W + 2;
     localparam integer SILU_G_W = ACT_W + M - F + 2;
-    reg signed [ACT_W-1:0] i2, i3, i4, gg3, gg4, gg5, gg6, gg7, gg8, gg9, gg10, gg11;
+    reg signed [ACT_W-1:0] i2, i3, i4, gg3, gg4, gg5, gg6, gg7, gg8, gg9, gg10, gg11, gg12;
     reg signed [ACT_W-1:0] up2, up3, up4, up5, gate2, gate3, gate4;
     reg signed [ACT_W+GAMMA_W-1:0] ggp2;
     reg signed [LB_W-1:0] lb2, lb3, lb4;
-    reg signed [STATE_W-1:0] sp2, sp3, sp4, sp5, s7, s8, s9, s10;
+    reg signed [STATE_W-1:0] sp2, sp3, sp4, sp5, s7, s8, s9, s10, s11;
     reg signed [FG_W-1:0] forget5;
     reg signed [SILU_I_W-1:0] silu_i5;
     reg signed [CAND_W-1:0] cand6;
     reg signed [FS_W-1:0] fs6;
-    reg signed [SILU_S_W-1:0] silu_s11;
-    reg signed [ACT_W+SILU_S_W-1:0] op12;
+    reg signed [SILU_S_W-1:0] silu_s12;
+    reg signed [ACT_W+SILU_S_W-1:0] op13;
     reg signed [SILU_G_W-1:0] silu_g5;
     reg signed [ACT_W+SILU_G_W-1:0] zp6;
     always @* begin
-        sig_a_x = rd_f;
-        sig_b_x = op == OP_GLU ? rd_gu : rd_i;
+        sig_a_x = ram_f;
+        sig_b_x = op == OP_GLU ? ram_gu : ram_i;
         sig_c_x = rr(s7, S - F);
     end
     always @(posedge clk) begin
@@ -1001,15 +1197,15 @@ module tiny_top_core #(
         sp2 <= is_fresh ? {STATE_W{1'b0}} : rd_state; sp3 <= sp2; sp4 <= sp3; sp5 <= sp4;
         ggp2 <= rd_g * rd_gamma;
         gg3 <= sat(rr(ggp2, G), ACT_W);
-        gg4 <= gg3; gg5 <= gg4; gg6 <= gg5; gg7 <= gg6; gg8 <= gg7; gg9 <= gg8; gg10 <= gg9; gg11 <= gg10;
+        gg4 <= gg3; gg5 <= gg4; gg6 <= gg5; gg7 <= gg6; gg8 <= gg7; gg9 <= gg8; gg10 <= gg9; gg11 <= gg10; gg12 <= gg11;
         forget5 <= lb4 + rr((ONE - lb4) * sig_a, Q);
         silu_i5 <= rr(i4 * sig_b, F + Q - S);
         cand6 <= rr(silu_i5 * (ONE - forget5), Q);
         fs6 <= rr(forget5 * sp5, Q);
         s7 <= sat(fs6 + cand6, STATE_W);
-        s8 <= s7; s9 <= s8; s10 <= s9;
-        silu_s11 <= rr(s10 * sig_c, Q);
-        op12 <= gg11 * silu_s11;
+        s8 <= s7; s9 <= s8; s10 <= s9; s11 <= s10;
+        silu_s12 <= rr(s11 * sig_c, Q);
+        op13 <= gg12 * silu_s12;
         gate2 <= rd_gu; gate3 <= gate2; gate4 <= gate3;
         up2 <= rd_up; up3 <= up2; up4 <= up3; up5 <= up4;
         silu_g5 <= rr(gate4 * sig_b, F + Q - M);
@@ -1022,7 +1218,6 @@ module tiny_top_core #(
     // ------------------------------------------------------------------ what each stage writes
     reg signed [ACT_W+GAMMA_W-1:0] np2;     // the norm's product, rounded and saturated a stage later
     always @(posedge clk) np2 <= (from_r ? rd_r : rd_h) * rd_gamma;
-    wire [6:0] code_mag = m == {Y_W{1'b0}} ? 7'd0 : qq[7*7 +: 7];
     always @(posedge clk) begin
         wr_valid <= 1'b0;
         wr_index <= {IX_W{1'b0}};
@@ -1039,10 +1234,7 @@ module tiny_top_core #(
                 wr_valid <= 1'b1; wr_dst <= DST_X; wr_index <= kp[1*IX_W +: IX_W];
                 wr_value <= sat(rr(np2, G), ACT_W);
             end
-            OP_QUANT: if (qphase == 2'd1 && v[10]) begin
-                wr_valid <= 1'b1; wr_dst <= DST_CODES; wr_index <= kp[9*IX_W +: IX_W];
-                wr_value <= qneg[7] ? -$signed({57'd0, code_mag}) : $signed({57'd0, code_mag});
-            end else if (scale_unwritten) begin   // when no code is on the bus
+            OP_QUANT: if (scale_done_q) begin
                 wr_valid <= 1'b1; wr_dst <= DST_SCALE; wr_index <= len; wr_value <= $signed({24'd0, scale_q});
             end
             OP_MVU: if (r3_v) begin
@@ -1056,9 +1248,9 @@ module tiny_top_core #(
                     end
                 end
             end
-            OP_MLGRU: if (v[12]) begin
-                wr_valid <= 1'b1; wr_dst <= DST_X; wr_index <= kp[11*IX_W +: IX_W];
-                wr_value <= sat(rr(op12, F + S - M), MIX_W);
+            OP_MLGRU: if (v[13]) begin
+                wr_valid <= 1'b1; wr_dst <= DST_X; wr_index <= kp[12*IX_W +: IX_W];
+                wr_value <= sat(rr(op13, F + S - M), MIX_W);
             end
             OP_GLU: if (v[6]) begin
                 wr_valid <= 1'b1; wr_dst <= DST_X; wr_index <= kp[5*IX_W +: IX_W];
@@ -1071,16 +1263,19 @@ module tiny_top_core #(
 
     // ------------------------------------------------------------------ stage control
     always @(posedge clk) begin
-        if (op_init) qphase <= 2'd0;
-        else if (op == OP_QUANT && pass_end) qphase <= qphase + 1'b1;
+        if (op_init) qphase <= 1'b0;
+        else if (op == OP_QUANT && pass_end) qphase <= 1'b1;
     end
-    assign pass_start = (op_init && op != OP_MVU) || (op == OP_QUANT && pass_end && qphase == 2'd0);
-    // The scale needs only max|y| and sum v^2: it runs beside the codes pass.
-    always @(posedge clk) scale_start <= op == OP_QUANT && pass_end && qphase == 2'd0;
+    reg pass_ended;                 // a pass that writes x ends when the statistics tap behind it has too
+    always @(posedge clk) pass_ended <= !op_init && (pass_ended || pass_end);
+    assign pass_start = op_init && op != OP_MVU;
+    // The scale needs only max|y| and sum v^2, gathered before: it runs beside the codes pass.
+    always @(posedge clk) scale_start <= op_init && op == OP_QUANT;
     assign op_done = seq == S_RUN && (op == OP_MVU ? mvu_drained
-                                    : op == OP_QUANT ? (qphase == 2'd2 && sc == SC_IDLE && !scale_start && !scale_done_q
-                                                        && !scale_unwritten && !wr_valid)
-                                    : pass_end);
+                                    : op == OP_QUANT ? (qphase == 1'b1 && sc == SC_IDLE && !scale_start && !scale_done_q
+                                                        && !wr_valid && !codes_valid)
+                                    : op == OP_EMBED ? pass_end
+                                    : (pass_end || pass_ended) && stats_drained);
 endmodule
 
 /* verilator lint_on WIDTHTRUNC */
