@@ -359,18 +359,18 @@ def test_bitstream_refuses_a_missed_clock_then_builds_at_the_met_one(tmp_path):
 
 
 # ----------------------------------------------------------------------------- the RTL core's cycles
-@pytest.mark.parametrize("model", [
+@pytest.mark.parametrize("shape", [
     {},                                                                             # H = 64, two layers
     {"hidden": 48, "layers": 1, "intermediate_size": 96},                            # K = 48: the mean by division
     {"hidden": 32, "layers": 1, "intermediate_size": 64},                            # the scale outlasts the codes
 ], ids=["h64", "h48", "h32"])
-def test_the_model_of_the_rtl_core_matches_its_measured_stage_cycles(tmp_path, model):
+def test_the_model_of_the_rtl_core_matches_its_measured_stage_cycles(tmp_path, shape):
     """perf.rtl_core_stages against the core's own sequencer, stage by stage (one token in
     Verilator): exact for each stage (the model was measured so), and the total within the issue's 5%."""
     from hlsgen.hardware import perf
     from hlsgen.tools import serial_sim
     hardware = dict(ULX3S, parallelism={"pe": 4, "simd": 8, "lm_head_pe": 4, "lm_head_simd": 8})
-    config = write_config(tmp_path, "stages", model=model, hardware=hardware)
+    config = write_config(tmp_path, "stages", model=shape, hardware=hardware)
     project = build.build(spec_mod.load(config)).out.resolve()
     measured = serial_sim.stage_cycles(project)
     model = perf.rtl_core_stages(plan_of(project))

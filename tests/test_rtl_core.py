@@ -26,16 +26,14 @@ sys_path_sim = Path(__file__).resolve().parent.parent / "sim"
 def projects(tmp_path_factory):
     root = tmp_path_factory.mktemp("core")
     made = {}
-    for name, hardware in {"tiny": {},
-                           "p1s1_b3": {"parallelism": {"pe": 1, "simd": 1}, "batch": 3},
-                           "p4s8_b4": {"parallelism": {"pe": 4, "simd": 8}, "batch": 4},
-                           "hbm": {"weights": "hbm"}}.items():
-        assert run_cli("build", write_config(root, name, hardware=hardware)).code == 0
+    for name, sections in {"tiny": {},
+                           "p1s1_b3": {"hardware": {"parallelism": {"pe": 1, "simd": 1}, "batch": 3}},
+                           "p4s8_b4": {"hardware": {"parallelism": {"pe": 4, "simd": 8}, "batch": 4}},
+                           "hbm": {"hardware": {"weights": "hbm"}},
+                           # K = 48, not a power of two: each quantiser's mean sum of squares goes through the divider
+                           "h48": {"model": {"hidden": 48, "layers": 1, "intermediate_size": 96}}}.items():
+        assert run_cli("build", write_config(root, name, **sections)).code == 0
         made[name] = root / name
-    # K = 48, not a power of two: each quantiser's mean sum of squares goes through the divider
-    h48 = {"hidden": 48, "layers": 1, "intermediate_size": 96}
-    assert run_cli("build", write_config(root, "h48", model=h48)).code == 0
-    made["h48"] = root / "h48"
     out = root / "tiny_lm"
     assert run_cli("build", EXAMPLES / "tiny_lm.yaml", "-o", out).code == 0
     made["tiny_lm"] = out

@@ -250,7 +250,7 @@ class CoreRtl:
         return max(self.sig_w, signed_width(self.lower_bounds))
 
     def widest(self, field: str) -> int:
-        return max(getattr(m.plan, field) for m in self.mvus)
+        return perf.rtl_core_width(self.plan, field)
 
     @property
     def y_w(self) -> int:
@@ -278,8 +278,7 @@ class CoreRtl:
 
     @property
     def div_w(self) -> int:
-        """The sequential divider: sum of squares by K, and the scale's numerator by its denominator."""
-        return max(self.num_w, self.sumsq_w, self.root_w)
+        return perf.rtl_divider_width(self.plan)
 
     @property
     def simd_max(self) -> int:

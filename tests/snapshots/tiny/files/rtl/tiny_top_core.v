@@ -569,7 +569,6 @@ module tiny_top_core #(
     tiny_top_core_sigmoid #(.FILE(SIGMOID_FILE)) sigmoid_c (.clk(clk), .x(sig_c_x), .y(sig_c));
 
     // ------------------------------------------------------------------ quantiser state
-    reg qphase;                     // 0: the codes pass; 1: the scale, if it is still running
     reg [SCALE_W-1:0] scale_q;      // the per-token output scale of the last quantiser
     reg scale_start;
 
@@ -746,7 +745,7 @@ module tiny_top_core #(
     wire [6:0] code_mag0 = m == {Y_W{1'b0}} ? 7'd0 : qq0[7*7 +: 7];
     wire [7:0] code0 = qneg0[7] ? 8'd0 - {1'b0, code_mag0} : {1'b0, code_mag0};
     always @(posedge clk) begin
-        codes_valid <= !rst && op == OP_QUANT && qphase == 1'b0 && v[10];
+        codes_valid <= !rst && op == OP_QUANT && v[10];
         codes_index <= kp[9*IX_W +: IX_W];
         codes_value <= {code0};
     end
@@ -1262,17 +1261,15 @@ module tiny_top_core #(
     always @(posedge clk) if (seq == S_RUN && op_done && pc == PC_LAST) next_token <= best_ix[8-1:0];
 
     // ------------------------------------------------------------------ stage control
-    always @(posedge clk) begin
-        if (op_init) qphase <= 1'b0;
-        else if (op == OP_QUANT && pass_end) qphase <= 1'b1;
-    end
-    reg pass_ended;                 // a pass that writes x ends when the statistics tap behind it has too
+    // The stage's pass has ended (until the next stage): a quantiser then waits for its scale, and a
+    // pass that writes x for the statistics tap behind it.
+    reg pass_ended;
     always @(posedge clk) pass_ended <= !op_init && (pass_ended || pass_end);
     assign pass_start = op_init && op != OP_MVU;
     // The scale needs only max|y| and sum v^2, gathered before: it runs beside the codes pass.
     always @(posedge clk) scale_start <= op_init && op == OP_QUANT;
     assign op_done = seq == S_RUN && (op == OP_MVU ? mvu_drained
-                                    : op == OP_QUANT ? (qphase == 1'b1 && sc == SC_IDLE && !scale_start && !scale_done_q
+                                    : op == OP_QUANT ? (pass_ended && sc == SC_IDLE && !scale_start && !scale_done_q
                                                         && !wr_valid && !codes_valid)
                                     : op == OP_EMBED ? pass_end
                                     : (pass_end || pass_ended) && stats_drained);
