@@ -6,8 +6,8 @@ the project directory, cosim/whole.json, how many tokens to run and where to wri
 The bench feeds the testbench's calls (tb/data/calls.bin) token by token: a call of n tokens in
 batch_mode 0 is n tokens in slot 0; in batch_mode 1 token t goes to slot t; reset_state bit s
 zeroes slot s before its next token.  Each cycle it samples the core's probes (dbg_pc, the stage;
-dbg_wr_*, every value a stage writes; dbg_codes_*, a quantiser's codes, several a cycle) and its
-outputs after the clock edge, and compares:
+dbg_wr_*, every value a stage writes, on each lane of the write bus; dbg_codes_*, a quantiser's
+codes, several a cycle per slot) and its outputs after the clock edge, and compares:
 - every probed value with the golden fixed model's value of that stage (cosim/whole_expected.bin),
   naming the first divergence by token, layer and stage;
 - every logit and the next token with the testbench's golden files (tb/data/expected_*.bin).
@@ -123,6 +123,7 @@ class CoreDriver:
                  "logit_valid", "logit", "dbg_pc", "dbg_wr_valid", "dbg_wr_index", "dbg_wr_value",
                  "dbg_codes_valid", "dbg_codes_index", "dbg_codes_value"]
         self.p = {name: Port(getattr(dut, name)) for name in names}
+        self.index_w = len(dut.dbg_wr_index) // golden.index["write_lanes"]
         self.cycle = 0
 
     async def tick(self):
@@ -157,18 +158,29 @@ class CoreDriver:
         logits = []
         while result is None:
             await ReadOnly()
-            if p["dbg_wr_valid"].read():
-                pc, index, value = p["dbg_pc"].read(), p["dbg_wr_index"].read(), p["dbg_wr_value"].signed()
+            lanes_valid = p["dbg_wr_valid"].read()
+            if lanes_valid:     # lane s's values of a group MVU are at s * lane_stride + index
+                pc, indexes, values = p["dbg_pc"].read(), p["dbg_wr_index"].read(), p["dbg_wr_value"].read()
                 stage = stages[pc]
-                self._check_probe(t, stage, index, value, expected)
-                written[pc] += 1
+                for lane in range(g.index["write_lanes"]):
+                    if lanes_valid >> lane & 1:
+                        index = (indexes >> (lane * self.index_w)) & ((1 << self.index_w) - 1)
+                        value = (values >> (64 * lane)) & ((1 << 64) - 1)
+                        self._check_probe(t, stage, lane * stage["lane_stride"] + index,
+                                          value - (1 << 64) if value >> 63 else value, expected)
+                        written[pc] += 1
                 last_write[pc] = self.cycle - begin
-            if p["dbg_codes_valid"].read():     # a quantiser's codes, codes_lanes a cycle (a signed byte each)
+            slots_valid = p["dbg_codes_valid"].read()
+            if slots_valid:     # a quantise stage's codes, codes_lanes a cycle per slot (a signed byte each)
                 pc, index, packed = p["dbg_pc"].read(), p["dbg_codes_index"].read(), p["dbg_codes_value"].read()
-                for lane in range(g.index["codes_lanes"]):
-                    code = (packed >> (8 * lane)) & 0xFF
-                    self._check_probe(t, stages[pc], index + lane, code - 256 if code & 0x80 else code, expected)
-                written[pc] += g.index["codes_lanes"]
+                stage, lanes = stages[pc], g.index["codes_lanes"]
+                for slot in range(g.index["write_lanes"]):
+                    if slots_valid >> slot & 1:
+                        for lane in range(lanes):
+                            code = (packed >> (8 * (slot * lanes + lane))) & 0xFF
+                            self._check_probe(t, stage, slot * stage["lane_stride"] + index + lane,
+                                              code - 256 if code & 0x80 else code, expected)
+                        written[pc] += lanes
                 last_write[pc] = self.cycle - begin
             if p["logit_valid"].read():
                 logits.append(p["logit"].signed())

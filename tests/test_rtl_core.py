@@ -66,15 +66,18 @@ def test_the_core_has_the_agreed_ports(projects, name, token_w, slot_w):
 
 def test_the_program_runs_the_model_s_stages(projects):
     stages = index_of(projects["tiny"])["stages"]
-    layer = ["attn_norm", "attn.i.quantise", "attn.i", "attn.f.quantise", "attn.f", "attn.g.quantise", "attn.g",
+    layer = ["attn_norm", "attn.i/f/g.quantise", "attn.i/f/g",
              "attn.mlgru", "attn.o+residual.quantise", "attn.o+residual", "mlp_norm", "mlp.gate.quantise",
              "mlp.gate", "mlp.glu", "mlp.down+residual.quantise", "mlp.down+residual"]
     assert [s["name"] for s in stages] == ["embedding"] + layer * 2 + ["final_norm", "lm_head.quantise", "lm_head"]
-    assert [s["layer"] for s in stages] == [-1] + [0] * 16 + [1] * 16 + [-1] * 3
-    # Probe lengths: H = 64, D = 64, I = 128, V = 256; a quantiser shows its codes, then its scale.
-    lengths = {s["name"]: s["length"] for s in stages}
-    assert lengths["attn.i.quantise"] == 65 and lengths["mlp.down+residual.quantise"] == 129
-    assert lengths["mlp.gate"] == 256 and lengths["mlp.glu"] == 128 and lengths["lm_head"] == 256
+    assert [s["layer"] for s in stages] == [-1] + [0] * 12 + [1] * 12 + [-1] * 3
+    # Probe lengths: H = 64, D = 64, I = 128, V = 256; a quantiser shows its codes, then its scale;
+    # i, f and g each on their slot, one after another (lane_stride apart).
+    by_name = {s["name"]: s for s in stages}
+    assert by_name["attn.i/f/g.quantise"]["length"] == 3 * 65 and by_name["attn.i/f/g.quantise"]["lane_stride"] == 65
+    assert by_name["attn.i/f/g"]["length"] == 3 * 64 and by_name["attn.i/f/g"]["lane_stride"] == 64
+    assert by_name["mlp.down+residual.quantise"]["length"] == 129
+    assert [by_name[n]["length"] for n in ("mlp.gate", "mlp.glu", "lm_head")] == [256, 128, 256]
 
 
 def test_the_golden_probe_values_end_in_the_testbench_logits(projects):
@@ -159,6 +162,8 @@ def test_random_configs_are_bit_exact_over_every_call(projects, name):
 @pytest.mark.parametrize("rom, line, bit, stage, layer", [
     ("tiny_top_core_gamma.mem", 0, 18, "attn_norm", 0),      # layer 0's attn_norm weight 0, a high bit
     ("tiny_top_mvu_gate.mem", None, 0, "mlp.gate", 1),       # a code of layer 1's gate matrix
+    ("tiny_top_core_qgamma1_0.mem", 0, 12, "attn.i/f/g.quantise", 0),   # f's quantiser gamma 0: slot 1's codes
+    ("tiny_top_mvu_g.mem", 0, 0, "attn.i/f/g", 0),           # a code of layer 0's g matrix: slot 2's rows
 ])
 def test_a_broken_rom_word_is_named_as_the_first_divergence(projects, rom, line, bit, stage, layer):
     """One bit of one ROM word flipped (in place: $readmemh reads it at run time, no rebuild), then

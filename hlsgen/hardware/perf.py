@@ -339,8 +339,10 @@ def estimate(plan: HardwarePlan, tokens: int | None = None) -> Performance:
 # The overheads were measured per stage (serial_sim.stage_cycles, the sequencer's pc cycle by cycle)
 # on the shipped tiny model and random ones; tests/test_open_board.py requires every stage to equal
 # the model (H = 64, 48, 32), bench/bench_open_board.py compares the totals with `hlsgen cosim --whole`.
-RTL_PASS_OVERHEAD = 17       # an element pass beyond its elements: fetch, init, the 14-stage pipeline's drain
-RTL_TAP_DRAIN = 3            # the MLGRU beyond an element pass: it writes x last, and the tap drains after
+RTL_PASS_OVERHEAD = 3        # an element pass beyond its elements and its pipeline: fetch, init, the end
+# The pipeline stage each kind of pass writes from (templates/rtl/core.v.j2's LAST_*): it drains to there.
+RTL_LAST_STAGE = {"embed": 1, "norm": 2, "glu": 6, "quantise": 11, "mlgru": 13}
+RTL_TAP_DRAIN = 4            # a pass that writes x beyond its pipeline: its last write, then the statistics tap
 RTL_CODES_EXTRA = 1          # the codes pass beyond an element pass: the scale handed over
 RTL_SCALE_OVERHEAD = 10      # the output scale beyond its steps: start, the states' hand-overs, the write
 RTL_MVU_OVERHEAD = 6         # an MVU beyond its folds, its pipeline and its last beat: fetch, init, start, drain
@@ -384,30 +386,35 @@ def rtl_core_stages(plan: HardwarePlan) -> list[tuple[str, int]]:
     """(stage, cycles) of one token through the RTL core, in program order."""
     H, D, I = plan.hidden, plan.inner, plan.intermediate
 
-    def element(n):
-        return n + RTL_PASS_OVERHEAD
+    def element(n, op):
+        return n + RTL_PASS_OVERHEAD + RTL_LAST_STAGE[op] + (RTL_TAP_DRAIN if op in ("norm", "glu", "mlgru") else 0)
 
-    def bitlinear(layer, kind, cols):
+    def quantise(layer, kind, cols):
+        codes = element(cols // rtl_quantiser_lanes(plan), "quantise") + RTL_CODES_EXTRA
+        return (f"{layer}{kind}.quantise", max(codes, rtl_scale_cycles(plan, cols)))
+
+    def mvu(name, kind):
         b = plan.bitlinear(kind)
         beats, per_beat = b.rows // b.pe, max(b.cols // b.simd, b.pe)
-        mvu = beats * per_beat + b.pe + mvu_pipeline_stages(b) + MVU_OUTPUT_CYCLES + RTL_MVU_OVERHEAD
-        codes = element(cols // rtl_quantiser_lanes(plan)) + RTL_CODES_EXTRA
-        return [(f"{layer}{kind}.quantise", max(codes, rtl_scale_cycles(plan, cols))),
-                (f"{layer}{kind}", mvu + (RTL_ARGMAX if kind == "lm_head" else 0))]
+        cycles = beats * per_beat + b.pe + mvu_pipeline_stages(b) + MVU_OUTPUT_CYCLES + RTL_MVU_OVERHEAD
+        return (name, cycles + (RTL_ARGMAX if kind == "lm_head" else 0))
 
-    stages = [("embedding", element(H))]
+    def bitlinear(layer, kind, cols):
+        return [quantise(layer, kind, cols), mvu(f"{layer}{kind}", kind)]
+
+    stages = [("embedding", element(H, "embed"))]
     for l in range(plan.layers):
         at = f"layer{l}."
-        stages.append((at + "attn_norm", element(H)))
-        for kind in ("i", "f", "g"):
-            stages += bitlinear(at, kind, H)
-        stages.append((at + "mlgru", element(D) + RTL_TAP_DRAIN))
+        stages.append((at + "attn_norm", element(H, "norm")))
+        # i, f and g read one x and have one shape: one quantise stage, then their MVUs together
+        stages += [quantise(at, "i/f/g", H), mvu(at + "i/f/g", "i")]
+        stages.append((at + "mlgru", element(D, "mlgru")))
         stages += bitlinear(at, "o", D)
-        stages.append((at + "mlp_norm", element(H)))
+        stages.append((at + "mlp_norm", element(H, "norm")))
         stages += bitlinear(at, "gate", H)
-        stages.append((at + "glu", element(I)))
+        stages.append((at + "glu", element(I, "glu")))
         stages += bitlinear(at, "down", I)
-    stages.append(("final_norm", element(H)))
+    stages.append(("final_norm", element(H, "norm")))
     stages += bitlinear("", "lm_head", H)
     return stages
 
@@ -419,7 +426,7 @@ def rtl_core_cycles_per_token(plan: HardwarePlan) -> int:
 
 def rtl_core_split(plan: HardwarePlan) -> dict:
     """A token's cycles by kind of stage: the MVUs, the quantisers, the other element passes."""
-    mvus = {f"{prefix}{kind}" for kind in ("i", "f", "g", "o", "gate", "down")
+    mvus = {f"{prefix}{kind}" for kind in ("i/f/g", "o", "gate", "down")
             for prefix in (f"layer{l}." for l in range(plan.layers))} | {"lm_head"}
     split = {"mvu": 0, "quantisers": 0, "element passes": 0}
     for name, cycles in rtl_core_stages(plan):

@@ -41,6 +41,25 @@ OPS = ("embed", "norm", "quantise", "mvu", "mlgru", "glu")
 MVU_DESTINATIONS = {"i": "i", "f": "f", "g": "g", "o": "r", "gate": "gu", "down": "h", "lm_head": "logit"}
 RESIDUAL_SOURCES = {"o": "h", "down": "r"}
 BUFFERS = ("h", "r", "i", "f", "g", "gu")       # the vector buffers; x, a BitLinear's input, is in banks
+# i, f and g read one x and have one shape: their quantisers run as one pass and their MVUs
+# together, each on its own slot (statistics channel, codes lanes and memory, output scale,
+# rescale and write lane); every other BitLinear runs alone on slot 0.
+GROUP = ("i", "f", "g")
+SLOTS = {kind: slot for slot, kind in enumerate(GROUP)}
+
+
+def slot_of(kind: str) -> int:
+    return SLOTS.get(kind, 0)
+
+
+@dataclass(frozen=True)
+class Quantiser:
+    """One BitLinear's quantiser in a quantise stage (slot s of the stage is its s-th)."""
+    kind: str
+    golden: str              # its BitLinear's trace name (codes at .q, scale at .scale)
+    gamma_base: int          # its gamma in the norm-weight ROM
+    beta: int                # the kind's weight scale of this layer
+    stats_base: int = 0      # its gamma in its slot's statistics ROM (the codes pass reads it there)
 
 
 @dataclass(frozen=True)
@@ -52,16 +71,24 @@ class Instruction:
     length: int = 0          # elements of the pass (or rows of an MVU)
     kind: str = ""           # projection kind (quantise, mvu)
     source: str = "h"        # norm: h or r
-    gamma_base: int = 0      # into the norm-weight ROM
-    beta: int = 0            # quantise: the kind's weight scale of this layer
-    channel: int = 0         # quantise: the statistics channel that gathered its max |y|
-    stats_base: int = 0      # quantise: where its gamma starts in that channel's ROM (its codes pass reads it there)
-    stats: tuple = ()        # norm, MLGRU, GLU: per channel, where its quantiser's gamma starts in that channel's ROM
+    gamma_base: int = 0      # norm, MLGRU: into the norm-weight ROM
+    quantisers: tuple = ()   # quantise: its Quantisers, slot by slot
+    stats: tuple = ()        # norm, MLGRU, GLU: per slot, where its quantiser's gamma starts in that slot's statistics ROM
     golden: str = ""         # the golden model's trace name of what the stage writes
+    group: tuple = ()        # an MVU of GROUP: the golden names of its kinds' outputs, slot by slot
+
+    @property
+    def slots(self) -> int:
+        return max(1, len(self.quantisers), len(self.group))
 
     @property
     def probe_length(self) -> int:
-        """Values the probe shows: a quantiser's codes then its scale; an MVU's rows; else the pass."""
+        """Values the probe shows: a quantiser's codes then its scale; an MVU's rows; else the pass.
+        A stage of several slots shows them one after another (lane_stride values each)."""
+        return self.slots * self.lane_stride
+
+    @property
+    def lane_stride(self) -> int:
         return self.length + 1 if self.op == "quantise" else self.length
 
 
@@ -101,19 +128,27 @@ def program(plan: HardwarePlan, weights: Weights, gammas: GammaTable, n: nx.Nume
     def traced(layer, name):
         return f"layer{layer}.{name}" if layer >= 0 else name
 
+    def quantiser(layer, kind, projection):
+        return Quantiser(kind, traced(layer, TRACE_NAMES[kind]), gammas.bases[(layer, kind)],
+                         nx.beta_fixed(projection.scale, n))
+
     def bitlinear(layer, kind, name, projection, length):
-        beta = nx.beta_fixed(projection.scale, n)
-        rows = plan.bitlinear(kind).rows
         output = {"o": "attn.residual", "down": "mlp.residual"}.get(kind, TRACE_NAMES[kind])
-        return [Instruction("quantise", f"{name}.quantise", layer, length, kind, gamma_base=gammas.bases[(layer, kind)],
-                            beta=beta, golden=traced(layer, TRACE_NAMES[kind])),
-                Instruction("mvu", name, layer, rows, kind, golden=traced(layer, output))]
+        return [Instruction("quantise", f"{name}.quantise", layer, length, kind,
+                            quantisers=(quantiser(layer, kind, projection),)),
+                Instruction("mvu", name, layer, plan.bitlinear(kind).rows, kind, golden=traced(layer, output))]
+
+    def group(layer):
+        name = "attn." + "/".join(GROUP)
+        return [Instruction("quantise", f"{name}.quantise", layer, H, GROUP[0],
+                            quantisers=tuple(quantiser(layer, kind, getattr(weights.layers[layer], kind)) for kind in GROUP)),
+                Instruction("mvu", name, layer, plan.bitlinear(GROUP[0]).rows, GROUP[0],
+                            group=tuple(traced(layer, TRACE_NAMES[kind]) for kind in GROUP))]
 
     prog = [Instruction("embed", "embedding", -1, H, golden="embedding")]
     for l, layer in enumerate(weights.layers):
         prog.append(Instruction("norm", "attn_norm", l, H, source="h", gamma_base=gammas.bases[(l, "attn_norm")]))
-        for kind in ("i", "f", "g"):
-            prog += bitlinear(l, kind, f"attn.{kind}", getattr(layer, kind), H)
+        prog += group(l)
         prog.append(Instruction("mlgru", "attn.mlgru", l, D, gamma_base=gammas.bases[(l, "g_norm")],
                                 golden=traced(l, "attn.mlgru_out")))
         prog += bitlinear(l, "o", "attn.o+residual", layer.o, D)
@@ -130,31 +165,32 @@ WRITERS = ("norm", "mlgru", "glu")      # the passes that write x, a BitLinear's
 
 
 def gather_statistics_early(prog: list[Instruction]) -> list[Instruction]:
-    """Give each quantiser a statistics channel of the pass that writes its input (the quantisers
-    up to the next such pass read that x: i, f and g take channels 0, 1, 2), and that pass the base
-    of each one's gamma in its channel's ROM (stats_tables lays the ROMs out in the same order)."""
+    """Give the pass that writes a quantise stage's input x (the one just before it) the base of
+    each slot's gamma in that slot's statistics ROM, so that it gathers their statistics while it
+    writes x; stats_tables lays the ROMs out in the same order."""
     out, writer, used = [], None, {}
     for ins in prog:
         if ins.op in WRITERS:
             writer = len(out)
         elif ins.op == "quantise":
-            if writer is None:
-                raise HlsgenError(f"rtl core: quantiser {ins.name} has no pass before it that writes its input")
-            channel = len(out[writer].stats)
-            base = used.get(channel, 0)
-            out[writer] = replace(out[writer], stats=out[writer].stats + (base,))
-            used[channel] = base + ins.length
-            ins = replace(ins, channel=channel, stats_base=base)
+            if writer is None or out[writer].stats:
+                raise HlsgenError(f"rtl core: quantise stage {ins.name} has no pass of its own before it that writes x")
+            parts = []
+            for slot, q in enumerate(ins.quantisers):
+                parts.append(replace(q, stats_base=used.get(slot, 0)))
+                used[slot] = used.get(slot, 0) + ins.length
+            out[writer] = replace(out[writer], stats=tuple(q.stats_base for q in parts))
+            ins = replace(ins, quantisers=tuple(parts))
         out.append(ins)
     return out
 
 
 def stats_tables(prog: list[Instruction], gammas: GammaTable) -> list[np.ndarray]:
-    """Per statistics channel, the gammas of its quantisers in program order (the ROM each reads)."""
-    channels = 1 + max(ins.channel for ins in prog if ins.op == "quantise")
-    return [np.concatenate([gammas.values[ins.gamma_base:ins.gamma_base + ins.length]
-                            for ins in prog if ins.op == "quantise" and ins.channel == ch])
-            for ch in range(channels)]
+    """Per slot, the gammas of its quantisers in program order (the statistics ROM it reads)."""
+    slots = max(ins.slots for ins in prog if ins.op == "quantise")
+    return [np.concatenate([gammas.values[q.gamma_base:q.gamma_base + ins.length]
+                            for ins in prog if ins.op == "quantise" for q in ins.quantisers[slot:slot + 1]])
+            for slot in range(slots)]
 
 
 def signed_width(values: np.ndarray) -> int:
@@ -328,10 +364,6 @@ class CoreRtl:
     def stats_channels(self) -> int:
         return len(self.stats)
 
-    @property
-    def ch_w(self) -> int:
-        return bits_for(max(self.stats_channels - 1, 1))
-
     def stats_depth(self, channel: int) -> int:
         return len(self.stats[channel])
 
@@ -414,6 +446,18 @@ class CoreRtl:
     def buffers(self) -> tuple:
         return BUFFERS
 
+    @property
+    def write_lanes(self) -> int:
+        """The write bus's lanes: lane s carries slot s's rescaled outputs (lane 0 every other write too)."""
+        return len(GROUP)
+
+    def write_lane(self, buffer: str) -> int:
+        """The lane that writes a buffer: f and g only ever take their MVUs' outputs."""
+        return slot_of(buffer)
+
+    def slot(self, kind: str) -> int:
+        return slot_of(kind)
+
     # ------------------------------------------------------------------ files
     def rom_images(self) -> dict:
         return {
@@ -429,7 +473,8 @@ def render_core(core: CoreRtl, banner: str = BANNER) -> dict:
     """The core's own Verilog files (the MVUs are rtl.py's)."""
     env = environment()
     return {core.verilog_path: env.get_template("core.v.j2").render(
-                c=core, banner=banner, MVU_DESTINATIONS=MVU_DESTINATIONS, RESIDUAL_SOURCES=RESIDUAL_SOURCES),
+                c=core, banner=banner, MVU_DESTINATIONS=MVU_DESTINATIONS, RESIDUAL_SOURCES=RESIDUAL_SOURCES,
+                GROUP=GROUP),
             core.sigmoid_path: env.get_template("core_sigmoid.v.j2").render(c=core, banner=banner)}
 
 
@@ -461,7 +506,11 @@ def expected_stages(spec: Spec, weights: Weights, core: CoreRtl, calls: np.ndarr
                 source, weight = residual_in(L), weights.final_norm
             columns.append(fixed.norm(source, weight))
         elif ins.op == "quantise":
-            columns.append(np.concatenate([get(ins.golden + ".q"), get(ins.golden + ".scale").reshape(tokens, 1)], axis=1))
+            columns.append(np.concatenate([column for q in ins.quantisers
+                                           for column in (get(q.golden + ".q"), get(q.golden + ".scale").reshape(tokens, 1))],
+                                          axis=1))
+        elif ins.group:
+            columns.append(np.concatenate([get(name) for name in ins.group], axis=1))
         else:
             columns.append(get(ins.golden))
     for ins, column in zip(core.program, columns):
@@ -475,7 +524,7 @@ def whole_index(core: CoreRtl) -> dict:
     stages, offset = [], 0
     for pc, ins in enumerate(core.program):
         stages.append({"pc": pc, "op": ins.op, "name": ins.name, "layer": ins.layer, "kind": ins.kind,
-                       "length": ins.probe_length, "offset": offset})
+                       "length": ins.probe_length, "offset": offset, "lane_stride": ins.lane_stride})
         offset += ins.probe_length
     return {
         "generated_by": BANNER, "module": core.module, "verilog": core.verilog_path,
@@ -484,6 +533,7 @@ def whole_index(core: CoreRtl) -> dict:
         "expected": WHOLE_EXPECTED, "values_per_token": offset, "stages": stages,
         "vocab": core.plan.vocab, "batch": core.plan.batch, "layers": core.plan.layers,
         "token_w": core.token_w, "slot_w": core.slot_w, "act_w": core.act_w, "codes_lanes": core.qlanes,
+        "write_lanes": core.write_lanes,
         "mvu_cycles": sum(m.cycles_per_matrix * m.matrices for m in core.mvus),
     }
 

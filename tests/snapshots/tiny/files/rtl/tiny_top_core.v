@@ -4,14 +4,18 @@
 //   embedding -> L x [attn_norm, i/f/g BitLinears, MLGRU, o BitLinear + residual,
 //                     mlp_norm, gate BitLinear, GLU, down BitLinear + residual]
 //   -> final_norm -> lm_head BitLinear -> logits (one per logit_valid, index order) and argmax.
-// Folded: a sequencer steps through the 36 stages of a token (the program below,
+// Folded: a sequencer steps through the 28 stages of a token (the program below,
 // printed from the plan); the BitLinears run on the MVUs of rtl/ (one per projection kind, every
 // layer's matrix in its ROM, one unit running at a time); everything else on one elementwise unit
 // with sequential square root and divider. Numerics: hlsgen/model/numerics.py, bit for bit.
 //
+// i, f and g run together: each has a slot of its own (codes memory, output scale, rescale, write
+// lane); every other BitLinear runs on slot 0.
+//
 // Probes for the whole-model cosim: dbg_pc is the stage; every value a stage writes (a vector
-// element, a quantiser's scale, a logit) passes dbg_wr_valid/_index/_value, and a quantiser's
-// codes, 1 a cycle, dbg_codes_valid/_index/_value.
+// element, a quantiser's scale, a logit) passes dbg_wr_valid/_index/_value, lane s of the write bus
+// at bit s (index s * IX_W, value s * 64), and a quantiser's codes, 1 a cycle,
+// dbg_codes_valid/_index/_value.
 `default_nettype none
 // The datapath forms every value at the 64 bits of the golden model's int64 by sign extension, and
 // one index width addresses every buffer: width changes are intended here.
@@ -64,13 +68,13 @@ module tiny_top_core #(
     localparam integer SIMD_MAX = 8;
     localparam integer PE_MAX = 4;
     localparam integer IX_W = 9;            // element index
-    localparam integer PC_W = 6;
+    localparam integer PC_W = 5;
     localparam integer LAYER_W = 1;
     localparam integer KIND_W = 3;
-    localparam integer CH_W = 2;
     localparam integer IN_W = 24;
     localparam integer QL = 1;             // codes a cycle in a quantiser's pass
     localparam integer QB = 0;             // log2(QL): an element's bank in its low bits
+    localparam integer WL = 3;             // write-bus lanes: one per slot
     localparam integer SB_W = 10;           // an element of a statistics channel's gammas
     localparam signed [63:0] ONE = 64'sd65536;
 
@@ -99,122 +103,103 @@ module tiny_top_core #(
 
     // ------------------------------------------------------------------ the program
     localparam [2:0] OP_EMBED = 3'd0, OP_NORM = 3'd1, OP_QUANT = 3'd2, OP_MVU = 3'd3, OP_MLGRU = 3'd4, OP_GLU = 3'd5;
-    localparam [PC_W-1:0] PC_LAST = 6'd35;
+    localparam [PC_W-1:0] PC_LAST = 5'd27;
     reg [PC_W-1:0] pc;
     reg [2:0] p_op;
     reg [KIND_W-1:0] p_kind;
     reg [LAYER_W-1:0] p_layer;
     reg [IX_W-1:0] p_len;
     reg [11-1:0] p_gbase;
-    reg [BETA_W-1:0] p_beta;
     reg p_pow2;                     // quantise: K is a power of two, sum v^2 / K a shift by p_shift
     reg [4:0] p_shift;
     reg p_from_r;
-    reg [CH_W-1:0] p_chan;          // quantise: the statistics channel that holds its max |y|
-    reg [SB_W-1:0] p_sbase;         // quantise: its gammas in that channel's ROM
-    reg [SB_W-1:0] p_qbase0;      // norm, MLGRU, GLU: channel 0's quantiser's gamma
-    reg [SB_W-1:0] p_qbase1;      // norm, MLGRU, GLU: channel 1's quantiser's gamma
-    reg [SB_W-1:0] p_qbase2;      // norm, MLGRU, GLU: channel 2's quantiser's gamma
+    reg p_group;                    // quantise, mvu: i, f and g together, on their slots
+    reg [BETA_W-1:0] p_beta0;         // quantise: slot 0's weight scale
+    reg [SB_W-1:0] p_sbase0;          // quantise: slot 0's gammas in its statistics ROM
+    reg [SB_W-1:0] p_qbase0;          // norm, MLGRU, GLU: the same, for the tap
+    reg [BETA_W-1:0] p_beta1;         // quantise: slot 1's weight scale
+    reg [SB_W-1:0] p_sbase1;          // quantise: slot 1's gammas in its statistics ROM
+    reg [SB_W-1:0] p_qbase1;          // norm, MLGRU, GLU: the same, for the tap
+    reg [BETA_W-1:0] p_beta2;         // quantise: slot 2's weight scale
+    reg [SB_W-1:0] p_sbase2;          // quantise: slot 2's gammas in its statistics ROM
+    reg [SB_W-1:0] p_qbase2;          // norm, MLGRU, GLU: the same, for the tap
     always @* begin
         p_op = OP_EMBED; p_kind = {KIND_W{1'b0}}; p_layer = {LAYER_W{1'b0}}; p_len = {IX_W{1'b0}};
-        p_gbase = 11'd0; p_beta = {BETA_W{1'b0}}; p_from_r = 1'b0;
-        p_pow2 = 1'b0; p_shift = 5'd0; p_chan = {CH_W{1'b0}}; p_sbase = {SB_W{1'b0}};
-        p_qbase0 = {SB_W{1'b0}};
-        p_qbase1 = {SB_W{1'b0}};
-        p_qbase2 = {SB_W{1'b0}};
+        p_gbase = 11'd0; p_from_r = 1'b0; p_group = 1'b0; p_pow2 = 1'b0; p_shift = 5'd0;
+        p_beta0 = {BETA_W{1'b0}}; p_sbase0 = {SB_W{1'b0}}; p_qbase0 = {SB_W{1'b0}};
+        p_beta1 = {BETA_W{1'b0}}; p_sbase1 = {SB_W{1'b0}}; p_qbase1 = {SB_W{1'b0}};
+        p_beta2 = {BETA_W{1'b0}}; p_sbase2 = {SB_W{1'b0}}; p_qbase2 = {SB_W{1'b0}};
         case (pc)
-            6'd0: begin   // embedding
+            5'd0: begin   // embedding
                 p_op = OP_EMBED; p_len = 9'd64;
             end
-            6'd1: begin   // attn_norm, layer 0
+            5'd1: begin   // attn_norm, layer 0
                 p_op = OP_NORM; p_len = 9'd64;
                 p_gbase = 11'd0;
                 p_qbase0 = 10'd0;
                 p_qbase1 = 10'd0;
                 p_qbase2 = 10'd0;
             end
-            6'd2: begin   // attn.i.quantise, layer 0
+            5'd2: begin   // attn.i/f/g.quantise, layer 0
                 p_op = OP_QUANT; p_len = 9'd64;
                 p_kind = 3'd0;
-                p_gbase = 11'd64;
-                p_beta = 27'd68215248; p_chan = 2'd0; p_sbase = 10'd0;
+                p_beta0 = 27'd68215248; p_sbase0 = 10'd0;   // i
+                p_beta1 = 27'd68278360; p_sbase1 = 10'd0;   // f
+                p_beta2 = 27'd68269409; p_sbase2 = 10'd0;   // g
                 p_pow2 = 1'b1; p_shift = 5'd6;
+                p_group = 1'b1;
             end
-            6'd3: begin   // attn.i, layer 0
+            5'd3: begin   // attn.i/f/g, layer 0
                 p_op = OP_MVU; p_len = 9'd64;
                 p_kind = 3'd0;
+                p_group = 1'b1;
             end
-            6'd4: begin   // attn.f.quantise, layer 0
-                p_op = OP_QUANT; p_len = 9'd64;
-                p_kind = 3'd1;
-                p_gbase = 11'd128;
-                p_beta = 27'd68278360; p_chan = 2'd1; p_sbase = 10'd0;
-                p_pow2 = 1'b1; p_shift = 5'd6;
-            end
-            6'd5: begin   // attn.f, layer 0
-                p_op = OP_MVU; p_len = 9'd64;
-                p_kind = 3'd1;
-            end
-            6'd6: begin   // attn.g.quantise, layer 0
-                p_op = OP_QUANT; p_len = 9'd64;
-                p_kind = 3'd2;
-                p_gbase = 11'd192;
-                p_beta = 27'd68269409; p_chan = 2'd2; p_sbase = 10'd0;
-                p_pow2 = 1'b1; p_shift = 5'd6;
-            end
-            6'd7: begin   // attn.g, layer 0
-                p_op = OP_MVU; p_len = 9'd64;
-                p_kind = 3'd2;
-            end
-            6'd8: begin   // attn.mlgru, layer 0
+            5'd4: begin   // attn.mlgru, layer 0
                 p_op = OP_MLGRU; p_len = 9'd64;
                 p_gbase = 11'd320;
                 p_qbase0 = 10'd64;
             end
-            6'd9: begin   // attn.o+residual.quantise, layer 0
+            5'd5: begin   // attn.o+residual.quantise, layer 0
                 p_op = OP_QUANT; p_len = 9'd64;
                 p_kind = 3'd3;
-                p_gbase = 11'd256;
-                p_beta = 27'd69248690; p_chan = 2'd0; p_sbase = 10'd64;
+                p_beta0 = 27'd69248690; p_sbase0 = 10'd64;   // o
                 p_pow2 = 1'b1; p_shift = 5'd6;
             end
-            6'd10: begin   // attn.o+residual, layer 0
+            5'd6: begin   // attn.o+residual, layer 0
                 p_op = OP_MVU; p_len = 9'd64;
                 p_kind = 3'd3;
             end
-            6'd11: begin   // mlp_norm, layer 0
+            5'd7: begin   // mlp_norm, layer 0
                 p_op = OP_NORM; p_len = 9'd64;
                 p_gbase = 11'd384;
                 p_qbase0 = 10'd128;
                 p_from_r = 1'b1;
             end
-            6'd12: begin   // mlp.gate.quantise, layer 0
+            5'd8: begin   // mlp.gate.quantise, layer 0
                 p_op = OP_QUANT; p_len = 9'd64;
                 p_kind = 3'd4;
-                p_gbase = 11'd448;
-                p_beta = 27'd69088746; p_chan = 2'd0; p_sbase = 10'd128;
+                p_beta0 = 27'd69088746; p_sbase0 = 10'd128;   // gate
                 p_pow2 = 1'b1; p_shift = 5'd6;
             end
-            6'd13: begin   // mlp.gate, layer 0
+            5'd9: begin   // mlp.gate, layer 0
                 p_op = OP_MVU; p_len = 9'd256;
                 p_kind = 3'd4;
             end
-            6'd14: begin   // mlp.glu, layer 0
+            5'd10: begin   // mlp.glu, layer 0
                 p_op = OP_GLU; p_len = 9'd128;
                 p_qbase0 = 10'd192;
             end
-            6'd15: begin   // mlp.down+residual.quantise, layer 0
+            5'd11: begin   // mlp.down+residual.quantise, layer 0
                 p_op = OP_QUANT; p_len = 9'd128;
                 p_kind = 3'd5;
-                p_gbase = 11'd512;
-                p_beta = 27'd67748271; p_chan = 2'd0; p_sbase = 10'd192;
+                p_beta0 = 27'd67748271; p_sbase0 = 10'd192;   // down
                 p_pow2 = 1'b1; p_shift = 5'd7;
             end
-            6'd16: begin   // mlp.down+residual, layer 0
+            5'd12: begin   // mlp.down+residual, layer 0
                 p_op = OP_MVU; p_len = 9'd64;
                 p_kind = 3'd5;
             end
-            6'd17: begin   // attn_norm, layer 1
+            5'd13: begin   // attn_norm, layer 1
                 p_op = OP_NORM; p_len = 9'd64;
                 p_layer = 1'd1;
                 p_gbase = 11'd640;
@@ -222,115 +207,88 @@ module tiny_top_core #(
                 p_qbase1 = 10'd64;
                 p_qbase2 = 10'd64;
             end
-            6'd18: begin   // attn.i.quantise, layer 1
+            5'd14: begin   // attn.i/f/g.quantise, layer 1
                 p_op = OP_QUANT; p_len = 9'd64;
                 p_layer = 1'd1;
                 p_kind = 3'd0;
-                p_gbase = 11'd704;
-                p_beta = 27'd67928055; p_chan = 2'd0; p_sbase = 10'd320;
+                p_beta0 = 27'd67928055; p_sbase0 = 10'd320;   // i
+                p_beta1 = 27'd68389679; p_sbase1 = 10'd64;   // f
+                p_beta2 = 27'd69134431; p_sbase2 = 10'd64;   // g
                 p_pow2 = 1'b1; p_shift = 5'd6;
+                p_group = 1'b1;
             end
-            6'd19: begin   // attn.i, layer 1
+            5'd15: begin   // attn.i/f/g, layer 1
                 p_op = OP_MVU; p_len = 9'd64;
                 p_layer = 1'd1;
                 p_kind = 3'd0;
+                p_group = 1'b1;
             end
-            6'd20: begin   // attn.f.quantise, layer 1
-                p_op = OP_QUANT; p_len = 9'd64;
-                p_layer = 1'd1;
-                p_kind = 3'd1;
-                p_gbase = 11'd768;
-                p_beta = 27'd68389679; p_chan = 2'd1; p_sbase = 10'd64;
-                p_pow2 = 1'b1; p_shift = 5'd6;
-            end
-            6'd21: begin   // attn.f, layer 1
-                p_op = OP_MVU; p_len = 9'd64;
-                p_layer = 1'd1;
-                p_kind = 3'd1;
-            end
-            6'd22: begin   // attn.g.quantise, layer 1
-                p_op = OP_QUANT; p_len = 9'd64;
-                p_layer = 1'd1;
-                p_kind = 3'd2;
-                p_gbase = 11'd832;
-                p_beta = 27'd69134431; p_chan = 2'd2; p_sbase = 10'd64;
-                p_pow2 = 1'b1; p_shift = 5'd6;
-            end
-            6'd23: begin   // attn.g, layer 1
-                p_op = OP_MVU; p_len = 9'd64;
-                p_layer = 1'd1;
-                p_kind = 3'd2;
-            end
-            6'd24: begin   // attn.mlgru, layer 1
+            5'd16: begin   // attn.mlgru, layer 1
                 p_op = OP_MLGRU; p_len = 9'd64;
                 p_layer = 1'd1;
                 p_gbase = 11'd960;
                 p_qbase0 = 10'd384;
             end
-            6'd25: begin   // attn.o+residual.quantise, layer 1
+            5'd17: begin   // attn.o+residual.quantise, layer 1
                 p_op = OP_QUANT; p_len = 9'd64;
                 p_layer = 1'd1;
                 p_kind = 3'd3;
-                p_gbase = 11'd896;
-                p_beta = 27'd68369280; p_chan = 2'd0; p_sbase = 10'd384;
+                p_beta0 = 27'd68369280; p_sbase0 = 10'd384;   // o
                 p_pow2 = 1'b1; p_shift = 5'd6;
             end
-            6'd26: begin   // attn.o+residual, layer 1
+            5'd18: begin   // attn.o+residual, layer 1
                 p_op = OP_MVU; p_len = 9'd64;
                 p_layer = 1'd1;
                 p_kind = 3'd3;
             end
-            6'd27: begin   // mlp_norm, layer 1
+            5'd19: begin   // mlp_norm, layer 1
                 p_op = OP_NORM; p_len = 9'd64;
                 p_layer = 1'd1;
                 p_gbase = 11'd1024;
                 p_qbase0 = 10'd448;
                 p_from_r = 1'b1;
             end
-            6'd28: begin   // mlp.gate.quantise, layer 1
+            5'd20: begin   // mlp.gate.quantise, layer 1
                 p_op = OP_QUANT; p_len = 9'd64;
                 p_layer = 1'd1;
                 p_kind = 3'd4;
-                p_gbase = 11'd1088;
-                p_beta = 27'd68568671; p_chan = 2'd0; p_sbase = 10'd448;
+                p_beta0 = 27'd68568671; p_sbase0 = 10'd448;   // gate
                 p_pow2 = 1'b1; p_shift = 5'd6;
             end
-            6'd29: begin   // mlp.gate, layer 1
+            5'd21: begin   // mlp.gate, layer 1
                 p_op = OP_MVU; p_len = 9'd256;
                 p_layer = 1'd1;
                 p_kind = 3'd4;
             end
-            6'd30: begin   // mlp.glu, layer 1
+            5'd22: begin   // mlp.glu, layer 1
                 p_op = OP_GLU; p_len = 9'd128;
                 p_layer = 1'd1;
                 p_qbase0 = 10'd512;
             end
-            6'd31: begin   // mlp.down+residual.quantise, layer 1
+            5'd23: begin   // mlp.down+residual.quantise, layer 1
                 p_op = OP_QUANT; p_len = 9'd128;
                 p_layer = 1'd1;
                 p_kind = 3'd5;
-                p_gbase = 11'd1152;
-                p_beta = 27'd68460510; p_chan = 2'd0; p_sbase = 10'd512;
+                p_beta0 = 27'd68460510; p_sbase0 = 10'd512;   // down
                 p_pow2 = 1'b1; p_shift = 5'd7;
             end
-            6'd32: begin   // mlp.down+residual, layer 1
+            5'd24: begin   // mlp.down+residual, layer 1
                 p_op = OP_MVU; p_len = 9'd64;
                 p_layer = 1'd1;
                 p_kind = 3'd5;
             end
-            6'd33: begin   // final_norm
+            5'd25: begin   // final_norm
                 p_op = OP_NORM; p_len = 9'd64;
                 p_gbase = 11'd1280;
                 p_qbase0 = 10'd640;
             end
-            6'd34: begin   // lm_head.quantise
+            5'd26: begin   // lm_head.quantise
                 p_op = OP_QUANT; p_len = 9'd64;
                 p_kind = 3'd6;
-                p_gbase = 11'd1344;
-                p_beta = 27'd68456431; p_chan = 2'd0; p_sbase = 10'd640;
+                p_beta0 = 27'd68456431; p_sbase0 = 10'd640;   // lm_head
                 p_pow2 = 1'b1; p_shift = 5'd6;
             end
-            6'd35: begin   // lm_head
+            5'd27: begin   // lm_head
                 p_op = OP_MVU; p_len = 9'd256;
                 p_kind = 3'd6;
             end
@@ -348,15 +306,16 @@ module tiny_top_core #(
     /* verilator lint_on UNUSEDSIGNAL */
     reg [IX_W-1:0] len;
     reg [11-1:0] gbase;
-    reg [BETA_W-1:0] beta;
     reg pow2;
     reg [4:0] shift;
     reg from_r;
-    reg [CH_W-1:0] chan;
-    reg [SB_W-1:0] sbase;
-    reg [SB_W-1:0] qbase0;
-    reg [SB_W-1:0] qbase1;
-    reg [SB_W-1:0] qbase2;
+    reg group;
+    reg [BETA_W-1:0] beta0;
+    reg [SB_W-1:0] sbase0, qbase0;
+    reg [BETA_W-1:0] beta1;
+    reg [SB_W-1:0] sbase1, qbase1;
+    reg [BETA_W-1:0] beta2;
+    reg [SB_W-1:0] sbase2, qbase2;
     reg [1-1:0] slot_q;
     reg [2-1:0] fresh;     // slot s, layer l (bit s * L + l): its state reads as zero
     reg [14-1:0] emb_base;
@@ -388,10 +347,10 @@ module tiny_top_core #(
                 end
                 S_FETCH: begin
                     op <= p_op; kind <= p_kind; layer <= p_layer; len <= p_len; gbase <= p_gbase;
-                    beta <= p_beta; from_r <= p_from_r; pow2 <= p_pow2; shift <= p_shift; chan <= p_chan; sbase <= p_sbase;
-                    qbase0 <= p_qbase0;
-                    qbase1 <= p_qbase1;
-                    qbase2 <= p_qbase2;
+                    from_r <= p_from_r; group <= p_group; pow2 <= p_pow2; shift <= p_shift;
+                    beta0 <= p_beta0; sbase0 <= p_sbase0; qbase0 <= p_qbase0;
+                    beta1 <= p_beta1; sbase1 <= p_sbase1; qbase1 <= p_qbase1;
+                    beta2 <= p_beta2; sbase2 <= p_sbase2; qbase2 <= p_qbase2;
                     fresh_ix <= slot_layer;
                     state_base <= {{6{1'b0}}, slot_layer} * 7'd64;
                     lb_base <= {{6{1'b0}}, p_layer} * 7'd64;
@@ -415,8 +374,10 @@ module tiny_top_core #(
     // ------------------------------------------------------------------ element passes
     // A pass issues element k = 0 .. len-1, one per cycle (a quantiser's: QL), as the read address of every buffer and
     // table; the data arrive a cycle later (stage 1) and the values move down a fixed pipeline
-    // (v[n]: stage n holds an element). The pass ends when the pipeline has drained.
-    localparam integer DEPTH = 14;
+    // (v[n]: stage n holds an element). The pass ends when its last element has left the stage its
+    // operation writes from (LAST_*): the stages behind that one hold nothing of this pass.
+    localparam integer DEPTH = 13;
+    localparam integer LAST_EMBED = 1, LAST_NORM = 2, LAST_GLU = 6, LAST_QUANT = 11, LAST_MLGRU = 13;
     reg issuing, pass_on;
     reg [IX_W-1:0] k;
     reg [DEPTH:1] v;
@@ -426,7 +387,17 @@ module tiny_top_core #(
     wire pass_start;
     wire [IX_W-1:0] k_step = op == OP_QUANT ? 9'd1 : 9'd1;   // its first element, with QL-1 beside it
     wire [IX_W-1:0] k_next = pass_start ? {IX_W{1'b0}} : (issuing ? k + k_step : k);
-    wire pass_end = pass_on && !issuing && !(|v);
+    reg [DEPTH:1] live;             // the stages that still hold an element of this pass
+    always @* begin
+        case (op)
+            OP_EMBED: live = v & ({DEPTH{1'b1}} >> (DEPTH - LAST_EMBED));
+            OP_NORM: live = v & ({DEPTH{1'b1}} >> (DEPTH - LAST_NORM));
+            OP_GLU: live = v & ({DEPTH{1'b1}} >> (DEPTH - LAST_GLU));
+            OP_QUANT: live = v & ({DEPTH{1'b1}} >> (DEPTH - LAST_QUANT));
+            default: live = v;
+        endcase
+    end
+    wire pass_end = pass_on && !issuing && !(|live);
     always @(posedge clk) begin
         if (rst) begin
             issuing <= 1'b0;
@@ -443,7 +414,8 @@ module tiny_top_core #(
             end else if (pass_end) begin
                 pass_on <= 1'b0;
             end
-            v <= {v[DEPTH-1:1], issuing};
+            // a stage's end empties the pipeline: the stages past its LAST_* hold nothing for the next
+            v <= seq == S_RUN && op_done ? {DEPTH{1'b0}} : {v[DEPTH-1:1], issuing};
         end
         kp <= {kp[(DEPTH-1)*IX_W-1:0], k};
     end
@@ -451,16 +423,23 @@ module tiny_top_core #(
     // ------------------------------------------------------------------ the write bus (and probe)
     localparam [3:0] DST_H = 4'd0, DST_R = 4'd1, DST_X = 4'd2, DST_I = 4'd3, DST_F = 4'd4, DST_G = 4'd5,
                      DST_GU = 4'd6, DST_SCALE = 4'd8, DST_LOGIT = 4'd9;
+    // Lane 0 carries every stage's writes; lane s > 0 only slot s's rescaled outputs (its buffer's).
     reg wr_valid;
     reg [3:0] wr_dst;
     reg [IX_W-1:0] wr_index;
     reg signed [63:0] wr_value;
+    reg wr1_valid, wr1_to_buf;
+    reg [IX_W-1:0] wr1_index;
+    reg signed [63:0] wr1_value;
+    reg wr2_valid, wr2_to_buf;
+    reg [IX_W-1:0] wr2_index;
+    reg signed [63:0] wr2_value;
     // Read by the cosim only (sim/cocotb_whole.py); synthesis removes them.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [PC_W-1:0] dbg_pc = pc;
-    wire dbg_wr_valid = wr_valid;
-    wire [IX_W-1:0] dbg_wr_index = wr_index;
-    wire signed [63:0] dbg_wr_value = wr_value;
+    wire [WL-1:0] dbg_wr_valid = {wr2_valid, wr1_valid, wr_valid};
+    wire [WL*IX_W-1:0] dbg_wr_index = {wr2_index, wr1_index, wr_index};
+    wire [WL*64-1:0] dbg_wr_value = {wr2_value, wr1_value, wr_value};
     /* verilator lint_on UNUSEDSIGNAL */
 
     // ------------------------------------------------------------------ vector buffers and tables
@@ -493,13 +472,13 @@ module tiny_top_core #(
     reg signed [24-1:0] buf_f [0:64-1];
     reg signed [24-1:0] ram_f;     // read by sigmoid a only, a cycle ahead
     always @(posedge clk) begin
-        if (wr_valid && wr_dst == DST_F) buf_f[wr_index] <= wr_value[24-1:0];
+        if (wr1_valid && wr1_to_buf) buf_f[wr1_index] <= wr1_value[24-1:0];
         ram_f <= buf_f[ra_next];
     end
     reg signed [24-1:0] buf_g [0:64-1];
     reg signed [24-1:0] ram_g, rd_g;
     always @(posedge clk) begin
-        if (wr_valid && wr_dst == DST_G) buf_g[wr_index] <= wr_value[24-1:0];
+        if (wr2_valid && wr2_to_buf) buf_g[wr2_index] <= wr2_value[24-1:0];
         ram_g <= buf_g[ra_next];
         rd_g <= ram_g;
     end
@@ -569,7 +548,6 @@ module tiny_top_core #(
     tiny_top_core_sigmoid #(.FILE(SIGMOID_FILE)) sigmoid_c (.clk(clk), .x(sig_c_x), .y(sig_c));
 
     // ------------------------------------------------------------------ quantiser state
-    reg [SCALE_W-1:0] scale_q;      // the per-token output scale of the last quantiser
     reg scale_start;
 
     // ------------------------------------------------------------------ the quantisers' statistics
@@ -587,7 +565,7 @@ module tiny_top_core #(
     reg signed [63:0] tsq3;         // 64 bits as the golden model; the top ones are sign bits
     /* verilator lint_on UNUSEDSIGNAL */
     wire stats_reset = op_init && (op == OP_NORM || op == OP_MLGRU || op == OP_GLU);
-    wire [SB_W-1:0] qaddr0 = op == OP_QUANT ? sbase + {{1{1'b0}}, ra_next} : qbase0 + {{1{1'b0}}, wr_index};
+    wire [SB_W-1:0] qaddr0 = op == OP_QUANT ? sbase0 + {{1{1'b0}}, ra_next} : qbase0 + {{1{1'b0}}, wr_index};
     (* rom_style = "block" *) reg signed [GAMMA_W-1:0] qgamma0_0_rom [0:704-1];
     initial $readmemh(QGAMMA0_0_FILE, qgamma0_0_rom);
     reg signed [GAMMA_W-1:0] ram_qgamma0_0, rd_qgamma0_0;
@@ -609,7 +587,7 @@ module tiny_top_core #(
         if (stats_reset) m0 <= {Y_W{1'b0}};
         else if (tap3_v && tmag0[Y_W-1:0] > m0) m0 <= tmag0[Y_W-1:0];
     end
-    wire [SB_W-1:0] qaddr1 = op == OP_QUANT ? sbase + {{1{1'b0}}, ra_next} : qbase1 + {{1{1'b0}}, wr_index};
+    wire [SB_W-1:0] qaddr1 = op == OP_QUANT ? sbase1 + {{1{1'b0}}, ra_next} : qbase1 + {{1{1'b0}}, wr_index};
     (* rom_style = "block" *) reg signed [GAMMA_W-1:0] qgamma1_0_rom [0:128-1];
     initial $readmemh(QGAMMA1_0_FILE, qgamma1_0_rom);
     reg signed [GAMMA_W-1:0] ram_qgamma1_0, rd_qgamma1_0;
@@ -631,7 +609,7 @@ module tiny_top_core #(
         if (stats_reset) m1 <= {Y_W{1'b0}};
         else if (tap3_v && tmag1[Y_W-1:0] > m1) m1 <= tmag1[Y_W-1:0];
     end
-    wire [SB_W-1:0] qaddr2 = op == OP_QUANT ? sbase + {{1{1'b0}}, ra_next} : qbase2 + {{1{1'b0}}, wr_index};
+    wire [SB_W-1:0] qaddr2 = op == OP_QUANT ? sbase2 + {{1{1'b0}}, ra_next} : qbase2 + {{1{1'b0}}, wr_index};
     (* rom_style = "block" *) reg signed [GAMMA_W-1:0] qgamma2_0_rom [0:128-1];
     initial $readmemh(QGAMMA2_0_FILE, qgamma2_0_rom);
     reg signed [GAMMA_W-1:0] ram_qgamma2_0, rd_qgamma2_0;
@@ -663,49 +641,28 @@ module tiny_top_core #(
         if (stats_reset) sumsq <= {SUMSQ_W{1'b0}};
         else if (tap3_v) sumsq <= sumsq + tsq3[SUMSQ_W-1:0];
     end
-    wire stats_drained = !tap1_v && !tap2_v && !tap3_v;
-    reg [Y_W-1:0] m;                // the running quantiser's max |y| and gammas: its channel's
-    reg signed [GAMMA_W-1:0] code_gamma0;
-    always @* begin
-        m = m0;
-        code_gamma0 = rd_qgamma0_0;
-        if (chan == 2'd1) begin
-            m = m1;
-            code_gamma0 = rd_qgamma1_0;
-        end
-        if (chan == 2'd2) begin
-            m = m2;
-            code_gamma0 = rd_qgamma2_0;
-        end
-    end
+    wire stats_drained = !(wr_valid && wr_dst == DST_X) && !tap1_v && !tap2_v && !tap3_v;
 
-    // codes: SIMD int8 per word, the newest at the top (an MVU of SIMD s takes the top s bytes)
-    /* verilator lint_off UNUSEDSIGNAL */
-    reg [8*SIMD_MAX-1:0] pack;       // its lowest byte is shifted out unused
-    /* verilator lint_on UNUSEDSIGNAL */
+    // codes: slot u's quantiser makes QL a cycle (lane q's at byte u * QL + q of codes_value), element
+    // codes_index + q, from slot u's gammas and max |y| (m<u>); slots above 0 only in a group.
     reg [9-1:0] pack_n;
     reg [9-1:0] code_word;
-    reg [8*SIMD_MAX-1:0] codes_mem [0:64-1];
     reg [9-1:0] simd;
-    // The codes pass's output: QL codes a cycle (lane q's at byte q), element codes_index + q.
-    reg codes_valid;
+    reg [WL-1:0] codes_valid;
     reg [IX_W-1:0] codes_index;
-    reg [8*QL-1:0] codes_value;
+    reg [8*QL*WL-1:0] codes_value;
     // Read by the cosim only, beside dbg_wr_*: every code a quantiser's pass makes.
     /* verilator lint_off UNUSEDSIGNAL */
-    wire dbg_codes_valid = codes_valid;
+    wire [WL-1:0] dbg_codes_valid = codes_valid;
     wire [IX_W-1:0] dbg_codes_index = codes_index;
-    wire [8*QL-1:0] dbg_codes_value = codes_value;
+    wire [8*QL*WL-1:0] dbg_codes_value = codes_value;
     /* verilator lint_on UNUSEDSIGNAL */
-    wire [8*SIMD_MAX-1:0] pack_next = {codes_value, pack[8*SIMD_MAX-1:8*QL]};
     always @(posedge clk) begin
         if (op_init) begin
             pack_n <= 9'd0;
             code_word <= 9'd0;
-        end else if (codes_valid) begin
-            pack <= pack_next;
+        end else if (codes_valid[0]) begin
             if (pack_n == simd - QL) begin
-                codes_mem[code_word] <= pack_next;
                 code_word <= code_word + 1'b1;
                 pack_n <= 9'd0;
             end else begin
@@ -713,61 +670,153 @@ module tiny_top_core #(
             end
         end
     end
+    // A word of codes is complete: SIMD int8, the newest at the top (an MVU of SIMD s takes the top s
+    // bytes), into the slot's memory (its MVU reads it there).
+    wire word_done = !op_init && codes_valid[0] && pack_n == simd - QL;
 
     // The 7-step long division of the codes, one per lane: q = floor((254 |y| + m) / (2 m)) < 128.
-    // Stage 2: y = v * gamma of the element read in stage 1; stage 3: the dividend; steps at 4 .. 10.
+    // Stage 2: y = v * gamma of the element read in stage 1; stage 3: |y| and its sign; stage 4: the
+    // dividend, 254 |y| as 256 |y| - 2 |y|; steps at 5 .. 11.
     localparam integer NQ_W = Y_W + 9;
-    wire [NQ_W-1:0] qd = {8'd0, m, 1'b0};
-    integer qs0;
-    // lane 0: step j's remainder, quotient and sign at qn/qq/qneg slice j (step 0: the dividend)
-    reg [8*NQ_W-1:0] qn0;
-    reg [8*7-1:0] qq0;
-    reg [7:0] qneg0;
+    wire [NQ_W-1:0] qd0 = {8'd0, m0, 1'b0};
+    integer qs0_0;
+    // slot 0, lane 0: step j's remainder, quotient and sign at qn/qq/qneg slice j (step 0: the dividend)
+    reg [8*NQ_W-1:0] qn0_0;
+    reg [8*7-1:0] qq0_0;
+    reg [8:0] qneg0_0;
     /* verilator lint_off UNUSEDSIGNAL */
-    reg signed [63:0] y2_0;           // 64 bits as the golden model; the top ones are sign bits
-    wire [63:0] mag2_0 = absval(y2_0);
+    reg signed [63:0] y2_0_0;           // 64 bits as the golden model; the top ones are sign bits
+    wire [63:0] mag2_0_0 = absval(y2_0_0);
     /* verilator lint_on UNUSEDSIGNAL */
+    reg [NQ_W-1:0] mag3_0_0;
     always @(posedge clk) begin
-        y2_0 <= rd_x0 * code_gamma0;
-        for (qs0 = 0; qs0 < 7; qs0 = qs0 + 1) begin
-            if (qn0[qs0*NQ_W +: NQ_W] >= (qd << (6 - qs0))) begin
-                qn0[(qs0+1)*NQ_W +: NQ_W] <= qn0[qs0*NQ_W +: NQ_W] - (qd << (6 - qs0));
-                qq0[(qs0+1)*7 +: 7] <= qq0[qs0*7 +: 7] | (7'd1 << (6 - qs0));
+        y2_0_0 <= rd_x0 * rd_qgamma0_0;
+        for (qs0_0 = 0; qs0_0 < 7; qs0_0 = qs0_0 + 1) begin
+            if (qn0_0[qs0_0*NQ_W +: NQ_W] >= (qd0 << (6 - qs0_0))) begin
+                qn0_0[(qs0_0+1)*NQ_W +: NQ_W] <= qn0_0[qs0_0*NQ_W +: NQ_W] - (qd0 << (6 - qs0_0));
+                qq0_0[(qs0_0+1)*7 +: 7] <= qq0_0[qs0_0*7 +: 7] | (7'd1 << (6 - qs0_0));
             end else begin
-                qn0[(qs0+1)*NQ_W +: NQ_W] <= qn0[qs0*NQ_W +: NQ_W];
-                qq0[(qs0+1)*7 +: 7] <= qq0[qs0*7 +: 7];
+                qn0_0[(qs0_0+1)*NQ_W +: NQ_W] <= qn0_0[qs0_0*NQ_W +: NQ_W];
+                qq0_0[(qs0_0+1)*7 +: 7] <= qq0_0[qs0_0*7 +: 7];
             end
         end
-        qn0[0 +: NQ_W] <= mag2_0[NQ_W-1:0] * 9'd254 + {9'd0, m};
-        qq0[0 +: 7] <= 7'd0;
-        qneg0 <= {qneg0[6:0], y2_0 < 0};     // the sign beside the steps
+        mag3_0_0 <= mag2_0_0[NQ_W-1:0];
+        qn0_0[0 +: NQ_W] <= (mag3_0_0 << 8) - (mag3_0_0 << 1) + {9'd0, m0};
+        qq0_0[0 +: 7] <= 7'd0;
+        qneg0_0 <= {qneg0_0[7:0], y2_0_0 < 0};     // the sign beside |y| and the steps
     end
-    wire [6:0] code_mag0 = m == {Y_W{1'b0}} ? 7'd0 : qq0[7*7 +: 7];
-    wire [7:0] code0 = qneg0[7] ? 8'd0 - {1'b0, code_mag0} : {1'b0, code_mag0};
+    wire [6:0] code_mag0_0 = m0 == {Y_W{1'b0}} ? 7'd0 : qq0_0[7*7 +: 7];
+    wire [7:0] code0_0 = qneg0_0[8] ? 8'd0 - {1'b0, code_mag0_0} : {1'b0, code_mag0_0};
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg [8*SIMD_MAX-1:0] pack0;       // its lowest bytes are shifted out unused
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire [8*QL-1:0] slot0_codes = codes_value[0*8*QL +: 8*QL];
+    wire [8*SIMD_MAX-1:0] pack0_next = {slot0_codes, pack0[8*SIMD_MAX-1:8*QL]};
+    reg [8*SIMD_MAX-1:0] codes_mem0 [0:64-1];
     always @(posedge clk) begin
-        codes_valid <= !rst && op == OP_QUANT && v[10];
-        codes_index <= kp[9*IX_W +: IX_W];
-        codes_value <= {code0};
+        if (codes_valid[0]) pack0 <= pack0_next;
+        if (word_done && codes_valid[0]) codes_mem0[code_word] <= pack0_next;
+    end
+    wire [NQ_W-1:0] qd1 = {8'd0, m1, 1'b0};
+    integer qs1_0;
+    // slot 1, lane 0: step j's remainder, quotient and sign at qn/qq/qneg slice j (step 0: the dividend)
+    reg [8*NQ_W-1:0] qn1_0;
+    reg [8*7-1:0] qq1_0;
+    reg [8:0] qneg1_0;
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg signed [63:0] y2_1_0;           // 64 bits as the golden model; the top ones are sign bits
+    wire [63:0] mag2_1_0 = absval(y2_1_0);
+    /* verilator lint_on UNUSEDSIGNAL */
+    reg [NQ_W-1:0] mag3_1_0;
+    always @(posedge clk) begin
+        y2_1_0 <= rd_x0 * rd_qgamma1_0;
+        for (qs1_0 = 0; qs1_0 < 7; qs1_0 = qs1_0 + 1) begin
+            if (qn1_0[qs1_0*NQ_W +: NQ_W] >= (qd1 << (6 - qs1_0))) begin
+                qn1_0[(qs1_0+1)*NQ_W +: NQ_W] <= qn1_0[qs1_0*NQ_W +: NQ_W] - (qd1 << (6 - qs1_0));
+                qq1_0[(qs1_0+1)*7 +: 7] <= qq1_0[qs1_0*7 +: 7] | (7'd1 << (6 - qs1_0));
+            end else begin
+                qn1_0[(qs1_0+1)*NQ_W +: NQ_W] <= qn1_0[qs1_0*NQ_W +: NQ_W];
+                qq1_0[(qs1_0+1)*7 +: 7] <= qq1_0[qs1_0*7 +: 7];
+            end
+        end
+        mag3_1_0 <= mag2_1_0[NQ_W-1:0];
+        qn1_0[0 +: NQ_W] <= (mag3_1_0 << 8) - (mag3_1_0 << 1) + {9'd0, m1};
+        qq1_0[0 +: 7] <= 7'd0;
+        qneg1_0 <= {qneg1_0[7:0], y2_1_0 < 0};     // the sign beside |y| and the steps
+    end
+    wire [6:0] code_mag1_0 = m1 == {Y_W{1'b0}} ? 7'd0 : qq1_0[7*7 +: 7];
+    wire [7:0] code1_0 = qneg1_0[8] ? 8'd0 - {1'b0, code_mag1_0} : {1'b0, code_mag1_0};
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg [8*SIMD_MAX-1:0] pack1;       // its lowest bytes are shifted out unused
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire [8*QL-1:0] slot1_codes = codes_value[1*8*QL +: 8*QL];
+    wire [8*SIMD_MAX-1:0] pack1_next = {slot1_codes, pack1[8*SIMD_MAX-1:8*QL]};
+    reg [8*SIMD_MAX-1:0] codes_mem1 [0:64-1];
+    always @(posedge clk) begin
+        if (codes_valid[1]) pack1 <= pack1_next;
+        if (word_done && codes_valid[1]) codes_mem1[code_word] <= pack1_next;
+    end
+    wire [NQ_W-1:0] qd2 = {8'd0, m2, 1'b0};
+    integer qs2_0;
+    // slot 2, lane 0: step j's remainder, quotient and sign at qn/qq/qneg slice j (step 0: the dividend)
+    reg [8*NQ_W-1:0] qn2_0;
+    reg [8*7-1:0] qq2_0;
+    reg [8:0] qneg2_0;
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg signed [63:0] y2_2_0;           // 64 bits as the golden model; the top ones are sign bits
+    wire [63:0] mag2_2_0 = absval(y2_2_0);
+    /* verilator lint_on UNUSEDSIGNAL */
+    reg [NQ_W-1:0] mag3_2_0;
+    always @(posedge clk) begin
+        y2_2_0 <= rd_x0 * rd_qgamma2_0;
+        for (qs2_0 = 0; qs2_0 < 7; qs2_0 = qs2_0 + 1) begin
+            if (qn2_0[qs2_0*NQ_W +: NQ_W] >= (qd2 << (6 - qs2_0))) begin
+                qn2_0[(qs2_0+1)*NQ_W +: NQ_W] <= qn2_0[qs2_0*NQ_W +: NQ_W] - (qd2 << (6 - qs2_0));
+                qq2_0[(qs2_0+1)*7 +: 7] <= qq2_0[qs2_0*7 +: 7] | (7'd1 << (6 - qs2_0));
+            end else begin
+                qn2_0[(qs2_0+1)*NQ_W +: NQ_W] <= qn2_0[qs2_0*NQ_W +: NQ_W];
+                qq2_0[(qs2_0+1)*7 +: 7] <= qq2_0[qs2_0*7 +: 7];
+            end
+        end
+        mag3_2_0 <= mag2_2_0[NQ_W-1:0];
+        qn2_0[0 +: NQ_W] <= (mag3_2_0 << 8) - (mag3_2_0 << 1) + {9'd0, m2};
+        qq2_0[0 +: 7] <= 7'd0;
+        qneg2_0 <= {qneg2_0[7:0], y2_2_0 < 0};     // the sign beside |y| and the steps
+    end
+    wire [6:0] code_mag2_0 = m2 == {Y_W{1'b0}} ? 7'd0 : qq2_0[7*7 +: 7];
+    wire [7:0] code2_0 = qneg2_0[8] ? 8'd0 - {1'b0, code_mag2_0} : {1'b0, code_mag2_0};
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg [8*SIMD_MAX-1:0] pack2;       // its lowest bytes are shifted out unused
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire [8*QL-1:0] slot2_codes = codes_value[2*8*QL +: 8*QL];
+    wire [8*SIMD_MAX-1:0] pack2_next = {slot2_codes, pack2[8*SIMD_MAX-1:8*QL]};
+    reg [8*SIMD_MAX-1:0] codes_mem2 [0:64-1];
+    always @(posedge clk) begin
+        if (codes_valid[2]) pack2 <= pack2_next;
+        if (word_done && codes_valid[2]) codes_mem2[code_word] <= pack2_next;
+    end
+    always @(posedge clk) begin
+        codes_valid[0] <= !rst && op == OP_QUANT && v[LAST_QUANT];
+        codes_valid[1] <= !rst && op == OP_QUANT && v[LAST_QUANT] && group;
+        codes_valid[2] <= !rst && op == OP_QUANT && v[LAST_QUANT] && group;
+        codes_index <= kp[(LAST_QUANT-1)*IX_W +: IX_W];
+        codes_value <= {code2_0, code1_0, code0_0};
     end
 
 
     // ------------------------------------------------------------------ the output scale
     // S = round(m * beta * 2**E / (127 * isqrt(max(sumsq / K, 1) * 4**GUARD))), saturated. Two bits
-    // a cycle each: one restoring divider for sumsq / K and then for the scale; the square root, bit
-    // pair by bit pair; m * beta by shift and add, beside the mean and the root. A fixed number of
-    // cycles whatever the values (perf.rtl_scale_cycles).
+    // a cycle each: the square root, bit pair by bit pair; per slot, m * beta by shift and add beside
+    // the mean and the root, and a restoring divider for the scale (slot 0's for sumsq / K first).
+    // A fixed number of cycles whatever the values (perf.rtl_scale_cycles). The slots share x, so
+    // sum x^2 and the root; slot u's scale is scale_q<u>, its rescale's.
     localparam [2:0] SC_IDLE = 3'd0, SC_MEAN = 3'd1, SC_ROOT = 3'd2, SC_DIV = 3'd3, SC_SAT = 3'd4;
     localparam [DIV_W-1:0] SCALE_MAX = {{33{1'b0}}, {SCALE_W{1'b1}}};
     localparam integer MUL_STEPS = (BETA_W + 1) / 2;
     reg [2:0] sc;
-    reg [DIV_W-1:0] dv_quo, dv_den;
-    /* verilator lint_off UNUSEDSIGNAL */
-    reg [DIV_W:0] dv_rem;
-    /* verilator lint_on UNUSEDSIGNAL */
+    reg [DIV_W-1:0] dv_den;
     reg [8:0] dv_n;                 // quotient bits still to come
     reg [ROOT_W-1:0] sq_n, sq_root, sq_bit;
-    reg [NUM_W-1:0] mul_acc, mul_cand;
-    reg [BETA_W:0] mul_plier;
     reg [7:0] mul_n;                // bit pairs of beta still to add
 
     // One restoring division step: {remainder, quotient} with the next quotient bit shifted in.
@@ -780,9 +829,33 @@ module tiny_top_core #(
             div_step = {fits ? shifted - {1'b0, den_in} : shifted, rq[DIV_W-2:0], fits};
         end
     endfunction
-    wire [2*DIV_W:0] dv_one = div_step({dv_rem, dv_quo}, dv_den);
-    wire [2*DIV_W:0] dv_two = div_step(dv_one, dv_den);
-    wire [2*DIV_W:0] dv_next = dv_n == 9'd1 ? dv_one : dv_two;
+    reg [DIV_W-1:0] dv_quo0;
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg [DIV_W:0] dv_rem0;
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire [2*DIV_W:0] dv_one0 = div_step({dv_rem0, dv_quo0}, dv_den);
+    wire [2*DIV_W:0] dv_next0 = dv_n == 9'd1 ? dv_one0 : div_step(dv_one0, dv_den);
+    reg [NUM_W-1:0] mul_acc0, mul_cand0;
+    reg [BETA_W:0] mul_plier0;
+    reg [SCALE_W-1:0] scale_q0;
+    reg [DIV_W-1:0] dv_quo1;
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg [DIV_W:0] dv_rem1;
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire [2*DIV_W:0] dv_one1 = div_step({dv_rem1, dv_quo1}, dv_den);
+    wire [2*DIV_W:0] dv_next1 = dv_n == 9'd1 ? dv_one1 : div_step(dv_one1, dv_den);
+    reg [NUM_W-1:0] mul_acc1, mul_cand1;
+    reg [BETA_W:0] mul_plier1;
+    reg [SCALE_W-1:0] scale_q1;
+    reg [DIV_W-1:0] dv_quo2;
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg [DIV_W:0] dv_rem2;
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire [2*DIV_W:0] dv_one2 = div_step({dv_rem2, dv_quo2}, dv_den);
+    wire [2*DIV_W:0] dv_next2 = dv_n == 9'd1 ? dv_one2 : div_step(dv_one2, dv_den);
+    reg [NUM_W-1:0] mul_acc2, mul_cand2;
+    reg [BETA_W:0] mul_plier2;
+    reg [SCALE_W-1:0] scale_q2;
 
     // One square-root step: {remainder, root, bit}; a zero bit (past the last step) changes nothing.
     function [3*ROOT_W-1:0] root_step(input [3*ROOT_W-1:0] nrb);
@@ -798,7 +871,7 @@ module tiny_top_core #(
     wire [3*ROOT_W-1:0] sq_next = root_step(root_step({sq_n, sq_root, sq_bit}));
 
     /* verilator lint_off UNUSEDSIGNAL */
-    wire [DIV_W-1:0] mean_square = dv_quo == {DIV_W{1'b0}} ? {{72{1'b0}}, 1'b1} : dv_quo;
+    wire [DIV_W-1:0] mean_square = dv_quo0 == {DIV_W{1'b0}} ? {{72{1'b0}}, 1'b1} : dv_quo0;
     /* verilator lint_on UNUSEDSIGNAL */
     wire [NUM_W-1:0] den = ({{9{1'b0}}, sq_root} * 73'd127) << 0;
     reg scale_done_q;
@@ -806,16 +879,30 @@ module tiny_top_core #(
         if (rst || op_init) begin
             mul_n <= 8'd0;
         end else if (scale_start) begin      // m * beta
-            mul_acc <= {NUM_W{1'b0}};
-            mul_cand <= {{29{1'b0}}, m};
-            mul_plier <= {1'b0, beta};
             mul_n <= MUL_STEPS;
+            mul_acc0 <= {NUM_W{1'b0}};
+            mul_cand0 <= {{29{1'b0}}, m0};
+            mul_plier0 <= {1'b0, beta0};
+            mul_acc1 <= {NUM_W{1'b0}};
+            mul_cand1 <= {{29{1'b0}}, m1};
+            mul_plier1 <= {1'b0, beta1};
+            mul_acc2 <= {NUM_W{1'b0}};
+            mul_cand2 <= {{29{1'b0}}, m2};
+            mul_plier2 <= {1'b0, beta2};
         end else if (mul_n != 8'd0) begin
-            mul_acc <= mul_acc + (mul_plier[0] ? mul_cand : {NUM_W{1'b0}})
-                               + (mul_plier[1] ? mul_cand << 1 : {NUM_W{1'b0}});
-            mul_cand <= mul_cand << 2;
-            mul_plier <= mul_plier >> 2;
             mul_n <= mul_n - 1'b1;
+            mul_acc0 <= mul_acc0 + (mul_plier0[0] ? mul_cand0 : {NUM_W{1'b0}})
+                               + (mul_plier0[1] ? mul_cand0 << 1 : {NUM_W{1'b0}});
+            mul_cand0 <= mul_cand0 << 2;
+            mul_plier0 <= mul_plier0 >> 2;
+            mul_acc1 <= mul_acc1 + (mul_plier1[0] ? mul_cand1 : {NUM_W{1'b0}})
+                               + (mul_plier1[1] ? mul_cand1 << 1 : {NUM_W{1'b0}});
+            mul_cand1 <= mul_cand1 << 2;
+            mul_plier1 <= mul_plier1 >> 2;
+            mul_acc2 <= mul_acc2 + (mul_plier2[0] ? mul_cand2 : {NUM_W{1'b0}})
+                               + (mul_plier2[1] ? mul_cand2 << 1 : {NUM_W{1'b0}});
+            mul_cand2 <= mul_cand2 << 2;
+            mul_plier2 <= mul_plier2 >> 2;
         end
     end
     always @(posedge clk) begin
@@ -824,15 +911,17 @@ module tiny_top_core #(
             sc <= SC_IDLE;
         end else begin
             if ((sc == SC_MEAN || sc == SC_DIV) && dv_n != 9'd0) begin
-                {dv_rem, dv_quo} <= dv_next;
                 dv_n <= dv_n == 9'd1 ? 9'd0 : dv_n - 9'd2;
+                {dv_rem0, dv_quo0} <= dv_next0;
+                {dv_rem1, dv_quo1} <= dv_next1;
+                {dv_rem2, dv_quo2} <= dv_next2;
             end
             case (sc)
                 SC_IDLE: if (scale_start) begin
                     // sum v^2 / K: a shift when K is a power of two, else the divider
-                    dv_quo <= pow2 ? {{19{1'b0}}, (sumsq >> shift)} : {{19{1'b0}}, sumsq};
+                    dv_quo0 <= pow2 ? {{19{1'b0}}, (sumsq >> shift)} : {{19{1'b0}}, sumsq};
                     dv_den <= {{64{1'b0}}, len};
-                    dv_rem <= {(DIV_W + 1){1'b0}};
+                    dv_rem0 <= {(DIV_W + 1){1'b0}};
                     dv_n <= pow2 ? 9'd0 : 9'd73;
                     sc <= SC_MEAN;
                 end
@@ -844,9 +933,13 @@ module tiny_top_core #(
                 end
                 SC_ROOT: if (sq_bit == {ROOT_W{1'b0}}) begin
                     if (mul_n == 8'd0) begin
-                        dv_quo <= ((mul_acc << 0) + (den >> 1));
+                        dv_quo0 <= ((mul_acc0 << 0) + (den >> 1));
+                        dv_rem0 <= {(DIV_W + 1){1'b0}};
+                        dv_quo1 <= ((mul_acc1 << 0) + (den >> 1));
+                        dv_rem1 <= {(DIV_W + 1){1'b0}};
+                        dv_quo2 <= ((mul_acc2 << 0) + (den >> 1));
+                        dv_rem2 <= {(DIV_W + 1){1'b0}};
                         dv_den <= den;
-                        dv_rem <= {(DIV_W + 1){1'b0}};
                         dv_n <= 9'd73;
                         sc <= SC_DIV;
                     end
@@ -855,7 +948,9 @@ module tiny_top_core #(
                 end
                 SC_DIV: if (dv_n == 9'd0) sc <= SC_SAT;
                 SC_SAT: begin
-                    scale_q <= dv_quo > SCALE_MAX ? {SCALE_W{1'b1}} : dv_quo[SCALE_W-1:0];
+scale_q0 <= dv_quo0 > SCALE_MAX ? {SCALE_W{1'b1}} : dv_quo0[SCALE_W-1:0];
+if (group) scale_q1 <= dv_quo1 > SCALE_MAX ? {SCALE_W{1'b1}} : dv_quo1[SCALE_W-1:0];
+if (group) scale_q2 <= dv_quo2 > SCALE_MAX ? {SCALE_W{1'b1}} : dv_quo2[SCALE_W-1:0];
                     scale_done_q <= 1'b1;
                     sc <= SC_IDLE;
                 end
@@ -865,37 +960,61 @@ module tiny_top_core #(
     end
 
     // ------------------------------------------------------------------ the MVUs
-    // One per projection kind, each with every layer's matrix in its ROM; only the kind of the
-    // current stage runs. Its codes come from codes_mem, its sums go through the rescale below.
-    reg mvu_req, mvu_finished;
-    reg [9-1:0] cb;
-    reg [8*SIMD_MAX-1:0] codes_rd;
-    reg beat_full;
-    wire beat_free;                 // the rescale can take the next beat: it is on its last lane, or empty
-    reg sel_idle, sel_done, sel_codes_ready, sel_sums_valid;
-    reg [PE_MAX*ACC_W-1:0] sel_sums;
+    // One per projection kind, each with every layer's matrix in its ROM; the current stage's kind
+    // runs (with group: i, f and g at once). Slot s's unit takes its codes from codes_mem<s> and its
+    // sums go through slot s's rescale below.
+    reg mvu_req;
     wire mvu_op = op == OP_MVU && seq == S_RUN;
-    wire [9-1:0] cb_next = op_init ? 9'd0 : (sel_codes_ready && mvu_op ? cb + 1'b1 : cb);
+    // slot 0: the current kind's unit (the case below)
+    reg s0_done, s0_codes_ready, s0_sums_valid;
+    reg [PE_MAX*ACC_W-1:0] s0_sums;
+    wire s0_free;              // its rescale can take the next beat: on its last lane, or empty
+    reg [9-1:0] cb0;
+    reg [8*SIMD_MAX-1:0] codes_rd0;
+    wire [9-1:0] cb0_next = op_init ? 9'd0 : (s0_codes_ready && mvu_op ? cb0 + 1'b1 : cb0);
     always @(posedge clk) begin
-        cb <= cb_next;
-        codes_rd <= codes_mem[cb_next[6-1:0]];
+        cb0 <= cb0_next;
+        codes_rd0 <= codes_mem0[cb0_next[6-1:0]];
+    end
+    // slot 1: f's unit, in a group
+    reg s1_done, s1_codes_ready, s1_sums_valid;
+    reg [PE_MAX*ACC_W-1:0] s1_sums;
+    wire s1_free;              // its rescale can take the next beat: on its last lane, or empty
+    reg [9-1:0] cb1;
+    reg [8*SIMD_MAX-1:0] codes_rd1;
+    wire [9-1:0] cb1_next = op_init ? 9'd0 : (s1_codes_ready && mvu_op ? cb1 + 1'b1 : cb1);
+    always @(posedge clk) begin
+        cb1 <= cb1_next;
+        codes_rd1 <= codes_mem1[cb1_next[6-1:0]];
+    end
+    // slot 2: g's unit, in a group
+    reg s2_done, s2_codes_ready, s2_sums_valid;
+    reg [PE_MAX*ACC_W-1:0] s2_sums;
+    wire s2_free;              // its rescale can take the next beat: on its last lane, or empty
+    reg [9-1:0] cb2;
+    reg [8*SIMD_MAX-1:0] codes_rd2;
+    wire [9-1:0] cb2_next = op_init ? 9'd0 : (s2_codes_ready && mvu_op ? cb2 + 1'b1 : cb2);
+    always @(posedge clk) begin
+        cb2 <= cb2_next;
+        codes_rd2 <= codes_mem2[cb2_next[6-1:0]];
     end
     /* verilator lint_off UNUSEDSIGNAL */
     wire mvu_i_idle, mvu_i_done, mvu_i_codes_ready, mvu_i_sums_valid;
     wire mvu_i_ready;                  // ap_ready is ap_done
     wire [56-1:0] mvu_i_sums;     // TDATA: whole bytes
     /* verilator lint_on UNUSEDSIGNAL */
+    wire mvu_i_runs = kind == 3'd0;
     tiny_top_mvu_i mvu_i (
         .ap_clk(clk), .ap_rst_n(!rst),
-        .ap_start(mvu_req && kind == 3'd0),
+        .ap_start(mvu_req && mvu_i_runs),
         .ap_done(mvu_i_done), .ap_idle(mvu_i_idle), .ap_ready(mvu_i_ready),
         .layer(layer[1-1:0]),
-        .codes_TDATA(codes_rd[8*SIMD_MAX-1 -: 64]),
-        .codes_TVALID(mvu_op && kind == 3'd0),
+        .codes_TDATA(codes_rd0[8*SIMD_MAX-1 -: 64]),
+        .codes_TVALID(mvu_op && mvu_i_runs),
         .codes_TREADY(mvu_i_codes_ready),
         .sums_TDATA(mvu_i_sums),
         .sums_TVALID(mvu_i_sums_valid),
-        .sums_TREADY(mvu_op && beat_free && kind == 3'd0)
+        .sums_TREADY(mvu_op && s0_free && mvu_i_runs)
     );
     wire [PE_MAX*ACC_W-1:0] mvu_i_lanes;
     assign mvu_i_lanes[0*ACC_W +: ACC_W] = {{1{mvu_i_sums[13]}}, mvu_i_sums[0 +: 14]};
@@ -907,17 +1026,18 @@ module tiny_top_core #(
     wire mvu_f_ready;                  // ap_ready is ap_done
     wire [56-1:0] mvu_f_sums;     // TDATA: whole bytes
     /* verilator lint_on UNUSEDSIGNAL */
+    wire mvu_f_runs = kind == 3'd1 || group;
     tiny_top_mvu_f mvu_f (
         .ap_clk(clk), .ap_rst_n(!rst),
-        .ap_start(mvu_req && kind == 3'd1),
+        .ap_start(mvu_req && mvu_f_runs),
         .ap_done(mvu_f_done), .ap_idle(mvu_f_idle), .ap_ready(mvu_f_ready),
         .layer(layer[1-1:0]),
-        .codes_TDATA(codes_rd[8*SIMD_MAX-1 -: 64]),
-        .codes_TVALID(mvu_op && kind == 3'd1),
+        .codes_TDATA(codes_rd1[8*SIMD_MAX-1 -: 64]),
+        .codes_TVALID(mvu_op && mvu_f_runs),
         .codes_TREADY(mvu_f_codes_ready),
         .sums_TDATA(mvu_f_sums),
         .sums_TVALID(mvu_f_sums_valid),
-        .sums_TREADY(mvu_op && beat_free && kind == 3'd1)
+        .sums_TREADY(mvu_op && s1_free && mvu_f_runs)
     );
     wire [PE_MAX*ACC_W-1:0] mvu_f_lanes;
     assign mvu_f_lanes[0*ACC_W +: ACC_W] = {{1{mvu_f_sums[13]}}, mvu_f_sums[0 +: 14]};
@@ -929,17 +1049,18 @@ module tiny_top_core #(
     wire mvu_g_ready;                  // ap_ready is ap_done
     wire [56-1:0] mvu_g_sums;     // TDATA: whole bytes
     /* verilator lint_on UNUSEDSIGNAL */
+    wire mvu_g_runs = kind == 3'd2 || group;
     tiny_top_mvu_g mvu_g (
         .ap_clk(clk), .ap_rst_n(!rst),
-        .ap_start(mvu_req && kind == 3'd2),
+        .ap_start(mvu_req && mvu_g_runs),
         .ap_done(mvu_g_done), .ap_idle(mvu_g_idle), .ap_ready(mvu_g_ready),
         .layer(layer[1-1:0]),
-        .codes_TDATA(codes_rd[8*SIMD_MAX-1 -: 64]),
-        .codes_TVALID(mvu_op && kind == 3'd2),
+        .codes_TDATA(codes_rd2[8*SIMD_MAX-1 -: 64]),
+        .codes_TVALID(mvu_op && mvu_g_runs),
         .codes_TREADY(mvu_g_codes_ready),
         .sums_TDATA(mvu_g_sums),
         .sums_TVALID(mvu_g_sums_valid),
-        .sums_TREADY(mvu_op && beat_free && kind == 3'd2)
+        .sums_TREADY(mvu_op && s2_free && mvu_g_runs)
     );
     wire [PE_MAX*ACC_W-1:0] mvu_g_lanes;
     assign mvu_g_lanes[0*ACC_W +: ACC_W] = {{1{mvu_g_sums[13]}}, mvu_g_sums[0 +: 14]};
@@ -951,17 +1072,18 @@ module tiny_top_core #(
     wire mvu_o_ready;                  // ap_ready is ap_done
     wire [56-1:0] mvu_o_sums;     // TDATA: whole bytes
     /* verilator lint_on UNUSEDSIGNAL */
+    wire mvu_o_runs = kind == 3'd3;
     tiny_top_mvu_o mvu_o (
         .ap_clk(clk), .ap_rst_n(!rst),
-        .ap_start(mvu_req && kind == 3'd3),
+        .ap_start(mvu_req && mvu_o_runs),
         .ap_done(mvu_o_done), .ap_idle(mvu_o_idle), .ap_ready(mvu_o_ready),
         .layer(layer[1-1:0]),
-        .codes_TDATA(codes_rd[8*SIMD_MAX-1 -: 64]),
-        .codes_TVALID(mvu_op && kind == 3'd3),
+        .codes_TDATA(codes_rd0[8*SIMD_MAX-1 -: 64]),
+        .codes_TVALID(mvu_op && mvu_o_runs),
         .codes_TREADY(mvu_o_codes_ready),
         .sums_TDATA(mvu_o_sums),
         .sums_TVALID(mvu_o_sums_valid),
-        .sums_TREADY(mvu_op && beat_free && kind == 3'd3)
+        .sums_TREADY(mvu_op && s0_free && mvu_o_runs)
     );
     wire [PE_MAX*ACC_W-1:0] mvu_o_lanes;
     assign mvu_o_lanes[0*ACC_W +: ACC_W] = {{1{mvu_o_sums[13]}}, mvu_o_sums[0 +: 14]};
@@ -973,17 +1095,18 @@ module tiny_top_core #(
     wire mvu_gate_ready;                  // ap_ready is ap_done
     wire [56-1:0] mvu_gate_sums;     // TDATA: whole bytes
     /* verilator lint_on UNUSEDSIGNAL */
+    wire mvu_gate_runs = kind == 3'd4;
     tiny_top_mvu_gate mvu_gate (
         .ap_clk(clk), .ap_rst_n(!rst),
-        .ap_start(mvu_req && kind == 3'd4),
+        .ap_start(mvu_req && mvu_gate_runs),
         .ap_done(mvu_gate_done), .ap_idle(mvu_gate_idle), .ap_ready(mvu_gate_ready),
         .layer(layer[1-1:0]),
-        .codes_TDATA(codes_rd[8*SIMD_MAX-1 -: 64]),
-        .codes_TVALID(mvu_op && kind == 3'd4),
+        .codes_TDATA(codes_rd0[8*SIMD_MAX-1 -: 64]),
+        .codes_TVALID(mvu_op && mvu_gate_runs),
         .codes_TREADY(mvu_gate_codes_ready),
         .sums_TDATA(mvu_gate_sums),
         .sums_TVALID(mvu_gate_sums_valid),
-        .sums_TREADY(mvu_op && beat_free && kind == 3'd4)
+        .sums_TREADY(mvu_op && s0_free && mvu_gate_runs)
     );
     wire [PE_MAX*ACC_W-1:0] mvu_gate_lanes;
     assign mvu_gate_lanes[0*ACC_W +: ACC_W] = {{1{mvu_gate_sums[13]}}, mvu_gate_sums[0 +: 14]};
@@ -995,17 +1118,18 @@ module tiny_top_core #(
     wire mvu_down_ready;                  // ap_ready is ap_done
     wire [64-1:0] mvu_down_sums;     // TDATA: whole bytes
     /* verilator lint_on UNUSEDSIGNAL */
+    wire mvu_down_runs = kind == 3'd5;
     tiny_top_mvu_down mvu_down (
         .ap_clk(clk), .ap_rst_n(!rst),
-        .ap_start(mvu_req && kind == 3'd5),
+        .ap_start(mvu_req && mvu_down_runs),
         .ap_done(mvu_down_done), .ap_idle(mvu_down_idle), .ap_ready(mvu_down_ready),
         .layer(layer[1-1:0]),
-        .codes_TDATA(codes_rd[8*SIMD_MAX-1 -: 64]),
-        .codes_TVALID(mvu_op && kind == 3'd5),
+        .codes_TDATA(codes_rd0[8*SIMD_MAX-1 -: 64]),
+        .codes_TVALID(mvu_op && mvu_down_runs),
         .codes_TREADY(mvu_down_codes_ready),
         .sums_TDATA(mvu_down_sums),
         .sums_TVALID(mvu_down_sums_valid),
-        .sums_TREADY(mvu_op && beat_free && kind == 3'd5)
+        .sums_TREADY(mvu_op && s0_free && mvu_down_runs)
     );
     wire [PE_MAX*ACC_W-1:0] mvu_down_lanes;
     assign mvu_down_lanes[0*ACC_W +: ACC_W] = {mvu_down_sums[0 +: 15]};
@@ -1017,16 +1141,17 @@ module tiny_top_core #(
     wire mvu_lm_head_ready;                  // ap_ready is ap_done
     wire [16-1:0] mvu_lm_head_sums;     // TDATA: whole bytes
     /* verilator lint_on UNUSEDSIGNAL */
+    wire mvu_lm_head_runs = kind == 3'd6;
     tiny_top_mvu_lm_head mvu_lm_head (
         .ap_clk(clk), .ap_rst_n(!rst),
-        .ap_start(mvu_req && kind == 3'd6),
+        .ap_start(mvu_req && mvu_lm_head_runs),
         .ap_done(mvu_lm_head_done), .ap_idle(mvu_lm_head_idle), .ap_ready(mvu_lm_head_ready),
-        .codes_TDATA(codes_rd[8*SIMD_MAX-1 -: 8]),
-        .codes_TVALID(mvu_op && kind == 3'd6),
+        .codes_TDATA(codes_rd0[8*SIMD_MAX-1 -: 8]),
+        .codes_TVALID(mvu_op && mvu_lm_head_runs),
         .codes_TREADY(mvu_lm_head_codes_ready),
         .sums_TDATA(mvu_lm_head_sums),
         .sums_TVALID(mvu_lm_head_sums_valid),
-        .sums_TREADY(mvu_op && beat_free && kind == 3'd6)
+        .sums_TREADY(mvu_op && s0_free && mvu_lm_head_runs)
     );
     wire [PE_MAX*ACC_W-1:0] mvu_lm_head_lanes;
     assign mvu_lm_head_lanes[0*ACC_W +: ACC_W] = {{1{mvu_lm_head_sums[13]}}, mvu_lm_head_sums[0 +: 14]};
@@ -1034,122 +1159,224 @@ module tiny_top_core #(
     assign mvu_lm_head_lanes[2*ACC_W +: ACC_W] = {ACC_W{1'b0}};
     assign mvu_lm_head_lanes[3*ACC_W +: ACC_W] = {ACC_W{1'b0}};
 
-    // The current kind's unit, its rows per output beat, where its outputs go and what they add.
+    // Slot 0: the current kind's unit, its rows per output beat, where its outputs go and what
+    // they add; slots 1..: their group kind's unit.
+    reg s0_idle;
     reg [IX_W-1:0] pe_n;
     reg [3:0] dst;
     reg add_h, add_r;
     always @* begin
-        sel_idle = 1'b0; sel_done = 1'b0; sel_codes_ready = 1'b0; sel_sums_valid = 1'b0;
-        sel_sums = {(PE_MAX*ACC_W){1'b0}};
+        s0_idle = 1'b0; s0_done = 1'b0; s0_codes_ready = 1'b0; s0_sums_valid = 1'b0;
+        s0_sums = {(PE_MAX*ACC_W){1'b0}};
         pe_n = {IX_W{1'b0}}; simd = {IX_W{1'b0}}; dst = DST_LOGIT; add_h = 1'b0; add_r = 1'b0;
         case (kind)
             3'd0: begin
-                sel_idle = mvu_i_idle; sel_done = mvu_i_done;
-                sel_codes_ready = mvu_i_codes_ready; sel_sums_valid = mvu_i_sums_valid;
-                sel_sums = mvu_i_lanes;
+                s0_idle = mvu_i_idle; s0_done = mvu_i_done;
+                s0_codes_ready = mvu_i_codes_ready; s0_sums_valid = mvu_i_sums_valid;
+                s0_sums = mvu_i_lanes;
                 pe_n = 9'd4; simd = 9'd8;
                 dst = DST_I;
             end
             3'd1: begin
-                sel_idle = mvu_f_idle; sel_done = mvu_f_done;
-                sel_codes_ready = mvu_f_codes_ready; sel_sums_valid = mvu_f_sums_valid;
-                sel_sums = mvu_f_lanes;
+                s0_idle = mvu_f_idle; s0_done = mvu_f_done;
+                s0_codes_ready = mvu_f_codes_ready; s0_sums_valid = mvu_f_sums_valid;
+                s0_sums = mvu_f_lanes;
                 pe_n = 9'd4; simd = 9'd8;
                 dst = DST_F;
             end
             3'd2: begin
-                sel_idle = mvu_g_idle; sel_done = mvu_g_done;
-                sel_codes_ready = mvu_g_codes_ready; sel_sums_valid = mvu_g_sums_valid;
-                sel_sums = mvu_g_lanes;
+                s0_idle = mvu_g_idle; s0_done = mvu_g_done;
+                s0_codes_ready = mvu_g_codes_ready; s0_sums_valid = mvu_g_sums_valid;
+                s0_sums = mvu_g_lanes;
                 pe_n = 9'd4; simd = 9'd8;
                 dst = DST_G;
             end
             3'd3: begin
-                sel_idle = mvu_o_idle; sel_done = mvu_o_done;
-                sel_codes_ready = mvu_o_codes_ready; sel_sums_valid = mvu_o_sums_valid;
-                sel_sums = mvu_o_lanes;
+                s0_idle = mvu_o_idle; s0_done = mvu_o_done;
+                s0_codes_ready = mvu_o_codes_ready; s0_sums_valid = mvu_o_sums_valid;
+                s0_sums = mvu_o_lanes;
                 pe_n = 9'd4; simd = 9'd8;
                 dst = DST_R;
                 add_h = 1'b1;
             end
             3'd4: begin
-                sel_idle = mvu_gate_idle; sel_done = mvu_gate_done;
-                sel_codes_ready = mvu_gate_codes_ready; sel_sums_valid = mvu_gate_sums_valid;
-                sel_sums = mvu_gate_lanes;
+                s0_idle = mvu_gate_idle; s0_done = mvu_gate_done;
+                s0_codes_ready = mvu_gate_codes_ready; s0_sums_valid = mvu_gate_sums_valid;
+                s0_sums = mvu_gate_lanes;
                 pe_n = 9'd4; simd = 9'd8;
                 dst = DST_GU;
             end
             3'd5: begin
-                sel_idle = mvu_down_idle; sel_done = mvu_down_done;
-                sel_codes_ready = mvu_down_codes_ready; sel_sums_valid = mvu_down_sums_valid;
-                sel_sums = mvu_down_lanes;
+                s0_idle = mvu_down_idle; s0_done = mvu_down_done;
+                s0_codes_ready = mvu_down_codes_ready; s0_sums_valid = mvu_down_sums_valid;
+                s0_sums = mvu_down_lanes;
                 pe_n = 9'd4; simd = 9'd8;
                 dst = DST_H;
                 add_r = 1'b1;
             end
             3'd6: begin
-                sel_idle = mvu_lm_head_idle; sel_done = mvu_lm_head_done;
-                sel_codes_ready = mvu_lm_head_codes_ready; sel_sums_valid = mvu_lm_head_sums_valid;
-                sel_sums = mvu_lm_head_lanes;
+                s0_idle = mvu_lm_head_idle; s0_done = mvu_lm_head_done;
+                s0_codes_ready = mvu_lm_head_codes_ready; s0_sums_valid = mvu_lm_head_sums_valid;
+                s0_sums = mvu_lm_head_lanes;
                 pe_n = 9'd1; simd = 9'd1;
                 dst = DST_LOGIT;
             end
             default: ;
         endcase
+        s1_done = mvu_f_done; s1_codes_ready = mvu_f_codes_ready;
+        s1_sums_valid = mvu_f_sums_valid; s1_sums = mvu_f_lanes;
+        s2_done = mvu_g_done; s2_codes_ready = mvu_g_codes_ready;
+        s2_sums_valid = mvu_g_sums_valid; s2_sums = mvu_g_lanes;
     end
 
-    // Rescale: out = saturate(rshift_round(acc * S, SCALE_FRAC)), a lane per cycle; o and down then
-    // add their residual (h, r) and saturate again; the lm_head's outputs are the logits.
-    reg [PE_MAX*ACC_W-1:0] beat;
-    reg [IX_W-1:0] lane, rs_row, r1_row, r2_row;
-    reg r1_v, r2_v, r3_v;
-    reg signed [ACC_W-1:0] r1_acc;
-    reg signed [ACC_W+SCALE_W:0] r2_prod;
-    reg signed [ACT_W-1:0] r2_res, r3_res, r3_y;
-    reg [IX_W-1:0] r3_row;
+    // Rescale, a slot's: out = saturate(rshift_round(acc * S, SCALE_FRAC)), a lane per cycle, S its
+    // quantiser's scale; on slot 0, o and down then add their residual (h, r) and saturate again, and
+    // the lm_head's outputs are the logits. A slot is finished when its unit is done and drained.
+    reg [PE_MAX*ACC_W-1:0] beat0;
+    reg [IX_W-1:0] lane0, rs_row0, r1_row0, r2_row0, r3_row0;
+    reg beat_full0, fin0, r1_v0, r2_v0, r3_v0;
+    reg signed [ACC_W-1:0] r1_acc0;
+    reg signed [ACC_W+SCALE_W:0] r2_prod0;
+    reg signed [ACT_W-1:0] r3_y0;
+    assign s0_free = !beat_full0 || lane0 == pe_n - 1'b1;
+    wire take0 = mvu_op && s0_sums_valid && s0_free;
+    always @(posedge clk) begin
+        if (rst || op_init) begin
+            fin0 <= 1'b0;      // a slot outside the group has nothing to do
+            beat_full0 <= 1'b0;
+            rs_row0 <= {IX_W{1'b0}};
+            r1_v0 <= 1'b0;
+            r2_v0 <= 1'b0;
+            r3_v0 <= 1'b0;
+        end else begin
+            if (mvu_op && s0_done) fin0 <= 1'b1;
+            if (beat_full0) rs_row0 <= rs_row0 + 1'b1;     // a lane is rescaled
+            if (take0) begin
+                beat0 <= s0_sums;
+                beat_full0 <= 1'b1;
+                lane0 <= {IX_W{1'b0}};
+            end else if (beat_full0) begin
+                lane0 <= lane0 + 1'b1;
+                if (s0_free) beat_full0 <= 1'b0;
+            end
+            r1_v0 <= beat_full0;
+            r2_v0 <= r1_v0;
+            r3_v0 <= r2_v0;
+        end
+        r1_acc0 <= beat0[lane0 * ACC_W +: ACC_W];
+        r1_row0 <= rs_row0;
+        r2_prod0 <= r1_acc0 * $signed({1'b0, scale_q0});
+        r2_row0 <= r1_row0;
+        r3_y0 <= sat(rr(r2_prod0, SCALE_FRAC), ACT_W);
+        r3_row0 <= r2_row0;
+    end
+    wire slot0_drained = fin0 && !beat_full0 && !r1_v0 && !r2_v0 && !r3_v0 && !s0_sums_valid;
+    reg [PE_MAX*ACC_W-1:0] beat1;
+    reg [IX_W-1:0] lane1, rs_row1, r1_row1, r2_row1, r3_row1;
+    reg beat_full1, fin1, r1_v1, r2_v1, r3_v1;
+    reg signed [ACC_W-1:0] r1_acc1;
+    reg signed [ACC_W+SCALE_W:0] r2_prod1;
+    reg signed [ACT_W-1:0] r3_y1;
+    assign s1_free = !beat_full1 || lane1 == 9'd4 - 1'b1;
+    wire take1 = mvu_op && s1_sums_valid && s1_free;
+    always @(posedge clk) begin
+        if (rst || op_init) begin
+            fin1 <= !group;      // a slot outside the group has nothing to do
+            beat_full1 <= 1'b0;
+            rs_row1 <= {IX_W{1'b0}};
+            r1_v1 <= 1'b0;
+            r2_v1 <= 1'b0;
+            r3_v1 <= 1'b0;
+        end else begin
+            if (mvu_op && s1_done) fin1 <= 1'b1;
+            if (beat_full1) rs_row1 <= rs_row1 + 1'b1;     // a lane is rescaled
+            if (take1) begin
+                beat1 <= s1_sums;
+                beat_full1 <= 1'b1;
+                lane1 <= {IX_W{1'b0}};
+            end else if (beat_full1) begin
+                lane1 <= lane1 + 1'b1;
+                if (s1_free) beat_full1 <= 1'b0;
+            end
+            r1_v1 <= beat_full1;
+            r2_v1 <= r1_v1;
+            r3_v1 <= r2_v1;
+        end
+        r1_acc1 <= beat1[lane1 * ACC_W +: ACC_W];
+        r1_row1 <= rs_row1;
+        r2_prod1 <= r1_acc1 * $signed({1'b0, scale_q1});
+        r2_row1 <= r1_row1;
+        r3_y1 <= sat(rr(r2_prod1, SCALE_FRAC), ACT_W);
+        r3_row1 <= r2_row1;
+    end
+    wire slot1_drained = fin1 && !beat_full1 && !r1_v1 && !r2_v1 && !r3_v1 && !s1_sums_valid;
+    always @(posedge clk) begin      // a group's scale (for the probe only) or its rescaled output
+        wr1_to_buf <= mvu_op;
+        wr1_valid <= !rst && (mvu_op ? r3_v1 : op == OP_QUANT && group && scale_done_q);
+        wr1_index <= mvu_op ? r3_row1 : len;
+        wr1_value <= mvu_op ? r3_y1 : $signed({24'd0, scale_q1});
+    end
+    reg [PE_MAX*ACC_W-1:0] beat2;
+    reg [IX_W-1:0] lane2, rs_row2, r1_row2, r2_row2, r3_row2;
+    reg beat_full2, fin2, r1_v2, r2_v2, r3_v2;
+    reg signed [ACC_W-1:0] r1_acc2;
+    reg signed [ACC_W+SCALE_W:0] r2_prod2;
+    reg signed [ACT_W-1:0] r3_y2;
+    assign s2_free = !beat_full2 || lane2 == 9'd4 - 1'b1;
+    wire take2 = mvu_op && s2_sums_valid && s2_free;
+    always @(posedge clk) begin
+        if (rst || op_init) begin
+            fin2 <= !group;      // a slot outside the group has nothing to do
+            beat_full2 <= 1'b0;
+            rs_row2 <= {IX_W{1'b0}};
+            r1_v2 <= 1'b0;
+            r2_v2 <= 1'b0;
+            r3_v2 <= 1'b0;
+        end else begin
+            if (mvu_op && s2_done) fin2 <= 1'b1;
+            if (beat_full2) rs_row2 <= rs_row2 + 1'b1;     // a lane is rescaled
+            if (take2) begin
+                beat2 <= s2_sums;
+                beat_full2 <= 1'b1;
+                lane2 <= {IX_W{1'b0}};
+            end else if (beat_full2) begin
+                lane2 <= lane2 + 1'b1;
+                if (s2_free) beat_full2 <= 1'b0;
+            end
+            r1_v2 <= beat_full2;
+            r2_v2 <= r1_v2;
+            r3_v2 <= r2_v2;
+        end
+        r1_acc2 <= beat2[lane2 * ACC_W +: ACC_W];
+        r1_row2 <= rs_row2;
+        r2_prod2 <= r1_acc2 * $signed({1'b0, scale_q2});
+        r2_row2 <= r1_row2;
+        r3_y2 <= sat(rr(r2_prod2, SCALE_FRAC), ACT_W);
+        r3_row2 <= r2_row2;
+    end
+    wire slot2_drained = fin2 && !beat_full2 && !r1_v2 && !r2_v2 && !r3_v2 && !s2_sums_valid;
+    always @(posedge clk) begin      // a group's scale (for the probe only) or its rescaled output
+        wr2_to_buf <= mvu_op;
+        wr2_valid <= !rst && (mvu_op ? r3_v2 : op == OP_QUANT && group && scale_done_q);
+        wr2_index <= mvu_op ? r3_row2 : len;
+        wr2_value <= mvu_op ? r3_y2 : $signed({24'd0, scale_q2});
+    end
+    always @(posedge clk) begin
+        if (rst || op_init) mvu_req <= op_init && op == OP_MVU;
+        else if (mvu_req && s0_idle) mvu_req <= 1'b0;
+    end
+    reg signed [ACT_W-1:0] r2_res, r3_res;
+    always @(posedge clk) begin
+        r2_res <= add_h ? rd_h : rd_r;
+        r3_res <= r2_res;
+    end
+    wire signed [63:0] r3_out = add_h || add_r ? sat(r3_y0 + r3_res, ACT_W) : r3_y0;
     reg signed [ACT_W-1:0] best;
     /* verilator lint_off UNUSEDSIGNAL */
     reg [IX_W-1:0] best_ix;
     /* verilator lint_on UNUSEDSIGNAL */
-    assign beat_free = !beat_full || lane == pe_n - 1'b1;
-    wire take_beat = mvu_op && sel_sums_valid && beat_free;
-    always @(posedge clk) begin
-        if (rst || op_init) begin
-            mvu_req <= op_init && op == OP_MVU;
-            mvu_finished <= 1'b0;
-            beat_full <= 1'b0;
-            rs_row <= {IX_W{1'b0}};
-            r1_v <= 1'b0;
-            r2_v <= 1'b0;
-            r3_v <= 1'b0;
-        end else begin
-            if (mvu_req && sel_idle) mvu_req <= 1'b0;
-            if (mvu_op && sel_done) mvu_finished <= 1'b1;
-            if (beat_full) rs_row <= rs_row + 1'b1;     // a lane is rescaled
-            if (take_beat) begin
-                beat <= sel_sums;
-                beat_full <= 1'b1;
-                lane <= {IX_W{1'b0}};
-            end else if (beat_full) begin
-                lane <= lane + 1'b1;
-                if (lane == pe_n - 1'b1) beat_full <= 1'b0;
-            end
-            r1_v <= beat_full;
-            r2_v <= r1_v;
-            r3_v <= r2_v;
-        end
-        r1_acc <= beat[lane * ACC_W +: ACC_W];
-        r1_row <= rs_row;
-        r2_prod <= r1_acc * $signed({1'b0, scale_q});
-        r2_row <= r1_row;
-        r2_res <= add_h ? rd_h : rd_r;
-        r3_y <= sat(rr(r2_prod, SCALE_FRAC), ACT_W);
-        r3_res <= r2_res;
-        r3_row <= r2_row;
-    end
-    wire signed [63:0] r3_out = add_h || add_r ? sat(r3_y + r3_res, ACT_W) : r3_y;
-    wire mvu_drained = mvu_finished && !beat_full && !r1_v && !r2_v && !r3_v && !sel_sums_valid;
-    wire [IX_W-1:0] rs_row_next = op_init ? {IX_W{1'b0}} : (beat_full ? rs_row + 1'b1 : rs_row);
+    wire mvu_drained = slot0_drained && slot1_drained && slot2_drained;
+    wire [IX_W-1:0] rs_row_next = op_init ? {IX_W{1'b0}} : (beat_full0 ? rs_row0 + 1'b1 : rs_row0);
     assign ra_next = op == OP_MVU ? rs_row_next : k_next;
 
     // ------------------------------------------------------------------ MLGRU and GLU pipelines
@@ -1226,32 +1453,32 @@ module tiny_top_core #(
         if (rst) begin
             wr_valid <= 1'b0;
         end else case (op)
-            OP_EMBED: if (v[1]) begin
+            OP_EMBED: if (v[LAST_EMBED]) begin
                 wr_valid <= 1'b1; wr_dst <= DST_H; wr_index <= kp[0*IX_W +: IX_W]; wr_value <= rd_emb;
             end
-            OP_NORM: if (v[2]) begin
+            OP_NORM: if (v[LAST_NORM]) begin
                 wr_valid <= 1'b1; wr_dst <= DST_X; wr_index <= kp[1*IX_W +: IX_W];
                 wr_value <= sat(rr(np2, G), ACT_W);
             end
             OP_QUANT: if (scale_done_q) begin
-                wr_valid <= 1'b1; wr_dst <= DST_SCALE; wr_index <= len; wr_value <= $signed({24'd0, scale_q});
+                wr_valid <= 1'b1; wr_dst <= DST_SCALE; wr_index <= len; wr_value <= $signed({24'd0, scale_q0});
             end
-            OP_MVU: if (r3_v) begin
-                wr_valid <= 1'b1; wr_dst <= dst; wr_index <= r3_row; wr_value <= r3_out;
+            OP_MVU: if (r3_v0) begin
+                wr_valid <= 1'b1; wr_dst <= dst; wr_index <= r3_row0; wr_value <= r3_out;
                 if (dst == DST_LOGIT) begin
                     logit_valid <= 1'b1;
                     logit <= r3_out[ACT_W-1:0];
-                    if (r3_row == {IX_W{1'b0}} || r3_out > best) begin
+                    if (r3_row0 == {IX_W{1'b0}} || r3_out > best) begin
                         best <= r3_out[ACT_W-1:0];
-                        best_ix <= r3_row;
+                        best_ix <= r3_row0;
                     end
                 end
             end
-            OP_MLGRU: if (v[13]) begin
+            OP_MLGRU: if (v[LAST_MLGRU]) begin
                 wr_valid <= 1'b1; wr_dst <= DST_X; wr_index <= kp[12*IX_W +: IX_W];
                 wr_value <= sat(rr(op13, F + S - M), MIX_W);
             end
-            OP_GLU: if (v[6]) begin
+            OP_GLU: if (v[LAST_GLU]) begin
                 wr_valid <= 1'b1; wr_dst <= DST_X; wr_index <= kp[5*IX_W +: IX_W];
                 wr_value <= sat(rr(zp6, F), MIX_W);
             end
@@ -1270,7 +1497,7 @@ module tiny_top_core #(
     always @(posedge clk) scale_start <= op_init && op == OP_QUANT;
     assign op_done = seq == S_RUN && (op == OP_MVU ? mvu_drained
                                     : op == OP_QUANT ? (pass_ended && sc == SC_IDLE && !scale_start && !scale_done_q
-                                                        && !wr_valid && !codes_valid)
+                                                        && !wr_valid && !(|codes_valid))
                                     : op == OP_EMBED ? pass_end
                                     : (pass_end || pass_ended) && stats_drained);
 endmodule
