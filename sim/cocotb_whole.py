@@ -159,14 +159,14 @@ class CoreDriver:
         while result is None:
             await ReadOnly()
             lanes_valid = p["dbg_wr_valid"].read()
-            if lanes_valid:     # lane s's values of a group MVU are at s * lane_stride + index
+            if lanes_valid:     # lane s's values are at the stage's lane_offsets[s] + index
                 pc, indexes, values = p["dbg_pc"].read(), p["dbg_wr_index"].read(), p["dbg_wr_value"].read()
                 stage = stages[pc]
                 for lane in range(g.index["write_lanes"]):
                     if lanes_valid >> lane & 1:
                         index = (indexes >> (lane * self.index_w)) & ((1 << self.index_w) - 1)
                         value = (values >> (64 * lane)) & ((1 << 64) - 1)
-                        self._check_probe(t, stage, lane * stage["lane_stride"] + index,
+                        self._check_probe(t, stage, stage["lane_offsets"][lane] + index,
                                           value - (1 << 64) if value >> 63 else value, expected)
                         written[pc] += 1
                 last_write[pc] = self.cycle - begin
@@ -178,7 +178,7 @@ class CoreDriver:
                     if slots_valid >> slot & 1:
                         for lane in range(lanes):
                             code = (packed >> (8 * (slot * lanes + lane))) & 0xFF
-                            self._check_probe(t, stage, slot * stage["lane_stride"] + index + lane,
+                            self._check_probe(t, stage, stage["lane_offsets"][slot] + index + lane,
                                               code - 256 if code & 0x80 else code, expected)
                         written[pc] += lanes
                 last_write[pc] = self.cycle - begin

@@ -96,6 +96,16 @@ def hlsgen_cache(tmp_path_factory):
         yield cache
 
 
+def plan_of(project: Path):
+    """The plan a project was built from (its widths follow the weights)."""
+    from hlsgen.hardware import planner
+    from hlsgen.model import checkpoint
+    from hlsgen.model import spec as spec_mod
+    manifest = yaml.safe_load((project / "hlsgen_manifest.json").read_text())
+    spec = spec_mod.load(manifest["source"])
+    return planner.plan(spec, checkpoint.load(spec))
+
+
 def record_edits(project: Path) -> None:
     """Make deliberate edits (a simulated hardware bug, a stand-in module) the build's own: the
     tools refuse a project whose files differ from the manifest's digests, as a broken project.

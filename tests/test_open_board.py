@@ -21,12 +21,10 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import needs_tool, record_edits, run_cli, write_config
+from conftest import needs_tool, plan_of, record_edits, run_cli, write_config
 from hlsgen.errors import HlsgenError
 from hlsgen.hardware import boards
 from hlsgen.hardware import open_board as ob
-from hlsgen.hardware import planner
-from hlsgen.model import checkpoint
 from hlsgen.model import spec as spec_mod
 from hlsgen.project import build
 from hlsgen.project.calls import CALL_WIDTH
@@ -42,13 +40,6 @@ def project(tmp_path_factory) -> Path:
     """The TINY random model (two layers, H=64) built for the ULX3S."""
     root = tmp_path_factory.mktemp("ulx3s")
     return build.build(spec_mod.load(write_config(root, "tiny", hardware=ULX3S))).out.resolve()
-
-
-def plan_of(project: Path):
-    """The plan the project was built from (its widths follow the weights)."""
-    manifest = yaml.safe_load((project / "hlsgen_manifest.json").read_text())
-    spec = spec_mod.load(manifest["source"])
-    return planner.plan(spec, checkpoint.load(spec))
 
 
 # ----------------------------------------------------------------------------- board file, PLL, pins
@@ -366,7 +357,7 @@ def test_bitstream_refuses_a_missed_clock_then_builds_at_the_met_one(tmp_path):
 ], ids=["h64", "h48", "h32"])
 def test_the_model_of_the_rtl_core_matches_its_measured_stage_cycles(tmp_path, shape):
     """perf.rtl_core_stages against the core's own sequencer, stage by stage (one token in
-    Verilator): exact for each stage (the model was measured so), and the total within the issue's 5%."""
+    Verilator): exact for each stage (the model was measured so), and so the total (the issue asks 5%)."""
     from hlsgen.hardware import perf
     from hlsgen.tools import serial_sim
     hardware = dict(ULX3S, parallelism={"pe": 4, "simd": 8, "lm_head_pe": 4, "lm_head_simd": 8})
@@ -377,5 +368,5 @@ def test_the_model_of_the_rtl_core_matches_its_measured_stage_cycles(tmp_path, s
     assert len(measured["per_pc"]) == len(model)
     for (name, cycles), got in zip(model, measured["per_pc"]):
         assert cycles == got, f"{name}: model {cycles}, measured {got}"
-    total = perf.rtl_core_cycles_per_token(plan_of(project))
-    assert abs(total - measured["total"]) <= 0.05 * measured["total"]
+    # the bench counts the start cycle too; the whole cosim's cycles per token do not
+    assert perf.rtl_core_cycles_per_token(plan_of(project)) == measured["total"] - 1

@@ -327,36 +327,43 @@ def estimate(plan: HardwarePlan, tokens: int | None = None) -> Performance:
 # ----------------------------------------------------------------------------- the RTL core (ECP5)
 # The whole accelerator as one RTL core (hlsgen/project/rtl_core.py, on an ECP5 board) runs a token
 # as a program of stages, one after another:
-#   - element passes issue one element per cycle and drain a fixed pipeline;
-#   - the passes that write a BitLinear's input (norm, MLGRU, GLU) gather its quantiser's statistics
-#     (max |y|, sum of squares) on the way, through a tap on the write bus;
-#   - a quantiser then makes one pass (the codes, two a cycle where the sizes allow) and, beside
-#     it, computes its output scale: a square root, multiply and division two bits a cycle, a fixed
-#     number of cycles set by the widths;
+#   - the embedding, a pass of one element per cycle through a fixed pipeline;
+#   - a quantiser: one pass of its codes (up to four a cycle, RTL_QUANTISER_LANES) and, beside it,
+#     its output scale: a square root, multiply and division two bits a cycle, a fixed number of
+#     cycles set by the widths; i, f and g's three at once;
 #   - an MVU folds rows/PE x cols/SIMD; each beat of PE sums is rescaled a lane per cycle (the next
 #     beat taken on the last lane), so a beat takes the longer of cols/SIMD and PE, and the last
-#     beat's PE lanes drain after the MVU.
+#     beat's PE lanes drain after the MVU. i, f and g's run together.
+# What follows fuses into the stage that makes its input, as the values come: the RMSNorms (after
+# the embedding and the residuals of o and down), the MLGRU (after the i/f/g MVUs), the GLU (after
+# the gate MVU's up rows); each adds its pipeline's drain. The stage that writes a BitLinear's input
+# x gathers its quantiser's statistics (max |y|, sum of squares) on the way, through a tap on the
+# write bus, which drains after it.
 # The overheads were measured per stage (serial_sim.stage_cycles, the sequencer's pc cycle by cycle)
 # on the shipped tiny model and random ones; tests/test_open_board.py requires every stage to equal
 # the model (H = 64, 48, 32), bench/bench_open_board.py compares the totals with `hlsgen cosim --whole`.
 RTL_PASS_OVERHEAD = 3        # an element pass beyond its elements and its pipeline: fetch, init, the end
 # The pipeline stage each kind of pass writes from (templates/rtl/core.v.j2's LAST_*): it drains to there.
-RTL_LAST_STAGE = {"embed": 1, "norm": 2, "glu": 6, "quantise": 11, "mlgru": 13}
+RTL_LAST_STAGE = {"embed": 2, "quantise": 11}
 RTL_TAP_DRAIN = 4            # a pass that writes x beyond its pipeline: its last write, then the statistics tap
 RTL_CODES_EXTRA = 1          # the codes pass beyond an element pass: the scale handed over
-RTL_SCALE_OVERHEAD = 10      # the output scale beyond its steps: start, the states' hand-overs, the write
+RTL_SCALE_OVERHEAD = 11      # the output scale beyond its steps: start, the states' hand-overs, 3 den, the write
+RTL_NORM_FUSED = 6           # an MVU with a fused RMSNorm beyond one without: its product, then the tap
+RTL_MLGRU_FUSED = 17         # the i/f/g MVUs with the MLGRU fused beyond one MVU: its pipeline, the tap
+RTL_GLU_FUSED = 10           # the gate's MVU with the GLU fused beyond one without: the GLU's pipeline, the tap
 RTL_MVU_OVERHEAD = 6         # an MVU beyond its folds, its pipeline and its last beat: fetch, init, start, drain
 RTL_ARGMAX = 1               # the lm_head beyond an MVU: the argmax's last compare
-RTL_TOKEN_OVERHEAD = 1       # start to the first stage
-RTL_QUANTISER_LANES = 2      # codes a cycle in a quantiser's pass, where every size allows
+RTL_QUANTISER_LANES = 4      # codes a cycle in a quantiser's pass, where every size allows
 
 
 def rtl_quantiser_lanes(plan: HardwarePlan) -> int:
-    """Codes per cycle of the RTL core's quantiser pass: RTL_QUANTISER_LANES when every vector it
-    reads and every MVU's SIMD word hold whole groups of them, else 1."""
-    lanes = RTL_QUANTISER_LANES
+    """Codes per cycle of the RTL core's quantiser pass: the most, up to RTL_QUANTISER_LANES (a power
+    of two), that every vector it reads and every MVU's SIMD word hold whole groups of."""
     sizes = [plan.hidden, plan.inner, plan.intermediate] + [b.simd for b in plan.bitlinears]
-    return lanes if all(n % lanes == 0 for n in sizes) else 1
+    lanes = RTL_QUANTISER_LANES
+    while any(n % lanes for n in sizes):
+        lanes //= 2
+    return lanes
 
 
 def rtl_core_width(plan: HardwarePlan, field: str) -> int:
@@ -372,14 +379,14 @@ def rtl_divider_width(plan: HardwarePlan) -> int:
 def rtl_scale_cycles(plan: HardwarePlan, cols: int) -> int:
     """A quantiser's output scale in the RTL core, two bits a cycle: the mean sum v^2 / K (a shift
     when K is a power of two, else the divider), the square root (two bit pairs a cycle) with
-    m * beta beside it, then the divider."""
+    m * beta beside it, then the divider for the scale's own bits (the rest is its saturation)."""
     def halves(bits):
         return -(-bits // 2)
     div_w = rtl_divider_width(plan)
-    mean = 0 if cols & (cols - 1) == 0 else halves(div_w)
+    mean = 0 if cols & (cols - 1) == 0 else halves(div_w) + 1      # + the cycle that forms 3 K
     root_and_product = max(halves(rtl_core_width(plan, "root_width") // 2),
                            halves(rtl_core_width(plan, "beta_width")) - 1)
-    return RTL_SCALE_OVERHEAD + mean + root_and_product + halves(div_w)
+    return RTL_SCALE_OVERHEAD + mean + root_and_product + halves(plan.numerics["scale_width"])
 
 
 def rtl_core_stages(plan: HardwarePlan) -> list[tuple[str, int]]:
@@ -387,48 +394,47 @@ def rtl_core_stages(plan: HardwarePlan) -> list[tuple[str, int]]:
     H, D, I = plan.hidden, plan.inner, plan.intermediate
 
     def element(n, op):
-        return n + RTL_PASS_OVERHEAD + RTL_LAST_STAGE[op] + (RTL_TAP_DRAIN if op in ("norm", "glu", "mlgru") else 0)
+        return n + RTL_PASS_OVERHEAD + RTL_LAST_STAGE[op] + (RTL_TAP_DRAIN if op != "quantise" else 0)
 
     def quantise(layer, kind, cols):
         codes = element(cols // rtl_quantiser_lanes(plan), "quantise") + RTL_CODES_EXTRA
         return (f"{layer}{kind}.quantise", max(codes, rtl_scale_cycles(plan, cols)))
 
-    def mvu(name, kind):
+    def mvu(name, kind, norm=False, glu=False, mlgru=False):
         b = plan.bitlinear(kind)
         beats, per_beat = b.rows // b.pe, max(b.cols // b.simd, b.pe)
         cycles = beats * per_beat + b.pe + mvu_pipeline_stages(b) + MVU_OUTPUT_CYCLES + RTL_MVU_OVERHEAD
-        return (name, cycles + (RTL_ARGMAX if kind == "lm_head" else 0))
+        return (name, cycles + (RTL_ARGMAX if kind == "lm_head" else 0) + (RTL_NORM_FUSED if norm else 0)
+                + (RTL_GLU_FUSED if glu else 0) + (RTL_MLGRU_FUSED if mlgru else 0))
 
-    def bitlinear(layer, kind, cols):
-        return [quantise(layer, kind, cols), mvu(f"{layer}{kind}", kind)]
+    def bitlinear(layer, kind, cols, norm=False, glu=False):
+        return [quantise(layer, kind, cols), mvu(f"{layer}{kind}", kind, norm, glu)]
 
+    # every RMSNorm is fused into the stage that writes its input: the embedding, o and down; the
+    # GLU into the gate's MVU; the MLGRU into the i/f/g MVUs
     stages = [("embedding", element(H, "embed"))]
     for l in range(plan.layers):
         at = f"layer{l}."
-        stages.append((at + "attn_norm", element(H, "norm")))
         # i, f and g read one x and have one shape: one quantise stage, then their MVUs together
-        stages += [quantise(at, "i/f/g", H), mvu(at + "i/f/g", "i")]
-        stages.append((at + "mlgru", element(D, "mlgru")))
-        stages += bitlinear(at, "o", D)
-        stages.append((at + "mlp_norm", element(H, "norm")))
-        stages += bitlinear(at, "gate", H)
-        stages.append((at + "glu", element(I, "glu")))
-        stages += bitlinear(at, "down", I)
-    stages.append(("final_norm", element(H, "norm")))
+        # with the MLGRU
+        stages += [quantise(at, "i/f/g", H), mvu(at + "i/f/g+mlgru", "i", mlgru=True)]
+        stages += bitlinear(at, "o", D, norm=True)
+        stages += bitlinear(at, "gate", H, glu=True)
+        stages += bitlinear(at, "down", I, norm=True)
     stages += bitlinear("", "lm_head", H)
     return stages
 
 
 def rtl_core_cycles_per_token(plan: HardwarePlan) -> int:
-    """The RTL core runs one token at a time: prefill and decode take the same cycles per token."""
-    return RTL_TOKEN_OVERHEAD + sum(cycles for _, cycles in rtl_core_stages(plan))
+    """The RTL core runs one token at a time: prefill and decode take the same cycles per token
+    (the whole-model cosim's count, from the cycle after `start` to `done`: the stages' sum)."""
+    return sum(cycles for _, cycles in rtl_core_stages(plan))
 
 
 def rtl_core_split(plan: HardwarePlan) -> dict:
-    """A token's cycles by kind of stage: the MVUs, the quantisers, the other element passes."""
-    mvus = {f"{prefix}{kind}" for kind in ("i/f/g", "o", "gate", "down")
-            for prefix in (f"layer{l}." for l in range(plan.layers))} | {"lm_head"}
-    split = {"mvu": 0, "quantisers": 0, "element passes": 0}
+    """A token's cycles by kind of stage: the embedding, the quantisers, the MVUs (with what is fused
+    into them: the MLGRU, the GLU, the norms)."""
+    split = {"embedding": 0, "quantisers": 0, "mvu": 0}
     for name, cycles in rtl_core_stages(plan):
-        split["mvu" if name in mvus else "quantisers" if name.endswith(".quantise") else "element passes"] += cycles
+        split["embedding" if name == "embedding" else "quantisers" if name.endswith(".quantise") else "mvu"] += cycles
     return split

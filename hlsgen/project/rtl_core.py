@@ -1,17 +1,19 @@
 """RTL of the whole accelerator: one core that runs a token through every layer, from the plan.
 
 templates/rtl/core.v.j2 prints `<top>_core`: the MVUs of rtl.py (one per projection kind, each
-with its ROM of every layer's matrix, one running at a time), one elementwise unit (embedding,
-norm, the fused quantiser with its output scale, MLGRU, GLU, the rescale with the residual, the
-lm_head's argmax), and a sequencer that steps through a program of stages printed from the plan
-(`program`).  Tables (embedding, norm weights, lower bounds, sigmoid) are ROM images read with
-$readmemh.  The numerics are those of hlsgen/model/numerics.py, bit for bit.
+with its ROM of every layer's matrix), the fused quantiser with its output scale, and a sequencer
+that steps through a program of stages printed from the plan (`program`): the embedding, the
+quantisers and the MVUs.  What follows a stage's output runs fused into it, as the output comes:
+each RMSNorm after the embedding or a residual, the MLGRU after the i/f/g MVUs (which run
+together), the GLU after the gate MVU's up rows, the lm_head's argmax.  Tables (embedding, norm
+weights, lower bounds, sigmoid) are ROM images read with $readmemh.  The numerics are those of
+hlsgen/model/numerics.py, bit for bit.
 
-Every value the unit writes goes past a probe (dbg_pc, dbg_wr_valid, dbg_wr_index, dbg_wr_value;
-a quantiser's codes, several a cycle, dbg_codes_valid, dbg_codes_index, dbg_codes_value), so the
-whole-model cosim (sim/cocotb_whole.py) compares each stage of each token with the golden fixed
-model and names the first one that differs.  The golden values of every stage are written
-here (cosim/whole_expected.bin, indexed by cosim/whole.json).
+Every value the core writes goes past a probe (dbg_pc, dbg_wr_valid, dbg_wr_index, dbg_wr_value,
+a lane of the write bus each; a quantiser's codes, several a cycle, dbg_codes_valid,
+dbg_codes_index, dbg_codes_value), so the whole-model cosim (sim/cocotb_whole.py) compares each
+stage of each token with the golden fixed model and names the first one that differs.  The golden
+values of every stage are written here (cosim/whole_expected.bin, indexed by cosim/whole.json).
 """
 
 from __future__ import annotations
@@ -36,14 +38,15 @@ WHOLE_INDEX = "cosim/whole.json"
 WHOLE_EXPECTED = "cosim/whole_expected.bin"
 
 # Operations of the sequencer (the `op` field of an instruction).
-OPS = ("embed", "norm", "quantise", "mvu", "mlgru", "glu")
-# Where each projection kind's rescaled outputs go; o and down add the residual on the way.
-MVU_DESTINATIONS = {"i": "i", "f": "f", "g": "g", "o": "r", "gate": "gu", "down": "h", "lm_head": "logit"}
+OPS = ("embed", "quantise", "mvu")
+# Where each projection kind's rescaled outputs go; o and down add the residual on the way (i, f and g
+# go straight into the MLGRU).
+MVU_DESTINATIONS = {"o": "r", "gate": "gu", "down": "h", "lm_head": "logit"}
 RESIDUAL_SOURCES = {"o": "h", "down": "r"}
-BUFFERS = ("h", "r", "i", "f", "g", "gu")       # the vector buffers; x, a BitLinear's input, is in banks
+BUFFERS = ("h", "r", "gu")       # the vector buffers; x, a BitLinear's input, is in banks
 # i, f and g read one x and have one shape: their quantisers run as one pass and their MVUs
-# together, each on its own slot (statistics channel, codes lanes and memory, output scale,
-# rescale and write lane); every other BitLinear runs alone on slot 0.
+# together, each on its own slot (statistics channel, codes lanes and memory, output scale and
+# rescale), and the MLGRU takes their outputs as they come; every other BitLinear runs alone on slot 0.
 GROUP = ("i", "f", "g")
 SLOTS = {kind: slot for slot, kind in enumerate(GROUP)}
 
@@ -70,26 +73,42 @@ class Instruction:
     layer: int               # -1 outside the layers
     length: int = 0          # elements of the pass (or rows of an MVU)
     kind: str = ""           # projection kind (quantise, mvu)
-    source: str = "h"        # norm: h or r
-    gamma_base: int = 0      # norm, MLGRU: into the norm-weight ROM
+    # Fused into embed, o and down: the RMSNorm of what the stage writes (its name and layer); into
+    # gate: the GLU (its trace name). Their output x goes on write lane 0, the stage's own on lane 1.
+    norm: tuple = ()
+    glu: str = ""
+    gamma_base: int = 0      # that norm's or the MLGRU's weights in the norm-weight ROM
     quantisers: tuple = ()   # quantise: its Quantisers, slot by slot
     stats: tuple = ()        # norm, MLGRU, GLU: per slot, where its quantiser's gamma starts in that slot's statistics ROM
     golden: str = ""         # the golden model's trace name of what the stage writes
-    group: tuple = ()        # an MVU of GROUP: the golden names of its kinds' outputs, slot by slot
+    group: tuple = ()        # an MVU of GROUP's kinds, slot by slot, with the MLGRU fused
 
     @property
-    def slots(self) -> int:
-        return max(1, len(self.quantisers), len(self.group))
+    def writes_x(self) -> bool:
+        """The stage writes a BitLinear's input x (and gathers its quantiser's statistics)."""
+        return bool(self.norm or self.glu or self.group)
+
+    @property
+    def lanes(self) -> list[int]:
+        """How many values the probe shows on each write lane, in the probe's order: a quantiser's
+        codes then its scale, per slot; a fused norm's x, then the stage's own values; the GLU's x
+        (half the gate's rows), then the gate's rows; else the pass, an MVU's rows or the MLGRU's x."""
+        if self.op == "quantise":
+            return [self.length + 1] * len(self.quantisers)
+        if self.norm:
+            return [self.length, self.length]
+        if self.glu:
+            return [self.length // 2, self.length]
+        return [self.length]
 
     @property
     def probe_length(self) -> int:
-        """Values the probe shows: a quantiser's codes then its scale; an MVU's rows; else the pass.
-        A stage of several slots shows them one after another (lane_stride values each)."""
-        return self.slots * self.lane_stride
+        return sum(self.lanes)
 
     @property
-    def lane_stride(self) -> int:
-        return self.length + 1 if self.op == "quantise" else self.length
+    def lane_offsets(self) -> list[int]:
+        """Where each lane's values start in the stage's probe values."""
+        return [sum(self.lanes[:lane]) for lane in range(len(self.lanes))]
 
 
 @dataclass(frozen=True)
@@ -132,36 +151,38 @@ def program(plan: HardwarePlan, weights: Weights, gammas: GammaTable, n: nx.Nume
         return Quantiser(kind, traced(layer, TRACE_NAMES[kind]), gammas.bases[(layer, kind)],
                          nx.beta_fixed(projection.scale, n))
 
-    def bitlinear(layer, kind, name, projection, length):
+    def fused(norm, layer):
+        """The fields of a stage that also writes RMSNorm `norm` of layer `layer` of its output."""
+        return {"norm": (norm, layer), "gamma_base": gammas.bases[(layer, norm)]}
+
+    def bitlinear(layer, kind, name, projection, length, norm=None):
         output = {"o": "attn.residual", "down": "mlp.residual"}.get(kind, TRACE_NAMES[kind])
         return [Instruction("quantise", f"{name}.quantise", layer, length, kind,
                             quantisers=(quantiser(layer, kind, projection),)),
-                Instruction("mvu", name, layer, plan.bitlinear(kind).rows, kind, golden=traced(layer, output))]
+                Instruction("mvu", name + (f"+{traced(norm[1], norm[0])}" if norm else ""), layer,
+                            plan.bitlinear(kind).rows, kind, golden=traced(layer, output), **(fused(*norm) if norm else {}))]
 
     def group(layer):
         name = "attn." + "/".join(GROUP)
         return [Instruction("quantise", f"{name}.quantise", layer, H, GROUP[0],
                             quantisers=tuple(quantiser(layer, kind, getattr(weights.layers[layer], kind)) for kind in GROUP)),
-                Instruction("mvu", name, layer, plan.bitlinear(GROUP[0]).rows, GROUP[0],
-                            group=tuple(traced(layer, TRACE_NAMES[kind]) for kind in GROUP))]
+                Instruction("mvu", f"{name}+mlgru", layer, plan.bitlinear(GROUP[0]).rows, GROUP[0], group=GROUP,
+                            gamma_base=gammas.bases[(layer, "g_norm")], golden=traced(layer, "attn.mlgru_out"))]
 
-    prog = [Instruction("embed", "embedding", -1, H, golden="embedding")]
+    # Every RMSNorm is fused into the stage that writes its input: the embedding (layer 0's
+    # attn_norm), o's residual (mlp_norm) and down's (the next layer's attn_norm, or final_norm);
+    # the MLGRU into the i/f/g MVUs; the GLU into the gate's MVU, as its second half (the up rows) comes out.
+    L = len(weights.layers)
+    prog = [Instruction("embed", "embedding+layer0.attn_norm", -1, H, golden="embedding", **fused("attn_norm", 0))]
     for l, layer in enumerate(weights.layers):
-        prog.append(Instruction("norm", "attn_norm", l, H, source="h", gamma_base=gammas.bases[(l, "attn_norm")]))
         prog += group(l)
-        prog.append(Instruction("mlgru", "attn.mlgru", l, D, gamma_base=gammas.bases[(l, "g_norm")],
-                                golden=traced(l, "attn.mlgru_out")))
-        prog += bitlinear(l, "o", "attn.o+residual", layer.o, D)
-        prog.append(Instruction("norm", "mlp_norm", l, H, source="r", gamma_base=gammas.bases[(l, "mlp_norm")]))
-        prog += bitlinear(l, "gate", "mlp.gate", layer.gate, H)
-        prog.append(Instruction("glu", "mlp.glu", l, I, golden=traced(l, "mlp.glu")))
-        prog += bitlinear(l, "down", "mlp.down+residual", layer.down, I)
-    prog.append(Instruction("norm", "final_norm", -1, H, source="h", gamma_base=gammas.bases[(-1, "final_norm")]))
+        prog += bitlinear(l, "o", "attn.o+residual", layer.o, D, norm=("mlp_norm", l))
+        quantise, gate = bitlinear(l, "gate", "mlp.gate", layer.gate, H)
+        prog += [quantise, replace(gate, name="mlp.gate+glu", glu=traced(l, "mlp.glu"))]
+        prog += bitlinear(l, "down", "mlp.down+residual", layer.down, I,
+                          norm=("attn_norm", l + 1) if l + 1 < L else ("final_norm", -1))
     prog += bitlinear(-1, "lm_head", "lm_head", weights.lm_head, H)
     return gather_statistics_early(prog)
-
-
-WRITERS = ("norm", "mlgru", "glu")      # the passes that write x, a BitLinear's input
 
 
 def gather_statistics_early(prog: list[Instruction]) -> list[Instruction]:
@@ -170,7 +191,7 @@ def gather_statistics_early(prog: list[Instruction]) -> list[Instruction]:
     writes x; stats_tables lays the ROMs out in the same order."""
     out, writer, used = [], None, {}
     for ins in prog:
-        if ins.op in WRITERS:
+        if ins.writes_x:
             writer = len(out)
         elif ins.op == "quantise":
             if writer is None or out[writer].stats:
@@ -187,7 +208,7 @@ def gather_statistics_early(prog: list[Instruction]) -> list[Instruction]:
 
 def stats_tables(prog: list[Instruction], gammas: GammaTable) -> list[np.ndarray]:
     """Per slot, the gammas of its quantisers in program order (the statistics ROM it reads)."""
-    slots = max(ins.slots for ins in prog if ins.op == "quantise")
+    slots = max(len(ins.quantisers) for ins in prog if ins.op == "quantise")
     return [np.concatenate([gammas.values[q.gamma_base:q.gamma_base + ins.length]
                             for ins in prog if ins.op == "quantise" for q in ins.quantisers[slot:slot + 1]])
             for slot in range(slots)]
@@ -437,7 +458,7 @@ class CoreRtl:
     def buffer_depth(self, name: str) -> int:
         p = self.plan
         return {"h": p.hidden, "r": p.hidden, "x": max(p.hidden, p.inner, p.intermediate),
-                "i": p.inner, "f": p.inner, "g": p.inner, "gu": 2 * p.intermediate}[name]
+                "gu": 2 * p.intermediate}[name]
 
     def buffer_width(self, name: str) -> int:
         return self.in_w if name == "x" else self.act_w
@@ -448,12 +469,10 @@ class CoreRtl:
 
     @property
     def write_lanes(self) -> int:
-        """The write bus's lanes: lane s carries slot s's rescaled outputs (lane 0 every other write too)."""
+        """The write bus's lanes: a quantise stage of a group writes slot s's scale on lane s; a stage
+        with a fused norm or GLU writes x on lane 0 and its own output on lane 1; lane 0 takes every
+        other write."""
         return len(GROUP)
-
-    def write_lane(self, buffer: str) -> int:
-        """The lane that writes a buffer: f and g only ever take their MVUs' outputs."""
-        return slot_of(buffer)
 
     def slot(self, kind: str) -> int:
         return slot_of(kind)
@@ -489,28 +508,20 @@ def expected_stages(spec: Spec, weights: Weights, core: CoreRtl, calls: np.ndarr
     fixed = golden.FixedArith(spec.model, spec.numerics)
     get = trace.get
     tokens = len(logits)
-    L = spec.model.layers
 
-    def residual_in(l):
-        return get("embedding") if l == 0 else get(f"layer{l - 1}.mlp.residual")
+    def norm_weight(name, layer):
+        return weights.final_norm if layer < 0 else getattr(weights.layers[layer], name)
 
     columns = []
     for ins in core.program:
-        if ins.op == "norm":
-            l = ins.layer
-            if ins.name == "attn_norm":
-                source, weight = residual_in(l), weights.layers[l].attn_norm
-            elif ins.name == "mlp_norm":
-                source, weight = get(f"layer{l}.attn.residual"), weights.layers[l].mlp_norm
-            else:
-                source, weight = residual_in(L), weights.final_norm
-            columns.append(fixed.norm(source, weight))
+        if ins.norm:        # lane 0: the fused norm of the stage's output; lane 1: that output
+            columns.append(np.concatenate([fixed.norm(get(ins.golden), norm_weight(*ins.norm)), get(ins.golden)], axis=1))
+        elif ins.glu:
+            columns.append(np.concatenate([get(ins.glu), get(ins.golden)], axis=1))
         elif ins.op == "quantise":
             columns.append(np.concatenate([column for q in ins.quantisers
                                            for column in (get(q.golden + ".q"), get(q.golden + ".scale").reshape(tokens, 1))],
                                           axis=1))
-        elif ins.group:
-            columns.append(np.concatenate([get(name) for name in ins.group], axis=1))
         else:
             columns.append(get(ins.golden))
     for ins, column in zip(core.program, columns):
@@ -524,7 +535,7 @@ def whole_index(core: CoreRtl) -> dict:
     stages, offset = [], 0
     for pc, ins in enumerate(core.program):
         stages.append({"pc": pc, "op": ins.op, "name": ins.name, "layer": ins.layer, "kind": ins.kind,
-                       "length": ins.probe_length, "offset": offset, "lane_stride": ins.lane_stride})
+                       "length": ins.probe_length, "offset": offset, "lane_offsets": ins.lane_offsets})
         offset += ins.probe_length
     return {
         "generated_by": BANNER, "module": core.module, "verilog": core.verilog_path,

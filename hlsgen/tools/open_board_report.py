@@ -111,7 +111,7 @@ def markdown(d: dict) -> str:
               + ("" if model["error"] is None else f"; {100 * model['error']:+.1f}% against the measured decode cycles "
                  f"(target within {CALIBRATION_TARGET:.0%}: {'yes' if model['within_target'] else 'no'})") + ".",
               "A token's cycles by kind of stage: " + ", ".join(f"{k} {v:,}" for k, v in model["split"].items())
-              + " (the MVUs fold by PE x SIMD; the element passes go one element per cycle).", ""]
+              + " (the MVUs fold by PE x SIMD, with the MLGRU, the GLU and the norms fused into them).", ""]
     r = d["resources"]
     if r:
         lines += ["## Resources (nextpnr, after place and route)", "", "| resource | used | chip | share |",

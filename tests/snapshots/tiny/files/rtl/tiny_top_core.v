@@ -4,17 +4,19 @@
 //   embedding -> L x [attn_norm, i/f/g BitLinears, MLGRU, o BitLinear + residual,
 //                     mlp_norm, gate BitLinear, GLU, down BitLinear + residual]
 //   -> final_norm -> lm_head BitLinear -> logits (one per logit_valid, index order) and argmax.
-// Folded: a sequencer steps through the 28 stages of a token (the program below,
-// printed from the plan); the BitLinears run on the MVUs of rtl/ (one per projection kind, every
-// layer's matrix in its ROM, one unit running at a time); everything else on one elementwise unit
-// with sequential square root and divider. Numerics: hlsgen/model/numerics.py, bit for bit.
+// Folded: a sequencer steps through the 19 stages of a token (the program below,
+// printed from the plan): the embedding, the quantisers and the MVUs of rtl/ (one per projection
+// kind, every layer's matrix in its ROM). The rest is fused into the stage that makes its input,
+// as that input comes out: each RMSNorm into the embedding or the residual of o and down, the
+// MLGRU into the i/f/g MVUs, the GLU into the gate MVU's up rows. Numerics:
+// hlsgen/model/numerics.py, bit for bit.
 //
-// i, f and g run together: each has a slot of its own (codes memory, output scale, rescale, write
-// lane); every other BitLinear runs on slot 0.
+// i, f and g run together: each has a slot of its own (statistics channel, codes lanes and
+// memory, output scale, rescale); every other BitLinear runs on slot 0.
 //
 // Probes for the whole-model cosim: dbg_pc is the stage; every value a stage writes (a vector
 // element, a quantiser's scale, a logit) passes dbg_wr_valid/_index/_value, lane s of the write bus
-// at bit s (index s * IX_W, value s * 64), and a quantiser's codes, 1 a cycle,
+// at bit s (index s * IX_W, value s * 64), and a quantiser's codes, 1 a cycle per slot,
 // dbg_codes_valid/_index/_value.
 `default_nettype none
 // The datapath forms every value at the 64 bits of the golden model's int64 by sign extension, and
@@ -102,8 +104,8 @@ module tiny_top_core #(
     endfunction
 
     // ------------------------------------------------------------------ the program
-    localparam [2:0] OP_EMBED = 3'd0, OP_NORM = 3'd1, OP_QUANT = 3'd2, OP_MVU = 3'd3, OP_MLGRU = 3'd4, OP_GLU = 3'd5;
-    localparam [PC_W-1:0] PC_LAST = 5'd27;
+    localparam [2:0] OP_EMBED = 3'd0, OP_QUANT = 3'd2, OP_MVU = 3'd3;
+    localparam [PC_W-1:0] PC_LAST = 5'd18;
     reg [PC_W-1:0] pc;
     reg [2:0] p_op;
     reg [KIND_W-1:0] p_kind;
@@ -112,8 +114,9 @@ module tiny_top_core #(
     reg [11-1:0] p_gbase;
     reg p_pow2;                     // quantise: K is a power of two, sum v^2 / K a shift by p_shift
     reg [4:0] p_shift;
-    reg p_from_r;
-    reg p_group;                    // quantise, mvu: i, f and g together, on their slots
+    reg p_norm;                     // embed, mvu: the RMSNorm of the stage's output is fused in (x on lane 0)
+    reg p_glu;                      // mvu (gate): the GLU is fused in, over its up rows (x on lane 0)
+    reg p_group;                    // quantise, mvu: i, f and g together, on their slots (the mvu with the MLGRU)
     reg [BETA_W-1:0] p_beta0;         // quantise: slot 0's weight scale
     reg [SB_W-1:0] p_sbase0;          // quantise: slot 0's gammas in its statistics ROM
     reg [SB_W-1:0] p_qbase0;          // norm, MLGRU, GLU: the same, for the tap
@@ -125,22 +128,20 @@ module tiny_top_core #(
     reg [SB_W-1:0] p_qbase2;          // norm, MLGRU, GLU: the same, for the tap
     always @* begin
         p_op = OP_EMBED; p_kind = {KIND_W{1'b0}}; p_layer = {LAYER_W{1'b0}}; p_len = {IX_W{1'b0}};
-        p_gbase = 11'd0; p_from_r = 1'b0; p_group = 1'b0; p_pow2 = 1'b0; p_shift = 5'd0;
+        p_gbase = 11'd0; p_norm = 1'b0; p_glu = 1'b0; p_group = 1'b0; p_pow2 = 1'b0; p_shift = 5'd0;
         p_beta0 = {BETA_W{1'b0}}; p_sbase0 = {SB_W{1'b0}}; p_qbase0 = {SB_W{1'b0}};
         p_beta1 = {BETA_W{1'b0}}; p_sbase1 = {SB_W{1'b0}}; p_qbase1 = {SB_W{1'b0}};
         p_beta2 = {BETA_W{1'b0}}; p_sbase2 = {SB_W{1'b0}}; p_qbase2 = {SB_W{1'b0}};
         case (pc)
-            5'd0: begin   // embedding
+            5'd0: begin   // embedding+layer0.attn_norm
                 p_op = OP_EMBED; p_len = 9'd64;
-            end
-            5'd1: begin   // attn_norm, layer 0
-                p_op = OP_NORM; p_len = 9'd64;
                 p_gbase = 11'd0;
+                p_norm = 1'b1;
                 p_qbase0 = 10'd0;
                 p_qbase1 = 10'd0;
                 p_qbase2 = 10'd0;
             end
-            5'd2: begin   // attn.i/f/g.quantise, layer 0
+            5'd1: begin   // attn.i/f/g.quantise, layer 0
                 p_op = OP_QUANT; p_len = 9'd64;
                 p_kind = 3'd0;
                 p_beta0 = 27'd68215248; p_sbase0 = 10'd0;   // i
@@ -149,65 +150,54 @@ module tiny_top_core #(
                 p_pow2 = 1'b1; p_shift = 5'd6;
                 p_group = 1'b1;
             end
-            5'd3: begin   // attn.i/f/g, layer 0
+            5'd2: begin   // attn.i/f/g+mlgru, layer 0
                 p_op = OP_MVU; p_len = 9'd64;
                 p_kind = 3'd0;
-                p_group = 1'b1;
-            end
-            5'd4: begin   // attn.mlgru, layer 0
-                p_op = OP_MLGRU; p_len = 9'd64;
                 p_gbase = 11'd320;
+                p_group = 1'b1;
                 p_qbase0 = 10'd64;
             end
-            5'd5: begin   // attn.o+residual.quantise, layer 0
+            5'd3: begin   // attn.o+residual.quantise, layer 0
                 p_op = OP_QUANT; p_len = 9'd64;
                 p_kind = 3'd3;
                 p_beta0 = 27'd69248690; p_sbase0 = 10'd64;   // o
                 p_pow2 = 1'b1; p_shift = 5'd6;
             end
-            5'd6: begin   // attn.o+residual, layer 0
+            5'd4: begin   // attn.o+residual+layer0.mlp_norm, layer 0
                 p_op = OP_MVU; p_len = 9'd64;
                 p_kind = 3'd3;
-            end
-            5'd7: begin   // mlp_norm, layer 0
-                p_op = OP_NORM; p_len = 9'd64;
                 p_gbase = 11'd384;
+                p_norm = 1'b1;
                 p_qbase0 = 10'd128;
-                p_from_r = 1'b1;
             end
-            5'd8: begin   // mlp.gate.quantise, layer 0
+            5'd5: begin   // mlp.gate.quantise, layer 0
                 p_op = OP_QUANT; p_len = 9'd64;
                 p_kind = 3'd4;
                 p_beta0 = 27'd69088746; p_sbase0 = 10'd128;   // gate
                 p_pow2 = 1'b1; p_shift = 5'd6;
             end
-            5'd9: begin   // mlp.gate, layer 0
+            5'd6: begin   // mlp.gate+glu, layer 0
                 p_op = OP_MVU; p_len = 9'd256;
                 p_kind = 3'd4;
-            end
-            5'd10: begin   // mlp.glu, layer 0
-                p_op = OP_GLU; p_len = 9'd128;
+                p_glu = 1'b1;
                 p_qbase0 = 10'd192;
             end
-            5'd11: begin   // mlp.down+residual.quantise, layer 0
+            5'd7: begin   // mlp.down+residual.quantise, layer 0
                 p_op = OP_QUANT; p_len = 9'd128;
                 p_kind = 3'd5;
                 p_beta0 = 27'd67748271; p_sbase0 = 10'd192;   // down
                 p_pow2 = 1'b1; p_shift = 5'd7;
             end
-            5'd12: begin   // mlp.down+residual, layer 0
+            5'd8: begin   // mlp.down+residual+layer1.attn_norm, layer 0
                 p_op = OP_MVU; p_len = 9'd64;
                 p_kind = 3'd5;
-            end
-            5'd13: begin   // attn_norm, layer 1
-                p_op = OP_NORM; p_len = 9'd64;
-                p_layer = 1'd1;
                 p_gbase = 11'd640;
+                p_norm = 1'b1;
                 p_qbase0 = 10'd320;
                 p_qbase1 = 10'd64;
                 p_qbase2 = 10'd64;
             end
-            5'd14: begin   // attn.i/f/g.quantise, layer 1
+            5'd9: begin   // attn.i/f/g.quantise, layer 1
                 p_op = OP_QUANT; p_len = 9'd64;
                 p_layer = 1'd1;
                 p_kind = 3'd0;
@@ -217,78 +207,65 @@ module tiny_top_core #(
                 p_pow2 = 1'b1; p_shift = 5'd6;
                 p_group = 1'b1;
             end
-            5'd15: begin   // attn.i/f/g, layer 1
+            5'd10: begin   // attn.i/f/g+mlgru, layer 1
                 p_op = OP_MVU; p_len = 9'd64;
                 p_layer = 1'd1;
                 p_kind = 3'd0;
-                p_group = 1'b1;
-            end
-            5'd16: begin   // attn.mlgru, layer 1
-                p_op = OP_MLGRU; p_len = 9'd64;
-                p_layer = 1'd1;
                 p_gbase = 11'd960;
+                p_group = 1'b1;
                 p_qbase0 = 10'd384;
             end
-            5'd17: begin   // attn.o+residual.quantise, layer 1
+            5'd11: begin   // attn.o+residual.quantise, layer 1
                 p_op = OP_QUANT; p_len = 9'd64;
                 p_layer = 1'd1;
                 p_kind = 3'd3;
                 p_beta0 = 27'd68369280; p_sbase0 = 10'd384;   // o
                 p_pow2 = 1'b1; p_shift = 5'd6;
             end
-            5'd18: begin   // attn.o+residual, layer 1
+            5'd12: begin   // attn.o+residual+layer1.mlp_norm, layer 1
                 p_op = OP_MVU; p_len = 9'd64;
                 p_layer = 1'd1;
                 p_kind = 3'd3;
-            end
-            5'd19: begin   // mlp_norm, layer 1
-                p_op = OP_NORM; p_len = 9'd64;
-                p_layer = 1'd1;
                 p_gbase = 11'd1024;
+                p_norm = 1'b1;
                 p_qbase0 = 10'd448;
-                p_from_r = 1'b1;
             end
-            5'd20: begin   // mlp.gate.quantise, layer 1
+            5'd13: begin   // mlp.gate.quantise, layer 1
                 p_op = OP_QUANT; p_len = 9'd64;
                 p_layer = 1'd1;
                 p_kind = 3'd4;
                 p_beta0 = 27'd68568671; p_sbase0 = 10'd448;   // gate
                 p_pow2 = 1'b1; p_shift = 5'd6;
             end
-            5'd21: begin   // mlp.gate, layer 1
+            5'd14: begin   // mlp.gate+glu, layer 1
                 p_op = OP_MVU; p_len = 9'd256;
                 p_layer = 1'd1;
                 p_kind = 3'd4;
-            end
-            5'd22: begin   // mlp.glu, layer 1
-                p_op = OP_GLU; p_len = 9'd128;
-                p_layer = 1'd1;
+                p_glu = 1'b1;
                 p_qbase0 = 10'd512;
             end
-            5'd23: begin   // mlp.down+residual.quantise, layer 1
+            5'd15: begin   // mlp.down+residual.quantise, layer 1
                 p_op = OP_QUANT; p_len = 9'd128;
                 p_layer = 1'd1;
                 p_kind = 3'd5;
                 p_beta0 = 27'd68460510; p_sbase0 = 10'd512;   // down
                 p_pow2 = 1'b1; p_shift = 5'd7;
             end
-            5'd24: begin   // mlp.down+residual, layer 1
+            5'd16: begin   // mlp.down+residual+final_norm, layer 1
                 p_op = OP_MVU; p_len = 9'd64;
                 p_layer = 1'd1;
                 p_kind = 3'd5;
-            end
-            5'd25: begin   // final_norm
-                p_op = OP_NORM; p_len = 9'd64;
                 p_gbase = 11'd1280;
+                p_norm = 1'b1;
                 p_qbase0 = 10'd640;
             end
-            5'd26: begin   // lm_head.quantise
+            5'd17: begin   // lm_head.quantise
                 p_op = OP_QUANT; p_len = 9'd64;
                 p_kind = 3'd6;
                 p_beta0 = 27'd68456431; p_sbase0 = 10'd640;   // lm_head
                 p_pow2 = 1'b1; p_shift = 5'd6;
             end
-            5'd27: begin   // lm_head
+            5'd18: begin   // lm_head
                 p_op = OP_MVU; p_len = 9'd256;
                 p_kind = 3'd6;
             end
@@ -308,7 +285,8 @@ module tiny_top_core #(
     reg [11-1:0] gbase;
     reg pow2;
     reg [4:0] shift;
-    reg from_r;
+    reg norm, glu;
+    wire mlgru = op == OP_MVU && group;     // the i/f/g MVUs, with the MLGRU fused
     reg group;
     reg [BETA_W-1:0] beta0;
     reg [SB_W-1:0] sbase0, qbase0;
@@ -347,7 +325,7 @@ module tiny_top_core #(
                 end
                 S_FETCH: begin
                     op <= p_op; kind <= p_kind; layer <= p_layer; len <= p_len; gbase <= p_gbase;
-                    from_r <= p_from_r; group <= p_group; pow2 <= p_pow2; shift <= p_shift;
+                    norm <= p_norm; glu <= p_glu; group <= p_group; pow2 <= p_pow2; shift <= p_shift;
                     beta0 <= p_beta0; sbase0 <= p_sbase0; qbase0 <= p_qbase0;
                     beta1 <= p_beta1; sbase1 <= p_sbase1; qbase1 <= p_qbase1;
                     beta2 <= p_beta2; sbase2 <= p_sbase2; qbase2 <= p_qbase2;
@@ -358,7 +336,7 @@ module tiny_top_core #(
                 end
                 S_INIT: seq <= S_RUN;
                 S_RUN: if (op_done) begin
-                    if (op == OP_MLGRU) fresh[fresh_ix] <= 1'b0;
+                    if (mlgru) fresh[fresh_ix] <= 1'b0;
                     if (pc == PC_LAST) begin
                         done <= 1'b1;
                         seq <= S_IDLE;
@@ -377,7 +355,15 @@ module tiny_top_core #(
     // (v[n]: stage n holds an element). The pass ends when its last element has left the stage its
     // operation writes from (LAST_*): the stages behind that one hold nothing of this pass.
     localparam integer DEPTH = 13;
-    localparam integer LAST_EMBED = 1, LAST_NORM = 2, LAST_GLU = 6, LAST_QUANT = 11, LAST_MLGRU = 13;
+    localparam integer LAST_EMBED = 2, LAST_GLU = 6, LAST_QUANT = 11, LAST_MLGRU = 13;
+    // The GLU fused into the gate's MVU: each up row I + j that leaves the rescale enters the pipeline
+    // (glu_up) as element j (glu_index), and meets its gate value, row j, read from buf_gu.
+    localparam [IX_W-1:0] UP = 9'd128;
+    wire glu_up;
+    wire [IX_W-1:0] glu_index;
+    // The MLGRU fused into the i/f/g MVUs (group): each row j that leaves the three rescales (in
+    // step) enters the pipeline (mlgru_in) as element j, with its lower bound, state and g_norm read.
+    wire mlgru_in;
     reg issuing, pass_on;
     reg [IX_W-1:0] k;
     reg [DEPTH:1] v;
@@ -391,8 +377,7 @@ module tiny_top_core #(
     always @* begin
         case (op)
             OP_EMBED: live = v & ({DEPTH{1'b1}} >> (DEPTH - LAST_EMBED));
-            OP_NORM: live = v & ({DEPTH{1'b1}} >> (DEPTH - LAST_NORM));
-            OP_GLU: live = v & ({DEPTH{1'b1}} >> (DEPTH - LAST_GLU));
+            OP_MVU: live = glu ? v & ({DEPTH{1'b1}} >> (DEPTH - LAST_GLU)) : v;     // the fused GLU's or MLGRU's
             OP_QUANT: live = v & ({DEPTH{1'b1}} >> (DEPTH - LAST_QUANT));
             default: live = v;
         endcase
@@ -415,23 +400,24 @@ module tiny_top_core #(
                 pass_on <= 1'b0;
             end
             // a stage's end empties the pipeline: the stages past its LAST_* hold nothing for the next
-            v <= seq == S_RUN && op_done ? {DEPTH{1'b0}} : {v[DEPTH-1:1], issuing};
+            v <= seq == S_RUN && op_done ? {DEPTH{1'b0}} : {v[DEPTH-1:1], issuing || glu_up || mlgru_in};
         end
-        kp <= {kp[(DEPTH-1)*IX_W-1:0], k};
+        kp <= {kp[(DEPTH-1)*IX_W-1:0], glu ? glu_index : (mlgru ? r3_row0 : k)};
     end
 
     // ------------------------------------------------------------------ the write bus (and probe)
-    localparam [3:0] DST_H = 4'd0, DST_R = 4'd1, DST_X = 4'd2, DST_I = 4'd3, DST_F = 4'd4, DST_G = 4'd5,
+    localparam [3:0] DST_H = 4'd0, DST_R = 4'd1, DST_X = 4'd2,
                      DST_GU = 4'd6, DST_SCALE = 4'd8, DST_LOGIT = 4'd9;
     // Lane 0 carries every stage's writes; lane s > 0 only slot s's rescaled outputs (its buffer's).
     reg wr_valid;
     reg [3:0] wr_dst;
     reg [IX_W-1:0] wr_index;
     reg signed [63:0] wr_value;
-    reg wr1_valid, wr1_to_buf;
+    reg wr1_valid;
+    reg [3:0] wr1_dst;
     reg [IX_W-1:0] wr1_index;
     reg signed [63:0] wr1_value;
-    reg wr2_valid, wr2_to_buf;
+    reg wr2_valid;
     reg [IX_W-1:0] wr2_index;
     reg signed [63:0] wr2_value;
     // Read by the cosim only (sim/cocotb_whole.py); synthesis removes them.
@@ -448,44 +434,25 @@ module tiny_top_core #(
     // (that address in the next cycle), and its data registered again, so no logic follows a block
     // RAM's clock-to-out (about 5.6 ns on an ECP5 without its output register).
     wire [IX_W-1:0] ra_next;
+    // h, r and gu are written from lane 1 (the embedding, o's, down's and the gate's outputs).
     reg signed [24-1:0] buf_h [0:64-1];
     reg signed [24-1:0] ram_h, rd_h;
     always @(posedge clk) begin
-        if (wr_valid && wr_dst == DST_H) buf_h[wr_index] <= wr_value[24-1:0];
+        if (wr1_valid && wr1_dst == DST_H) buf_h[wr1_index] <= wr1_value[24-1:0];
         ram_h <= buf_h[ra_next];
         rd_h <= ram_h;
     end
     reg signed [24-1:0] buf_r [0:64-1];
     reg signed [24-1:0] ram_r, rd_r;
     always @(posedge clk) begin
-        if (wr_valid && wr_dst == DST_R) buf_r[wr_index] <= wr_value[24-1:0];
+        if (wr1_valid && wr1_dst == DST_R) buf_r[wr1_index] <= wr1_value[24-1:0];
         ram_r <= buf_r[ra_next];
         rd_r <= ram_r;
-    end
-    reg signed [24-1:0] buf_i [0:64-1];
-    reg signed [24-1:0] ram_i, rd_i;
-    always @(posedge clk) begin
-        if (wr_valid && wr_dst == DST_I) buf_i[wr_index] <= wr_value[24-1:0];
-        ram_i <= buf_i[ra_next];
-        rd_i <= ram_i;
-    end
-    reg signed [24-1:0] buf_f [0:64-1];
-    reg signed [24-1:0] ram_f;     // read by sigmoid a only, a cycle ahead
-    always @(posedge clk) begin
-        if (wr1_valid && wr1_to_buf) buf_f[wr1_index] <= wr1_value[24-1:0];
-        ram_f <= buf_f[ra_next];
-    end
-    reg signed [24-1:0] buf_g [0:64-1];
-    reg signed [24-1:0] ram_g, rd_g;
-    always @(posedge clk) begin
-        if (wr2_valid && wr2_to_buf) buf_g[wr2_index] <= wr2_value[24-1:0];
-        ram_g <= buf_g[ra_next];
-        rd_g <= ram_g;
     end
     reg signed [24-1:0] buf_gu [0:256-1];
     reg signed [24-1:0] ram_gu, rd_gu;
     always @(posedge clk) begin
-        if (wr_valid && wr_dst == DST_GU) buf_gu[wr_index] <= wr_value[24-1:0];
+        if (wr1_valid && wr1_dst == DST_GU) buf_gu[wr1_index] <= wr1_value[24-1:0];
         ram_gu <= buf_gu[ra_next];
         rd_gu <= ram_gu;
     end
@@ -497,11 +464,6 @@ module tiny_top_core #(
         if (wr_valid && wr_dst == DST_X) buf_x0[wr_index >> QB] <= wr_value[IN_W-1:0];
         ram_x0 <= buf_x0[ra_next >> QB];
         rd_x0 <= ram_x0;
-    end
-    reg signed [ACT_W-1:0] ram_up, rd_up;        // the GLU's up half, beside the gate half
-    always @(posedge clk) begin
-        ram_up <= buf_gu[ra_next + 9'd128];
-        rd_up <= ram_up;
     end
 
     (* rom_style = "block" *) reg signed [ACT_W-1:0] emb_rom [0:16384-1];
@@ -564,7 +526,7 @@ module tiny_top_core #(
     /* verilator lint_off UNUSEDSIGNAL */
     reg signed [63:0] tsq3;         // 64 bits as the golden model; the top ones are sign bits
     /* verilator lint_on UNUSEDSIGNAL */
-    wire stats_reset = op_init && (op == OP_NORM || op == OP_MLGRU || op == OP_GLU);
+    wire stats_reset = op_init && (norm || glu || mlgru);
     wire [SB_W-1:0] qaddr0 = op == OP_QUANT ? sbase0 + {{1{1'b0}}, ra_next} : qbase0 + {{1{1'b0}}, wr_index};
     (* rom_style = "block" *) reg signed [GAMMA_W-1:0] qgamma0_0_rom [0:704-1];
     initial $readmemh(QGAMMA0_0_FILE, qgamma0_0_rom);
@@ -811,15 +773,19 @@ module tiny_top_core #(
     // A fixed number of cycles whatever the values (perf.rtl_scale_cycles). The slots share x, so
     // sum x^2 and the root; slot u's scale is scale_q<u>, its rescale's.
     localparam [2:0] SC_IDLE = 3'd0, SC_MEAN = 3'd1, SC_ROOT = 3'd2, SC_DIV = 3'd3, SC_SAT = 3'd4;
-    localparam [DIV_W-1:0] SCALE_MAX = {{33{1'b0}}, {SCALE_W{1'b1}}};
     localparam integer MUL_STEPS = (BETA_W + 1) / 2;
     reg [2:0] sc;
     reg [DIV_W-1:0] dv_den;
+    reg [DIV_W+1:0] dv_den3;
+    reg dv_hold;                    // den was loaded: 3 den is formed this cycle, the steps wait
+    always @(posedge clk) dv_den3 <= {2'b00, dv_den} + {1'b0, dv_den, 1'b0};
     reg [8:0] dv_n;                 // quotient bits still to come
     reg [ROOT_W-1:0] sq_n, sq_root, sq_bit;
     reg [7:0] mul_n;                // bit pairs of beta still to add
 
-    // One restoring division step: {remainder, quotient} with the next quotient bit shifted in.
+    // One restoring division step: {remainder, quotient} with the next quotient bit shifted in; and
+    // two at once (radix 4), the three trial subtractions side by side (den3 = 3 den, formed the cycle
+    // after den is loaded), so that no carry chain follows another.
     function [2*DIV_W:0] div_step(input [2*DIV_W:0] rq, input [DIV_W-1:0] den_in);
         reg [DIV_W:0] shifted;
         reg fits;
@@ -829,13 +795,33 @@ module tiny_top_core #(
             div_step = {fits ? shifted - {1'b0, den_in} : shifted, rq[DIV_W-2:0], fits};
         end
     endfunction
+    /* verilator lint_off UNUSEDSIGNAL */      // rq's top bit and rem's: a remainder is below den
+    function [2*DIV_W:0] div_step4(input [2*DIV_W:0] rq, input [DIV_W-1:0] den_in, input [DIV_W+1:0] den3);
+        reg [DIV_W+1:0] shifted;
+        reg [DIV_W+2:0] t1, t2, t3;     // shifted - k den, with a borrow bit on top
+        reg [DIV_W+1:0] rem;
+        reg [1:0] q;
+        begin
+            shifted = {rq[2*DIV_W-1:DIV_W], rq[DIV_W-1:DIV_W-2]};
+            t1 = {1'b0, shifted} - {3'b000, den_in};
+            t2 = {1'b0, shifted} - {2'b00, den_in, 1'b0};
+            t3 = {1'b0, shifted} - {1'b0, den3};
+            if (!t3[DIV_W+2]) begin rem = t3[DIV_W+1:0]; q = 2'd3; end
+            else if (!t2[DIV_W+2]) begin rem = t2[DIV_W+1:0]; q = 2'd2; end
+            else if (!t1[DIV_W+2]) begin rem = t1[DIV_W+1:0]; q = 2'd1; end
+            else begin rem = shifted; q = 2'd0; end
+            div_step4 = {1'b0, rem[DIV_W-1:0], rq[DIV_W-3:0], q};
+        end
+    endfunction
+    /* verilator lint_on UNUSEDSIGNAL */
     reg [DIV_W-1:0] dv_quo0;
     /* verilator lint_off UNUSEDSIGNAL */
     reg [DIV_W:0] dv_rem0;
     /* verilator lint_on UNUSEDSIGNAL */
     wire [2*DIV_W:0] dv_one0 = div_step({dv_rem0, dv_quo0}, dv_den);
-    wire [2*DIV_W:0] dv_next0 = dv_n == 9'd1 ? dv_one0 : div_step(dv_one0, dv_den);
-    reg [NUM_W-1:0] mul_acc0, mul_cand0;
+    wire [2*DIV_W:0] dv_next0 = dv_n == 9'd1 ? dv_one0 : div_step4({dv_rem0, dv_quo0}, dv_den, dv_den3);
+    reg [NUM_W-1:0] mul_acc0, mul_cand0, mul_cand30;
+    reg dv_sat0;              // the scale saturates
     reg [BETA_W:0] mul_plier0;
     reg [SCALE_W-1:0] scale_q0;
     reg [DIV_W-1:0] dv_quo1;
@@ -843,8 +829,9 @@ module tiny_top_core #(
     reg [DIV_W:0] dv_rem1;
     /* verilator lint_on UNUSEDSIGNAL */
     wire [2*DIV_W:0] dv_one1 = div_step({dv_rem1, dv_quo1}, dv_den);
-    wire [2*DIV_W:0] dv_next1 = dv_n == 9'd1 ? dv_one1 : div_step(dv_one1, dv_den);
-    reg [NUM_W-1:0] mul_acc1, mul_cand1;
+    wire [2*DIV_W:0] dv_next1 = dv_n == 9'd1 ? dv_one1 : div_step4({dv_rem1, dv_quo1}, dv_den, dv_den3);
+    reg [NUM_W-1:0] mul_acc1, mul_cand1, mul_cand31;
+    reg dv_sat1;              // the scale saturates
     reg [BETA_W:0] mul_plier1;
     reg [SCALE_W-1:0] scale_q1;
     reg [DIV_W-1:0] dv_quo2;
@@ -852,8 +839,9 @@ module tiny_top_core #(
     reg [DIV_W:0] dv_rem2;
     /* verilator lint_on UNUSEDSIGNAL */
     wire [2*DIV_W:0] dv_one2 = div_step({dv_rem2, dv_quo2}, dv_den);
-    wire [2*DIV_W:0] dv_next2 = dv_n == 9'd1 ? dv_one2 : div_step(dv_one2, dv_den);
-    reg [NUM_W-1:0] mul_acc2, mul_cand2;
+    wire [2*DIV_W:0] dv_next2 = dv_n == 9'd1 ? dv_one2 : div_step4({dv_rem2, dv_quo2}, dv_den, dv_den3);
+    reg [NUM_W-1:0] mul_acc2, mul_cand2, mul_cand32;
+    reg dv_sat2;              // the scale saturates
     reg [BETA_W:0] mul_plier2;
     reg [SCALE_W-1:0] scale_q2;
 
@@ -862,7 +850,7 @@ module tiny_top_core #(
         reg [ROOT_W-1:0] n, root, bit_, trial;
         begin
             {n, root, bit_} = nrb;
-            trial = root + bit_;
+            trial = root | bit_;        // = root + bit_: root's bits are all above bit_'s
             if (bit_ == {ROOT_W{1'b0}}) root_step = nrb;
             else if (n >= trial) root_step = {n - trial, (root >> 1) + bit_, bit_ >> 2};
             else root_step = {n, root >> 1, bit_ >> 2};
@@ -882,26 +870,44 @@ module tiny_top_core #(
             mul_n <= MUL_STEPS;
             mul_acc0 <= {NUM_W{1'b0}};
             mul_cand0 <= {{29{1'b0}}, m0};
+            mul_cand30 <= {{29{1'b0}}, m0} + ({{29{1'b0}}, m0} << 1);
             mul_plier0 <= {1'b0, beta0};
             mul_acc1 <= {NUM_W{1'b0}};
             mul_cand1 <= {{29{1'b0}}, m1};
+            mul_cand31 <= {{29{1'b0}}, m1} + ({{29{1'b0}}, m1} << 1);
             mul_plier1 <= {1'b0, beta1};
             mul_acc2 <= {NUM_W{1'b0}};
             mul_cand2 <= {{29{1'b0}}, m2};
+            mul_cand32 <= {{29{1'b0}}, m2} + ({{29{1'b0}}, m2} << 1);
             mul_plier2 <= {1'b0, beta2};
         end else if (mul_n != 8'd0) begin
             mul_n <= mul_n - 1'b1;
-            mul_acc0 <= mul_acc0 + (mul_plier0[0] ? mul_cand0 : {NUM_W{1'b0}})
-                               + (mul_plier0[1] ? mul_cand0 << 1 : {NUM_W{1'b0}});
+            case (mul_plier0[1:0])    // one adder: the addend chosen, not summed
+                2'd1: mul_acc0 <= mul_acc0 + mul_cand0;
+                2'd2: mul_acc0 <= mul_acc0 + (mul_cand0 << 1);
+                2'd3: mul_acc0 <= mul_acc0 + mul_cand30;
+                default: ;
+            endcase
             mul_cand0 <= mul_cand0 << 2;
+            mul_cand30 <= mul_cand30 << 2;
             mul_plier0 <= mul_plier0 >> 2;
-            mul_acc1 <= mul_acc1 + (mul_plier1[0] ? mul_cand1 : {NUM_W{1'b0}})
-                               + (mul_plier1[1] ? mul_cand1 << 1 : {NUM_W{1'b0}});
+            case (mul_plier1[1:0])    // one adder: the addend chosen, not summed
+                2'd1: mul_acc1 <= mul_acc1 + mul_cand1;
+                2'd2: mul_acc1 <= mul_acc1 + (mul_cand1 << 1);
+                2'd3: mul_acc1 <= mul_acc1 + mul_cand31;
+                default: ;
+            endcase
             mul_cand1 <= mul_cand1 << 2;
+            mul_cand31 <= mul_cand31 << 2;
             mul_plier1 <= mul_plier1 >> 2;
-            mul_acc2 <= mul_acc2 + (mul_plier2[0] ? mul_cand2 : {NUM_W{1'b0}})
-                               + (mul_plier2[1] ? mul_cand2 << 1 : {NUM_W{1'b0}});
+            case (mul_plier2[1:0])    // one adder: the addend chosen, not summed
+                2'd1: mul_acc2 <= mul_acc2 + mul_cand2;
+                2'd2: mul_acc2 <= mul_acc2 + (mul_cand2 << 1);
+                2'd3: mul_acc2 <= mul_acc2 + mul_cand32;
+                default: ;
+            endcase
             mul_cand2 <= mul_cand2 << 2;
+            mul_cand32 <= mul_cand32 << 2;
             mul_plier2 <= mul_plier2 >> 2;
         end
     end
@@ -910,7 +916,21 @@ module tiny_top_core #(
         if (rst || op_init) begin
             sc <= SC_IDLE;
         end else begin
-            if ((sc == SC_MEAN || sc == SC_DIV) && dv_n != 9'd0) begin
+            dv_hold <= 1'b0;
+            if (sc == SC_DIV && dv_hold) begin
+                // The scale saturates to SCALE_W bits: when num < den << SCALE_W (else it saturates
+                // whatever the steps make) the quotient's top DIV_W - SCALE_W bits are zero, and their
+                // steps would only shift the dividend's top bits into the remainder: done here at once.
+                dv_sat0 <= (dv_quo0 >> SCALE_W) >= dv_den;
+                dv_rem0 <= dv_quo0 >> SCALE_W;
+                dv_quo0 <= dv_quo0 << (DIV_W - SCALE_W);
+                dv_sat1 <= (dv_quo1 >> SCALE_W) >= dv_den;
+                dv_rem1 <= dv_quo1 >> SCALE_W;
+                dv_quo1 <= dv_quo1 << (DIV_W - SCALE_W);
+                dv_sat2 <= (dv_quo2 >> SCALE_W) >= dv_den;
+                dv_rem2 <= dv_quo2 >> SCALE_W;
+                dv_quo2 <= dv_quo2 << (DIV_W - SCALE_W);
+            end else if ((sc == SC_MEAN || sc == SC_DIV) && dv_n != 9'd0 && !dv_hold) begin
                 dv_n <= dv_n == 9'd1 ? 9'd0 : dv_n - 9'd2;
                 {dv_rem0, dv_quo0} <= dv_next0;
                 {dv_rem1, dv_quo1} <= dv_next1;
@@ -921,6 +941,7 @@ module tiny_top_core #(
                     // sum v^2 / K: a shift when K is a power of two, else the divider
                     dv_quo0 <= pow2 ? {{19{1'b0}}, (sumsq >> shift)} : {{19{1'b0}}, sumsq};
                     dv_den <= {{64{1'b0}}, len};
+                    dv_hold <= 1'b1;
                     dv_rem0 <= {(DIV_W + 1){1'b0}};
                     dv_n <= pow2 ? 9'd0 : 9'd73;
                     sc <= SC_MEAN;
@@ -940,7 +961,8 @@ module tiny_top_core #(
                         dv_quo2 <= ((mul_acc2 << 0) + (den >> 1));
                         dv_rem2 <= {(DIV_W + 1){1'b0}};
                         dv_den <= den;
-                        dv_n <= 9'd73;
+                        dv_hold <= 1'b1;
+                        dv_n <= 9'd40;
                         sc <= SC_DIV;
                     end
                 end else begin
@@ -948,9 +970,9 @@ module tiny_top_core #(
                 end
                 SC_DIV: if (dv_n == 9'd0) sc <= SC_SAT;
                 SC_SAT: begin
-scale_q0 <= dv_quo0 > SCALE_MAX ? {SCALE_W{1'b1}} : dv_quo0[SCALE_W-1:0];
-if (group) scale_q1 <= dv_quo1 > SCALE_MAX ? {SCALE_W{1'b1}} : dv_quo1[SCALE_W-1:0];
-if (group) scale_q2 <= dv_quo2 > SCALE_MAX ? {SCALE_W{1'b1}} : dv_quo2[SCALE_W-1:0];
+scale_q0 <= dv_sat0 ? {SCALE_W{1'b1}} : dv_quo0[SCALE_W-1:0];
+if (group) scale_q1 <= dv_sat1 ? {SCALE_W{1'b1}} : dv_quo1[SCALE_W-1:0];
+if (group) scale_q2 <= dv_sat2 ? {SCALE_W{1'b1}} : dv_quo2[SCALE_W-1:0];
                     scale_done_q <= 1'b1;
                     sc <= SC_IDLE;
                 end
@@ -1175,21 +1197,18 @@ if (group) scale_q2 <= dv_quo2 > SCALE_MAX ? {SCALE_W{1'b1}} : dv_quo2[SCALE_W-1
                 s0_codes_ready = mvu_i_codes_ready; s0_sums_valid = mvu_i_sums_valid;
                 s0_sums = mvu_i_lanes;
                 pe_n = 9'd4; simd = 9'd8;
-                dst = DST_I;
             end
             3'd1: begin
                 s0_idle = mvu_f_idle; s0_done = mvu_f_done;
                 s0_codes_ready = mvu_f_codes_ready; s0_sums_valid = mvu_f_sums_valid;
                 s0_sums = mvu_f_lanes;
                 pe_n = 9'd4; simd = 9'd8;
-                dst = DST_F;
             end
             3'd2: begin
                 s0_idle = mvu_g_idle; s0_done = mvu_g_done;
                 s0_codes_ready = mvu_g_codes_ready; s0_sums_valid = mvu_g_sums_valid;
                 s0_sums = mvu_g_lanes;
                 pe_n = 9'd4; simd = 9'd8;
-                dst = DST_G;
             end
             3'd3: begin
                 s0_idle = mvu_o_idle; s0_done = mvu_o_done;
@@ -1233,7 +1252,8 @@ if (group) scale_q2 <= dv_quo2 > SCALE_MAX ? {SCALE_W{1'b1}} : dv_quo2[SCALE_W-1
     // quantiser's scale; on slot 0, o and down then add their residual (h, r) and saturate again, and
     // the lm_head's outputs are the logits. A slot is finished when its unit is done and drained.
     reg [PE_MAX*ACC_W-1:0] beat0;
-    reg [IX_W-1:0] lane0, rs_row0, r1_row0, r2_row0, r3_row0;
+    reg [IX_W-1:0] lane0;
+    reg [IX_W-1:0] rs_row0, r1_row0, r2_row0, r3_row0;  // slot 0's rows (the other slots' run in step)
     reg beat_full0, fin0, r1_v0, r2_v0, r3_v0;
     reg signed [ACC_W-1:0] r1_acc0;
     reg signed [ACC_W+SCALE_W:0] r2_prod0;
@@ -1265,14 +1285,14 @@ if (group) scale_q2 <= dv_quo2 > SCALE_MAX ? {SCALE_W{1'b1}} : dv_quo2[SCALE_W-1
         end
         r1_acc0 <= beat0[lane0 * ACC_W +: ACC_W];
         r1_row0 <= rs_row0;
-        r2_prod0 <= r1_acc0 * $signed({1'b0, scale_q0});
         r2_row0 <= r1_row0;
-        r3_y0 <= sat(rr(r2_prod0, SCALE_FRAC), ACT_W);
         r3_row0 <= r2_row0;
+        r2_prod0 <= r1_acc0 * $signed({1'b0, scale_q0});
+        r3_y0 <= sat(rr(r2_prod0, SCALE_FRAC), ACT_W);
     end
     wire slot0_drained = fin0 && !beat_full0 && !r1_v0 && !r2_v0 && !r3_v0 && !s0_sums_valid;
     reg [PE_MAX*ACC_W-1:0] beat1;
-    reg [IX_W-1:0] lane1, rs_row1, r1_row1, r2_row1, r3_row1;
+    reg [IX_W-1:0] lane1;
     reg beat_full1, fin1, r1_v1, r2_v1, r3_v1;
     reg signed [ACC_W-1:0] r1_acc1;
     reg signed [ACC_W+SCALE_W:0] r2_prod1;
@@ -1283,13 +1303,11 @@ if (group) scale_q2 <= dv_quo2 > SCALE_MAX ? {SCALE_W{1'b1}} : dv_quo2[SCALE_W-1
         if (rst || op_init) begin
             fin1 <= !group;      // a slot outside the group has nothing to do
             beat_full1 <= 1'b0;
-            rs_row1 <= {IX_W{1'b0}};
             r1_v1 <= 1'b0;
             r2_v1 <= 1'b0;
             r3_v1 <= 1'b0;
         end else begin
             if (mvu_op && s1_done) fin1 <= 1'b1;
-            if (beat_full1) rs_row1 <= rs_row1 + 1'b1;     // a lane is rescaled
             if (take1) begin
                 beat1 <= s1_sums;
                 beat_full1 <= 1'b1;
@@ -1303,21 +1321,27 @@ if (group) scale_q2 <= dv_quo2 > SCALE_MAX ? {SCALE_W{1'b1}} : dv_quo2[SCALE_W-1
             r3_v1 <= r2_v1;
         end
         r1_acc1 <= beat1[lane1 * ACC_W +: ACC_W];
-        r1_row1 <= rs_row1;
         r2_prod1 <= r1_acc1 * $signed({1'b0, scale_q1});
-        r2_row1 <= r1_row1;
         r3_y1 <= sat(rr(r2_prod1, SCALE_FRAC), ACT_W);
-        r3_row1 <= r2_row1;
     end
     wire slot1_drained = fin1 && !beat_full1 && !r1_v1 && !r2_v1 && !r3_v1 && !s1_sums_valid;
-    always @(posedge clk) begin      // a group's scale (for the probe only) or its rescaled output
-        wr1_to_buf <= mvu_op;
-        wr1_valid <= !rst && (mvu_op ? r3_v1 : op == OP_QUANT && group && scale_done_q);
-        wr1_index <= mvu_op ? r3_row1 : len;
-        wr1_value <= mvu_op ? r3_y1 : $signed({24'd0, scale_q1});
+    always @(posedge clk) begin
+        wr1_valid <= 1'b0;
+        wr1_dst <= DST_SCALE;
+        wr1_index <= len;
+        wr1_value <= $signed({24'd0, scale_q1});
+        if (rst) begin
+            wr1_valid <= 1'b0;
+        end else if (op == OP_QUANT && group) begin  // slot 1's scale, for the probe
+            wr1_valid <= scale_done_q;
+        end else if (mvu_op && (norm || glu)) begin  // the MVU's rows, beside x on lane 0
+            wr1_valid <= r3_v0; wr1_dst <= dst; wr1_index <= r3_row0; wr1_value <= r3_out;
+        end else if (op == OP_EMBED) begin           // h, beside its norm on lane 0
+            wr1_valid <= v[LAST_EMBED]; wr1_dst <= DST_H; wr1_index <= kp[1*IX_W +: IX_W]; wr1_value <= emb2;
+        end
     end
     reg [PE_MAX*ACC_W-1:0] beat2;
-    reg [IX_W-1:0] lane2, rs_row2, r1_row2, r2_row2, r3_row2;
+    reg [IX_W-1:0] lane2;
     reg beat_full2, fin2, r1_v2, r2_v2, r3_v2;
     reg signed [ACC_W-1:0] r1_acc2;
     reg signed [ACC_W+SCALE_W:0] r2_prod2;
@@ -1328,13 +1352,11 @@ if (group) scale_q2 <= dv_quo2 > SCALE_MAX ? {SCALE_W{1'b1}} : dv_quo2[SCALE_W-1
         if (rst || op_init) begin
             fin2 <= !group;      // a slot outside the group has nothing to do
             beat_full2 <= 1'b0;
-            rs_row2 <= {IX_W{1'b0}};
             r1_v2 <= 1'b0;
             r2_v2 <= 1'b0;
             r3_v2 <= 1'b0;
         end else begin
             if (mvu_op && s2_done) fin2 <= 1'b1;
-            if (beat_full2) rs_row2 <= rs_row2 + 1'b1;     // a lane is rescaled
             if (take2) begin
                 beat2 <= s2_sums;
                 beat_full2 <= 1'b1;
@@ -1348,18 +1370,19 @@ if (group) scale_q2 <= dv_quo2 > SCALE_MAX ? {SCALE_W{1'b1}} : dv_quo2[SCALE_W-1
             r3_v2 <= r2_v2;
         end
         r1_acc2 <= beat2[lane2 * ACC_W +: ACC_W];
-        r1_row2 <= rs_row2;
         r2_prod2 <= r1_acc2 * $signed({1'b0, scale_q2});
-        r2_row2 <= r1_row2;
         r3_y2 <= sat(rr(r2_prod2, SCALE_FRAC), ACT_W);
-        r3_row2 <= r2_row2;
     end
     wire slot2_drained = fin2 && !beat_full2 && !r1_v2 && !r2_v2 && !r3_v2 && !s2_sums_valid;
-    always @(posedge clk) begin      // a group's scale (for the probe only) or its rescaled output
-        wr2_to_buf <= mvu_op;
-        wr2_valid <= !rst && (mvu_op ? r3_v2 : op == OP_QUANT && group && scale_done_q);
-        wr2_index <= mvu_op ? r3_row2 : len;
-        wr2_value <= mvu_op ? r3_y2 : $signed({24'd0, scale_q2});
+    always @(posedge clk) begin
+        wr2_valid <= 1'b0;
+        wr2_index <= len;
+        wr2_value <= $signed({24'd0, scale_q2});
+        if (rst) begin
+            wr2_valid <= 1'b0;
+        end else if (op == OP_QUANT && group) begin  // slot 2's scale, for the probe
+            wr2_valid <= scale_done_q;
+        end
     end
     always @(posedge clk) begin
         if (rst || op_init) mvu_req <= op_init && op == OP_MVU;
@@ -1371,13 +1394,36 @@ if (group) scale_q2 <= dv_quo2 > SCALE_MAX ? {SCALE_W{1'b1}} : dv_quo2[SCALE_W-1
         r3_res <= r2_res;
     end
     wire signed [63:0] r3_out = add_h || add_r ? sat(r3_y0 + r3_res, ACT_W) : r3_y0;
+    // A fused norm of the residual (o's: mlp_norm; down's: the next attn_norm or final_norm): its
+    // weight read at the row beside the residual; the residual registered, then the product.
+    reg signed [GAMMA_W-1:0] r2_gamma, r3_gamma, r4_gamma;
+    reg signed [ACT_W-1:0] r4_out;
+    reg signed [ACT_W+GAMMA_W-1:0] np5;
+    reg r4_v, r5_v;
+    reg [IX_W-1:0] r4_row, r5_row;
+    always @(posedge clk) begin
+        r2_gamma <= rd_gamma;
+        r3_gamma <= r2_gamma;
+        r4_gamma <= r3_gamma;
+        r4_out <= r3_out[ACT_W-1:0];
+        np5 <= r4_out * r4_gamma;
+        r4_v <= !rst && !op_init && norm && r3_v0;
+        r5_v <= !rst && !op_init && r4_v;
+        r4_row <= r3_row0;
+        r5_row <= r4_row;
+    end
     reg signed [ACT_W-1:0] best;
     /* verilator lint_off UNUSEDSIGNAL */
     reg [IX_W-1:0] best_ix;
     /* verilator lint_on UNUSEDSIGNAL */
-    wire mvu_drained = slot0_drained && slot1_drained && slot2_drained;
+    wire mvu_drained = slot0_drained && slot1_drained && slot2_drained && !r4_v && !r5_v;
     wire [IX_W-1:0] rs_row_next = op_init ? {IX_W{1'b0}} : (beat_full0 ? rs_row0 + 1'b1 : rs_row0);
-    assign ra_next = op == OP_MVU ? rs_row_next : k_next;
+    // An MVU reads at its rescale's next row (the residual, a fused norm's weight); the gate's MVU
+    // with the GLU reads the gate value of the up row in r2 (in sigmoid b at r3, stage 0 of the GLU).
+    assign ra_next = op == OP_MVU ? (glu ? r2_row0 - UP : (mlgru ? r2_row0 : rs_row_next)) : k_next;
+    assign glu_up = glu && mvu_op && r3_v0 && r3_row0 >= UP;
+    assign mlgru_in = mlgru && mvu_op && r3_v0;
+    assign glu_index = r3_row0 - UP;
 
     // ------------------------------------------------------------------ MLGRU and GLU pipelines
     // A product is registered before it is rounded and saturated (the multiplier and the adders
@@ -1399,8 +1445,8 @@ if (group) scale_q2 <= dv_quo2 > SCALE_MAX ? {SCALE_W{1'b1}} : dv_quo2[SCALE_W-1
     localparam integer FS_W = STATE_W + 1;
     localparam integer SILU_S_W = STATE_W + 2;
     localparam integer SILU_G_W = ACT_W + M - F + 2;
-    reg signed [ACT_W-1:0] i2, i3, i4, gg3, gg4, gg5, gg6, gg7, gg8, gg9, gg10, gg11, gg12;
-    reg signed [ACT_W-1:0] up2, up3, up4, up5, gate2, gate3, gate4;
+    reg signed [ACT_W-1:0] i1, g1, i2, i3, i4, gg3, gg4, gg5, gg6, gg7, gg8, gg9, gg10, gg11, gg12;
+    reg signed [ACT_W-1:0] up1, up2, up3, up4, up5, gate2, gate3, gate4;
     reg signed [ACT_W+GAMMA_W-1:0] ggp2;
     reg signed [LB_W-1:0] lb2, lb3, lb4;
     reg signed [STATE_W-1:0] sp2, sp3, sp4, sp5, s7, s8, s9, s10, s11;
@@ -1413,15 +1459,16 @@ if (group) scale_q2 <= dv_quo2 > SCALE_MAX ? {SCALE_W{1'b1}} : dv_quo2[SCALE_W-1
     reg signed [SILU_G_W-1:0] silu_g5;
     reg signed [ACT_W+SILU_G_W-1:0] zp6;
     always @* begin
-        sig_a_x = ram_f;
-        sig_b_x = op == OP_GLU ? ram_gu : ram_i;
+        sig_a_x = r3_y1;                // f and i at stage 0 of the MLGRU (the rescale's last stage)
+        sig_b_x = glu ? ram_gu : r3_y0;
         sig_c_x = rr(s7, S - F);
     end
     always @(posedge clk) begin
-        i2 <= rd_i; i3 <= i2; i4 <= i3;
+        i1 <= r3_y0; i2 <= i1; i3 <= i2; i4 <= i3;
+        g1 <= r3_y2;
         lb2 <= rd_lb; lb3 <= lb2; lb4 <= lb3;
         sp2 <= is_fresh ? {STATE_W{1'b0}} : rd_state; sp3 <= sp2; sp4 <= sp3; sp5 <= sp4;
-        ggp2 <= rd_g * rd_gamma;
+        ggp2 <= g1 * rd_gamma;
         gg3 <= sat(rr(ggp2, G), ACT_W);
         gg4 <= gg3; gg5 <= gg4; gg6 <= gg5; gg7 <= gg6; gg8 <= gg7; gg9 <= gg8; gg10 <= gg9; gg11 <= gg10; gg12 <= gg11;
         forget5 <= lb4 + rr((ONE - lb4) * sig_a, Q);
@@ -1433,17 +1480,22 @@ if (group) scale_q2 <= dv_quo2 > SCALE_MAX ? {SCALE_W{1'b1}} : dv_quo2[SCALE_W-1
         silu_s12 <= rr(s11 * sig_c, Q);
         op13 <= gg12 * silu_s12;
         gate2 <= rd_gu; gate3 <= gate2; gate4 <= gate3;
-        up2 <= rd_up; up3 <= up2; up4 <= up3; up5 <= up4;
+        up1 <= r3_out[ACT_W-1:0]; up2 <= up1; up3 <= up2; up4 <= up3; up5 <= up4;
         silu_g5 <= rr(gate4 * sig_b, F + Q - M);
         zp6 <= up5 * silu_g5;
-        st_wr <= op == OP_MLGRU && v[6];
+        st_wr <= mlgru && v[6];
         st_index <= kp[5*IX_W +: IX_W];
         st_value <= sat(fs6 + cand6, STATE_W);
     end
 
     // ------------------------------------------------------------------ what each stage writes
-    reg signed [ACT_W+GAMMA_W-1:0] np2;     // the norm's product, rounded and saturated a stage later
-    always @(posedge clk) np2 <= (from_r ? rd_r : rd_h) * rd_gamma;
+    // The embedding's fused norm: its product, rounded and saturated a stage later.
+    reg signed [ACT_W-1:0] emb2;
+    reg signed [ACT_W+GAMMA_W-1:0] np2;
+    always @(posedge clk) begin
+        emb2 <= rd_emb;
+        np2 <= rd_emb * rd_gamma;
+    end
     always @(posedge clk) begin
         wr_valid <= 1'b0;
         wr_index <= {IX_W{1'b0}};
@@ -1453,17 +1505,28 @@ if (group) scale_q2 <= dv_quo2 > SCALE_MAX ? {SCALE_W{1'b1}} : dv_quo2[SCALE_W-1
         if (rst) begin
             wr_valid <= 1'b0;
         end else case (op)
-            OP_EMBED: if (v[LAST_EMBED]) begin
-                wr_valid <= 1'b1; wr_dst <= DST_H; wr_index <= kp[0*IX_W +: IX_W]; wr_value <= rd_emb;
-            end
-            OP_NORM: if (v[LAST_NORM]) begin
+            OP_EMBED: if (v[LAST_EMBED]) begin      // x; h on lane 1
                 wr_valid <= 1'b1; wr_dst <= DST_X; wr_index <= kp[1*IX_W +: IX_W];
                 wr_value <= sat(rr(np2, G), ACT_W);
             end
             OP_QUANT: if (scale_done_q) begin
                 wr_valid <= 1'b1; wr_dst <= DST_SCALE; wr_index <= len; wr_value <= $signed({24'd0, scale_q0});
             end
-            OP_MVU: if (r3_v0) begin
+            OP_MVU: if (norm) begin             // x; the residual on lane 1
+                if (r5_v) begin
+                    wr_valid <= 1'b1; wr_dst <= DST_X; wr_index <= r5_row; wr_value <= sat(rr(np5, G), ACT_W);
+                end
+            end else if (mlgru) begin           // x
+                if (v[LAST_MLGRU]) begin
+                    wr_valid <= 1'b1; wr_dst <= DST_X; wr_index <= kp[(LAST_MLGRU-1)*IX_W +: IX_W];
+                    wr_value <= sat(rr(op13, F + S - M), MIX_W);
+                end
+            end else if (glu) begin             // x; the gate's rows on lane 1
+                if (v[LAST_GLU]) begin
+                    wr_valid <= 1'b1; wr_dst <= DST_X; wr_index <= kp[(LAST_GLU-1)*IX_W +: IX_W];
+                    wr_value <= sat(rr(zp6, F), MIX_W);
+                end
+            end else if (r3_v0) begin
                 wr_valid <= 1'b1; wr_dst <= dst; wr_index <= r3_row0; wr_value <= r3_out;
                 if (dst == DST_LOGIT) begin
                     logit_valid <= 1'b1;
@@ -1473,14 +1536,6 @@ if (group) scale_q2 <= dv_quo2 > SCALE_MAX ? {SCALE_W{1'b1}} : dv_quo2[SCALE_W-1
                         best_ix <= r3_row0;
                     end
                 end
-            end
-            OP_MLGRU: if (v[LAST_MLGRU]) begin
-                wr_valid <= 1'b1; wr_dst <= DST_X; wr_index <= kp[12*IX_W +: IX_W];
-                wr_value <= sat(rr(op13, F + S - M), MIX_W);
-            end
-            OP_GLU: if (v[LAST_GLU]) begin
-                wr_valid <= 1'b1; wr_dst <= DST_X; wr_index <= kp[5*IX_W +: IX_W];
-                wr_value <= sat(rr(zp6, F), MIX_W);
             end
             default: ;
         endcase
@@ -1495,10 +1550,9 @@ if (group) scale_q2 <= dv_quo2 > SCALE_MAX ? {SCALE_W{1'b1}} : dv_quo2[SCALE_W-1
     assign pass_start = op_init && op != OP_MVU;
     // The scale needs only max|y| and sum v^2, gathered before: it runs beside the codes pass.
     always @(posedge clk) scale_start <= op_init && op == OP_QUANT;
-    assign op_done = seq == S_RUN && (op == OP_MVU ? mvu_drained
+    assign op_done = seq == S_RUN && (op == OP_MVU ? mvu_drained && !(|live) && (!(norm || glu || mlgru) || stats_drained)
                                     : op == OP_QUANT ? (pass_ended && sc == SC_IDLE && !scale_start && !scale_done_q
                                                         && !wr_valid && !(|codes_valid))
-                                    : op == OP_EMBED ? pass_end
                                     : (pass_end || pass_ended) && stats_drained);
 endmodule
 
