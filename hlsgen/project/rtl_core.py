@@ -48,11 +48,6 @@ BUFFERS = ("h", "r", "gu")       # the vector buffers; x, a BitLinear's input, i
 # together, each on its own slot (statistics channel, codes lanes and memory, output scale and
 # rescale), and the MLGRU takes their outputs as they come; every other BitLinear runs alone on slot 0.
 GROUP = ("i", "f", "g")
-SLOTS = {kind: slot for slot, kind in enumerate(GROUP)}
-
-
-def slot_of(kind: str) -> int:
-    return SLOTS.get(kind, 0)
 
 
 @dataclass(frozen=True)
@@ -475,7 +470,8 @@ class CoreRtl:
         return len(GROUP)
 
     def slot(self, kind: str) -> int:
-        return slot_of(kind)
+        """A kind's slot: its place in GROUP, else 0."""
+        return GROUP.index(kind) if kind in GROUP else 0
 
     # ------------------------------------------------------------------ files
     def rom_images(self) -> dict:
