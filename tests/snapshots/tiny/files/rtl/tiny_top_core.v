@@ -535,9 +535,12 @@ module tiny_top_core #(
         ram_qgamma0_0 <= qgamma0_0_rom[qaddr0 >> QB];
         rd_qgamma0_0 <= ram_qgamma0_0;
     end
+    // The tap's gamma, its bank chosen as the ROM's output is registered (beside rd_qgamma): no mux
+    // before the multiplier, whose 24 x 20 bits take four MULT18s and their adders (nextpnr's
+    // critical path on the random design was the mux, the multiplier and its adders, 20.45 ns).
     reg signed [GAMMA_W-1:0] tap_gamma0;
-    always @* begin
-        tap_gamma0 = rd_qgamma0_0;
+    always @(posedge clk) begin
+        tap_gamma0 <= ram_qgamma0_0;
     end
     /* verilator lint_off UNUSEDSIGNAL */
     reg signed [63:0] ty0;
@@ -557,9 +560,12 @@ module tiny_top_core #(
         ram_qgamma1_0 <= qgamma1_0_rom[qaddr1 >> QB];
         rd_qgamma1_0 <= ram_qgamma1_0;
     end
+    // The tap's gamma, its bank chosen as the ROM's output is registered (beside rd_qgamma): no mux
+    // before the multiplier, whose 24 x 20 bits take four MULT18s and their adders (nextpnr's
+    // critical path on the random design was the mux, the multiplier and its adders, 20.45 ns).
     reg signed [GAMMA_W-1:0] tap_gamma1;
-    always @* begin
-        tap_gamma1 = rd_qgamma1_0;
+    always @(posedge clk) begin
+        tap_gamma1 <= ram_qgamma1_0;
     end
     /* verilator lint_off UNUSEDSIGNAL */
     reg signed [63:0] ty1;
@@ -579,9 +585,12 @@ module tiny_top_core #(
         ram_qgamma2_0 <= qgamma2_0_rom[qaddr2 >> QB];
         rd_qgamma2_0 <= ram_qgamma2_0;
     end
+    // The tap's gamma, its bank chosen as the ROM's output is registered (beside rd_qgamma): no mux
+    // before the multiplier, whose 24 x 20 bits take four MULT18s and their adders (nextpnr's
+    // critical path on the random design was the mux, the multiplier and its adders, 20.45 ns).
     reg signed [GAMMA_W-1:0] tap_gamma2;
-    always @* begin
-        tap_gamma2 = rd_qgamma2_0;
+    always @(posedge clk) begin
+        tap_gamma2 <= ram_qgamma2_0;
     end
     /* verilator lint_off UNUSEDSIGNAL */
     reg signed [63:0] ty2;
