@@ -536,8 +536,8 @@ module tiny_top_core #(
         rd_qgamma0_0 <= ram_qgamma0_0;
     end
     // The tap's gamma, its bank chosen as the ROM's output is registered (beside rd_qgamma): no mux
-    // before the multiplier, whose 24 x 20 bits take four MULT18s and their adders (nextpnr's
-    // critical path on the random design was the mux, the multiplier and its adders, 20.45 ns).
+    // before the multiplier. IN_W x GAMMA_W wider than 18 x 18 takes several MULT18s and adders
+    // after them, and with the mux in front that was nextpnr's critical path (README).
     reg signed [GAMMA_W-1:0] tap_gamma0;
     always @(posedge clk) begin
         tap_gamma0 <= ram_qgamma0_0;
@@ -561,8 +561,8 @@ module tiny_top_core #(
         rd_qgamma1_0 <= ram_qgamma1_0;
     end
     // The tap's gamma, its bank chosen as the ROM's output is registered (beside rd_qgamma): no mux
-    // before the multiplier, whose 24 x 20 bits take four MULT18s and their adders (nextpnr's
-    // critical path on the random design was the mux, the multiplier and its adders, 20.45 ns).
+    // before the multiplier. IN_W x GAMMA_W wider than 18 x 18 takes several MULT18s and adders
+    // after them, and with the mux in front that was nextpnr's critical path (README).
     reg signed [GAMMA_W-1:0] tap_gamma1;
     always @(posedge clk) begin
         tap_gamma1 <= ram_qgamma1_0;
@@ -586,8 +586,8 @@ module tiny_top_core #(
         rd_qgamma2_0 <= ram_qgamma2_0;
     end
     // The tap's gamma, its bank chosen as the ROM's output is registered (beside rd_qgamma): no mux
-    // before the multiplier, whose 24 x 20 bits take four MULT18s and their adders (nextpnr's
-    // critical path on the random design was the mux, the multiplier and its adders, 20.45 ns).
+    // before the multiplier. IN_W x GAMMA_W wider than 18 x 18 takes several MULT18s and adders
+    // after them, and with the mux in front that was nextpnr's critical path (README).
     reg signed [GAMMA_W-1:0] tap_gamma2;
     always @(posedge clk) begin
         tap_gamma2 <= ram_qgamma2_0;
