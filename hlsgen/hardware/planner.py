@@ -68,6 +68,12 @@ def lane_words(rows: int, cols: int, pe: int, simd: int, packing: str = "2bit") 
     return math.ceil(rows * cols / max(pe * simd, LANES_PER_WORD))
 
 
+def scale_den_width(root_width: int, exponent: int) -> int:
+    """Bits of the output scale's denominator, 127 * isqrt(.) << max(-E, 0): the root of a
+    root_width-bit radicand has half its bits."""
+    return 7 + root_width // 2 + max(-exponent, 0)
+
+
 def size_bitlinear(spec: Spec, kind: str, rows: int, cols: int, pe: int, simd: int, matrices: int,
                    max_beta: int, quantiser_simd: int | None = None) -> BitLinearPlan:
     """Every width of one BitLinear instance, from the bounds of its values."""
@@ -80,7 +86,7 @@ def size_bitlinear(spec: Spec, kind: str, rows: int, cols: int, pe: int, simd: i
     beta_width = bits_for(max_beta)
     exponent = numerics_constants(spec)["scale_exponent"]
     num_bits = y_width + beta_width + max(exponent, 0)
-    den_bits = 7 + root_width // 2 + max(-exponent, 0)
+    den_bits = scale_den_width(root_width, exponent)
     num_width = max(num_bits, den_bits) + 2
     acc_width = bits_for(127 * cols) + 1
     return BitLinearPlan(kind=kind, rows=rows, cols=cols, pe=pe, simd=simd, matrices=matrices,

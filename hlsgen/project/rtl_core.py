@@ -25,7 +25,7 @@ import numpy as np
 
 from hlsgen.errors import HlsgenError
 from hlsgen.hardware import perf
-from hlsgen.hardware.planner import HardwarePlan, bits_for
+from hlsgen.hardware.planner import HardwarePlan, bits_for, scale_den_width
 from hlsgen.model import golden
 from hlsgen.model import numerics as nx
 from hlsgen.model.spec import Spec
@@ -331,6 +331,13 @@ class CoreRtl:
     @property
     def div_w(self) -> int:
         return perf.rtl_divider_width(self.plan)
+
+    @property
+    def rem_w(self) -> int:
+        """The divider's remainder and denominator: a remainder stays below its denominator, the
+        scale's (planner.scale_den_width) or the mean's K, so it needs their bits, not the
+        dividend's (half the carry chains of its trial subtractions)."""
+        return max(scale_den_width(self.root_w, self.scale_exponent), self.index_w)
 
     @property
     def simd_max(self) -> int:

@@ -65,7 +65,8 @@ module tiny_top_core #(
     localparam integer ROOT_W = 64;
     localparam integer BETA_W = 27;
     localparam integer NUM_W = 73;
-    localparam integer DIV_W = 73;
+    localparam integer DIV_W = 73;           // the divider's dividend and quotient
+    localparam integer REM_W = 39;           // its remainder and denominator
     localparam integer ACC_W = 15;           // the widest MVU sum
     localparam integer SIMD_MAX = 8;
     localparam integer PE_MAX = 4;
@@ -784,8 +785,8 @@ module tiny_top_core #(
     localparam [2:0] SC_IDLE = 3'd0, SC_MEAN = 3'd1, SC_ROOT = 3'd2, SC_DIV = 3'd3, SC_SAT = 3'd4;
     localparam integer MUL_STEPS = (BETA_W + 1) / 2;
     reg [2:0] sc;
-    reg [DIV_W-1:0] dv_den;
-    reg [DIV_W+1:0] dv_den3;
+    reg [REM_W-1:0] dv_den;
+    reg [REM_W+1:0] dv_den3;
     reg dv_hold;                    // den was loaded: 3 den is formed this cycle, the steps wait
     always @(posedge clk) dv_den3 <= {2'b00, dv_den} + {1'b0, dv_den, 1'b0};
     reg [8:0] dv_n;                 // quotient bits still to come
@@ -794,61 +795,56 @@ module tiny_top_core #(
 
     // One restoring division step: {remainder, quotient} with the next quotient bit shifted in; and
     // two at once (radix 4), the three trial subtractions side by side (den3 = 3 den, formed the cycle
-    // after den is loaded), so that no carry chain follows another.
-    function [2*DIV_W:0] div_step(input [2*DIV_W:0] rq, input [DIV_W-1:0] den_in);
-        reg [DIV_W:0] shifted;
+    // after den is loaded), so that no carry chain follows another. A remainder is below den, so the
+    // subtractions are REM_W + 3 bits wide, not the dividend's.
+    function [REM_W+DIV_W-1:0] div_step(input [REM_W+DIV_W-1:0] rq, input [REM_W-1:0] den_in);
+        reg [REM_W:0] shifted;
         reg fits;
         begin
-            shifted = {rq[2*DIV_W-1:DIV_W], rq[DIV_W-1]};
+            shifted = rq[REM_W+DIV_W-1:DIV_W-1];
             fits = shifted >= {1'b0, den_in};
-            div_step = {fits ? shifted - {1'b0, den_in} : shifted, rq[DIV_W-2:0], fits};
+            div_step = {fits ? shifted[REM_W-1:0] - den_in : shifted[REM_W-1:0], rq[DIV_W-2:0], fits};
         end
     endfunction
-    /* verilator lint_off UNUSEDSIGNAL */      // rq's top bit and rem's: a remainder is below den
-    function [2*DIV_W:0] div_step4(input [2*DIV_W:0] rq, input [DIV_W-1:0] den_in, input [DIV_W+1:0] den3);
-        reg [DIV_W+1:0] shifted;
-        reg [DIV_W+2:0] t1, t2, t3;     // shifted - k den, with a borrow bit on top
-        reg [DIV_W+1:0] rem;
+    /* verilator lint_off UNUSEDSIGNAL */      // the top bits of rem: a remainder is below den
+    function [REM_W+DIV_W-1:0] div_step4(input [REM_W+DIV_W-1:0] rq, input [REM_W-1:0] den_in, input [REM_W+1:0] den3);
+        reg [REM_W+1:0] shifted;
+        reg [REM_W+2:0] t1, t2, t3;     // shifted - k den, with a borrow bit on top
+        reg [REM_W+1:0] rem;
         reg [1:0] q;
         begin
-            shifted = {rq[2*DIV_W-1:DIV_W], rq[DIV_W-1:DIV_W-2]};
+            shifted = rq[REM_W+DIV_W-1:DIV_W-2];
             t1 = {1'b0, shifted} - {3'b000, den_in};
             t2 = {1'b0, shifted} - {2'b00, den_in, 1'b0};
             t3 = {1'b0, shifted} - {1'b0, den3};
-            if (!t3[DIV_W+2]) begin rem = t3[DIV_W+1:0]; q = 2'd3; end
-            else if (!t2[DIV_W+2]) begin rem = t2[DIV_W+1:0]; q = 2'd2; end
-            else if (!t1[DIV_W+2]) begin rem = t1[DIV_W+1:0]; q = 2'd1; end
+            if (!t3[REM_W+2]) begin rem = t3[REM_W+1:0]; q = 2'd3; end
+            else if (!t2[REM_W+2]) begin rem = t2[REM_W+1:0]; q = 2'd2; end
+            else if (!t1[REM_W+2]) begin rem = t1[REM_W+1:0]; q = 2'd1; end
             else begin rem = shifted; q = 2'd0; end
-            div_step4 = {1'b0, rem[DIV_W-1:0], rq[DIV_W-3:0], q};
+            div_step4 = {rem[REM_W-1:0], rq[DIV_W-3:0], q};
         end
     endfunction
     /* verilator lint_on UNUSEDSIGNAL */
     reg [DIV_W-1:0] dv_quo0;
-    /* verilator lint_off UNUSEDSIGNAL */
-    reg [DIV_W:0] dv_rem0;
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire [2*DIV_W:0] dv_one0 = div_step({dv_rem0, dv_quo0}, dv_den);
-    wire [2*DIV_W:0] dv_next0 = dv_n == 9'd1 ? dv_one0 : div_step4({dv_rem0, dv_quo0}, dv_den, dv_den3);
+    reg [REM_W-1:0] dv_rem0;
+    wire [REM_W+DIV_W-1:0] dv_one0 = div_step({dv_rem0, dv_quo0}, dv_den);
+    wire [REM_W+DIV_W-1:0] dv_next0 = dv_n == 9'd1 ? dv_one0 : div_step4({dv_rem0, dv_quo0}, dv_den, dv_den3);
     reg [NUM_W-1:0] mul_acc0, mul_cand0, mul_cand30;
     reg dv_sat0;              // the scale saturates
     reg [BETA_W:0] mul_plier0;
     reg [SCALE_W-1:0] scale_q0;
     reg [DIV_W-1:0] dv_quo1;
-    /* verilator lint_off UNUSEDSIGNAL */
-    reg [DIV_W:0] dv_rem1;
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire [2*DIV_W:0] dv_one1 = div_step({dv_rem1, dv_quo1}, dv_den);
-    wire [2*DIV_W:0] dv_next1 = dv_n == 9'd1 ? dv_one1 : div_step4({dv_rem1, dv_quo1}, dv_den, dv_den3);
+    reg [REM_W-1:0] dv_rem1;
+    wire [REM_W+DIV_W-1:0] dv_one1 = div_step({dv_rem1, dv_quo1}, dv_den);
+    wire [REM_W+DIV_W-1:0] dv_next1 = dv_n == 9'd1 ? dv_one1 : div_step4({dv_rem1, dv_quo1}, dv_den, dv_den3);
     reg [NUM_W-1:0] mul_acc1, mul_cand1, mul_cand31;
     reg dv_sat1;              // the scale saturates
     reg [BETA_W:0] mul_plier1;
     reg [SCALE_W-1:0] scale_q1;
     reg [DIV_W-1:0] dv_quo2;
-    /* verilator lint_off UNUSEDSIGNAL */
-    reg [DIV_W:0] dv_rem2;
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire [2*DIV_W:0] dv_one2 = div_step({dv_rem2, dv_quo2}, dv_den);
-    wire [2*DIV_W:0] dv_next2 = dv_n == 9'd1 ? dv_one2 : div_step4({dv_rem2, dv_quo2}, dv_den, dv_den3);
+    reg [REM_W-1:0] dv_rem2;
+    wire [REM_W+DIV_W-1:0] dv_one2 = div_step({dv_rem2, dv_quo2}, dv_den);
+    wire [REM_W+DIV_W-1:0] dv_next2 = dv_n == 9'd1 ? dv_one2 : div_step4({dv_rem2, dv_quo2}, dv_den, dv_den3);
     reg [NUM_W-1:0] mul_acc2, mul_cand2, mul_cand32;
     reg dv_sat2;              // the scale saturates
     reg [BETA_W:0] mul_plier2;
@@ -949,9 +945,9 @@ module tiny_top_core #(
                 SC_IDLE: if (scale_start) begin
                     // sum v^2 / K: a shift when K is a power of two, else the divider
                     dv_quo0 <= pow2 ? {{19{1'b0}}, (sumsq >> shift)} : {{19{1'b0}}, sumsq};
-                    dv_den <= {{64{1'b0}}, len};
+                    dv_den <= {{30{1'b0}}, len};
                     dv_hold <= 1'b1;
-                    dv_rem0 <= {(DIV_W + 1){1'b0}};
+                    dv_rem0 <= {REM_W{1'b0}};
                     dv_n <= pow2 ? 9'd0 : 9'd73;
                     sc <= SC_MEAN;
                 end
@@ -964,12 +960,12 @@ module tiny_top_core #(
                 SC_ROOT: if (sq_bit == {ROOT_W{1'b0}}) begin
                     if (mul_n == 8'd0) begin
                         dv_quo0 <= ((mul_acc0 << 0) + (den >> 1));
-                        dv_rem0 <= {(DIV_W + 1){1'b0}};
+                        dv_rem0 <= {REM_W{1'b0}};
                         dv_quo1 <= ((mul_acc1 << 0) + (den >> 1));
-                        dv_rem1 <= {(DIV_W + 1){1'b0}};
+                        dv_rem1 <= {REM_W{1'b0}};
                         dv_quo2 <= ((mul_acc2 << 0) + (den >> 1));
-                        dv_rem2 <= {(DIV_W + 1){1'b0}};
-                        dv_den <= den;
+                        dv_rem2 <= {REM_W{1'b0}};
+                        dv_den <= den[REM_W-1:0];
                         dv_hold <= 1'b1;
                         dv_n <= 9'd40;
                         sc <= SC_DIV;
