@@ -336,17 +336,23 @@ def test_bitstream_refuses_a_missed_clock_then_builds_at_the_met_one(tmp_path):
     record_edits(project)
     refused = run_cli("bitstream", str(project))
     assert refused.code == 2 and "below its 250 MHz clock" in refused.err and "--allow-slow" in refused.err
+    assert "critical path " in refused.err and " ns of it routing" in refused.err
     built = run_cli("bitstream", str(project), "--allow-slow")
     assert built.code == 0, built.err
     pnr = yaml.safe_load((project / "report" / "pnr.json").read_text())
     fmax = min(pnr["fmax_mhz"].values())
     assert pnr["lowered"] and pnr["met"] and pnr["clock_mhz"] <= fmax < 250 and pnr["plan_clock_mhz"] == 250
     assert pnr["used"]["lut"] > 0 and pnr["used"]["dp16kd"] >= 1 and pnr["available"]["dp16kd"] == 208
+    # the slowest path's delay is the clock's Fmax, read from another part of nextpnr's report
+    path = pnr["critical_path"]
+    assert path["delay_ns"] == pytest.approx(1000 / fmax, abs=0.02) and 0 < path["routing_ns"] < path["delay_ns"]
+    assert path["cells"][0] == path["from"] and path["cells"][-1] == path["to"] and len(path["cells"]) >= 2
     bit = (project / "impl" / "tiny_top.bit").read_bytes()
     assert bit.startswith(b"\xff\x00Part: LFE5U-85F-6CABGA381\x00") and bytes.fromhex("41113043") in bit[:64]
     assert f"clock {pnr['clock_mhz']:g} MHz (lowered from 250 MHz)" in built.out
     report = run_cli("report", str(project))
     assert f"clock {pnr['clock_mhz']:g} MHz" in report.out and "lowered from 250 MHz by --allow-slow" in report.out
+    assert f"nextpnr's critical path: `{path['from']}` -> `{path['to']}`, {path['delay_ns']:g} ns" in report.out
 
 
 # ----------------------------------------------------------------------------- the RTL core's cycles

@@ -132,7 +132,13 @@ def write_report(project: Path, report: dict) -> Path:
 
 
 def fmax_text(result: ecp5.PnrResult) -> str:
-    return ", ".join(f"{net} Fmax {mhz:g} MHz" for net, mhz in result.fmax_mhz.items())
+    """Fmax per clock, and where the slowest path runs: what a user changes to reach the clock."""
+    text = ", ".join(f"{net} Fmax {mhz:g} MHz" for net, mhz in result.fmax_mhz.items())
+    path = result.critical_path
+    if path:
+        text += (f"; critical path {path['from']} -> {path['to']}: {path['delay_ns']:g} ns, "
+                 f"{path['routing_ns']:g} ns of it routing")
+    return text
 
 
 def pnr_report(flow: Flow, clock_mhz: float, synthesized: dict, result: ecp5.PnrResult, seconds: float) -> dict:
@@ -144,4 +150,4 @@ def pnr_report(flow: Flow, clock_mhz: float, synthesized: dict, result: ecp5.Pnr
             "pll": {"clki_div": p.clki_div, "clkfb_div": p.clkfb_div, "clkop_div": p.clkop_div, "vco_mhz": p.vco_mhz},
             "used": {PNR_CELLS[k]: result.used.get(k, 0) for k in PNR_CELLS},
             "available": {PNR_CELLS[k]: result.available.get(k, board.resources[PNR_CELLS[k]]) for k in PNR_CELLS},
-            "synthesized": synthesized, "seconds": round(seconds, 1)}
+            "critical_path": result.critical_path, "synthesized": synthesized, "seconds": round(seconds, 1)}

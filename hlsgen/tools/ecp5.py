@@ -3,8 +3,8 @@
 One place runs these tools, for every caller: the out-of-context timing of one RTL module
 (`hlsgen synth --open --pnr ecp5`) and the whole design's bitstream (`hlsgen bitstream` on an ECP5
 board).  Each tool is the PyPI YoWASP build when installed, else the native one on PATH.  What
-nextpnr measured is read from its `--report` JSON (`fmax.<clock>.achieved`, `utilization`), never
-from its log text.
+nextpnr measured is read from its `--report` JSON (`fmax.<clock>.achieved`, `utilization`,
+`critical_paths`), never from its log text.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class PnrResult:
     constraint_mhz: dict     # clock net -> the MHz it was constrained to
     used: dict               # nextpnr cell type (TRELLIS_COMB, TRELLIS_FF, DP16KD, MULT18X18D, ...) -> count
     available: dict          # the same types -> what the device has
+    critical_path: dict | None = None   # the slowest register-to-register path (critical_path_of)
 
     @property
     def worst_fmax_mhz(self) -> float:
@@ -105,7 +106,26 @@ def place_and_route(netlist: Path, freq_mhz: float, device: Device = Device(), *
     return PnrResult(fmax_mhz={c: round(v["achieved"], 2) for c, v in data["fmax"].items()},
                      constraint_mhz={c: v["constraint"] for c, v in data["fmax"].items()},
                      used={k: v["used"] for k, v in data["utilization"].items() if v["used"]},
-                     available={k: v["available"] for k, v in data["utilization"].items()})
+                     available={k: v["available"] for k, v in data["utilization"].items()},
+                     critical_path=critical_path_of(data))
+
+
+def critical_path_of(report: dict) -> dict | None:
+    """The longest clock-to-clock path of nextpnr's report: where it starts and ends, its delay
+    (1000 / Fmax of its clock) and how much of that is routing, and the cells it passes through, in
+    order.  None when the design has no register-to-register path."""
+    paths = [p for p in report.get("critical_paths", [])
+             if p["from"].startswith("posedge") and p["to"].startswith("posedge")]
+    if not paths:
+        return None
+    steps = max(paths, key=lambda p: sum(step["delay"] for step in p["path"]))["path"]
+    cells = []
+    for step in steps:
+        for end in ("from", "to"):
+            if not cells or cells[-1] != step[end]["cell"]:
+                cells.append(step[end]["cell"])
+    return {"from": cells[0], "to": cells[-1], "delay_ns": round(sum(s["delay"] for s in steps), 2),
+            "routing_ns": round(sum(s["delay"] for s in steps if s["type"] == "routing"), 2), "cells": cells}
 
 
 def pack(textcfg: Path, bitstream: Path) -> Path:

@@ -61,6 +61,7 @@ def gather(project: Path, plan, notes: list) -> dict:
         "flow": "ecp5", "project": str(project), "board": plan.board.key, "part": plan.board.part,
         "plan_clock_mhz": plan.clock_mhz, "clock_mhz": clock, "fmax_mhz": pnr["fmax_mhz"] if pnr else None,
         "met": pnr["met"] if pnr else None, "lowered": pnr["lowered"] if pnr else None,
+        "critical_path": pnr.get("critical_path") if pnr else None,
         "cosim_passed": cycles["passed"] if cycles else None,
         "measured": measured,
         "model": {"cycles_per_token": model, "tokens_per_s": rate(clock or plan.clock_mhz, model), "error": error,
@@ -86,12 +87,16 @@ def markdown(d: dict) -> str:
                  "not met: nextpnr Fmax " + ", ".join(f"{k} {v:g} MHz" for k, v in d["fmax_mhz"].items())
                  + " (`hlsgen bitstream --allow-slow`, or a lower hardware.clock_mhz)" if d["fmax_mhz"] else "no bitstream yet"))
     lines = [f"# hlsgen report: {d['project']}", "",
-             f"Board {d['board']} ({d['part']}), the whole accelerator in RTL, clock {clock}.", "",
-             "## Measured tokens per second", "",
-             "Cycles per token from the whole-model cosim"
-             + ("" if d["cosim_passed"] is None else f" ({'bit-exact' if d['cosim_passed'] else 'FAILED'})")
-             + "; tok/s = clock / cycles per token.", "",
-             "| phase | cycles/token | tok/s at the clock | tok/s at Fmax |", "|---|---:|---:|---:|"]
+             f"Board {d['board']} ({d['part']}), the whole accelerator in RTL, clock {clock}.", ""]
+    path = d["critical_path"]
+    if path:
+        lines += [f"nextpnr's critical path: `{path['from']}` -> `{path['to']}`, {path['delay_ns']:g} ns "
+                  f"({path['routing_ns']:g} ns of it routing).", ""]
+    lines += ["## Measured tokens per second", "",
+              "Cycles per token from the whole-model cosim"
+              + ("" if d["cosim_passed"] is None else f" ({'bit-exact' if d['cosim_passed'] else 'FAILED'})")
+              + "; tok/s = clock / cycles per token.", "",
+              "| phase | cycles/token | tok/s at the clock | tok/s at Fmax |", "|---|---:|---:|---:|"]
     lines += [f"| {phase} | {_n(v['cycles_per_token'])} | {_n(v['tokens_per_s'])} | {_n(v['tokens_per_s_at_fmax'])} |"
               for phase, v in m.items()]
     bound = d["bound"]
