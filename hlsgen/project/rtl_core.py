@@ -256,9 +256,13 @@ class CoreRtl:
         return f"rtl/{self.sigmoid_module}.v"
 
     @property
+    def mul_path(self) -> str:
+        return f"rtl/{self.module}_mul.v"
+
+    @property
     def sources(self) -> list[str]:
         """Every Verilog file of the core, itself first."""
-        return [self.verilog_path, self.sigmoid_path] + [m.verilog_path for m in self.mvus]
+        return [self.verilog_path, self.sigmoid_path, self.mul_path] + [m.verilog_path for m in self.mvus]
 
     def rom_file(self, table: str) -> str:
         return f"{self.module}_{table}.mem"
@@ -497,7 +501,8 @@ def render_core(core: CoreRtl, banner: str = BANNER) -> dict:
     return {core.verilog_path: env.get_template("core.v.j2").render(
                 c=core, banner=banner, MVU_DESTINATIONS=MVU_DESTINATIONS, RESIDUAL_SOURCES=RESIDUAL_SOURCES,
                 GROUP=GROUP),
-            core.sigmoid_path: env.get_template("core_sigmoid.v.j2").render(c=core, banner=banner)}
+            core.sigmoid_path: env.get_template("core_sigmoid.v.j2").render(c=core, banner=banner),
+            core.mul_path: env.get_template("core_mul.v.j2").render(c=core, banner=banner)}
 
 
 # ----------------------------------------------------------------------------- golden probe values

@@ -356,7 +356,7 @@ module tiny_top_core #(
     // (v[n]: stage n holds an element). The pass ends when its last element has left the stage its
     // operation writes from (LAST_*): the stages behind that one hold nothing of this pass.
     localparam integer DEPTH = 13;
-    localparam integer LAST_EMBED = 2, LAST_GLU = 6, LAST_QUANT = 11, LAST_MLGRU = 13;
+    localparam integer LAST_EMBED = 2, LAST_GLU = 6, LAST_QUANT = 12, LAST_MLGRU = 13;
     // The GLU fused into the gate's MVU: each up row I + j that leaves the rescale enters the pipeline
     // (glu_up) as element j (glu_index), and meets its gate value, row j, read from buf_gu.
     localparam [IX_W-1:0] UP = 9'd128;
@@ -518,15 +518,14 @@ module tiny_top_core #(
     // (its scale) before its codes pass. They are gathered while the pass before it (norm, MLGRU or
     // GLU) writes x: a tap on the write bus reads the gamma of each quantiser that will read this x,
     // one statistics channel each (its own ROM; i, f and g share their x), and keeps the maxima and
-    // the sum. Tap stages: 1 x, the gammas read; 2 the gammas registered; 3 the products; 4 maxima
-    // and sum updated. The ROMs are in QL banks like x: the quantiser's codes pass reads its gammas
+    // the sum. Tap stages: 1 x, the gammas read; 2 the gammas registered; 3 the partial products;
+    // 4 the products (core_mul); 5 maxima and sum updated. The ROMs are in QL banks like x: the quantiser's codes pass reads its gammas
     // there too, QL a cycle.
-    reg tap1_v, tap2_v, tap3_v;
+    reg tap1_v, tap2_v, tap3_v, tap4_v;
     reg signed [IN_W-1:0] tap1_x, tap2_x;
     reg [SUMSQ_W-1:0] sumsq;
-    /* verilator lint_off UNUSEDSIGNAL */
-    reg signed [63:0] tsq3;         // 64 bits as the golden model; the top ones are sign bits
-    /* verilator lint_on UNUSEDSIGNAL */
+    wire signed [2*IN_W-1:0] tsq4;  // x^2: its top bit is zero
+    tiny_top_core_mul #(.AW(IN_W), .BW(IN_W)) tap_square (.clk(clk), .a(tap2_x), .b(tap2_x), .p(tsq4));
     wire stats_reset = op_init && (norm || glu || mlgru);
     wire [SB_W-1:0] qaddr0 = op == OP_QUANT ? sbase0 + {{1{1'b0}}, ra_next} : qbase0 + {{1{1'b0}}, wr_index};
     (* rom_style = "block" *) reg signed [GAMMA_W-1:0] qgamma0_0_rom [0:704-1];
@@ -537,21 +536,20 @@ module tiny_top_core #(
         rd_qgamma0_0 <= ram_qgamma0_0;
     end
     // The tap's gamma, its bank chosen as the ROM's output is registered (beside rd_qgamma): no mux
-    // before the multiplier. IN_W x GAMMA_W wider than 18 x 18 takes several MULT18s and adders
-    // after them, and with the mux in front that was nextpnr's critical path (README).
+    // before the multiplier (with one, that was nextpnr's critical path, README).
     reg signed [GAMMA_W-1:0] tap_gamma0;
     always @(posedge clk) begin
         tap_gamma0 <= ram_qgamma0_0;
     end
+    wire signed [IN_W+GAMMA_W-1:0] ty0;
+    tiny_top_core_mul #(.AW(IN_W), .BW(GAMMA_W)) tap_product0 (.clk(clk), .a(tap2_x), .b(tap_gamma0), .p(ty0));
     /* verilator lint_off UNUSEDSIGNAL */
-    reg signed [63:0] ty0;
     wire [63:0] tmag0 = absval(ty0);
     /* verilator lint_on UNUSEDSIGNAL */
     reg [Y_W-1:0] m0;          // channel 0's max |x * gamma|
     always @(posedge clk) begin
-        ty0 <= tap2_x * tap_gamma0;
         if (stats_reset) m0 <= {Y_W{1'b0}};
-        else if (tap3_v && tmag0[Y_W-1:0] > m0) m0 <= tmag0[Y_W-1:0];
+        else if (tap4_v && tmag0[Y_W-1:0] > m0) m0 <= tmag0[Y_W-1:0];
     end
     wire [SB_W-1:0] qaddr1 = op == OP_QUANT ? sbase1 + {{1{1'b0}}, ra_next} : qbase1 + {{1{1'b0}}, wr_index};
     (* rom_style = "block" *) reg signed [GAMMA_W-1:0] qgamma1_0_rom [0:128-1];
@@ -562,21 +560,20 @@ module tiny_top_core #(
         rd_qgamma1_0 <= ram_qgamma1_0;
     end
     // The tap's gamma, its bank chosen as the ROM's output is registered (beside rd_qgamma): no mux
-    // before the multiplier. IN_W x GAMMA_W wider than 18 x 18 takes several MULT18s and adders
-    // after them, and with the mux in front that was nextpnr's critical path (README).
+    // before the multiplier (with one, that was nextpnr's critical path, README).
     reg signed [GAMMA_W-1:0] tap_gamma1;
     always @(posedge clk) begin
         tap_gamma1 <= ram_qgamma1_0;
     end
+    wire signed [IN_W+GAMMA_W-1:0] ty1;
+    tiny_top_core_mul #(.AW(IN_W), .BW(GAMMA_W)) tap_product1 (.clk(clk), .a(tap2_x), .b(tap_gamma1), .p(ty1));
     /* verilator lint_off UNUSEDSIGNAL */
-    reg signed [63:0] ty1;
     wire [63:0] tmag1 = absval(ty1);
     /* verilator lint_on UNUSEDSIGNAL */
     reg [Y_W-1:0] m1;          // channel 1's max |x * gamma|
     always @(posedge clk) begin
-        ty1 <= tap2_x * tap_gamma1;
         if (stats_reset) m1 <= {Y_W{1'b0}};
-        else if (tap3_v && tmag1[Y_W-1:0] > m1) m1 <= tmag1[Y_W-1:0];
+        else if (tap4_v && tmag1[Y_W-1:0] > m1) m1 <= tmag1[Y_W-1:0];
     end
     wire [SB_W-1:0] qaddr2 = op == OP_QUANT ? sbase2 + {{1{1'b0}}, ra_next} : qbase2 + {{1{1'b0}}, wr_index};
     (* rom_style = "block" *) reg signed [GAMMA_W-1:0] qgamma2_0_rom [0:128-1];
@@ -587,21 +584,20 @@ module tiny_top_core #(
         rd_qgamma2_0 <= ram_qgamma2_0;
     end
     // The tap's gamma, its bank chosen as the ROM's output is registered (beside rd_qgamma): no mux
-    // before the multiplier. IN_W x GAMMA_W wider than 18 x 18 takes several MULT18s and adders
-    // after them, and with the mux in front that was nextpnr's critical path (README).
+    // before the multiplier (with one, that was nextpnr's critical path, README).
     reg signed [GAMMA_W-1:0] tap_gamma2;
     always @(posedge clk) begin
         tap_gamma2 <= ram_qgamma2_0;
     end
+    wire signed [IN_W+GAMMA_W-1:0] ty2;
+    tiny_top_core_mul #(.AW(IN_W), .BW(GAMMA_W)) tap_product2 (.clk(clk), .a(tap2_x), .b(tap_gamma2), .p(ty2));
     /* verilator lint_off UNUSEDSIGNAL */
-    reg signed [63:0] ty2;
     wire [63:0] tmag2 = absval(ty2);
     /* verilator lint_on UNUSEDSIGNAL */
     reg [Y_W-1:0] m2;          // channel 2's max |x * gamma|
     always @(posedge clk) begin
-        ty2 <= tap2_x * tap_gamma2;
         if (stats_reset) m2 <= {Y_W{1'b0}};
-        else if (tap3_v && tmag2[Y_W-1:0] > m2) m2 <= tmag2[Y_W-1:0];
+        else if (tap4_v && tmag2[Y_W-1:0] > m2) m2 <= tmag2[Y_W-1:0];
     end
     always @(posedge clk) begin
         tap1_v <= wr_valid && wr_dst == DST_X;
@@ -609,11 +605,11 @@ module tiny_top_core #(
         tap2_v <= tap1_v;
         tap2_x <= tap1_x;
         tap3_v <= tap2_v;
-        tsq3 <= tap2_x * tap2_x;
+        tap4_v <= tap3_v;
         if (stats_reset) sumsq <= {SUMSQ_W{1'b0}};
-        else if (tap3_v) sumsq <= sumsq + tsq3[SUMSQ_W-1:0];
+        else if (tap4_v) sumsq <= sumsq + tsq4;
     end
-    wire stats_drained = !(wr_valid && wr_dst == DST_X) && !tap1_v && !tap2_v && !tap3_v;
+    wire stats_drained = !(wr_valid && wr_dst == DST_X) && !tap1_v && !tap2_v && !tap3_v && !tap4_v;
 
     // codes: slot u's quantiser makes QL a cycle (lane q's at byte u * QL + q of codes_value), element
     // codes_index + q, from slot u's gammas and max |y| (m<u>); slots above 0 only in a group.
@@ -647,8 +643,8 @@ module tiny_top_core #(
     wire word_done = !op_init && codes_valid[0] && pack_n == simd - QL;
 
     // The 7-step long division of the codes, one per lane: q = floor((254 |y| + m) / (2 m)) < 128.
-    // Stage 2: y = v * gamma of the element read in stage 1; stage 3: |y| and its sign; stage 4: the
-    // dividend, 254 |y| as 256 |y| - 2 |y|; steps at 5 .. 11.
+    // Stages 2 and 3: y = v * gamma of the element read in stage 1 (core_mul); stage 4: |y| and its
+    // sign; stage 5: the dividend, 254 |y| as 256 |y| - 2 |y|; steps at 6 .. 12.
     localparam integer NQ_W = Y_W + 9;
     wire [NQ_W-1:0] qd0 = {8'd0, m0, 1'b0};
     integer qs0_0;
@@ -656,13 +652,13 @@ module tiny_top_core #(
     reg [8*NQ_W-1:0] qn0_0;
     reg [8*7-1:0] qq0_0;
     reg [8:0] qneg0_0;
+    wire signed [IN_W+GAMMA_W-1:0] y3_0_0;
+    tiny_top_core_mul #(.AW(IN_W), .BW(GAMMA_W)) y_product0_0 (.clk(clk), .a(rd_x0), .b(rd_qgamma0_0), .p(y3_0_0));
     /* verilator lint_off UNUSEDSIGNAL */
-    reg signed [63:0] y2_0_0;           // 64 bits as the golden model; the top ones are sign bits
-    wire [63:0] mag2_0_0 = absval(y2_0_0);
+    wire [63:0] mag3_0_0 = absval(y3_0_0);
     /* verilator lint_on UNUSEDSIGNAL */
-    reg [NQ_W-1:0] mag3_0_0;
+    reg [NQ_W-1:0] mag4_0_0;
     always @(posedge clk) begin
-        y2_0_0 <= rd_x0 * rd_qgamma0_0;
         for (qs0_0 = 0; qs0_0 < 7; qs0_0 = qs0_0 + 1) begin
             if (qn0_0[qs0_0*NQ_W +: NQ_W] >= (qd0 << (6 - qs0_0))) begin
                 qn0_0[(qs0_0+1)*NQ_W +: NQ_W] <= qn0_0[qs0_0*NQ_W +: NQ_W] - (qd0 << (6 - qs0_0));
@@ -672,10 +668,10 @@ module tiny_top_core #(
                 qq0_0[(qs0_0+1)*7 +: 7] <= qq0_0[qs0_0*7 +: 7];
             end
         end
-        mag3_0_0 <= mag2_0_0[NQ_W-1:0];
-        qn0_0[0 +: NQ_W] <= (mag3_0_0 << 8) - (mag3_0_0 << 1) + {9'd0, m0};
+        mag4_0_0 <= mag3_0_0[NQ_W-1:0];
+        qn0_0[0 +: NQ_W] <= (mag4_0_0 << 8) - (mag4_0_0 << 1) + {9'd0, m0};
         qq0_0[0 +: 7] <= 7'd0;
-        qneg0_0 <= {qneg0_0[7:0], y2_0_0 < 0};     // the sign beside |y| and the steps
+        qneg0_0 <= {qneg0_0[7:0], y3_0_0 < 0};     // the sign beside |y| and the steps
     end
     wire [6:0] code_mag0_0 = m0 == {Y_W{1'b0}} ? 7'd0 : qq0_0[7*7 +: 7];
     wire [7:0] code0_0 = qneg0_0[8] ? 8'd0 - {1'b0, code_mag0_0} : {1'b0, code_mag0_0};
@@ -695,13 +691,13 @@ module tiny_top_core #(
     reg [8*NQ_W-1:0] qn1_0;
     reg [8*7-1:0] qq1_0;
     reg [8:0] qneg1_0;
+    wire signed [IN_W+GAMMA_W-1:0] y3_1_0;
+    tiny_top_core_mul #(.AW(IN_W), .BW(GAMMA_W)) y_product1_0 (.clk(clk), .a(rd_x0), .b(rd_qgamma1_0), .p(y3_1_0));
     /* verilator lint_off UNUSEDSIGNAL */
-    reg signed [63:0] y2_1_0;           // 64 bits as the golden model; the top ones are sign bits
-    wire [63:0] mag2_1_0 = absval(y2_1_0);
+    wire [63:0] mag3_1_0 = absval(y3_1_0);
     /* verilator lint_on UNUSEDSIGNAL */
-    reg [NQ_W-1:0] mag3_1_0;
+    reg [NQ_W-1:0] mag4_1_0;
     always @(posedge clk) begin
-        y2_1_0 <= rd_x0 * rd_qgamma1_0;
         for (qs1_0 = 0; qs1_0 < 7; qs1_0 = qs1_0 + 1) begin
             if (qn1_0[qs1_0*NQ_W +: NQ_W] >= (qd1 << (6 - qs1_0))) begin
                 qn1_0[(qs1_0+1)*NQ_W +: NQ_W] <= qn1_0[qs1_0*NQ_W +: NQ_W] - (qd1 << (6 - qs1_0));
@@ -711,10 +707,10 @@ module tiny_top_core #(
                 qq1_0[(qs1_0+1)*7 +: 7] <= qq1_0[qs1_0*7 +: 7];
             end
         end
-        mag3_1_0 <= mag2_1_0[NQ_W-1:0];
-        qn1_0[0 +: NQ_W] <= (mag3_1_0 << 8) - (mag3_1_0 << 1) + {9'd0, m1};
+        mag4_1_0 <= mag3_1_0[NQ_W-1:0];
+        qn1_0[0 +: NQ_W] <= (mag4_1_0 << 8) - (mag4_1_0 << 1) + {9'd0, m1};
         qq1_0[0 +: 7] <= 7'd0;
-        qneg1_0 <= {qneg1_0[7:0], y2_1_0 < 0};     // the sign beside |y| and the steps
+        qneg1_0 <= {qneg1_0[7:0], y3_1_0 < 0};     // the sign beside |y| and the steps
     end
     wire [6:0] code_mag1_0 = m1 == {Y_W{1'b0}} ? 7'd0 : qq1_0[7*7 +: 7];
     wire [7:0] code1_0 = qneg1_0[8] ? 8'd0 - {1'b0, code_mag1_0} : {1'b0, code_mag1_0};
@@ -734,13 +730,13 @@ module tiny_top_core #(
     reg [8*NQ_W-1:0] qn2_0;
     reg [8*7-1:0] qq2_0;
     reg [8:0] qneg2_0;
+    wire signed [IN_W+GAMMA_W-1:0] y3_2_0;
+    tiny_top_core_mul #(.AW(IN_W), .BW(GAMMA_W)) y_product2_0 (.clk(clk), .a(rd_x0), .b(rd_qgamma2_0), .p(y3_2_0));
     /* verilator lint_off UNUSEDSIGNAL */
-    reg signed [63:0] y2_2_0;           // 64 bits as the golden model; the top ones are sign bits
-    wire [63:0] mag2_2_0 = absval(y2_2_0);
+    wire [63:0] mag3_2_0 = absval(y3_2_0);
     /* verilator lint_on UNUSEDSIGNAL */
-    reg [NQ_W-1:0] mag3_2_0;
+    reg [NQ_W-1:0] mag4_2_0;
     always @(posedge clk) begin
-        y2_2_0 <= rd_x0 * rd_qgamma2_0;
         for (qs2_0 = 0; qs2_0 < 7; qs2_0 = qs2_0 + 1) begin
             if (qn2_0[qs2_0*NQ_W +: NQ_W] >= (qd2 << (6 - qs2_0))) begin
                 qn2_0[(qs2_0+1)*NQ_W +: NQ_W] <= qn2_0[qs2_0*NQ_W +: NQ_W] - (qd2 << (6 - qs2_0));
@@ -750,10 +746,10 @@ module tiny_top_core #(
                 qq2_0[(qs2_0+1)*7 +: 7] <= qq2_0[qs2_0*7 +: 7];
             end
         end
-        mag3_2_0 <= mag2_2_0[NQ_W-1:0];
-        qn2_0[0 +: NQ_W] <= (mag3_2_0 << 8) - (mag3_2_0 << 1) + {9'd0, m2};
+        mag4_2_0 <= mag3_2_0[NQ_W-1:0];
+        qn2_0[0 +: NQ_W] <= (mag4_2_0 << 8) - (mag4_2_0 << 1) + {9'd0, m2};
         qq2_0[0 +: 7] <= 7'd0;
-        qneg2_0 <= {qneg2_0[7:0], y2_2_0 < 0};     // the sign beside |y| and the steps
+        qneg2_0 <= {qneg2_0[7:0], y3_2_0 < 0};     // the sign beside |y| and the steps
     end
     wire [6:0] code_mag2_0 = m2 == {Y_W{1'b0}} ? 7'd0 : qq2_0[7*7 +: 7];
     wire [7:0] code2_0 = qneg2_0[8] ? 8'd0 - {1'b0, code_mag2_0} : {1'b0, code_mag2_0};
