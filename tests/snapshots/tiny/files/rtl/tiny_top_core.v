@@ -355,8 +355,8 @@ module tiny_top_core #(
     // table; the data arrive a cycle later (stage 1) and the values move down a fixed pipeline
     // (v[n]: stage n holds an element). The pass ends when its last element has left the stage its
     // operation writes from (LAST_*): the stages behind that one hold nothing of this pass.
-    localparam integer DEPTH = 13;
-    localparam integer LAST_EMBED = 2, LAST_GLU = 6, LAST_QUANT = 12, LAST_MLGRU = 13;
+    localparam integer DEPTH = 20;
+    localparam integer LAST_EMBED = 2, LAST_GLU = 9, LAST_QUANT = 12, LAST_MLGRU = 20;
     // The GLU fused into the gate's MVU: each up row I + j that leaves the rescale enters the pipeline
     // (glu_up) as element j (glu_index), and meets its gate value, row j, read from buf_gu.
     localparam [IX_W-1:0] UP = 9'd128;
@@ -1427,66 +1427,85 @@ if (group) scale_q2 <= dv_sat2 ? {SCALE_W{1'b1}} : dv_quo2[SCALE_W-1:0];
     assign glu_index = r3_row0 - UP;
 
     // ------------------------------------------------------------------ MLGRU and GLU pipelines
-    // A product is registered before it is rounded and saturated (the multiplier and the adders
-    // after it are each most of a clock period on an ECP5). MLGRU, element k (stage n is v[n]):
+    // Every product wider than one MULT18X18D goes through core_mul (partial products registered,
+    // two cycles); what rounds or adds after a product does so in the cycle after it. MLGRU,
+    // element k (stage n is v[n]):
     //   1  i, f, g, lb, g_norm, s_prev read; sigmoid(f), sigmoid(i) start; g * g_norm
     //   2  gg = sat(g * g_norm)
-    //   4  forget = lb + (1 - lb) sigmoid(f); silu_i = i sigmoid(i)
-    //   5  candidate = silu_i (1 - forget); forget * s_prev
-    //   6  s = sat(forget s_prev + candidate)               (written back at stage 7)
-    //   7  sigmoid(s at act.frac) starts
-    //  11  silu_s = s sigmoid(s)
-    //  12  gg silu_s
-    //  13  o = sat(gg silu_s)                               (written at stage 14)
-    // GLU: 1 gate, up read, sigmoid(gate) starts; 4 silu = gate sigmoid(gate); 5 up silu;
-    //      6 z = sat(up silu).
+    //   4  (1 - lb) sigmoid(f), i sigmoid(i) start (core_mul)
+    //   7  forget = lb + (1 - lb) sigmoid(f), and 1 - forget; silu_i = i sigmoid(i)
+    //   7  candidate = silu_i (1 - forget), forget * s_prev start (core_mul)
+    //  10  the two rounded
+    //  11  s = sat(forget s_prev + candidate)               (written back at stage 11)
+    //  11  sigmoid(s at act.frac) starts
+    //  15  s sigmoid(s) starts (core_mul); 18 silu_s rounded
+    //  18  gg silu_s starts (core_mul); 20 o = sat(gg silu_s) (written at stage 20)
+    // GLU: 1 gate, up read, sigmoid(gate) starts; 4 gate sigmoid(gate) starts (the multiplier of
+    //      i sigmoid(i)); 7 silu rounded, up silu starts; 9 z = sat(up silu).
     localparam integer FG_W = LB_W + 1;
     localparam integer SILU_I_W = ACT_W + S - F + 2;
     localparam integer CAND_W = SILU_I_W + 1;
     localparam integer FS_W = STATE_W + 1;
     localparam integer SILU_S_W = STATE_W + 2;
     localparam integer SILU_G_W = ACT_W + M - F + 2;
-    reg signed [ACT_W-1:0] i1, g1, i2, i3, i4, gg3, gg4, gg5, gg6, gg7, gg8, gg9, gg10, gg11, gg12;
-    reg signed [ACT_W-1:0] up1, up2, up3, up4, up5, gate2, gate3, gate4;
+    reg signed [ACT_W-1:0] i1, g1, i2, i3, ig4, gg3, gg4, gg5, gg6, gg7, gg8, gg9, gg10, gg11, gg12, gg13, gg14, gg15, gg16, gg17, gg18;
+    reg signed [ACT_W-1:0] up1, up2, up3, up4, up5, up6, up7, gate2, gate3;
     reg signed [ACT_W+GAMMA_W-1:0] ggp2;
-    reg signed [LB_W-1:0] lb2, lb3, lb4;
-    reg signed [STATE_W-1:0] sp2, sp3, sp4, sp5, s7, s8, s9, s10, s11;
-    reg signed [FG_W-1:0] forget5;
-    reg signed [SILU_I_W-1:0] silu_i5;
-    reg signed [CAND_W-1:0] cand6;
-    reg signed [FS_W-1:0] fs6;
-    reg signed [SILU_S_W-1:0] silu_s12;
-    reg signed [ACT_W+SILU_S_W-1:0] op13;
-    reg signed [SILU_G_W-1:0] silu_g5;
-    reg signed [ACT_W+SILU_G_W-1:0] zp6;
+    reg signed [LB_W-1:0] lb2, lb3, lb4, lb5, lb6;
+    reg signed [FG_W-1:0] omlb4;                       // 1 - lb
+    reg signed [STATE_W-1:0] sp2, sp3, sp4, sp5, sp6, sp7, s11, s12, s13, s14, s15;
+    reg signed [FG_W-1:0] forget7;
+    reg signed [FG_W:0] omf7;                          // 1 - forget
+    reg signed [SILU_I_W-1:0] silu_i7;
+    reg signed [CAND_W-1:0] cand10;
+    reg signed [FS_W-1:0] fs10;
+    reg signed [SILU_S_W-1:0] silu_s18;
+    reg signed [SILU_G_W-1:0] silu_g7;
+    wire signed [FG_W+SIG_W-1:0] fa6;                  // (1 - lb) sigmoid(f)
+    wire signed [ACT_W+SIG_W-1:0] is6;                 // i sigmoid(i), or the GLU's gate sigmoid(gate)
+    wire signed [SILU_I_W+FG_W:0] cp9;                 // silu_i (1 - forget)
+    wire signed [FG_W+STATE_W-1:0] fp9;                // forget s_prev
+    wire signed [STATE_W+SIG_W-1:0] ss17;              // s sigmoid(s)
+    wire signed [ACT_W+SILU_S_W-1:0] op20;             // gg silu_s
+    wire signed [ACT_W+SILU_G_W-1:0] zp9;              // up silu(gate)
+    wire signed [FG_W-1:0] forget6 = lb6 + rr(fa6, Q);
+    tiny_top_core_mul #(.AW(FG_W), .BW(SIG_W)) forget_product (.clk(clk), .a(omlb4), .b(sig_a), .p(fa6));
+    tiny_top_core_mul #(.AW(ACT_W), .BW(SIG_W)) silu_product (.clk(clk), .a(ig4), .b(sig_b), .p(is6));
+    tiny_top_core_mul #(.AW(SILU_I_W), .BW(FG_W+1)) candidate_product (.clk(clk), .a(silu_i7), .b(omf7), .p(cp9));
+    tiny_top_core_mul #(.AW(FG_W), .BW(STATE_W)) keep_product (.clk(clk), .a(forget7), .b(sp7), .p(fp9));
+    tiny_top_core_mul #(.AW(STATE_W), .BW(SIG_W)) silu_s_product (.clk(clk), .a(s15), .b(sig_c), .p(ss17));
+    tiny_top_core_mul #(.AW(ACT_W), .BW(SILU_S_W)) out_product (.clk(clk), .a(gg18), .b(silu_s18), .p(op20));
+    tiny_top_core_mul #(.AW(ACT_W), .BW(SILU_G_W)) glu_product (.clk(clk), .a(up7), .b(silu_g7), .p(zp9));
     always @* begin
         sig_a_x = r3_y1;                // f and i at stage 0 of the MLGRU (the rescale's last stage)
         sig_b_x = glu ? ram_gu : r3_y0;
-        sig_c_x = rr(s7, S - F);
+        sig_c_x = rr(s11, S - F);
     end
     always @(posedge clk) begin
-        i1 <= r3_y0; i2 <= i1; i3 <= i2; i4 <= i3;
+        i1 <= r3_y0; i2 <= i1; i3 <= i2;
+        ig4 <= glu ? gate3 : i3;
         g1 <= r3_y2;
-        lb2 <= rd_lb; lb3 <= lb2; lb4 <= lb3;
-        sp2 <= is_fresh ? {STATE_W{1'b0}} : rd_state; sp3 <= sp2; sp4 <= sp3; sp5 <= sp4;
+        lb2 <= rd_lb; lb3 <= lb2; lb4 <= lb3; lb5 <= lb4; lb6 <= lb5;
+        omlb4 <= ONE - lb3;
+        sp2 <= is_fresh ? {STATE_W{1'b0}} : rd_state; sp3 <= sp2; sp4 <= sp3; sp5 <= sp4; sp6 <= sp5; sp7 <= sp6;
         ggp2 <= g1 * rd_gamma;
         gg3 <= sat(rr(ggp2, G), ACT_W);
-        gg4 <= gg3; gg5 <= gg4; gg6 <= gg5; gg7 <= gg6; gg8 <= gg7; gg9 <= gg8; gg10 <= gg9; gg11 <= gg10; gg12 <= gg11;
-        forget5 <= lb4 + rr((ONE - lb4) * sig_a, Q);
-        silu_i5 <= rr(i4 * sig_b, F + Q - S);
-        cand6 <= rr(silu_i5 * (ONE - forget5), Q);
-        fs6 <= rr(forget5 * sp5, Q);
-        s7 <= sat(fs6 + cand6, STATE_W);
-        s8 <= s7; s9 <= s8; s10 <= s9; s11 <= s10;
-        silu_s12 <= rr(s11 * sig_c, Q);
-        op13 <= gg12 * silu_s12;
-        gate2 <= rd_gu; gate3 <= gate2; gate4 <= gate3;
-        up1 <= r3_out[ACT_W-1:0]; up2 <= up1; up3 <= up2; up4 <= up3; up5 <= up4;
-        silu_g5 <= rr(gate4 * sig_b, F + Q - M);
-        zp6 <= up5 * silu_g5;
-        st_wr <= mlgru && v[6];
-        st_index <= kp[5*IX_W +: IX_W];
-        st_value <= sat(fs6 + cand6, STATE_W);
+        gg4 <= gg3; gg5 <= gg4; gg6 <= gg5; gg7 <= gg6; gg8 <= gg7; gg9 <= gg8; gg10 <= gg9; gg11 <= gg10;
+        gg12 <= gg11; gg13 <= gg12; gg14 <= gg13; gg15 <= gg14; gg16 <= gg15; gg17 <= gg16; gg18 <= gg17;
+        forget7 <= forget6;
+        omf7 <= ONE - forget6;
+        silu_i7 <= rr(is6, F + Q - S);
+        cand10 <= rr(cp9, Q);
+        fs10 <= rr(fp9, Q);
+        s11 <= sat(fs10 + cand10, STATE_W);
+        s12 <= s11; s13 <= s12; s14 <= s13; s15 <= s14;
+        silu_s18 <= rr(ss17, Q);
+        gate2 <= rd_gu; gate3 <= gate2;
+        up1 <= r3_out[ACT_W-1:0]; up2 <= up1; up3 <= up2; up4 <= up3; up5 <= up4; up6 <= up5; up7 <= up6;
+        silu_g7 <= rr(is6, F + Q - M);
+        st_wr <= mlgru && v[10];
+        st_index <= kp[9*IX_W +: IX_W];
+        st_value <= sat(fs10 + cand10, STATE_W);
     end
 
     // ------------------------------------------------------------------ what each stage writes
@@ -1520,12 +1539,12 @@ if (group) scale_q2 <= dv_sat2 ? {SCALE_W{1'b1}} : dv_quo2[SCALE_W-1:0];
             end else if (mlgru) begin           // x
                 if (v[LAST_MLGRU]) begin
                     wr_valid <= 1'b1; wr_dst <= DST_X; wr_index <= kp[(LAST_MLGRU-1)*IX_W +: IX_W];
-                    wr_value <= sat(rr(op13, F + S - M), MIX_W);
+                    wr_value <= sat(rr(op20, F + S - M), MIX_W);
                 end
             end else if (glu) begin             // x; the gate's rows on lane 1
                 if (v[LAST_GLU]) begin
                     wr_valid <= 1'b1; wr_dst <= DST_X; wr_index <= kp[(LAST_GLU-1)*IX_W +: IX_W];
-                    wr_value <= sat(rr(zp6, F), MIX_W);
+                    wr_value <= sat(rr(zp9, F), MIX_W);
                 end
             end else if (r3_v0) begin
                 wr_valid <= 1'b1; wr_dst <= dst; wr_index <= r3_row0; wr_value <= r3_out;
