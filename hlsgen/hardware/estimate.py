@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from hlsgen.hardware import engines
-from hlsgen.hardware.plan import INT32_SLOTS, BitLinearPlan, HardwarePlan, mvu_pipeline_stages
+from hlsgen.hardware.plan import INT32_SLOTS, BitLinearPlan, HardwarePlan, mvu_pipeline_stages, mvu_registered_levels
 
 SELECT_BITS = 9               # a ternary term: +x, -x or 0 of an int8 code, as 9 bits
 CODE_STEPS = 7                # code_magnitude: a 7-step non-restoring division per quantiser lane
@@ -59,10 +59,11 @@ def multiplier_dsps(a_bits: int, b_bits: int) -> int:
 # with each step (4 per stage, 3 per PE row) and the output FIFO's pointers.
 # With every level registered (the timing-closed unit), Yosys maps each tree adder to a carry chain,
 # a LUT per bit: tree_bit 1 (it was 1.5 for the combinational tree fitted above); -x, negated once
-# per code, adds a LUT per bit of its 9: code_bit 1 + 9/8.
+# per code, adds a LUT per bit of its 9: code_bit 1 + 9/8.  A compact pipeline (a slow clock) has
+# neither the selects' registers nor the rows' copies (lane_copy 0) and registers every second level.
 MVU_LUT = {"lane": SELECT_BITS, "tree_bit": 1, "acc_bit": 1, "code_bit": 1 + SELECT_BITS / 8, "control": 20}
-MVU_FF = {"lane": 3 * SELECT_BITS + 1, "tree_bit": 1, "code_bit": 2 + SELECT_BITS / 8, "lane_reg": 1, "acc_bit": 3,
-          "counter_bit": 1, "flag_bit": 1, "control": 24}
+MVU_FF = {"lane_copy": 3 * SELECT_BITS + 1, "tree_reg_bit": 1, "code_bit": 2 + SELECT_BITS / 8, "lane_reg": 1,
+          "acc_bit": 3, "counter_bit": 1, "flag_bit": 1, "control": 24}
 
 
 def mvu_terms(b: BitLinearPlan) -> dict:
@@ -71,11 +72,16 @@ def mvu_terms(b: BitLinearPlan) -> dict:
         return max((n - 1).bit_length(), 1)
 
     # The PE's adder tree: level l adds SIMD >> l pairs, each a bit wider than 9-bit terms per level.
-    tree = sum((b.simd >> level) * min(SELECT_BITS + level, b.acc_width) for level in range(1, b.simd.bit_length()))
+    def level_bits(level):
+        return (b.simd >> level) * min(SELECT_BITS + level, b.acc_width)
+    tree = sum(level_bits(level) for level in range(1, b.simd.bit_length()))
+    registered_tree = sum(level_bits(level) for level in mvu_registered_levels(b) if level > 0)
     rom_addr = 0 if b.offchip else bits(b.matrices * b.cycles_per_matrix)
     return {
         "lane": b.pe * b.simd,                    # a select of +x, -x or 0
+        "lane_copy": 0 if b.compact_pipeline else b.pe * b.simd,   # its register, the row's +x, -x, codes
         "tree_bit": b.pe * tree,
+        "tree_reg_bit": b.pe * registered_tree,
         "acc_bit": b.pe * b.acc_width,            # the accumulator, and its output register
         "code_bit": 8 * b.simd,                   # the input vector: streamed or from the buffer
         "lane_reg": 2 * b.lane_bits if b.offchip else 0,   # a ROM's registers sit in its BRAM

@@ -344,11 +344,11 @@ def estimate(plan: HardwarePlan, tokens: int | None = None) -> Performance:
 # the model (H = 64, 48, 32), bench/bench_open_board.py compares the totals with `hlsgen cosim --whole`.
 RTL_PASS_OVERHEAD = 3        # an element pass beyond its elements and its pipeline: fetch, init, the end
 # The pipeline stage each kind of pass writes from (templates/rtl/core.v.j2's LAST_*): it drains to there.
-RTL_LAST_STAGE = {"embed": 2, "quantise": 12}
+RTL_LAST_STAGE = {"embed": 3, "quantise": 12}
 RTL_TAP_DRAIN = 5            # a pass that writes x beyond its pipeline: its last write, then the statistics tap
 RTL_CODES_EXTRA = 1          # the codes pass beyond an element pass: the scale handed over
 RTL_SCALE_OVERHEAD = 11      # the output scale beyond its steps: start, the states' hand-overs, 3 den, the write
-RTL_NORM_FUSED = 7           # an MVU with a fused RMSNorm beyond one without: its product, then the tap
+RTL_NORM_FUSED = 8           # an MVU with a fused RMSNorm beyond one without: its product, then the tap
 RTL_MLGRU_FUSED = 25         # the i/f/g MVUs with the MLGRU fused beyond one MVU: its pipeline, the tap
 RTL_GLU_FUSED = 14           # the gate's MVU with the GLU fused beyond one without: the GLU's pipeline, the tap
 RTL_MVU_OVERHEAD = 6         # an MVU beyond its folds, its pipeline and its last beat: fetch, init, start, drain

@@ -54,6 +54,7 @@ class BitLinearPlan:
     packing: str = "2bit"  # 2bit: lane j of a fold at a fixed bit slice; 5trit: each stripe's codes 5 per byte
     batch: int = 1       # the most tokens one call runs (spec hardware.batch): buffers and accumulators per token
     quantiser_simd: int | None = None   # the quantiser's lanes per cycle, a divisor of simd (None: simd)
+    compact_pipeline: bool = False      # the RTL MVU at a slow clock: fewer registers (mvu_registered_levels)
 
     @property
     def qsimd(self) -> int:
@@ -129,14 +130,28 @@ def m_axi_read_buffer_bits(plan: "HardwarePlan") -> int:
 # the streamed lane's, beside the codes' select and negation; then the registered broadcast of
 # +x, -x and the lane codes to each PE row), the registered selects, one register per adder-tree
 # level.  After them: the accumulator, the finished sums, the output FIFO's head and ap_done.
+# A compact pipeline (BitLinearPlan.compact_pipeline, for a slow clock) has no broadcast stage and
+# registers the tree's root and every second level below it, not the selects.
 MVU_OPERAND_STAGES = 3
 MVU_OUTPUT_CYCLES = 4
+# The clocks a compact MVU is planned for (an ECP5 core at most this fast): what registers it drops
+# are the ones a clock of 100 MHz and more needs (README, "ECP5 timing").
+COMPACT_MVU_MAX_MHZ = 60
+
+
+def mvu_registered_levels(b: "BitLinearPlan") -> list[int]:
+    """The adder-tree levels that are registers (level 0: the selects, log2(SIMD): the root)."""
+    top = b.simd.bit_length() - 1
+    if not b.compact_pipeline:
+        return list(range(top + 1))
+    return [level for level in range(top + 1) if (top - level) % 2 == 0 and (level > 0 or top == 0)]
 
 
 def mvu_pipeline_stages(b: "BitLinearPlan") -> int:
-    """Registers from the MVU's issue stage to its accumulator: operands and broadcast, selects,
-    log2(SIMD) adder-tree levels."""
-    return MVU_OPERAND_STAGES + 1 + (b.simd.bit_length() - 1)
+    """Registers from the MVU's issue stage to its accumulator: operands (and the broadcast), then
+    the registered tree levels."""
+    operands = MVU_OPERAND_STAGES - (1 if b.compact_pipeline else 0)
+    return operands + len(mvu_registered_levels(b))
 
 
 @dataclass(frozen=True)

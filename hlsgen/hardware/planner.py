@@ -13,7 +13,7 @@ from hlsgen.hardware import estimate
 from hlsgen.model import numerics as nx
 from hlsgen.hardware import open_board
 from hlsgen.hardware.boards import Board, Memory
-from hlsgen.hardware.plan import (INT32_SLOTS, PREFETCH_LANES, TRITS_PER_WORD, WORD_BITS,  # noqa: F401 (re-exported)
+from hlsgen.hardware.plan import (COMPACT_MVU_MAX_MHZ, INT32_SLOTS, PREFETCH_LANES, TRITS_PER_WORD, WORD_BITS,  # noqa: F401 (re-exported)
                                   Argument, BitLinearPlan, HardwarePlan, MemoryPort, bits_for, even, int32_words)
 from hlsgen.errors import HlsgenError
 from hlsgen.model.spec import LANES_PER_WORD, MAX_LANES, Spec, stripes_agree, stripes_for
@@ -75,7 +75,7 @@ def scale_den_width(root_width: int, exponent: int) -> int:
 
 
 def size_bitlinear(spec: Spec, kind: str, rows: int, cols: int, pe: int, simd: int, matrices: int,
-                   max_beta: int, quantiser_simd: int | None = None) -> BitLinearPlan:
+                   max_beta: int, quantiser_simd: int | None = None, compact: bool = False) -> BitLinearPlan:
     """Every width of one BitLinear instance, from the bounds of its values."""
     check_folding(kind, rows, cols, pe, simd, quantiser_simd)
     n = spec.numerics
@@ -94,10 +94,10 @@ def size_bitlinear(spec: Spec, kind: str, rows: int, cols: int, pe: int, simd: i
                          beta_width=beta_width, num_width=num_width, acc_width=acc_width,
                          words_per_matrix=lane_words(rows, cols, pe, simd, spec.hardware.packing),
                          offchip=spec.hardware.weights != "onchip", packing=spec.hardware.packing,
-                         batch=spec.hardware.batch, quantiser_simd=quantiser_simd)
+                         batch=spec.hardware.batch, quantiser_simd=quantiser_simd, compact_pipeline=compact)
 
 
-def choose_bitlinears(spec: Spec, weights: Weights | None) -> tuple:
+def choose_bitlinears(spec: Spec, weights: Weights | None, compact: bool = False) -> tuple:
     p = spec.hardware.parallelism
     shapes = spec.model.projection_shapes()
     plans = []
@@ -111,7 +111,7 @@ def choose_bitlinears(spec: Spec, weights: Weights | None) -> tuple:
         plans.append(size_bitlinear(spec, kind, rows, cols,
                                     p.lm_head_pe if is_head else p.pe, p.lm_head_simd if is_head else p.simd,
                                     1 if is_head else spec.model.layers, max_beta,
-                                    p.lm_head_quantiser_simd if is_head else p.quantiser_simd))
+                                    p.lm_head_quantiser_simd if is_head else p.quantiser_simd, compact))
     return with_stripe_offsets(plans)
 
 
@@ -354,9 +354,12 @@ def plan(spec: Spec, weights: Weights | None = None) -> HardwarePlan:
         raise HlsgenError(f"hardware.weights: {place!r} is not available on {board.key} "
                           f"(allowed: onchip, {', '.join(sorted(memory_kinds))})")
     m = spec.model
-    result = HardwarePlan(top=spec.project.name, board=board, clock_mhz=spec.hardware.clock_mhz or board.clock_mhz,
+    clock_mhz = spec.hardware.clock_mhz or board.clock_mhz
+    # The RTL core on an ECP5 at a slow clock: its MVUs need fewer pipeline registers.
+    compact = board.flow == "ecp5" and clock_mhz <= COMPACT_MVU_MAX_MHZ
+    result = HardwarePlan(top=spec.project.name, board=board, clock_mhz=clock_mhz,
                           weights_place=place, numerics=numerics_constants(spec),
-                          bitlinears=choose_bitlinears(spec, weights), vocab=m.vocab, hidden=m.hidden,
+                          bitlinears=choose_bitlinears(spec, weights, compact), vocab=m.vocab, hidden=m.hidden,
                           inner=m.inner, intermediate=m.intermediate, layers=m.layers, batch=spec.hardware.batch)
     return check_fit(result)
 

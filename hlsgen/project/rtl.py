@@ -25,7 +25,7 @@ import numpy as np
 from hlsgen.model import golden
 from hlsgen.model.checkpoint import pack_2bit, unpack_5trit
 from hlsgen.errors import HlsgenError
-from hlsgen.hardware.plan import MVU_OUTPUT_CYCLES, mvu_pipeline_stages
+from hlsgen.hardware.plan import MVU_OUTPUT_CYCLES, mvu_pipeline_stages, mvu_registered_levels
 from hlsgen.hardware.planner import BitLinearPlan, HardwarePlan, bits_for
 from hlsgen.model.spec import Spec
 from hlsgen import resources
@@ -50,6 +50,7 @@ class TreeLevel:
     nodes: int
     width: int
     operand_width: int      # of the level below (level 0, the terms, has none)
+    registered: bool = True  # a register, or wires into the level above (a compact pipeline)
 
     @property
     def bits(self) -> int:
@@ -118,8 +119,14 @@ class MvuRtl:
     def tree_levels(self) -> list[TreeLevel]:
         """Sums grow a bit per level up to acc_width; wrapping past it is exact (the total fits)."""
         widths = [min(TERM_WIDTH + level, self.acc_width) for level in range(self.log_simd + 1)]
-        return [TreeLevel(level, self.simd >> level, widths[level], widths[level - 1] if level else 0)
-                for level in range(self.log_simd + 1)]
+        registered = mvu_registered_levels(self.plan)
+        return [TreeLevel(level, self.simd >> level, widths[level], widths[level - 1] if level else 0,
+                          level in registered) for level in range(self.log_simd + 1)]
+
+    @property
+    def row_copies(self) -> bool:
+        """Each PE row registers its own copy of +x, -x and its lane codes (not at a slow clock)."""
+        return not self.plan.compact_pipeline
 
     @property
     def root_level(self) -> TreeLevel:

@@ -206,13 +206,14 @@ def ecp5_timing(rtl_dir: Path, m: MvuRtl, freq_mhz: float = ECP5_FREQ_MHZ) -> di
 
 
 # ----------------------------------------------------------------------------- one shape, no project
-def shape_mvu(rows: int, cols: int, pe: int, simd: int, batch: int = 1) -> MvuRtl:
+def shape_mvu(rows: int, cols: int, pe: int, simd: int, batch: int = 1, compact: bool = False) -> MvuRtl:
     """An MVU of one shape with its weights on a stream: the datapath alone, with no ROM image (a
     constant ROM would let Yosys fold the adders away).  Only the fields the RTL prints are set."""
-    kind = f"r{rows}c{cols}p{pe}s{simd}" + (f"b{batch}" if batch > 1 else "")
+    kind = f"r{rows}c{cols}p{pe}s{simd}" + (f"b{batch}" if batch > 1 else "") + ("c" if compact else "")
     plan = BitLinearPlan(kind=kind, rows=rows, cols=cols, pe=pe, simd=simd, matrices=1,
                          in_width=0, y_width=0, sumsq_width=0, root_width=0, beta_width=0, num_width=0,
-                         acc_width=bits_for(127 * cols) + 1, words_per_matrix=0, offchip=True, batch=batch)
+                         acc_width=bits_for(127 * cols) + 1, words_per_matrix=0, offchip=True, batch=batch,
+                         compact_pipeline=compact)
     return MvuRtl("shape", plan)
 
 

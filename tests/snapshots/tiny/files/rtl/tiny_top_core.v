@@ -356,7 +356,7 @@ module tiny_top_core #(
     // (v[n]: stage n holds an element). The pass ends when its last element has left the stage its
     // operation writes from (LAST_*): the stages behind that one hold nothing of this pass.
     localparam integer DEPTH = 20;
-    localparam integer LAST_EMBED = 2, LAST_GLU = 9, LAST_QUANT = 12, LAST_MLGRU = 20;
+    localparam integer LAST_EMBED = 3, LAST_GLU = 9, LAST_QUANT = 12, LAST_MLGRU = 20;
     // The GLU fused into the gate's MVU: each up row I + j that leaves the rescale enters the pipeline
     // (glu_up) as element j (glu_index), and meets its gate value, row j, read from buf_gu.
     localparam [IX_W-1:0] UP = 9'd128;
@@ -1338,7 +1338,7 @@ if (group) scale_q2 <= dv_sat2 ? {SCALE_W{1'b1}} : dv_quo2[SCALE_W-1:0];
         end else if (mvu_op && (norm || glu)) begin  // the MVU's rows, beside x on lane 0
             wr1_valid <= r3_v0; wr1_dst <= dst; wr1_index <= r3_row0; wr1_value <= r3_out;
         end else if (op == OP_EMBED) begin           // h, beside its norm on lane 0
-            wr1_valid <= v[LAST_EMBED]; wr1_dst <= DST_H; wr1_index <= kp[1*IX_W +: IX_W]; wr1_value <= emb2;
+            wr1_valid <= v[LAST_EMBED]; wr1_dst <= DST_H; wr1_index <= kp[(LAST_EMBED-1)*IX_W +: IX_W]; wr1_value <= emb3;
         end
     end
     reg [PE_MAX*ACC_W-1:0] beat2;
@@ -1396,28 +1396,30 @@ if (group) scale_q2 <= dv_sat2 ? {SCALE_W{1'b1}} : dv_quo2[SCALE_W-1:0];
     end
     wire signed [63:0] r3_out = add_h || add_r ? sat(r3_y0 + r3_res, ACT_W) : r3_y0;
     // A fused norm of the residual (o's: mlp_norm; down's: the next attn_norm or final_norm): its
-    // weight read at the row beside the residual; the residual registered, then the product.
+    // weight read at the row beside the residual; the residual registered, then the product (core_mul).
     reg signed [GAMMA_W-1:0] r2_gamma, r3_gamma, r4_gamma;
     reg signed [ACT_W-1:0] r4_out;
-    reg signed [ACT_W+GAMMA_W-1:0] np5;
-    reg r4_v, r5_v;
-    reg [IX_W-1:0] r4_row, r5_row;
+    wire signed [ACT_W+GAMMA_W-1:0] np6;
+    reg r4_v, r5_v, r6_v;
+    reg [IX_W-1:0] r4_row, r5_row, r6_row;
+    tiny_top_core_mul #(.AW(ACT_W), .BW(GAMMA_W)) norm_product (.clk(clk), .a(r4_out), .b(r4_gamma), .p(np6));
     always @(posedge clk) begin
         r2_gamma <= rd_gamma;
         r3_gamma <= r2_gamma;
         r4_gamma <= r3_gamma;
         r4_out <= r3_out[ACT_W-1:0];
-        np5 <= r4_out * r4_gamma;
         r4_v <= !rst && !op_init && norm && r3_v0;
         r5_v <= !rst && !op_init && r4_v;
+        r6_v <= !rst && !op_init && r5_v;
         r4_row <= r3_row0;
         r5_row <= r4_row;
+        r6_row <= r5_row;
     end
     reg signed [ACT_W-1:0] best;
     /* verilator lint_off UNUSEDSIGNAL */
     reg [IX_W-1:0] best_ix;
     /* verilator lint_on UNUSEDSIGNAL */
-    wire mvu_drained = slot0_drained && slot1_drained && slot2_drained && !r4_v && !r5_v;
+    wire mvu_drained = slot0_drained && slot1_drained && slot2_drained && !r4_v && !r5_v && !r6_v;
     wire [IX_W-1:0] rs_row_next = op_init ? {IX_W{1'b0}} : (beat_full0 ? rs_row0 + 1'b1 : rs_row0);
     // An MVU reads at its rescale's next row (the residual, a fused norm's weight); the gate's MVU
     // with the GLU reads the gate value of the up row in r2 (in sigmoid b at r3, stage 0 of the GLU).
@@ -1430,8 +1432,8 @@ if (group) scale_q2 <= dv_sat2 ? {SCALE_W{1'b1}} : dv_quo2[SCALE_W-1:0];
     // Every product wider than one MULT18X18D goes through core_mul (partial products registered,
     // two cycles); what rounds or adds after a product does so in the cycle after it. MLGRU,
     // element k (stage n is v[n]):
-    //   1  i, f, g, lb, g_norm, s_prev read; sigmoid(f), sigmoid(i) start; g * g_norm
-    //   2  gg = sat(g * g_norm)
+    //   1  i, f, g, lb, g_norm, s_prev read; sigmoid(f), sigmoid(i) start; g * g_norm (core_mul)
+    //   4  gg = sat(g * g_norm)
     //   4  (1 - lb) sigmoid(f), i sigmoid(i) start (core_mul)
     //   7  forget = lb + (1 - lb) sigmoid(f), and 1 - forget; silu_i = i sigmoid(i)
     //   7  candidate = silu_i (1 - forget), forget * s_prev start (core_mul)
@@ -1448,9 +1450,9 @@ if (group) scale_q2 <= dv_sat2 ? {SCALE_W{1'b1}} : dv_quo2[SCALE_W-1:0];
     localparam integer FS_W = STATE_W + 1;
     localparam integer SILU_S_W = STATE_W + 2;
     localparam integer SILU_G_W = ACT_W + M - F + 2;
-    reg signed [ACT_W-1:0] i1, g1, i2, i3, ig4, gg3, gg4, gg5, gg6, gg7, gg8, gg9, gg10, gg11, gg12, gg13, gg14, gg15, gg16, gg17, gg18;
+    reg signed [ACT_W-1:0] i1, g1, i2, i3, ig4, gg4, gg5, gg6, gg7, gg8, gg9, gg10, gg11, gg12, gg13, gg14, gg15, gg16, gg17, gg18;
     reg signed [ACT_W-1:0] up1, up2, up3, up4, up5, up6, up7, gate2, gate3;
-    reg signed [ACT_W+GAMMA_W-1:0] ggp2;
+    wire signed [ACT_W+GAMMA_W-1:0] ggp3;            // g * g_norm
     reg signed [LB_W-1:0] lb2, lb3, lb4, lb5, lb6;
     reg signed [FG_W-1:0] omlb4;                       // 1 - lb
     reg signed [STATE_W-1:0] sp2, sp3, sp4, sp5, sp6, sp7, s11, s12, s13, s14, s15;
@@ -1469,6 +1471,7 @@ if (group) scale_q2 <= dv_sat2 ? {SCALE_W{1'b1}} : dv_quo2[SCALE_W-1:0];
     wire signed [ACT_W+SILU_S_W-1:0] op20;             // gg silu_s
     wire signed [ACT_W+SILU_G_W-1:0] zp9;              // up silu(gate)
     wire signed [FG_W-1:0] forget6 = lb6 + rr(fa6, Q);
+    tiny_top_core_mul #(.AW(ACT_W), .BW(GAMMA_W)) g_norm_product (.clk(clk), .a(g1), .b(rd_gamma), .p(ggp3));
     tiny_top_core_mul #(.AW(FG_W), .BW(SIG_W)) forget_product (.clk(clk), .a(omlb4), .b(sig_a), .p(fa6));
     tiny_top_core_mul #(.AW(ACT_W), .BW(SIG_W)) silu_product (.clk(clk), .a(ig4), .b(sig_b), .p(is6));
     tiny_top_core_mul #(.AW(SILU_I_W), .BW(FG_W+1)) candidate_product (.clk(clk), .a(silu_i7), .b(omf7), .p(cp9));
@@ -1488,9 +1491,8 @@ if (group) scale_q2 <= dv_sat2 ? {SCALE_W{1'b1}} : dv_quo2[SCALE_W-1:0];
         lb2 <= rd_lb; lb3 <= lb2; lb4 <= lb3; lb5 <= lb4; lb6 <= lb5;
         omlb4 <= ONE - lb3;
         sp2 <= is_fresh ? {STATE_W{1'b0}} : rd_state; sp3 <= sp2; sp4 <= sp3; sp5 <= sp4; sp6 <= sp5; sp7 <= sp6;
-        ggp2 <= g1 * rd_gamma;
-        gg3 <= sat(rr(ggp2, G), ACT_W);
-        gg4 <= gg3; gg5 <= gg4; gg6 <= gg5; gg7 <= gg6; gg8 <= gg7; gg9 <= gg8; gg10 <= gg9; gg11 <= gg10;
+        gg4 <= sat(rr(ggp3, G), ACT_W);
+        gg5 <= gg4; gg6 <= gg5; gg7 <= gg6; gg8 <= gg7; gg9 <= gg8; gg10 <= gg9; gg11 <= gg10;
         gg12 <= gg11; gg13 <= gg12; gg14 <= gg13; gg15 <= gg14; gg16 <= gg15; gg17 <= gg16; gg18 <= gg17;
         forget7 <= forget6;
         omf7 <= ONE - forget6;
@@ -1509,12 +1511,13 @@ if (group) scale_q2 <= dv_sat2 ? {SCALE_W{1'b1}} : dv_quo2[SCALE_W-1:0];
     end
 
     // ------------------------------------------------------------------ what each stage writes
-    // The embedding's fused norm: its product, rounded and saturated a stage later.
-    reg signed [ACT_W-1:0] emb2;
-    reg signed [ACT_W+GAMMA_W-1:0] np2;
+    // The embedding's fused norm: its product (core_mul, two cycles), rounded and saturated a stage later.
+    reg signed [ACT_W-1:0] emb2, emb3;
+    wire signed [ACT_W+GAMMA_W-1:0] np3;
+    tiny_top_core_mul #(.AW(ACT_W), .BW(GAMMA_W)) embed_norm_product (.clk(clk), .a(rd_emb), .b(rd_gamma), .p(np3));
     always @(posedge clk) begin
         emb2 <= rd_emb;
-        np2 <= rd_emb * rd_gamma;
+        emb3 <= emb2;
     end
     always @(posedge clk) begin
         wr_valid <= 1'b0;
@@ -1526,15 +1529,15 @@ if (group) scale_q2 <= dv_sat2 ? {SCALE_W{1'b1}} : dv_quo2[SCALE_W-1:0];
             wr_valid <= 1'b0;
         end else case (op)
             OP_EMBED: if (v[LAST_EMBED]) begin      // x; h on lane 1
-                wr_valid <= 1'b1; wr_dst <= DST_X; wr_index <= kp[1*IX_W +: IX_W];
-                wr_value <= sat(rr(np2, G), ACT_W);
+                wr_valid <= 1'b1; wr_dst <= DST_X; wr_index <= kp[(LAST_EMBED-1)*IX_W +: IX_W];
+                wr_value <= sat(rr(np3, G), ACT_W);
             end
             OP_QUANT: if (scale_done_q) begin
                 wr_valid <= 1'b1; wr_dst <= DST_SCALE; wr_index <= len; wr_value <= $signed({24'd0, scale_q0});
             end
             OP_MVU: if (norm) begin             // x; the residual on lane 1
-                if (r5_v) begin
-                    wr_valid <= 1'b1; wr_dst <= DST_X; wr_index <= r5_row; wr_value <= sat(rr(np5, G), ACT_W);
+                if (r6_v) begin
+                    wr_valid <= 1'b1; wr_dst <= DST_X; wr_index <= r6_row; wr_value <= sat(rr(np6, G), ACT_W);
                 end
             end else if (mlgru) begin           // x
                 if (v[LAST_MLGRU]) begin

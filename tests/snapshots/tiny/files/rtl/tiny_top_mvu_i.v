@@ -45,8 +45,8 @@ module tiny_top_mvu_i #(
     localparam [OUT_W:0] OUT_DEPTH = 3'd4;   // the output FIFO's beats
 
     // The datapath is a pipeline without stalls (no enable fans out to its registers): operands
-    // (ROM read, its output register, the codes' select), the registered selects, one register per
-    // adder-tree level, the accumulator, then an output FIFO.  The issue stage only issues while
+    // (ROM read, its output register, the codes' select), the registered adder-tree levels, the
+    // accumulator, then an output FIFO.  The issue stage only issues while
     // the FIFO has room for every beat in flight (`pending`), so backpressure on sums never
     // needs to stop the pipeline.
 
@@ -210,8 +210,8 @@ module tiny_top_mvu_i #(
             always @(posedge ap_clk) level3 <= sum3;
             for (s = 0; s < SIMD; s = s + 1) begin : term
                 (* keep *) always @(posedge ap_clk) plus[TERM_W * s +: TERM_W] <= {x[8 * s + 7], x[8 * s +: 8]};
-                wire [1:0] code = codes[2 * s +: 2];
                 wire [TERM_W-1:0] a = plus[TERM_W * s +: TERM_W];
+                wire [1:0] code = codes[2 * s +: 2];
                 wire [TERM_W-1:0] minus_a = minus[TERM_W * s +: TERM_W];
                 assign sum0[TERM_W * s +: TERM_W] = code == 2'b01 ? a : (code == 2'b11 ? minus_a : {TERM_W{1'b0}});
             end
