@@ -25,7 +25,7 @@ from hlsgen.project import build as build_mod
 from hlsgen.hardware import explore
 from hlsgen.model import checkpoint, golden, memory, weights
 from hlsgen.project import vendor
-from hlsgen.tools import csim, deploy, generate, report, rtl_commands
+from hlsgen.tools import csim, deploy, ecp5, generate, report, rtl_commands
 from hlsgen.model import spec as spec_mod
 from hlsgen import api
 from hlsgen.errors import EXIT_BUG, EXIT_ERROR, EXIT_INTERRUPTED, HlsgenError, format_error
@@ -286,10 +286,12 @@ def _bitstream_arguments(parser):
     parser.add_argument("--dry-run", action="store_true", help="print the exact commands instead of running them")
     parser.add_argument("--allow-slow", action="store_true",
                         help="ECP5: when place and route misses the clock, build at the clock it meets instead of failing")
+    parser.add_argument("--router", choices=ecp5.ROUTERS,
+                        help="ECP5: nextpnr's router (default: router1, nextpnr's own default)")
 
 
 def _bitstream_run(args) -> int:
-    return deploy.bitstream(args.project, args.target, args.dry_run, args.allow_slow)
+    return deploy.bitstream(args.project, args.target, args.dry_run, args.allow_slow, args.router)
 
 
 def _flash_arguments(parser):

@@ -72,16 +72,19 @@ def project_dir(target: str | Path) -> Path:
 
 
 # ----------------------------------------------------------------------------- bitstream
-def bitstream(target: str | Path, build_target: str = "hw", dry_run: bool = False, allow_slow: bool = False) -> int:
+def bitstream(target: str | Path, build_target: str = "hw", dry_run: bool = False, allow_slow: bool = False,
+              router: str | None = None) -> int:
     project = project_dir(target)
     flow = Flow.of_project(project)
     if flow.ecp5:          # open tools, run by hlsgen itself
         if build_target != "hw":
             raise HlsgenError(f"--target: {build_target} is an Alveo emulation target (allowed: hw on {flow.board.key})")
         if dry_run:
-            board_build.print_commands(project, flow)
+            board_build.print_commands(project, flow, router)
             return 0
-        return board_build.bitstream(project, allow_slow)
+        return board_build.bitstream(project, allow_slow, router)
+    if router:
+        raise HlsgenError(f"--router: {flow.board.key}'s vendor flow places and routes with its own tools (allowed: an ECP5 board)")
     if allow_slow:
         raise HlsgenError(f"--allow-slow: the vendor flow of {flow.board.key} sets its own clock (allowed: an ECP5 board)")
     steps = flow.build_steps(build_target)

