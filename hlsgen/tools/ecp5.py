@@ -76,8 +76,8 @@ def synthesize(sources: list[Path], top: str, workdir: Path, defines: dict | Non
     return netlist
 
 
-# nextpnr's routers: router1 (its default) and router2, which on tiny_lm's whole core is the one
-# that routes within a session here (README, "Run it on an open ECP5 board").
+# nextpnr's routers: router1 (its default) and router2. On tiny_lm's whole core router1 took 52
+# minutes here; router2 had not converged after 25 (README, "Run it on an open ECP5 board").
 ROUTERS = ("router1", "router2")
 
 
