@@ -31,7 +31,6 @@ FOLDINGS = ((4, 8), (16, 16))
 
 def project(directory: Path, pe: int, simd: int, compact: bool = False) -> Path:
     config = yaml.safe_load(EXAMPLE.read_text())
-    config["model"] = str(EXAMPLE.parent / config["model"]) if isinstance(config["model"], str) else config["model"]
     config["hardware"]["parallelism"] = {"pe": pe, "simd": simd}
     if compact:
         config["hardware"] = dict(config["hardware"], board="ulx3s_85f", clock_mhz=30, weights="onchip")

@@ -134,8 +134,10 @@ def m_axi_read_buffer_bits(plan: "HardwarePlan") -> int:
 # registers the tree's root and every second level below it, not the selects.
 MVU_OPERAND_STAGES = 3
 MVU_OUTPUT_CYCLES = 4
-# The clocks a compact MVU is planned for (an ECP5 core at most this fast): what registers it drops
-# are the ones a clock of 100 MHz and more needs (README, "ECP5 timing").
+# The clocks a compact MVU is planned for (an ECP5 core at most this fast). Out of context on the
+# LFE5U-85F a 16 x 16 compact unit reached 107.3 MHz against the full one's 162.2
+# (`bench/bench_ecp5_timing.py [--compact]`, README "Timing of the RTL MVU"): the limit leaves
+# room for a whole core's routing.
 COMPACT_MVU_MAX_MHZ = 60
 
 
