@@ -1259,8 +1259,7 @@ if (group) scale_q2 <= dv_sat2 ? {SCALE_W{1'b1}} : dv_quo2[SCALE_W-1:0];
     reg [IX_W-1:0] lane0;
     reg [IX_W-1:0] rs_row0, r1_row0, r2_row0, r3_row0;  // slot 0's rows (the other slots' run in step)
     reg beat_full0, fin0, r1_v0, r2_v0, r3_v0;
-    reg signed [ACC_W-1:0] r1_acc0;
-    reg signed [ACC_W+SCALE_W:0] r2_prod0;
+    wire signed [ACC_W+SCALE_W:0] r2_prod0;
     reg signed [ACT_W-1:0] r3_y0;
     assign s0_free = !beat_full0 || lane0 == pe_n - 1'b1;
     wire take0 = mvu_op && s0_sums_valid && s0_free;
@@ -1287,19 +1286,19 @@ if (group) scale_q2 <= dv_sat2 ? {SCALE_W{1'b1}} : dv_quo2[SCALE_W-1:0];
             r2_v0 <= r1_v0;
             r3_v0 <= r2_v0;
         end
-        r1_acc0 <= beat0[lane0 * ACC_W +: ACC_W];
         r1_row0 <= rs_row0;
         r2_row0 <= r1_row0;
         r3_row0 <= r2_row0;
-        r2_prod0 <= r1_acc0 * $signed({1'b0, scale_q0});
         r3_y0 <= sat(rr(r2_prod0, SCALE_FRAC), ACT_W);
     end
+    // the lane's sum times the scale, two cycles (core_mul): the lane's pick feeds its multipliers
+    tiny_top_core_mul #(.AW(ACC_W), .BW(SCALE_W+1)) rescale_product0 (.clk(clk),
+        .a(beat0[lane0 * ACC_W +: ACC_W]), .b($signed({1'b0, scale_q0})), .p(r2_prod0));
     wire slot0_drained = fin0 && !beat_full0 && !r1_v0 && !r2_v0 && !r3_v0 && !s0_sums_valid;
     reg [PE_MAX*ACC_W-1:0] beat1;
     reg [IX_W-1:0] lane1;
     reg beat_full1, fin1, r1_v1, r2_v1, r3_v1;
-    reg signed [ACC_W-1:0] r1_acc1;
-    reg signed [ACC_W+SCALE_W:0] r2_prod1;
+    wire signed [ACC_W+SCALE_W:0] r2_prod1;
     reg signed [ACT_W-1:0] r3_y1;
     assign s1_free = !beat_full1 || lane1 == 9'd4 - 1'b1;
     wire take1 = mvu_op && s1_sums_valid && s1_free;
@@ -1324,10 +1323,11 @@ if (group) scale_q2 <= dv_sat2 ? {SCALE_W{1'b1}} : dv_quo2[SCALE_W-1:0];
             r2_v1 <= r1_v1;
             r3_v1 <= r2_v1;
         end
-        r1_acc1 <= beat1[lane1 * ACC_W +: ACC_W];
-        r2_prod1 <= r1_acc1 * $signed({1'b0, scale_q1});
         r3_y1 <= sat(rr(r2_prod1, SCALE_FRAC), ACT_W);
     end
+    // the lane's sum times the scale, two cycles (core_mul): the lane's pick feeds its multipliers
+    tiny_top_core_mul #(.AW(ACC_W), .BW(SCALE_W+1)) rescale_product1 (.clk(clk),
+        .a(beat1[lane1 * ACC_W +: ACC_W]), .b($signed({1'b0, scale_q1})), .p(r2_prod1));
     wire slot1_drained = fin1 && !beat_full1 && !r1_v1 && !r2_v1 && !r3_v1 && !s1_sums_valid;
     always @(posedge clk) begin
         wr1_valid <= 1'b0;
@@ -1347,8 +1347,7 @@ if (group) scale_q2 <= dv_sat2 ? {SCALE_W{1'b1}} : dv_quo2[SCALE_W-1:0];
     reg [PE_MAX*ACC_W-1:0] beat2;
     reg [IX_W-1:0] lane2;
     reg beat_full2, fin2, r1_v2, r2_v2, r3_v2;
-    reg signed [ACC_W-1:0] r1_acc2;
-    reg signed [ACC_W+SCALE_W:0] r2_prod2;
+    wire signed [ACC_W+SCALE_W:0] r2_prod2;
     reg signed [ACT_W-1:0] r3_y2;
     assign s2_free = !beat_full2 || lane2 == 9'd4 - 1'b1;
     wire take2 = mvu_op && s2_sums_valid && s2_free;
@@ -1373,10 +1372,11 @@ if (group) scale_q2 <= dv_sat2 ? {SCALE_W{1'b1}} : dv_quo2[SCALE_W-1:0];
             r2_v2 <= r1_v2;
             r3_v2 <= r2_v2;
         end
-        r1_acc2 <= beat2[lane2 * ACC_W +: ACC_W];
-        r2_prod2 <= r1_acc2 * $signed({1'b0, scale_q2});
         r3_y2 <= sat(rr(r2_prod2, SCALE_FRAC), ACT_W);
     end
+    // the lane's sum times the scale, two cycles (core_mul): the lane's pick feeds its multipliers
+    tiny_top_core_mul #(.AW(ACC_W), .BW(SCALE_W+1)) rescale_product2 (.clk(clk),
+        .a(beat2[lane2 * ACC_W +: ACC_W]), .b($signed({1'b0, scale_q2})), .p(r2_prod2));
     wire slot2_drained = fin2 && !beat_full2 && !r1_v2 && !r2_v2 && !r3_v2 && !s2_sums_valid;
     always @(posedge clk) begin
         wr2_valid <= 1'b0;

@@ -4,8 +4,9 @@
 // MULT18X18D each, registered before they are summed. A product wider than 18 x 18 is several
 // MULT18X18D whose outputs meet in adders; with no register between them, the route to the
 // multipliers, the multipliers, the route back and the adders were one path (nextpnr's critical
-// path on the whole core, README). Each operand is sign-extended to at least 18 bits, then cut
-// into its low 17 bits (unsigned) and the rest (signed, at most 18 bits).
+// path on the whole core, README). Each operand is sign-extended to at least 18 bits and cut into
+// pieces: its low bits 17 at a time (unsigned), then the rest (signed, at most 18 bits). Any width
+// works; a piece pair is one 18 x 18 signed product.
 `default_nettype none
 /* verilator lint_off WIDTHEXPAND */
 /* verilator lint_off WIDTHTRUNC */
@@ -20,22 +21,34 @@ module tiny_top_core_mul #(
     output reg  signed [AW+BW-1:0] p
 );
     localparam integer AX = AW > 18 ? AW : 18, BX = BW > 18 ? BW : 18;   // the extended widths
+    localparam integer NA = (AX - 2) / 17 + 1, NB = (BX - 2) / 17 + 1;     // pieces: the top one 2 .. 18 bits
     wire signed [AX-1:0] ax = a;
     wire signed [BX-1:0] bx = b;
-    wire signed [17:0] a_lo = {1'b0, ax[16:0]}, b_lo = {1'b0, bx[16:0]};
-    wire signed [AX-18:0] a_hi = ax[AX-1:17];
-    wire signed [BX-18:0] b_hi = bx[BX-1:17];
-    reg signed [35:0] lo_lo;
-    reg signed [AX+BX-35:0] hi_hi;
-    reg signed [BX:0] lo_hi;
-    reg signed [AX:0] hi_lo;
-    always @(posedge clk) begin
-        lo_lo <= a_lo * b_lo;
-        lo_hi <= a_lo * b_hi;
-        hi_lo <= a_hi * b_lo;
-        hi_hi <= a_hi * b_hi;
-        p <= ($signed({hi_hi, 34'd0}) + ($signed(lo_hi) <<< 17) + ($signed(hi_lo) <<< 17)) + lo_lo;
+    wire [36*NA*NB-1:0] parts;      // the registered piece products, a-major
+    genvar i, j;
+    generate
+        for (i = 0; i < NA; i = i + 1) begin : a_piece
+            wire signed [17:0] ap;
+            if (i == NA - 1) begin : top assign ap = $signed(ax[AX-1:17*i]); end    // sign-extended
+            else begin : low assign ap = {1'b0, ax[17*i+16:17*i]}; end
+            for (j = 0; j < NB; j = j + 1) begin : b_piece
+                wire signed [17:0] bp;
+                if (j == NB - 1) begin : top assign bp = $signed(bx[BX-1:17*j]); end
+                else begin : low assign bp = {1'b0, bx[17*j+16:17*j]}; end
+                reg signed [35:0] product;
+                always @(posedge clk) product <= ap * bp;
+                assign parts[36*(i*NB+j) +: 36] = product;
+            end
+        end
+    endgenerate
+    reg signed [AX+BX-1:0] sum;
+    integer k;
+    always @(*) begin
+        sum = {AX+BX{1'b0}};
+        for (k = 0; k < NA * NB; k = k + 1)
+            sum = sum + ($signed(parts[36*k +: 36]) <<< (17 * (k / NB + k % NB)));
     end
+    always @(posedge clk) p <= sum;
 endmodule
 
 `default_nettype wire
