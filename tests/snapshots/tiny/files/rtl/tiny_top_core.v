@@ -107,7 +107,11 @@ module tiny_top_core #(
     // ------------------------------------------------------------------ the program
     localparam [2:0] OP_EMBED = 3'd0, OP_QUANT = 3'd2, OP_MVU = 3'd3;
     localparam [PC_W-1:0] PC_LAST = 5'd18;
-    reg [PC_W-1:0] pc;
+    reg [PC_W-1:0] pc;                  // the stage that runs
+    // The program's address: equal to pc when a stage is fetched, one ahead while it runs. It moves
+    // on at the fetch, not when the stage is done, so the chain that decides `done` does not reach
+    // the program's decode (nextpnr's critical path when the decode read pc).
+    reg [PC_W-1:0] fetch_pc;
     reg [2:0] p_op;
     reg [KIND_W-1:0] p_kind;
     reg [LAYER_W-1:0] p_layer;
@@ -133,7 +137,7 @@ module tiny_top_core #(
         p_beta0 = {BETA_W{1'b0}}; p_sbase0 = {SB_W{1'b0}}; p_qbase0 = {SB_W{1'b0}};
         p_beta1 = {BETA_W{1'b0}}; p_sbase1 = {SB_W{1'b0}}; p_qbase1 = {SB_W{1'b0}};
         p_beta2 = {BETA_W{1'b0}}; p_sbase2 = {SB_W{1'b0}}; p_qbase2 = {SB_W{1'b0}};
-        case (pc)
+        case (fetch_pc)
             5'd0: begin   // embedding+layer0.attn_norm
                 p_op = OP_EMBED; p_len = 9'd64;
                 p_gbase = 11'd0;
@@ -312,6 +316,7 @@ module tiny_top_core #(
         if (rst) begin
             seq <= S_IDLE;
             pc <= {PC_W{1'b0}};
+            fetch_pc <= {PC_W{1'b0}};
             fresh <= {2{1'b1}};
         end else begin
             case (seq)
@@ -322,6 +327,7 @@ module tiny_top_core #(
                         for (fb = 0; fb < 2; fb = fb + 1)
                             if (fb / 2 == {{31{1'b0}}, slot}) fresh[fb] <= 1'b1;
                     pc <= {PC_W{1'b0}};
+                    fetch_pc <= {PC_W{1'b0}};
                     seq <= S_FETCH;
                 end
                 S_FETCH: begin
@@ -333,6 +339,7 @@ module tiny_top_core #(
                     fresh_ix <= slot_layer;
                     state_base <= {{6{1'b0}}, slot_layer} * 7'd64;
                     lb_base <= {{6{1'b0}}, p_layer} * 7'd64;
+                    fetch_pc <= fetch_pc + 1'b1;
                     seq <= S_INIT;
                 end
                 S_INIT: seq <= S_RUN;
