@@ -6,10 +6,11 @@ bitstream` (Yosys, nextpnr-ecp5, ecppack: the met clock, the resources) and `hls
 = clock / cycles per token, the serial link's limit, the analytic model against the measured cycles).
 
     nice python bench/bench_open_board.py [--only tiny_lm|random] [--out DIR] [--skip-bitstream] [--skip-serial]
-                                          [--clock MHZ [--allow-slow]]
+                                          [--clock MHZ [--allow-slow]] [--seed N]
 
 --clock asks both designs for that clock instead of their configs' (tiny_lm: the example's; random:
-30 MHz); --allow-slow lets `hlsgen bitstream` lower a missed clock to the fastest one met.
+30 MHz); --allow-slow lets `hlsgen bitstream` lower a missed clock to the fastest one met, and
+--seed passes nextpnr's placer seed to it.
 
 Place and route takes minutes per design: this is a bench, not a test (tests/test_open_board.py
 covers the flow's pieces).
@@ -60,7 +61,7 @@ def step(*argv) -> float:
     return time.perf_counter() - start
 
 
-def measure(config: Path, project: Path, bitstream: bool, serial: bool, allow_slow: bool) -> dict:
+def measure(config: Path, project: Path, bitstream: bool, serial: bool, bitstream_flags: list[str]) -> dict:
     seconds = {"build": step("build", config), "cosim_whole": step("cosim", project, "--whole")}
     self_test = None
     if serial:
@@ -70,7 +71,7 @@ def measure(config: Path, project: Path, bitstream: bool, serial: bool, allow_sl
         self_test = {"passed": result.passed, "output": result.report["output"].strip().splitlines()[-1],
                      "simulated_ms": result.report["simulated_ms"]}
     if bitstream:
-        seconds["bitstream"] = step("bitstream", project, *(["--allow-slow"] if allow_slow else []))
+        seconds["bitstream"] = step("bitstream", project, *bitstream_flags)
     step("report", project)
     report = json.loads((project / "report" / "report.json").read_text())
     return dict(report, seconds=seconds, serial_self_test=self_test)
@@ -100,6 +101,7 @@ def main() -> int:
     parser.add_argument("--skip-serial", action="store_true", help="no driver self-test over the simulated link")
     parser.add_argument("--clock", type=float, help="the clock (MHz) to ask both designs for")
     parser.add_argument("--allow-slow", action="store_true", help="build a missed clock at the fastest one met")
+    parser.add_argument("--seed", type=int, help="nextpnr's placer seed (hlsgen bitstream --seed)")
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="bench_open_board_"))
     out.mkdir(parents=True, exist_ok=True)
@@ -107,7 +109,8 @@ def main() -> int:
     for name, (config, project) in configs(out, args.clock).items():
         if args.only and name != args.only:
             continue
-        results[name] = measure(config, project, not args.skip_bitstream, not args.skip_serial, args.allow_slow)
+        flags = (["--allow-slow"] if args.allow_slow else []) + (["--seed", str(args.seed)] if args.seed is not None else [])
+        results[name] = measure(config, project, not args.skip_bitstream, not args.skip_serial, flags)
     print("| design | clock MHz | Fmax MHz | LUT4 / FF / DP16KD / MULT18 | cycles/token prefill / decode "
           "| tok/s prefill / decode | model cycles (error) | link tok/s | bound |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---|")

@@ -288,10 +288,13 @@ def _bitstream_arguments(parser):
                         help="ECP5: when place and route misses the clock, build at the clock it meets instead of failing")
     parser.add_argument("--router", choices=ecp5.ROUTERS,
                         help="ECP5: nextpnr's router (default: router1, nextpnr's own default)")
+    parser.add_argument("--seed", type=int, metavar="N",
+                        help="ECP5: nextpnr's placer seed (default: nextpnr's); Fmax moves with it by several MHz")
 
 
 def _bitstream_run(args) -> int:
-    return deploy.bitstream(args.project, args.target, args.dry_run, args.allow_slow, args.router)
+    return deploy.bitstream(args.project, args.target, args.dry_run, args.allow_slow,
+                            ecp5.PnrOptions(args.router, args.seed))
 
 
 def _flash_arguments(parser):

