@@ -870,7 +870,7 @@ module tiny_top_core #(
     wire [DIV_W-1:0] mean_square = dv_quo0 == {DIV_W{1'b0}} ? {{72{1'b0}}, 1'b1} : dv_quo0;
     /* verilator lint_on UNUSEDSIGNAL */
     // 127 root as (root << 7) - root: one subtraction (a `* 127` became MULT18X18Ds and their adders,
-    // nextpnr's critical path on tiny_lm at 3170f70: 21.9 ns, 11.2 of it routing to and from them).
+    // nextpnr's critical path on tiny_lm at 3170f70: 21.9 ns, 13.6 of it routing to and from them).
     wire [NUM_W-1:0] root_wide = {{9{1'b0}}, sq_root};
     wire [NUM_W-1:0] den = ((root_wide << 7) - root_wide) << 0;
     reg scale_done_q;
